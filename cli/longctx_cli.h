@@ -1,0 +1,10 @@
+/* longctx_cli.h - entry points of the `longctx <command>` subcommands, one per module.
+ * Each takes argv starting at the command name and returns the process exit code
+ * (0 success, 1 runtime failure, 2 usage error). Commands that use MPI initialise and
+ * finalise it themselves. */
+#ifndef LONGCTX_CLI_H
+#define LONGCTX_CLI_H
+
+int shard_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,152 @@
+/*
+ * cluster.h - MPI plumbing shared by every longctx command.
+ *
+ * Logging with time, level and rank/size; error agreement so that no rank hangs after another
+ * failed; a progress reporter that never makes workers wait; a dynamic work queue; Slurm
+ * awareness and signal hooks for requeue.
+ *
+ * Every function takes the communicator it works on; MPI_COMM_WORLD appears only in *_main.c.
+ * Collective functions say so. Library code never exits or prints except through the log sink.
+ */
+#ifndef LONGCTX_CLUSTER_H
+#define LONGCTX_CLUSTER_H
+
+#include <mpi.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    CLUSTER_OK          = 0,
+    CLUSTER_ERR_MPI     = -1, /* an MPI call failed */
+    CLUSTER_ERR_NOMEM   = -2,
+    CLUSTER_ERR_ARG     = -3,
+    CLUSTER_ERR_REMOTE  = -4, /* another rank failed; see cluster_agree_msg */
+    CLUSTER_ERR_STOPPED = -5, /* a stop was requested (SIGTERM/SIGUSR1) */
+} cluster_status;
+
+const char *cluster_strerror(int status); /* static string, never NULL */
+
+/* ---- logging ------------------------------------------------------------------------------ */
+
+typedef enum {
+    CLUSTER_LOG_ERROR = 0,
+    CLUSTER_LOG_WARN  = 1,
+    CLUSTER_LOG_INFO  = 2,
+    CLUSTER_LOG_DEBUG = 3,
+} cluster_log_level;
+
+/*! cluster_log_setup() :
+ *  Sets the process-wide log sink (the one piece of global state; call once from main before
+ *  any thread starts). `tag` names the command ("prep", "shard"); rank/n_ranks appear in every
+ *  line as `tag[rank/n_ranks]`. Lines go to stderr:
+ *      12:00:03 I prep[3/16] bucketed 1200 docs into 8 buckets
+ *  Messages above `level` are dropped. Safe to call before MPI_Init (rank 0, n_ranks 1). */
+void cluster_log_setup(const char *tag, int rank, int n_ranks, cluster_log_level level);
+cluster_log_level cluster_log_get_level(void);
+void cluster_log(cluster_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void cluster_vlog(cluster_log_level level, const char *fmt, va_list ap);
+
+#define LOG_ERROR(...) cluster_log(CLUSTER_LOG_ERROR, __VA_ARGS__)
+#define LOG_WARN(...)  cluster_log(CLUSTER_LOG_WARN, __VA_ARGS__)
+#define LOG_INFO(...)  cluster_log(CLUSTER_LOG_INFO, __VA_ARGS__)
+#define LOG_DEBUG(...) cluster_log(CLUSTER_LOG_DEBUG, __VA_ARGS__)
+
+/* ---- error agreement ---------------------------------------------------------------------- */
+
+/*! cluster_agree() :
+ *  Collective over comm. Returns the smallest (most severe) status of all ranks, so every rank
+ *  learns that one failed before the next collective. */
+int cluster_agree(MPI_Comm comm, int status);
+
+/*! cluster_agree_msg() :
+ *  Collective over comm. Like cluster_agree(), and also carries the message of the lowest
+ *  failing rank (`msg` on that rank; may be NULL elsewhere) to every rank in `out` (size
+ *  out_bytes, always NUL-terminated; "" when nobody failed). `*failed_rank` (may be NULL)
+ *  receives that rank or -1. The caller prints `out` once, from rank 0. */
+int cluster_agree_msg(MPI_Comm comm, int status, const char *msg, char *out, size_t out_bytes,
+                      int *failed_rank);
+
+/* ---- progress ----------------------------------------------------------------------------- */
+
+enum { CLUSTER_PROGRESS_MAX_COUNTERS = 4 };
+
+typedef struct cluster_progress cluster_progress;
+
+typedef struct {
+    const char *label;       /* "prep", shown at the start of each line */
+    int n_counters;          /* <= CLUSTER_PROGRESS_MAX_COUNTERS */
+    const char *names[CLUSTER_PROGRESS_MAX_COUNTERS]; /* "docs", "bytes", "tokens" */
+    uint64_t totals[CLUSTER_PROGRESS_MAX_COUNTERS];   /* expected global totals, 0 = unknown;
+                                                         the first known one drives the ETA */
+    double interval_seconds; /* rank 0 prints at most this often (default 5) */
+    int live;                /* 1: one rewritten line (terminal); 0: plain lines; -1: isatty */
+} cluster_progress_opts;
+
+cluster_progress_opts cluster_progress_opts_default(void);
+
+/*! cluster_progress_create() :
+ *  Collective over comm (dups it). Each rank adds its own counts with _add(); workers send
+ *  their totals to rank 0 without blocking at most once per interval; rank 0 drains them in
+ *  _add()/_poll() and prints rate and ETA to stderr. Nobody ever waits for anybody. */
+int cluster_progress_create(MPI_Comm comm, const cluster_progress_opts *opts,
+                            cluster_progress **out);
+/* Local. Adds deltas (n_counters values) to this rank's counters. */
+void cluster_progress_add(cluster_progress *p, const uint64_t *deltas);
+/* Local. Lets rank 0 print when it has no counts to add (no-op on other ranks). */
+void cluster_progress_poll(cluster_progress *p);
+/*! cluster_progress_finish() :
+ *  Collective. Sums all counters exactly into `totals` (may be NULL), prints a final line on
+ *  rank 0, and completes outstanding messages. */
+int cluster_progress_finish(cluster_progress *p, uint64_t *totals);
+void cluster_progress_free(cluster_progress *p); /* NULL ok; local after finish */
+
+/* ---- dynamic work queue ------------------------------------------------------------------- */
+
+typedef struct cluster_queue cluster_queue;
+
+/*! cluster_queue_create() :
+ *  Collective over comm. A shared counter over items 0..n_items-1 (an MPI RMA window on rank 0,
+ *  MPI_Fetch_and_op). Ranks take the next free item as they free up. Which rank did which item
+ *  depends on timing: make results independent of it by keying them by item id. */
+int cluster_queue_create(MPI_Comm comm, uint64_t n_items, cluster_queue **out);
+/*! cluster_queue_next() :
+ *  Local (one-sided). Stores the next item id in *item and returns CLUSTER_OK, or returns 1
+ *  when all items have been handed out. */
+int cluster_queue_next(cluster_queue *q, uint64_t *item);
+void cluster_queue_free(cluster_queue *q); /* collective (frees the window); NULL ok */
+
+/* ---- Slurm and signals -------------------------------------------------------------------- */
+
+typedef struct {
+    char job_id[32];    /* SLURM_JOB_ID, "" outside Slurm */
+    char step_id[32];   /* SLURM_STEP_ID */
+    char array_id[32];  /* SLURM_ARRAY_TASK_ID */
+    char node_name[64]; /* SLURMD_NODENAME, else MPI_Get_processor_name */
+    int restart_count;  /* SLURM_RESTART_COUNT (requeues), 0 if unset */
+} cluster_slurm_info;
+
+/* Local. Reads the environment. */
+void cluster_slurm_info_get(cluster_slurm_info *info);
+
+/*! cluster_log_job() :
+ *  Collective. Rank 0 logs job id, step, restart count and the node list (gathered). */
+int cluster_log_job(MPI_Comm comm);
+
+/*! cluster_signals_install() :
+ *  Installs handlers for SIGTERM and SIGUSR1 (Slurm's `--signal` before a time limit or
+ *  preemption) that only set a flag. Call from main. */
+void cluster_signals_install(void);
+/* Local: the signal number received (SIGTERM/SIGUSR1), 0 if none. Async-signal-safe read. */
+int cluster_stop_signal(void);
+/*! cluster_stop_agreed() :
+ *  Collective. 1 on every rank if any rank received a stop signal: the caller then finishes
+ *  its current unit of work, saves state and returns CLUSTER_ERR_STOPPED. */
+int cluster_stop_agreed(MPI_Comm comm);
+
+/* ---- small helpers ------------------------------------------------------------------------ */
+
+double cluster_now(void); /* monotonic seconds */
+
+#endif

@@ -1,0 +1,195 @@
+/*
+ * shard.h - the longctx shard file: packed token sequences with document boundaries,
+ * zstd-compressed in checksummed blocks, with a footer index for random access.
+ *
+ * No MPI here. Little-endian hosts only (checked at compile time).
+ *
+ * File layout (all integers little-endian, all offsets 64-bit):
+ *
+ *   header   "LCTXSHRD" u32 version, u32 token_bytes (2|4), u32 vocab_size, u32 codec,
+ *            u64 meta_bytes, meta JSON (meta_bytes), u64 xxh3-64 of everything before it
+ *   block*   u32 "BLK1", u32 n_seqs, u64 comp_bytes, u64 raw_bytes, u64 xxh3-64(payload),
+ *            payload = one zstd frame of the raw block:
+ *              tokens of every sequence of the block, back to back (token_bytes each),
+ *              zero padding to a multiple of 8,
+ *              the document pieces (shard_doc) of every sequence, back to back
+ *   index    n_blocks x shard_block_entry (48 bytes), n_seqs x shard_seq_entry (16 bytes),
+ *            u64 n_trailing_doc_starts
+ *   trailer  "LCTXINDX" u64 index_offset, u64 index_bytes, u64 n_blocks, u64 n_seqs,
+ *            u64 n_tokens, u64 n_docs, u64 xxh3-64(index), u64 xxh3-64(trailer so far)
+ *
+ * Every byte of the file is covered by a checksum or cross-checked against the index, so any
+ * truncation or bit flip is reported as SHARD_ERR_CORRUPT with the block and byte offset.
+ */
+#ifndef LONGCTX_SHARD_H
+#define LONGCTX_SHARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SHARD_VERSION         1u
+#define SHARD_HEADER_MAGIC    "LCTXSHRD"
+#define SHARD_TRAILER_MAGIC   "LCTXINDX"
+#define SHARD_BLOCK_MAGIC     0x314b4c42u /* "BLK1" */
+#define SHARD_TRAILER_BYTES   72u
+#define SHARD_BLOCK_HDR_BYTES 32u
+#define SHARD_U16_MAX_VOCAB   65535u /* vocab_size <= this: tokens stored as uint16 */
+#define SHARD_MAX_META_BYTES  (16u << 20)
+#define SHARD_CODEC_ZSTD      0u /* the only codec of version 1 */
+
+typedef enum {
+    SHARD_DONE = 1, /* not an error: no more records */
+    SHARD_OK = 0,
+    SHARD_ERR_IO = -1,
+    SHARD_ERR_NOMEM = -2,
+    SHARD_ERR_CORRUPT = -3,
+    SHARD_ERR_ARG = -4,
+} shard_status;
+
+const char *shard_strerror(int status); /* static string, never NULL */
+
+/* One document piece inside a sequence. Its length runs to the next piece's start or to the
+ * end of the sequence. Pieces are ordered: start is non-decreasing and <= n_tokens. */
+typedef struct {
+    uint64_t start;      /* token offset of the piece in the sequence */
+    uint64_t doc_id;     /* the document's identity (prep: its global document number) */
+    uint64_t doc_offset; /* token offset of the piece inside its document */
+} shard_doc;
+
+/* Summary of a shard, from its header and index. */
+typedef struct {
+    uint32_t version;
+    uint32_t token_bytes; /* 2 or 4 */
+    uint32_t vocab_size;
+    uint32_t codec;
+    uint64_t n_seqs;
+    uint64_t n_tokens;
+    uint64_t n_docs; /* document pieces */
+    uint64_t n_blocks;
+    uint64_t n_doc_starts;          /* Megatron document starts, including trailing ones */
+    uint64_t n_trailing_doc_starts; /* Megatron documents starting after the last sequence */
+    uint64_t raw_bytes;             /* sum of uncompressed block sizes */
+    uint64_t comp_bytes;            /* sum of compressed payloads */
+    uint64_t file_bytes;
+} shard_info;
+
+/* ---- writer ------------------------------------------------------------------------------- */
+
+typedef struct shard_writer shard_writer;
+
+typedef struct {
+    uint32_t vocab_size;   /* required: every token id must be < vocab_size */
+    int level;             /* zstd level (default 3) */
+    uint64_t block_bytes;  /* a block is closed once its raw size reaches this (default 1 MiB);
+                              a sequence is never split across blocks */
+    const char *meta_json; /* a JSON object (NULL = {}); "longctx_version" is added if absent */
+} shard_writer_opts;
+
+shard_writer_opts shard_writer_opts_default(void);
+
+/*! shard_writer_create() :
+ *  Creates a writer that streams to `path`.tmp and renames it to `path` on close, so a file at
+ *  `path` is always complete. @return SHARD_OK, SHARD_ERR_ARG (bad options, meta not a JSON
+ *  object), SHARD_ERR_IO, SHARD_ERR_NOMEM. On failure *out is a writer holding only the error
+ *  message (read it with shard_writer_errmsg, then free it), or NULL if out of memory. */
+int shard_writer_create(const char *path, const shard_writer_opts *opts, shard_writer **out);
+
+/*! shard_writer_append() :
+ *  Appends one sequence: n_tokens ids and its n_docs document pieces (copied). The sequence
+ *  starts one Megatron document (see shard_writer_set_doc_starts).
+ *  @return SHARD_OK, SHARD_ERR_ARG (token id >= vocab_size, pieces out of order),
+ *  SHARD_ERR_IO, SHARD_ERR_NOMEM. After an error the writer only accepts _free(). */
+int shard_writer_append(shard_writer *w, const uint32_t *tokens, uint64_t n_tokens,
+                        const shard_doc *docs, uint64_t n_docs);
+
+/* Streaming form of _append(): a sequence built in parts gives the same bytes. */
+int shard_writer_seq_tokens(shard_writer *w, const uint32_t *tokens, uint64_t n_tokens);
+int shard_writer_seq_doc(shard_writer *w, const shard_doc *doc); /* start is absolute */
+int shard_writer_seq_end(shard_writer *w);
+
+/*! shard_writer_set_doc_starts() :
+ *  How many Megatron documents begin at the next sequence (default 1, reset after each
+ *  sequence). Import uses it to keep document_indices exact, including empty documents. */
+int shard_writer_set_doc_starts(shard_writer *w, uint32_t n_doc_starts);
+/* Megatron documents that begin after the last sequence of this shard (empty documents). */
+int shard_writer_add_trailing_doc_starts(shard_writer *w, uint64_t n);
+
+/*! shard_writer_close() :
+ *  Flushes the last block, writes index and trailer, fsyncs and renames into place.
+ *  @return SHARD_OK or an error; either way only _free() remains. */
+int shard_writer_close(shard_writer *w);
+
+/* Frees the writer; an unclosed writer's temporary file is removed. NULL ok. */
+void shard_writer_free(shard_writer *w);
+const char *shard_writer_errmsg(const shard_writer *w); /* "" if none; valid until _free */
+
+/* ---- reader ------------------------------------------------------------------------------- */
+
+typedef struct shard_reader shard_reader;
+
+/* One sequence as read. Pointers are borrowed: valid until the next read on the reader. */
+typedef struct {
+    uint64_t index; /* sequence number within the shard */
+    uint64_t n_tokens;
+    uint64_t n_docs;
+    uint32_t n_doc_starts; /* Megatron documents that begin at this sequence */
+    const void *tokens;    /* n_tokens ids of token_bytes each (uint16_t or uint32_t) */
+    const shard_doc *docs; /* n_docs pieces */
+} shard_seq;
+
+/*! shard_reader_open() :
+ *  Opens `path`, checks header, trailer and index checksums and the index's consistency.
+ *  Blocks are checked when read. @return SHARD_OK, SHARD_ERR_IO, SHARD_ERR_CORRUPT,
+ *  SHARD_ERR_NOMEM. On failure *out is a reader holding only the error message (or NULL). */
+int shard_reader_open(const char *path, shard_reader **out);
+void shard_reader_free(shard_reader *r);                /* NULL ok */
+const char *shard_reader_errmsg(const shard_reader *r); /* "" if none; valid until _free */
+
+const shard_info *shard_reader_info(const shard_reader *r);
+const char *shard_reader_meta(const shard_reader *r); /* the metadata JSON, NUL-terminated */
+
+/* From the index alone, no decompression. @return SHARD_OK or SHARD_ERR_ARG (i out of range) */
+int shard_reader_seq_size(const shard_reader *r, uint64_t i, uint64_t *n_tokens, uint64_t *n_docs,
+                          uint32_t *n_doc_starts);
+
+/*! shard_reader_read() :
+ *  Reads sequence i (decompressing and checking its block unless it is the cached one).
+ *  @return SHARD_OK, SHARD_ERR_ARG (i >= n_seqs), SHARD_ERR_CORRUPT (errmsg names file, block
+ *  and byte offset), SHARD_ERR_IO, SHARD_ERR_NOMEM. */
+int shard_reader_read(shard_reader *r, uint64_t i, shard_seq *out);
+
+/* Copies sequence tokens to uint32 (works for both widths). */
+void shard_tokens_to_u32(const void *tokens, uint32_t token_bytes, uint64_t n, uint32_t *out);
+
+/* ---- verify ------------------------------------------------------------------------------- */
+
+typedef struct {
+    uint64_t n_blocks_checked;
+    uint64_t n_blocks_bad;
+    uint64_t first_bad_block;  /* UINT64_MAX if the damage is outside the blocks */
+    uint64_t first_bad_offset; /* byte offset in the file of the first damage found */
+} shard_verify_report;
+
+/*! shard_verify() :
+ *  Checks every checksum and every structural rule (header, index, trailer, each block: its
+ *  header, checksum, size, token ids < vocab_size, document pieces in order). Goes on past a
+ *  bad block so that all of them are counted. @return SHARD_OK when the file is intact,
+ *  SHARD_ERR_CORRUPT (errmsg: the first damage with file, block and offset), SHARD_ERR_IO,
+ *  SHARD_ERR_NOMEM. `errmsg` (may be NULL) receives the message, size errmsg_bytes. */
+int shard_verify(const char *path, shard_verify_report *report, char *errmsg, size_t errmsg_bytes);
+
+/* ---- Megatron indexed dataset (single process pieces; the MPI driver is in shard_main) ---- */
+
+#define MEGATRON_MAGIC        "MMIDIDX\x00\x00"
+#define MEGATRON_HEADER_BYTES 34u
+#define MEGATRON_DTYPE_INT32  4
+#define MEGATRON_DTYPE_UINT16 8
+
+/* Megatron's dtype for a vocabulary: uint16 (8) when vocab_size < 65500, else int32 (4). */
+int shard_megatron_dtype_for_vocab(uint32_t vocab_size);
+
+/* Writes the 34-byte .idx header. */
+void shard_megatron_header(uint8_t out[MEGATRON_HEADER_BYTES], int dtype, uint64_t n_seqs,
+                           uint64_t n_doc_indices);
+
+#endif
