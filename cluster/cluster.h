@@ -5,8 +5,9 @@
  * failed; a progress reporter that never makes workers wait; a dynamic work queue; Slurm
  * awareness and signal hooks for requeue.
  *
- * Every function takes the communicator it works on; MPI_COMM_WORLD appears only in *_main.c.
- * Collective functions say so. Library code never exits or prints except through the log sink.
+ * Every function takes the communicator it works on; the world communicator appears only in
+ * *_main.c. Collective functions say so. Library code never exits, and prints only through the
+ * log sink (and, on rank 0, the progress line).
  */
 #ifndef LONGCTX_CLUSTER_H
 #define LONGCTX_CLUSTER_H
@@ -17,11 +18,11 @@
 #include <stdint.h>
 
 typedef enum {
-    CLUSTER_OK          = 0,
-    CLUSTER_ERR_MPI     = -1, /* an MPI call failed */
-    CLUSTER_ERR_NOMEM   = -2,
-    CLUSTER_ERR_ARG     = -3,
-    CLUSTER_ERR_REMOTE  = -4, /* another rank failed; see cluster_agree_msg */
+    CLUSTER_OK = 0,
+    CLUSTER_ERR_MPI = -1, /* an MPI call failed */
+    CLUSTER_ERR_NOMEM = -2,
+    CLUSTER_ERR_ARG = -3,
+    CLUSTER_ERR_REMOTE = -4,  /* another rank failed; see cluster_agree_msg */
     CLUSTER_ERR_STOPPED = -5, /* a stop was requested (SIGTERM/SIGUSR1) */
 } cluster_status;
 
@@ -31,8 +32,8 @@ const char *cluster_strerror(int status); /* static string, never NULL */
 
 typedef enum {
     CLUSTER_LOG_ERROR = 0,
-    CLUSTER_LOG_WARN  = 1,
-    CLUSTER_LOG_INFO  = 2,
+    CLUSTER_LOG_WARN = 1,
+    CLUSTER_LOG_INFO = 2,
     CLUSTER_LOG_DEBUG = 3,
 } cluster_log_level;
 
@@ -75,8 +76,8 @@ enum { CLUSTER_PROGRESS_MAX_COUNTERS = 4 };
 typedef struct cluster_progress cluster_progress;
 
 typedef struct {
-    const char *label;       /* "prep", shown at the start of each line */
-    int n_counters;          /* <= CLUSTER_PROGRESS_MAX_COUNTERS */
+    const char *label;                                /* "prep", shown at the start of each line */
+    int n_counters;                                   /* <= CLUSTER_PROGRESS_MAX_COUNTERS */
     const char *names[CLUSTER_PROGRESS_MAX_COUNTERS]; /* "docs", "bytes", "tokens" */
     uint64_t totals[CLUSTER_PROGRESS_MAX_COUNTERS];   /* expected global totals, 0 = unknown;
                                                          the first known one drives the ETA */
