@@ -844,15 +844,224 @@ static int cmd_import(int argc, char **argv) {
     return import_run(argv[optind], out, (uint32_t)vocab, (int)level, block);
 }
 
+/* ==== pack ====================================================================================*/
+
+static void pack_usage(FILE *f) {
+    fprintf(f,
+            "usage: longctx shard pack --output FILE --vocab-size N [--seq-len L] [--format "
+            "text|u32]\n"
+            "                          [--bos ID] [--eos ID] [--level L] [INPUT|-]\n\n"
+            "Packs tokenized documents (the output of 'longctx tokenize') into sequences of L\n"
+            "tokens: documents run across sequence boundaries (Fu et al.'s concat packing) and\n"
+            "every piece is recorded (start, document number, offset in the document). The last\n"
+            "sequence may be shorter; no token is dropped.\n"
+            "  --format text  one document per line, ids separated by spaces (default)\n"
+            "  --format u32   per document a uint32 count then the ids, little-endian\n"
+            "  --seq-len L    tokens per sequence (default 131072)\n"
+            "  --bos ID       prepend ID to every document (default: none)\n"
+            "  --eos ID       append ID to every document (default: none)\n"
+            "  --level L      zstd level (default 3)\n");
+}
+
+/* Reads the next document into *ids; returns 1 at end of input, -1 on bad input. */
+static int pack_next_doc(FILE *in, int u32, uint32_t **ids, uint64_t *cap, uint64_t *n,
+                         uint64_t *byte_off, const char *name) {
+    *n = 0;
+    if (u32) {
+        uint32_t cnt;
+        size_t got = fread(&cnt, 1, 4, in);
+        if (got == 0)
+            return 1;
+        if (got != 4 || (cnt > *cap && !(*ids = realloc(*ids, (size_t)((*cap = cnt) * 4)))) ||
+            fread(*ids, 4, cnt, in) != cnt) {
+            LOG_ERROR("%s: offset %llu: truncated u32 document", name, (ull)*byte_off);
+            return -1;
+        }
+        *byte_off += 4 + 4 * (uint64_t)cnt;
+        *n = cnt;
+        return 0;
+    }
+    int c, any = 0, in_num = 0;
+    uint64_t v = 0;
+    while ((c = getc_unlocked(in)) != EOF) {
+        (*byte_off)++;
+        any = 1;
+        if (c >= '0' && c <= '9') {
+            v = v * 10 + (uint64_t)(c - '0');
+            in_num = 1;
+            if (v > UINT32_MAX) {
+                LOG_ERROR("%s: offset %llu: id too large", name, (ull)*byte_off);
+                return -1;
+            }
+            continue;
+        }
+        if (in_num) {
+            if (*n == *cap &&
+                !(*ids = realloc(*ids, (size_t)((*cap = *cap ? 2 * *cap : 4096) * 4))))
+                return -1;
+            (*ids)[(*n)++] = (uint32_t)v;
+            v = 0;
+            in_num = 0;
+        }
+        if (c == '\n')
+            return 0;
+        if (c != ' ' && c != '\t' && c != '\r') {
+            LOG_ERROR("%s: offset %llu: unexpected byte 0x%02x in a text id list", name,
+                      (ull)(*byte_off - 1), c);
+            return -1;
+        }
+    }
+    if (in_num) {
+        if (*n == *cap && !(*ids = realloc(*ids, (size_t)((*cap = *cap ? 2 * *cap : 4096) * 4))))
+            return -1;
+        (*ids)[(*n)++] = (uint32_t)v;
+    }
+    return any ? 0 : 1;
+}
+
+static int cmd_pack(int argc, char **argv) {
+    static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
+                                         {"vocab-size", required_argument, NULL, 'V'},
+                                         {"seq-len", required_argument, NULL, 'L'},
+                                         {"format", required_argument, NULL, 'f'},
+                                         {"bos", required_argument, NULL, 'B'},
+                                         {"eos", required_argument, NULL, 'E'},
+                                         {"level", required_argument, NULL, 'l'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *out = NULL;
+    unsigned long long vocab = 0, seq_len = 131072, bos = UINT64_MAX, eos = UINT64_MAX;
+    long level = 3;
+    int u32 = 0, c;
+    char *end = NULL;
+    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        errno = 0;
+        switch (c) {
+        case 'o':
+            out = optarg;
+            break;
+        case 'V':
+            vocab = strtoull(optarg, &end, 10);
+            break;
+        case 'L':
+            seq_len = strtoull(optarg, &end, 10);
+            break;
+        case 'B':
+            bos = strtoull(optarg, &end, 10);
+            break;
+        case 'E':
+            eos = strtoull(optarg, &end, 10);
+            break;
+        case 'l':
+            level = strtol(optarg, &end, 10);
+            break;
+        case 'f':
+            if (!strcmp(optarg, "u32")) {
+                u32 = 1;
+            } else if (strcmp(optarg, "text") != 0) {
+                fprintf(stderr, "longctx shard pack: unknown format '%s'\n", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'h':
+            pack_usage(stdout);
+            return 0;
+        default:
+            pack_usage(stderr);
+            return EXIT_USAGE;
+        }
+        if (end && (*end || errno)) {
+            fprintf(stderr, "longctx shard pack: bad number '%s'\n", optarg);
+            return EXIT_USAGE;
+        }
+        end = NULL;
+    }
+    if (!out || vocab == 0 || vocab > UINT32_MAX || seq_len == 0 || optind < argc - 1 ||
+        (bos != UINT64_MAX && bos >= vocab) || (eos != UINT64_MAX && eos >= vocab)) {
+        fprintf(stderr, "longctx shard pack: need --output, --vocab-size (ids, --bos and --eos "
+                        "below it), --seq-len > 0 and at most one INPUT\n\n");
+        pack_usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *name = optind < argc ? argv[optind] : "-";
+    FILE *in = strcmp(name, "-") ? fopen(name, "rb") : stdin;
+    if (!in) {
+        LOG_ERROR("%s: cannot open: %s", name, strerror(errno));
+        return EXIT_RUNTIME;
+    }
+    char meta[256];
+    snprintf(meta, sizeof meta,
+             "{\"source\":\"shard pack\",\"seq_len\":%llu,\"packing\":\"concat\"}", seq_len);
+    shard_writer_opts o = shard_writer_opts_default();
+    o.vocab_size = (uint32_t)vocab;
+    o.level = (int)level;
+    o.meta_json = meta;
+    shard_writer *w;
+    int st = shard_writer_create(out, &o, &w), rc = EXIT_RUNTIME, more;
+    uint32_t *ids = NULL, *dbuf = NULL;
+    uint64_t cap = 0, dcap = 0, n, byte_off = 0, doc = 0, fill = 0, n_tokens = 0;
+    while (st == SHARD_OK &&
+           (more = pack_next_doc(in, u32, &ids, &cap, &n, &byte_off, name)) == 0) {
+        /* the document as packed: [bos] ids [eos] */
+        uint64_t m = n + (bos != UINT64_MAX) + (eos != UINT64_MAX), k = 0;
+        if (m > dcap && !(dbuf = realloc(dbuf, (size_t)((dcap = m) * 4)))) {
+            st = SHARD_ERR_NOMEM;
+            break;
+        }
+        if (bos != UINT64_MAX)
+            dbuf[k++] = (uint32_t)bos;
+        memcpy(dbuf + k, ids, n * 4);
+        if (eos != UINT64_MAX)
+            dbuf[k + n] = (uint32_t)eos;
+        k = 0;
+        do { /* one piece per sequence the document touches; an empty document gets one too */
+            if (fill == seq_len && k < m) {
+                st = shard_writer_seq_end(w);
+                fill = 0;
+            }
+            shard_doc d = {fill, doc, k};
+            uint64_t take = m - k < seq_len - fill ? m - k : seq_len - fill;
+            if (st == SHARD_OK)
+                st = shard_writer_seq_doc(w, &d);
+            if (st == SHARD_OK)
+                st = shard_writer_seq_tokens(w, dbuf + k, take);
+            k += take;
+            fill += take;
+        } while (st == SHARD_OK && k < m);
+        n_tokens += m;
+        doc++;
+    }
+    if (st == SHARD_OK && more < 0)
+        st = SHARD_ERR_ARG;
+    else if (st == SHARD_OK && doc > 0)
+        st = shard_writer_seq_end(w);
+    if (st == SHARD_OK)
+        st = shard_writer_close(w);
+    if (st != SHARD_OK) {
+        if (more >= 0)
+            LOG_ERROR("%s", shard_writer_errmsg(w));
+    } else {
+        LOG_INFO("packed %llu documents, %llu tokens into %s", (ull)doc, (ull)n_tokens, out);
+        rc = 0;
+    }
+    shard_writer_free(w);
+    free(ids);
+    free(dbuf);
+    if (in != stdin)
+        fclose(in);
+    return rc;
+}
+
 /* ==== dispatch ================================================================================*/
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: longctx shard <info|verify|cat|export|import> [options] ...\n\n"
+    fprintf(f, "usage: longctx shard <info|verify|cat|export|import|pack> [options] ...\n\n"
                "  info     sequences, tokens, documents, blocks, ratio, metadata\n"
                "  verify   check every checksum; exit 1 naming file, block and offset on damage\n"
                "  cat      print sequences as ids (text or u32)\n"
                "  export   write Megatron .bin/.idx (MPI-parallel: mpirun -np N ...)\n"
-               "  import   compress a Megatron .bin/.idx into a shard\n\n"
+               "  import   compress a Megatron .bin/.idx into a shard\n"
+               "  pack     pack tokenized documents (text or u32 ids) into sequences\n\n"
                "longctx shard <command> --help for each command's options.\n");
 }
 
@@ -874,6 +1083,8 @@ int shard_main(int argc, char **argv) {
         return cmd_export(argc - 1, argv + 1);
     if (!strcmp(cmd, "import"))
         return cmd_import(argc - 1, argv + 1);
+    if (!strcmp(cmd, "pack"))
+        return cmd_pack(argc - 1, argv + 1);
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;
