@@ -374,7 +374,7 @@ int shard_reader_seq_size(const shard_reader *r, uint64_t i, uint64_t *n_tokens,
 /* ---- blocks -------------------------------------------------------------------------------- */
 
 static int grow_bytes(uint8_t **buf, uint64_t *cap, uint64_t need) {
-    if (need <= *cap)
+    if (*buf && need <= *cap)
         return 0;
     if (need > SIZE_MAX)
         return -1;
@@ -438,10 +438,10 @@ int shard_reader_load_block(shard_reader *r, uint64_t b) {
                 FAIL(r, SHARD_ERR_CORRUPT, "%s: block %llu: token %llu is %u >= vocab_size %u",
                      r->path, (ull)b, (ull)i, t[i], vocab);
     }
-    if (n_docs > r->docs_cap) {
+    if (!r->docs || n_docs > r->docs_cap) { /* never NULL: callers get docs + offset */
         free(r->docs);
         r->docs_cap = 0;
-        r->docs = malloc(n_docs * sizeof *r->docs);
+        r->docs = malloc((n_docs ? n_docs : 1) * sizeof *r->docs);
         if (!r->docs)
             FAIL(r, SHARD_ERR_NOMEM, "%s: out of memory", r->path);
         r->docs_cap = n_docs;

@@ -195,7 +195,8 @@ static int flush_block(shard_writer *w) {
     if (grow((void **)&w->raw, &w->raw_cap, raw_bytes ? raw_bytes : 1, 1) != 0)
         FAIL(w, SHARD_ERR_NOMEM, "%s: out of memory for a block of %llu bytes", w->path,
              (unsigned long long)raw_bytes);
-    memcpy(w->raw, w->tok, tok_bytes);
+    if (tok_bytes)
+        memcpy(w->raw, w->tok, tok_bytes);
     memset(w->raw + tok_bytes, 0, shard_pad8(tok_bytes) - tok_bytes);
     uint8_t *d = w->raw + shard_pad8(tok_bytes);
     for (uint64_t i = 0; i < w->blk_docs; i++, d += SHARD_DOC_BYTES) {
@@ -250,7 +251,7 @@ static int check_open(shard_writer *w) {
 
 int shard_writer_seq_tokens(shard_writer *w, const uint32_t *tokens, uint64_t n_tokens) {
     int st = check_open(w);
-    if (st != SHARD_OK)
+    if (st != SHARD_OK || n_tokens == 0)
         return st;
     if (grow((void **)&w->tok, &w->tok_cap, w->blk_tokens + n_tokens, w->token_bytes) != 0)
         FAIL(w, SHARD_ERR_NOMEM, "%s: out of memory for %llu tokens", w->path,

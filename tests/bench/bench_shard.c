@@ -16,16 +16,14 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now(void)
-{
+static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* Reads all ids into one array, documents back to back (packing ignores boundaries here). */
-static uint32_t *read_ids(const char *path, uint64_t *n_out, uint64_t *n_docs)
-{
+static uint32_t *read_ids(const char *path, uint64_t *n_out, uint64_t *n_docs) {
     FILE *f = fopen(path, "r");
     if (!f) {
         perror(path);
@@ -60,8 +58,7 @@ static uint32_t *read_ids(const char *path, uint64_t *n_out, uint64_t *n_docs)
     return ids;
 }
 
-static void drop_page_cache_hint(const char *path)
-{
+static void drop_page_cache_hint(const char *path) {
     int fd = open(path, O_RDONLY);
     if (fd >= 0) {
         fdatasync(fd);
@@ -69,8 +66,7 @@ static void drop_page_cache_hint(const char *path)
     }
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: bench_shard IDS.txt OUTDIR [vocab_size] [seq_len] [levels...]\n");
         return 2;

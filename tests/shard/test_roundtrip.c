@@ -132,8 +132,8 @@ static void check_read_back(const char *path, uint32_t vocab, const seq_t *s, in
             }
             shard_tokens_to_u32(q.tokens, in->token_bytes, q.n_tokens, ids);
             if (q.n_tokens != s[i].n_tokens || q.n_docs != s[i].n_docs || q.n_doc_starts != 1 ||
-                memcmp(ids, s[i].tokens, q.n_tokens * 4) != 0 ||
-                memcmp(q.docs, s[i].docs, q.n_docs * sizeof(shard_doc)) != 0)
+                (q.n_tokens && memcmp(ids, s[i].tokens, q.n_tokens * 4) != 0) ||
+                (q.n_docs && memcmp(q.docs, s[i].docs, q.n_docs * sizeof(shard_doc)) != 0))
                 bad++;
             uint64_t nt, nd;
             uint32_t ns;

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls exactly this):
+#   1. install the Debian packages and build (setup.sh), warnings as errors
+#   2. ctest on that build: unit, mpi (1, 2 and 4 ranks), golden, fuzz-corpus replay
+#   3. an ASan+UBSan build (clang) running the full suite again
+#   4. the libFuzzer targets built and run briefly (clang)
+#   5. style gates: clang-format, MPI_COMM_WORLD only in *_main.c and tests/
+# Settings (environment overrides):
+set -euo pipefail
+JOBS=${JOBS:-$(nproc)}
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+SKIP_APT=${SKIP_APT:-0}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_rmaps_base_oversubscribe=1
+cd "$(dirname "$0")/.."
+step() { printf '\n==== %s\n' "$*"; }
+
+step "setup and release build"
+SKIP_APT=$SKIP_APT BUILD_DIR=build CMAKE_ARGS="-DWERROR=ON" ./setup.sh
+
+step "style gates"
+fail=0
+if git ls-files '*.c' '*.h' | xargs clang-format --dry-run -Werror 2>/dev/null; then
+  echo "clang-format: clean"
+else
+  echo "clang-format: these files differ:"; git ls-files '*.c' '*.h' | while read -r f; do
+    clang-format --dry-run -Werror "$f" >/dev/null 2>&1 || echo "  $f"; done; fail=1
+fi
+if git grep -l MPI_COMM_WORLD -- ':!*_main.c' ':!tests/' ':!*.md'; then
+  echo "MPI_COMM_WORLD outside *_main.c and tests/ (above)"; fail=1
+fi
+[ $fail = 0 ]
+
+step "sanitizer build (address,undefined)"
+cmake -S . -B build-asan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+  -DSANITIZE=address,undefined -DWERROR=ON >/dev/null
+cmake --build build-asan -j "$JOBS" >/dev/null
+( cd build-asan && UBSAN_OPTIONS=print_stacktrace=1 ctest -j "$JOBS" --output-on-failure \
+    --timeout 600 )
+
+step "fuzz targets (libFuzzer, ${FUZZ_SECONDS}s each)"
+cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DFUZZ=ON -DSANITIZE=address,undefined \
+  -DBUILD_TESTING=ON >/dev/null
+cmake --build build-fuzz -j "$JOBS" --target fuzz_shard_read >/dev/null
+for t in fuzz_shard_read; do
+  corpus=$(mktemp -d); cp tests/fuzz/corpus/$t/* "$corpus"/
+  ./build-fuzz/tests/fuzz/$t -max_total_time="$FUZZ_SECONDS" -max_len=8192 "$corpus" 2>&1 \
+    | tail -n 1
+  rm -rf "$corpus"
+done
+
+step "full suite (release build)"
+cd build && ctest -j "$JOBS" --output-on-failure --timeout 600
