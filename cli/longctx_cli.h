@@ -6,5 +6,7 @@
 #define LONGCTX_CLI_H
 
 int shard_main(int argc, char **argv);
+int tokenize_main(int argc, char **argv);
+int detokenize_main(int argc, char **argv);
 
 #endif

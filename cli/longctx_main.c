@@ -11,7 +11,9 @@ typedef struct {
 } command;
 
 static const command commands[] = {
-    {"shard", shard_main, "inspect, verify, print, export and import shard files"},
+    {"tokenize", tokenize_main, "text to token ids (Llama 2 / Llama 3 tokenizers, bit-exact)"},
+    {"detokenize", detokenize_main, "token ids back to text"},
+    {"shard", shard_main, "inspect, verify, print, pack, export and import shard files"},
 };
 
 static void usage(FILE *f) {
