@@ -24,9 +24,11 @@ typedef struct {
     uint32_t len;   /* bytes; 0 once merged into its left neighbour */
 } bpe_sym;
 
-typedef struct {
-    uint32_t rank, left, right, lid, rid, id;
-} bpe_cand;
+/* A queued merge: rank << 32 | left symbol. Smaller first = lowest rank, then leftmost. It is
+ * checked again when popped: the pair now at (left, left.next) must merge with this rank. If a
+ * side changed and the new pair happens to have the same rank, merging it now is what its own
+ * queued entry would do at the same place in the order, so the result is the same. */
+typedef uint64_t bpe_cand;
 
 /* Word cache: open addressing over (hash, key, ids) in one arena. Cleared when full; it never
  * changes results, only speed. */
@@ -162,23 +164,19 @@ static void cache_put(tok_ctx *c, const char *w, size_t n, uint64_t h, const uin
 
 /* ==== BPE ====================================================================================*/
 
-static inline int cand_less(const bpe_cand *a, const bpe_cand *b) {
-    return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
-}
-
-static int heap_push(tok_ctx *c, const bpe_cand *x) {
+static int heap_push(tok_ctx *c, bpe_cand x) {
     if (c->heap_n == c->heap_cap &&
         grow((void **)&c->heap, &c->heap_cap, c->heap_n + 1, sizeof *c->heap) != 0)
         return -1;
     size_t i = c->heap_n++;
     while (i > 0) {
         size_t p = (i - 1) / 2;
-        if (!cand_less(x, &c->heap[p]))
+        if (x >= c->heap[p])
             break;
         c->heap[i] = c->heap[p];
         i = p;
     }
-    c->heap[i] = *x;
+    c->heap[i] = x;
     return 0;
 }
 
@@ -187,12 +185,12 @@ static bpe_cand heap_pop(tok_ctx *c) {
     size_t i = 0, n = c->heap_n;
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
-        const bpe_cand *best = &last;
-        if (l < n && cand_less(&c->heap[l], best)) {
+        bpe_cand best = last;
+        if (l < n && c->heap[l] < best) {
             m = l;
-            best = &c->heap[l];
+            best = c->heap[l];
         }
-        if (r < n && cand_less(&c->heap[r], best))
+        if (r < n && c->heap[r] < best)
             m = r;
         if (m == i)
             break;
@@ -213,8 +211,7 @@ static int try_pair(tok_ctx *c, int32_t left, int32_t right) {
     const tok_merge *m = tok_merges_get(c->t, a->id, b->id);
     if (!m)
         return 0;
-    bpe_cand x = {m->rank, (uint32_t)left, (uint32_t)right, a->id, b->id, m->id};
-    return heap_push(c, &x);
+    return heap_push(c, (uint64_t)m->rank << 32 | (uint32_t)left);
 }
 
 /* Merges c->sym[0..n) in place: lowest rank first, leftmost among equals. */
@@ -225,17 +222,22 @@ static int bpe_run(tok_ctx *c, size_t n) {
             return TOK_ERR_NOMEM;
     while (c->heap_n > 0) {
         bpe_cand x = heap_pop(c);
-        bpe_sym *a = &c->sym[x.left], *b = &c->sym[x.right];
-        if (a->len == 0 || b->len == 0 || a->next != (int32_t)x.right || a->id != x.lid ||
-            b->id != x.rid)
-            continue; /* stale: one side has changed since it was queued */
-        a->id = x.id;
+        uint32_t rank = (uint32_t)(x >> 32), left = (uint32_t)x;
+        bpe_sym *a = &c->sym[left];
+        if (a->len == 0 || a->next < 0)
+            continue; /* stale: merged away, or now last */
+        bpe_sym *b = &c->sym[a->next];
+        const tok_merge *m =
+            a->id != TOK_NONE && b->id != TOK_NONE ? tok_merges_get(c->t, a->id, b->id) : NULL;
+        if (!m || m->rank != rank)
+            continue; /* stale: a side has changed since it was queued */
+        a->id = m->id;
         a->len += b->len;
         a->next = b->next;
         if (b->next >= 0)
-            c->sym[b->next].prev = (int32_t)x.left;
+            c->sym[b->next].prev = (int32_t)left;
         b->len = 0;
-        if (try_pair(c, a->prev, (int32_t)x.left) != 0 || try_pair(c, (int32_t)x.left, a->next))
+        if (try_pair(c, a->prev, (int32_t)left) != 0 || try_pair(c, (int32_t)left, a->next))
             return TOK_ERR_NOMEM;
     }
     return TOK_OK;
