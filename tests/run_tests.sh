@@ -18,6 +18,13 @@ step() { printf '\n==== %s\n' "$*"; }
 step "setup and release build"
 SKIP_APT=$SKIP_APT BUILD_DIR=build CMAKE_ARGS="-DWERROR=ON" ./setup.sh
 
+step "peers for the comparison tests (HF tokenizers, llama.cpp via npm; sentencepiece)"
+if [ -x ../shared/tools/peers/install.sh ]; then
+  ../shared/tools/peers/install.sh || echo "WARNING: peers did not install; their tests will SKIP"
+else
+  echo "no ../shared/tools/peers: the peer comparisons will SKIP"
+fi
+
 step "style gates"
 fail=0
 if git ls-files '*.c' '*.h' | xargs clang-format --dry-run -Werror 2>/dev/null; then
@@ -41,8 +48,8 @@ cmake --build build-asan -j "$JOBS" >/dev/null
 step "fuzz targets (libFuzzer, ${FUZZ_SECONDS}s each)"
 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DFUZZ=ON -DSANITIZE=address,undefined \
   -DBUILD_TESTING=ON >/dev/null
-cmake --build build-fuzz -j "$JOBS" --target fuzz_shard_read >/dev/null
-for t in fuzz_shard_read; do
+cmake --build build-fuzz -j "$JOBS" --target fuzz_shard_read fuzz_tokenize >/dev/null
+for t in fuzz_shard_read fuzz_tokenize; do
   corpus=$(mktemp -d); cp tests/fuzz/corpus/$t/* "$corpus"/
   ./build-fuzz/tests/fuzz/$t -max_total_time="$FUZZ_SECONDS" -max_len=8192 "$corpus" 2>&1 \
     | tail -n 1

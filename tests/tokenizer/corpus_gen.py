@@ -15,7 +15,7 @@ the corpus (special_cases.jsonl has one case with it); lone surrogates cannot ap
 Output is identical for the same SEED, MBYTES and the same installed Debian packages: every
 file list is sorted and all choices come from random.Random(SEED).
 """
-import bisect, collections, gzip, hashlib, json, math, os, random, sys, time
+import bisect, collections, gzip, hashlib, json, math, os, random, sys, time, zlib
 
 OUT, MBYTES, SEED = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
 TARGET = int(MBYTES * (1 << 20))
@@ -48,7 +48,7 @@ def read_file(path, limit=8 << 20):
         else:
             with open(path, 'rb') as f:
                 raw = f.read(limit)
-    except (OSError, EOFError, ValueError):
+    except (OSError, EOFError, ValueError, zlib.error):
         return None
     return decode(raw)
 

@@ -4,6 +4,8 @@
 #                                        with llama3/tokenizer.json, no special tokens added
 #   golden/special_cases.llama2.spm.u32  SentencePiece (Debian python3-sentencepiece) with
 #                                        llama2/tokenizer.model, no BOS/EOS
+#   golden/special_cases.llama3.llamacpp.u32  llama.cpp (node-llama-cpp) with a vocabulary GGUF
+#                                        made from llama3/tokenizer.json (special text stays text)
 # Format: longctx u32 (per document a uint32 count, then the uint32 ids, little-endian).
 # Then cross-checks, without failing, the other Llama 2 peers against SentencePiece: HF with
 # llama2/tokenizer.json (expected to differ exactly on the cases with a literal <s>, </s> or
@@ -30,6 +32,10 @@ trap 'rm -rf "$tmp"' EXIT
 NODE_PATH=$P/node_modules node "$TOOLS/hf_encode.js" "$ASSETS/tokenizers/llama3/tokenizer.json" "$CASES" \
   "$OUT/special_cases.llama3.hf.u32"
 "$PY" "$TOOLS/spm_encode.py" "$ASSETS/tokenizers/llama2/tokenizer.model" "$CASES" "$OUT/special_cases.llama2.spm.u32"
+# llama.cpp on Llama 3 (a vocabulary GGUF made from tokenizer.json): special-token text stays text
+"$PY" "$HERE/../bench/make_llama3_gguf.py" "$ASSETS/tokenizers/llama3/tokenizer.json" "$tmp/llama3.gguf"
+NODE_PATH=$P/node_modules node "$TOOLS/llamacpp_encode.mjs" "$tmp/llama3.gguf" "$CASES" \
+  "$OUT/special_cases.llama3.llamacpp.u32" 2>&1 | grep -v '^\[node-llama-cpp\]' >&2 || true
 sha256sum "$OUT"/special_cases.*.u32
 
 # cross-checks (informational)
