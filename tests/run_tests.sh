@@ -3,8 +3,9 @@
 #   1. install the Debian packages and build (setup.sh), warnings as errors
 #   2. ctest on that build: unit, mpi (1, 2 and 4 ranks), golden, fuzz-corpus replay
 #   3. an ASan+UBSan build (clang) running the full suite again
-#   4. the libFuzzer targets built and run briefly (clang)
-#   5. style gates: clang-format, MPI_COMM_WORLD only in *_main.c and tests/
+#   4. a ThreadSanitizer build (clang) running the threaded tests
+#   5. the libFuzzer targets built and run briefly (clang)
+#   6. style gates: clang-format, MPI_COMM_WORLD only in *_main.c and tests/
 # Settings (environment overrides):
 set -euo pipefail
 JOBS=${JOBS:-$(nproc)}
@@ -44,6 +45,12 @@ cmake -S . -B build-asan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
 cmake --build build-asan -j "$JOBS" >/dev/null
 ( cd build-asan && UBSAN_OPTIONS=print_stacktrace=1 ctest -j "$JOBS" --output-on-failure \
     --timeout 600 )
+
+step "thread sanitizer build (the threaded tests, label threads)"
+cmake -S . -B build-tsan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DSANITIZE=thread \
+  -DWERROR=ON >/dev/null
+cmake --build build-tsan -j "$JOBS" >/dev/null
+( cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest -L threads --output-on-failure --timeout 900 )
 
 step "fuzz targets (libFuzzer, ${FUZZ_SECONDS}s each)"
 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DFUZZ=ON -DSANITIZE=address,undefined \
