@@ -11,6 +11,7 @@ typedef struct {
 } command;
 
 static const command commands[] = {
+    {"prep", prep_main, "raw corpora to a length-upsampled, domain-balanced set of shards (MPI)"},
     {"tokenize", tokenize_main, "text to token ids (Llama 2 / Llama 3 tokenizers, bit-exact)"},
     {"detokenize", detokenize_main, "token ids back to text"},
     {"shard", shard_main, "inspect, verify, print, pack, export and import shard files"},

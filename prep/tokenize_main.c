@@ -223,7 +223,8 @@ static void *work(void *arg) {
             snprintf(w->err_msg, sizeof w->err_msg, "%s", tok_strerror(st));
             break;
         }
-        memcpy(w->ids + w->n_ids, ids, n_ids * 4);
+        if (n_ids) /* w->ids may still be NULL */
+            memcpy(w->ids + w->n_ids, ids, n_ids * 4);
         w->n_ids += n_ids;
         w->doc_end[i - w->d0] = w->n_ids;
     }
@@ -365,7 +366,7 @@ static int tokenize_run(const tokenize_args *a) {
             uint64_t prev = 0;
             for (size_t i = w[k].d0; i < w[k].d1; i++) {
                 uint64_t end = w[k].doc_end[i - w[k].d0];
-                if (write_doc(out, a->u32, w[k].ids + prev, end - prev) != 0) {
+                if (write_doc(out, a->u32, w[k].ids ? w[k].ids + prev : NULL, end - prev) != 0) {
                     LOG_ERROR("%s: write: %s", a->output, strerror(errno));
                     rc = EXIT_RUNTIME;
                     break;

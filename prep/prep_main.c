@@ -1,0 +1,301 @@
+/* prep_main.c - `[mpirun -np N] longctx prep ...`. */
+#include "cluster.h"
+#include "longctx_cli.h"
+#include "prep.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+static void usage(FILE *f) {
+    fprintf(
+        f,
+        "usage: [mpirun -np N | srun] longctx prep --tokenizer PATH --output DIR [options] "
+        "INPUT...\n"
+        "\n"
+        "Turns raw corpora into packed, checksummed training shards: read -> tokenize -> exact\n"
+        "dedup -> length buckets -> mixture selection -> packing -> shards (+ manifest.tsv,\n"
+        "stats.json, report.md). The output is byte-identical for any number of ranks and\n"
+        "threads. Run the same command again after a kill: finished work is kept (DIR/work).\n"
+        "\n"
+        "INPUT: files or directories (searched recursively, taken in byte order of path):\n"
+        "  .jsonl/.json, .jsonl.zst/.gz/.xz/.bz2, tar/tar.gz/tar.zst/zip/7z archives (members:\n"
+        "  jsonl or one text document each), any other file = one text document.\n"
+        "\n"
+        "options (defaults from the recipe unless given):\n"
+        "  --tokenizer PATH      tokenizer.json or SentencePiece .model (required)\n"
+        "  --output DIR          output folder (required)\n"
+        "  --recipe NAME|FILE    fu2024-per-source, llama2-long, prolong-64k, keep (default) or a\n"
+        "                        recipe file (below); --show-recipe NAME prints a shipped one\n"
+        "  --target-tokens N     total tokens to select (0 = all the weights allow)\n"
+        "  --seq-len L[,L...]    sequence length(s); several give the same selection packed at\n"
+        "                        each length (a 4K -> 32K curriculum), in DIR/L<len>/\n"
+        "  --packing concat|bestfit\n"
+        "  --seed S              selection and packing seed\n"
+        "  --domain NAME         every document in domain NAME\n"
+        "  --domain-json PATH    domain from a JSON path (e.g. meta.redpajama_set_name)\n"
+        "  --text-field PATH     JSON path of the text (default text)\n"
+        "  --utf8 replace|reject invalid UTF-8: U+FFFD per bad byte (default) or reject\n"
+        "  --threads N           tokenizer threads per rank (default 1)\n"
+        "  --strict              any rejected record, damaged file or budget shortfall is fatal\n"
+        "  --unit-bytes N        plain jsonl files are cut into work units of N bytes (268435456)\n"
+        "  --shard-tokens N      tokens per output shard file (268435456)\n"
+        "  --max-doc-bytes N     longer records are rejected as too_long (67108864)\n"
+        "  --progress-seconds S  progress line interval on rank 0 (5)\n"
+        "  -v, --verbose         debug logging\n"
+        "  --help, --version\n"
+        "\n"
+        "Recipe file (JSON; unknown keys are errors):\n"
+        "  {\"name\": \"my-mix\", \"comment\": \"where the numbers come from\",\n"
+        "   \"domain\": {\"json\": \"meta.redpajama_set_name\"} | {\"fixed\": \"web\"} |\n"
+        "             {\"glob\": [[\"*/books/*\", \"book\"], [\"*\", \"web\"]]},\n"
+        "   \"text\": \"text\",\n"
+        "   \"target_tokens\": 1000000000,            0 = no budget\n"
+        "   \"shares\": \"as_input\" | {\"domain\": share, ...},  normalised; every domain of the\n"
+        "             data must be named, and every named domain must occur\n"
+        "   \"bucket_edges\": [0, 4096, 8192, ...],   token-length buckets (exact token counts)\n"
+        "   \"bucket_weights\": [0.1, 1, ...],        expected copies of a document per bucket:\n"
+        "             w = 0.1 keeps it with probability 0.1, w = 2.5 gives 2 or 3 copies\n"
+        "   \"bucket_shares\": [0.4, 0.6],            instead of weights: each domain's budget\n"
+        "             split over the buckets; documents repeat (whole passes) if needed\n"
+        "   \"domain_bucket_weights\": {\"domain\": [...]},  per-domain weights\n"
+        "   \"max_copies\": 1,                        the most copies of one document\n"
+        "   \"seq_len\": [131072], \"packing\": \"concat\" | \"bestfit\",\n"
+        "   \"bos\": true, \"eos\": false, \"dedup\": true, \"seed\": 0, \"utf8\": \"replace\"}\n"
+        "Selection: per domain (and bucket, with bucket_shares) documents are taken in the order\n"
+        "of a seeded hash of their identity until the budget is met; the last one taken may pass\n"
+        "it (so budgets hold to within one document). Shortfalls are reported (fatal with\n"
+        "--strict). concat runs documents across sequence boundaries (Fu et al.); bestfit keeps\n"
+        "documents whole where they fit and cuts longer ones at L.\n");
+}
+
+static int parse_u64(const char *s, uint64_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || end == s || s[0] == '-')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int prep_main(int argc, char **argv) {
+    static const struct option opts[] = {{"tokenizer", required_argument, NULL, 't'},
+                                         {"output", required_argument, NULL, 'o'},
+                                         {"recipe", required_argument, NULL, 'r'},
+                                         {"target-tokens", required_argument, NULL, 'T'},
+                                         {"seq-len", required_argument, NULL, 'L'},
+                                         {"packing", required_argument, NULL, 'P'},
+                                         {"seed", required_argument, NULL, 's'},
+                                         {"domain", required_argument, NULL, 'd'},
+                                         {"domain-json", required_argument, NULL, 'D'},
+                                         {"text-field", required_argument, NULL, 'F'},
+                                         {"utf8", required_argument, NULL, 'U'},
+                                         {"threads", required_argument, NULL, 'j'},
+                                         {"strict", no_argument, NULL, 'S'},
+                                         {"unit-bytes", required_argument, NULL, 'u'},
+                                         {"shard-tokens", required_argument, NULL, 'k'},
+                                         {"max-doc-bytes", required_argument, NULL, 'm'},
+                                         {"progress-seconds", required_argument, NULL, 'p'},
+                                         {"show-recipe", required_argument, NULL, 'R'},
+                                         {"verbose", no_argument, NULL, 'v'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {NULL, 0, NULL, 0}};
+    MPI_Init(&argc, &argv);
+    int rank, n_ranks;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &n_ranks);
+    cluster_log_setup("prep", rank, n_ranks, CLUSTER_LOG_INFO);
+    cluster_signals_install();
+
+    prep_opts o = prep_opts_default();
+    const char *recipe = "keep", *over_seq = NULL, *over_pack = NULL, *over_domain = NULL,
+               *over_domain_json = NULL, *over_text = NULL, *over_utf8 = NULL;
+    uint64_t over_target = UINT64_MAX, over_seed = UINT64_MAX, v;
+    int rc = -1, c;
+    optind = 0;
+    char why[256] = "";
+    while (rc < 0 && (c = getopt_long(argc, argv, "t:o:r:j:vh", opts, NULL)) != -1) {
+        switch (c) {
+        case 't':
+            o.tokenizer = optarg;
+            break;
+        case 'o':
+            o.output = optarg;
+            break;
+        case 'r':
+            recipe = optarg;
+            break;
+        case 'L':
+            over_seq = optarg;
+            break;
+        case 'P':
+            over_pack = optarg;
+            break;
+        case 'd':
+            over_domain = optarg;
+            break;
+        case 'D':
+            over_domain_json = optarg;
+            break;
+        case 'F':
+            over_text = optarg;
+            break;
+        case 'U':
+            over_utf8 = optarg;
+            break;
+        case 'S':
+            o.strict = 1;
+            break;
+        case 'v':
+            cluster_log_setup("prep", rank, n_ranks, CLUSTER_LOG_DEBUG);
+            break;
+        case 'T':
+        case 's':
+        case 'j':
+        case 'u':
+        case 'k':
+        case 'm':
+        case 'p':
+            if (parse_u64(optarg, &v)) {
+                snprintf(why, sizeof why, "bad number '%s' for --%s", optarg,
+                         c == 'T'   ? "target-tokens"
+                         : c == 's' ? "seed"
+                         : c == 'j' ? "threads"
+                         : c == 'u' ? "unit-bytes"
+                         : c == 'k' ? "shard-tokens"
+                         : c == 'm' ? "max-doc-bytes"
+                                    : "progress-seconds");
+                rc = EXIT_USAGE;
+                break;
+            }
+            if (c == 'T')
+                over_target = v;
+            else if (c == 's')
+                over_seed = v;
+            else if (c == 'j')
+                o.threads = v > 0 && v <= 256 ? (int)v : 0;
+            else if (c == 'u')
+                o.unit_bytes = v;
+            else if (c == 'k')
+                o.shard_tokens = v;
+            else if (c == 'm')
+                o.max_doc_bytes = v;
+            else
+                o.progress_seconds = (double)v;
+            break;
+        case 'R': {
+            const char *text = prep_recipe_builtin(optarg);
+            if (rank == 0) {
+                if (text)
+                    fputs(text, stdout);
+                else
+                    fprintf(stderr, "longctx prep: no shipped recipe '%s'\n", optarg);
+            }
+            rc = text ? 0 : EXIT_USAGE;
+            break;
+        }
+        case 'h':
+            if (rank == 0)
+                usage(stdout);
+            rc = 0;
+            break;
+        case 'V':
+            if (rank == 0)
+                printf("longctx %s\n", LONGCTX_VERSION);
+            rc = 0;
+            break;
+        default:
+            rc = EXIT_USAGE;
+        }
+    }
+    char err[1024];
+    if (rc < 0) {
+        if (!o.tokenizer || !o.output)
+            snprintf(why, sizeof why, "--tokenizer and --output are required");
+        else if (optind >= argc)
+            snprintf(why, sizeof why, "no INPUT given");
+        else if (o.threads < 1)
+            snprintf(why, sizeof why, "--threads must be 1..256");
+        else if (o.unit_bytes == 0 || o.shard_tokens == 0 || o.max_doc_bytes == 0)
+            snprintf(why, sizeof why,
+                     "--unit-bytes, --shard-tokens and --max-doc-bytes must be > 0");
+        if (why[0])
+            rc = EXIT_USAGE;
+    }
+    if (rc < 0 && prep_recipe_load(recipe, &o.recipe, err, sizeof err) != PREP_OK) {
+        snprintf(why, sizeof why, "%s", err);
+        rc = EXIT_USAGE;
+    }
+    if (rc < 0) { /* command-line overrides of the recipe */
+        prep_recipe *R = &o.recipe;
+        if (over_target != UINT64_MAX)
+            R->target_tokens = over_target;
+        if (over_seed != UINT64_MAX)
+            R->seed = over_seed;
+        if (over_seq) {
+            R->n_seq_lens = 0;
+            for (char *s = (char *)over_seq, *e; *s && rc < 0; s = *e ? e + 1 : e) {
+                unsigned long long L = strtoull(s, &e, 10);
+                if (e == s || (*e && *e != ',') || L == 0 || L > (1u << 30) ||
+                    R->n_seq_lens == PREP_MAX_SEQ_LENS) {
+                    snprintf(why, sizeof why, "--seq-len wants up to %d lengths like 4096,32768",
+                             PREP_MAX_SEQ_LENS);
+                    rc = EXIT_USAGE;
+                    break;
+                }
+                R->seq_lens[R->n_seq_lens++] = L;
+            }
+        }
+        if (over_pack) {
+            if (!strcmp(over_pack, "concat"))
+                R->packing = PREP_PACK_CONCAT;
+            else if (!strcmp(over_pack, "bestfit"))
+                R->packing = PREP_PACK_BESTFIT;
+            else {
+                snprintf(why, sizeof why, "--packing must be concat or bestfit");
+                rc = EXIT_USAGE;
+            }
+        }
+        if (over_domain) {
+            R->domain_src = PREP_DOMAIN_FIXED;
+            snprintf(R->domain_fixed, sizeof R->domain_fixed, "%s", over_domain);
+        }
+        if (over_domain_json) {
+            R->domain_src = PREP_DOMAIN_JSON;
+            snprintf(R->domain_path, sizeof R->domain_path, "%s", over_domain_json);
+        }
+        if (over_text)
+            snprintf(R->text_path, sizeof R->text_path, "%s", over_text);
+        if (over_utf8) {
+            if (!strcmp(over_utf8, "replace") || !strcmp(over_utf8, "reject"))
+                R->utf8_reject = !strcmp(over_utf8, "reject");
+            else {
+                snprintf(why, sizeof why, "--utf8 must be replace or reject");
+                rc = EXIT_USAGE;
+            }
+        }
+    }
+    if (rc == EXIT_USAGE && rank == 0) {
+        if (why[0])
+            fprintf(stderr, "longctx prep: %s\n\n", why);
+        fprintf(stderr, "usage: longctx prep --tokenizer PATH --output DIR [options] INPUT... "
+                        "(longctx prep --help)\n");
+    }
+    if (rc < 0) {
+        o.inputs = argv + optind;
+        o.n_inputs = argc - optind;
+        cluster_log_job(MPI_COMM_WORLD);
+        int st = prep_run(MPI_COMM_WORLD, &o, err, sizeof err);
+        if (st != PREP_OK && rank == 0)
+            LOG_ERROR("%s: %s", prep_strerror(st), err);
+        rc = st == PREP_OK ? 0 : EXIT_RUNTIME;
+    }
+    MPI_Finalize();
+    return rc;
+}

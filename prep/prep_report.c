@@ -1,0 +1,411 @@
+/* prep_report.c - what prep tells the user: manifest.tsv, stats.json, report.md and its SVG
+ * charts. Rank 0 only; every file is written to .tmp and renamed. */
+#include "prep_internal.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef unsigned long long ull;
+
+static FILE *open_tmp(const char *path, char *tmp, size_t n) {
+    snprintf(tmp, n, "%s.tmp", path);
+    return fopen(tmp, "wb");
+}
+
+static int close_tmp(FILE *f, const char *tmp, const char *path, char *err, size_t err_bytes) {
+    int ok = !ferror(f);
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        snprintf(err, err_bytes, "%s: write: %s", path, strerror(errno));
+        unlink(tmp);
+        return PREP_ERR_IO;
+    }
+    return PREP_OK;
+}
+
+/* ---- manifest ------------------------------------------------------------------------------ */
+
+int prep_write_manifest(const prep_opts *o, const prep_input *in, const prep_unit *units,
+                        const prep_sel *sel, size_t n_sel, const prep_stats *S, char *err,
+                        size_t err_bytes) {
+    char path[4200], tmp[4300];
+    snprintf(path, sizeof path, "%s/manifest.tsv", o->output);
+    FILE *f = open_tmp(path, tmp, sizeof tmp);
+    if (!f) {
+        snprintf(err, err_bytes, "%s: %s", tmp, strerror(errno));
+        return PREP_ERR_IO;
+    }
+    fprintf(f, "doc_id\tinput\tmember\trecord\tdomain\ttokens\tcopies\n");
+    prep_unit_meta m;
+    memset(&m, 0, sizeof m);
+    uint32_t loaded = UINT32_MAX;
+    int st = PREP_OK;
+    for (size_t i = 0; i < n_sel && st == PREP_OK; i++) {
+        const prep_sel *s = &sel[i];
+        const char *member = "-";
+        if (s->member != PREP_NO_SEQ) {
+            if (loaded != s->unit) { /* documents come in unit order: each meta once */
+                prep_unit_meta_free(&m);
+                char mp[4200];
+                prep_unit_path(mp, sizeof mp, o->output, s->unit, "meta");
+                st = prep_unit_meta_read(mp, &m, err, err_bytes);
+                loaded = s->unit;
+            }
+            if (st == PREP_OK && s->member < m.n_strings)
+                member = m.strings[s->member];
+        }
+        fprintf(f, "%llu\t%s\t%s\t%llu\t%s\t%llu\t%u\n", (ull)s->doc_id,
+                in[units[s->unit].input].path, member, (ull)s->record, S->domain[s->domain],
+                (ull)s->n_tokens, s->copies);
+    }
+    prep_unit_meta_free(&m);
+    if (st != PREP_OK) {
+        fclose(f);
+        unlink(tmp);
+        return st;
+    }
+    return close_tmp(f, tmp, path, err, err_bytes);
+}
+
+/* ---- stats.json ---------------------------------------------------------------------------- */
+
+static json_object *u64_array(const uint64_t *v, int n) {
+    json_object *a = json_object_new_array();
+    for (int i = 0; i < n; i++)
+        json_object_array_add(a, json_object_new_int64((int64_t)v[i]));
+    return a;
+}
+
+int prep_write_stats(const prep_opts *o, const prep_input *in, size_t n_inputs, const prep_stats *S,
+                     const uint64_t *n_seqs, const uint64_t *n_shards, char *err,
+                     size_t err_bytes) {
+    const prep_recipe *R = &o->recipe;
+    const int nb = S->n_buckets;
+    json_object *root = json_object_new_object();
+    json_object_object_add(root, "longctx_version", json_object_new_string(LONGCTX_VERSION));
+    json_object_object_add(root, "recipe", json_object_new_string(R->name));
+    json_object_object_add(root, "seed", json_object_new_int64((int64_t)R->seed));
+    json_object_object_add(root, "target_tokens", json_object_new_int64((int64_t)R->target_tokens));
+    json_object_object_add(root, "bucket_edges", u64_array(R->edges, nb));
+
+    /* reconciliation: records = rejected + duplicates + selected + not selected */
+    uint64_t rejected = 0, dups = 0, sel = 0, docs = 0, tokens = 0, supply = 0;
+    for (int r = 1; r < PREP_REJECT_N; r++)
+        rejected += S->rejects[r];
+    for (int d = 0; d < S->n_domains; d++) {
+        dups += S->dups[d];
+        sel += S->sel_docs[d];
+        docs += S->docs[d];
+        tokens += S->sel_tokens[d];
+        supply += S->supply[d];
+    }
+    json_object *t = json_object_new_object();
+    json_object_object_add(t, "records", json_object_new_int64((int64_t)S->n_records));
+    json_object_object_add(t, "rejected", json_object_new_int64((int64_t)rejected));
+    json_object_object_add(t, "duplicates", json_object_new_int64((int64_t)dups));
+    json_object_object_add(t, "selected", json_object_new_int64((int64_t)sel));
+    json_object_object_add(t, "not_selected", json_object_new_int64((int64_t)(docs - dups - sel)));
+    json_object_object_add(t, "selected_tokens", json_object_new_int64((int64_t)tokens));
+    json_object_object_add(t, "unique_tokens", json_object_new_int64((int64_t)supply));
+    json_object *rj = json_object_new_object();
+    for (int r = 1; r < PREP_REJECT_N; r++)
+        json_object_object_add(rj, prep_reject_name((prep_reject)r),
+                               json_object_new_int64((int64_t)S->rejects[r]));
+    json_object_object_add(t, "rejects", rj);
+    json_object_object_add(root, "totals", t);
+
+    json_object *doms = json_object_new_object();
+    for (int d = 0; d < S->n_domains; d++) {
+        json_object *x = json_object_new_object();
+        json_object_object_add(x, "documents", json_object_new_int64((int64_t)S->docs[d]));
+        json_object_object_add(x, "duplicates", json_object_new_int64((int64_t)S->dups[d]));
+        json_object_object_add(x, "unique_tokens", json_object_new_int64((int64_t)S->supply[d]));
+        json_object_object_add(x, "share_target", json_object_new_double(S->share_target[d]));
+        json_object_object_add(
+            x, "budget_tokens",
+            S->budget[d] == UINT64_MAX ? NULL : json_object_new_int64((int64_t)S->budget[d]));
+        json_object_object_add(x, "selected_documents",
+                               json_object_new_int64((int64_t)S->sel_docs[d]));
+        json_object_object_add(x, "selected_copies",
+                               json_object_new_int64((int64_t)S->sel_copies[d]));
+        json_object_object_add(x, "selected_tokens",
+                               json_object_new_int64((int64_t)S->sel_tokens[d]));
+        json_object_object_add(
+            x, "share_achieved",
+            json_object_new_double(tokens ? (double)S->sel_tokens[d] / (double)tokens : 0));
+        json_object_object_add(
+            x, "shortfall_tokens",
+            json_object_new_int64(S->budget[d] != UINT64_MAX && S->sel_tokens[d] < S->budget[d]
+                                      ? (int64_t)(S->budget[d] - S->sel_tokens[d])
+                                      : 0));
+        json_object_object_add(x, "hist_docs_before", u64_array(S->hist_docs_before + d * nb, nb));
+        json_object_object_add(x, "hist_tokens_before",
+                               u64_array(S->hist_tokens_before + d * nb, nb));
+        json_object_object_add(x, "hist_docs_after", u64_array(S->hist_docs_after + d * nb, nb));
+        json_object_object_add(x, "hist_tokens_after",
+                               u64_array(S->hist_tokens_after + d * nb, nb));
+        json_object_object_add(doms, S->domain[d], x);
+    }
+    json_object_object_add(root, "domains", doms);
+
+    json_object *files = json_object_new_array();
+    for (size_t f = 0; f < n_inputs; f++) {
+        json_object *x = json_object_new_object();
+        json_object_object_add(x, "path", json_object_new_string(in[f].path));
+        json_object_object_add(x, "records", json_object_new_int64((int64_t)S->file_records[f]));
+        json_object *r = json_object_new_object();
+        for (int k = 1; k < PREP_REJECT_N; k++)
+            if (S->file_rejects[f * PREP_REJECT_N + k])
+                json_object_object_add(
+                    r, prep_reject_name((prep_reject)k),
+                    json_object_new_int64((int64_t)S->file_rejects[f * PREP_REJECT_N + k]));
+        json_object_object_add(x, "rejects", r);
+        json_object_array_add(files, x);
+    }
+    json_object_object_add(root, "files", files);
+    json_object *outs = json_object_new_array();
+    for (int li = 0; li < R->n_seq_lens; li++) {
+        json_object *x = json_object_new_object();
+        json_object_object_add(x, "seq_len", json_object_new_int64((int64_t)R->seq_lens[li]));
+        json_object_object_add(x, "sequences", json_object_new_int64((int64_t)n_seqs[li]));
+        json_object_object_add(x, "shards", json_object_new_int64((int64_t)n_shards[li]));
+        json_object_array_add(outs, x);
+    }
+    json_object_object_add(root, "outputs", outs);
+
+    char path[4200], tmp[4300];
+    snprintf(path, sizeof path, "%s/stats.json", o->output);
+    FILE *f = open_tmp(path, tmp, sizeof tmp);
+    if (!f) {
+        json_object_put(root);
+        snprintf(err, err_bytes, "%s: %s", tmp, strerror(errno));
+        return PREP_ERR_IO;
+    }
+    fprintf(
+        f, "%s\n",
+        json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED));
+    json_object_put(root);
+    return close_tmp(f, tmp, path, err, err_bytes);
+}
+
+/* ---- report.md and its charts -------------------------------------------------------------- */
+
+/* A grouped bar chart: n_groups groups of n_series bars, values in [0, vmax]. */
+static int svg_bars(const char *path, const char *title, int n_groups, char *const *groups,
+                    int n_series, const char *const *series, const double *v, double vmax,
+                    const char *unit) {
+    static const char *const colour[] = {"#4878a8", "#e3894b", "#59a14f", "#b07aa1", "#9c755f"};
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    const int W = 80 + n_groups * (n_series * 18 + 24), H = 340, top = 40, bottom = 110;
+    const double ph = H - top - bottom;
+    if (!(vmax > 0))
+        vmax = 1;
+    fprintf(f,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+            "font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%%\" height=\"100%%\" "
+            "fill=\"white\"/>\n<text x=\"10\" y=\"20\" font-size=\"14\">%s</text>\n",
+            W < 360 ? 360 : W, H, title);
+    for (int k = 0; k <= 4; k++) { /* grid */
+        double y = top + ph - ph * k / 4;
+        fprintf(f, "<line x1=\"60\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", W - 10,
+                y, y);
+        fprintf(f, "<text x=\"55\" y=\"%.1f\" text-anchor=\"end\">%.3g%s</text>\n", y + 4,
+                vmax * k / 4, unit);
+    }
+    for (int g = 0; g < n_groups; g++) {
+        int x0 = 70 + g * (n_series * 18 + 24);
+        for (int s = 0; s < n_series; s++) {
+            double h = ph * (v[g * n_series + s] / vmax);
+            fprintf(f,
+                    "<rect x=\"%d\" y=\"%.1f\" width=\"16\" height=\"%.1f\" fill=\"%s\"><title>%s "
+                    "%s: %.4g</title></rect>\n",
+                    x0 + s * 18, top + ph - h, h, colour[s % 5], groups[g], series[s],
+                    v[g * n_series + s]);
+        }
+        fprintf(f, "<text transform=\"translate(%d,%d) rotate(40)\">%.24s</text>\n", x0,
+                H - bottom + 14, groups[g]);
+    }
+    for (int s = 0; s < n_series; s++)
+        fprintf(f,
+                "<rect x=\"%d\" y=\"26\" width=\"10\" height=\"10\" fill=\"%s\"/><text x=\"%d\" "
+                "y=\"35\">%s</text>\n",
+                W - 10 - (n_series - s) * 110, colour[s % 5], W - 10 - (n_series - s) * 110 + 14,
+                series[s]);
+    fprintf(f, "</svg>\n");
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+int prep_write_report(const prep_opts *o, const prep_stats *S, const uint64_t *n_seqs,
+                      const uint64_t *n_shards, char *err, size_t err_bytes) {
+    const prep_recipe *R = &o->recipe;
+    const int nd = S->n_domains, nb = S->n_buckets;
+    char dir[4200], path[4300];
+    snprintf(dir, sizeof dir, "%s/report", o->output);
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        snprintf(err, err_bytes, "%s: %s", dir, strerror(errno));
+        return PREP_ERR_IO;
+    }
+    uint64_t tot_sel = 0;
+    for (int d = 0; d < nd; d++)
+        tot_sel += S->sel_tokens[d];
+    /* long = documents of at least 4096 tokens (the second edge when there is none at 4096) */
+    int long_b = nb > 1 ? 1 : 0;
+    for (int b = 0; b < nb; b++)
+        if (R->edges[b] == 4096)
+            long_b = b;
+    double *v = calloc((size_t)(nd + 1) * (size_t)(nb + 1) * 2, sizeof *v);
+    char **bnames = calloc((size_t)nb, sizeof *bnames);
+    if (!v || !bnames) {
+        free(v);
+        free(bnames);
+        snprintf(err, err_bytes, "out of memory");
+        return PREP_ERR_NOMEM;
+    }
+    for (int b = 0; b < nb; b++) {
+        bnames[b] = malloc(32);
+        if (b + 1 < nb)
+            snprintf(bnames[b], 32, "%lluK-%lluK", (ull)R->edges[b] / 1024,
+                     (ull)R->edges[b + 1] / 1024);
+        else
+            snprintf(bnames[b], 32, ">=%lluK", (ull)R->edges[b] / 1024);
+    }
+    static const char *const ba[] = {"before", "after"};
+    static const char *const ta[] = {"target", "achieved"};
+    int bad = 0;
+    /* 1. length histograms (token share per bucket) per domain */
+    for (int d = 0; d < nd; d++) {
+        uint64_t sb = 0, sa = 0;
+        for (int b = 0; b < nb; b++) {
+            sb += S->hist_tokens_before[d * nb + b];
+            sa += S->hist_tokens_after[d * nb + b];
+        }
+        for (int b = 0; b < nb; b++) {
+            v[b * 2] = sb ? 100.0 * (double)S->hist_tokens_before[d * nb + b] / (double)sb : 0;
+            v[b * 2 + 1] = sa ? 100.0 * (double)S->hist_tokens_after[d * nb + b] / (double)sa : 0;
+        }
+        char title[256];
+        snprintf(title, sizeof title, "%s: share of tokens by document length", S->domain[d]);
+        snprintf(path, sizeof path, "%s/lengths-%d.svg", dir, d);
+        bad |= svg_bars(path, title, nb, bnames, 2, ba, v, 100, "%");
+    }
+    /* 2. domain shares */
+    for (int d = 0; d < nd; d++) {
+        v[d * 2] = 100.0 * S->share_target[d];
+        v[d * 2 + 1] = tot_sel ? 100.0 * (double)S->sel_tokens[d] / (double)tot_sel : 0;
+    }
+    snprintf(path, sizeof path, "%s/domain-shares.svg", dir);
+    double vmax = 0;
+    for (int i = 0; i < 2 * nd; i++)
+        vmax = v[i] > vmax ? v[i] : vmax;
+    bad |= svg_bars(path, "Domain shares of tokens", nd, S->domain, 2, ta, v, vmax, "%");
+    /* 3. long-token share per domain */
+    const size_t ndz = nd > 0 ? (size_t)nd : 1;
+    double *lb = calloc(ndz, sizeof *lb), *la = calloc(ndz, sizeof *la);
+    for (int d = 0; lb && la && d < nd; d++) {
+        uint64_t sb = 0, sa = 0, lbt = 0, lat = 0;
+        for (int b = 0; b < nb; b++) {
+            sb += S->hist_tokens_before[d * nb + b];
+            sa += S->hist_tokens_after[d * nb + b];
+            if (b >= long_b) {
+                lbt += S->hist_tokens_before[d * nb + b];
+                lat += S->hist_tokens_after[d * nb + b];
+            }
+        }
+        lb[d] = sb ? 100.0 * (double)lbt / (double)sb : 0;
+        la[d] = sa ? 100.0 * (double)lat / (double)sa : 0;
+        v[d * 2] = lb[d];
+        v[d * 2 + 1] = la[d];
+    }
+    snprintf(path, sizeof path, "%s/long-share.svg", dir);
+    bad |= svg_bars(path, "Share of tokens in long documents", nd, S->domain, 2, ba, v, 100, "%");
+    /* 4. rejects by reason */
+    char *rnames[PREP_REJECT_N];
+    static const char *const one[] = {"records"};
+    double rv[PREP_REJECT_N], rmax = 0;
+    for (int r = 1; r < PREP_REJECT_N; r++) {
+        rnames[r - 1] = (char *)prep_reject_name((prep_reject)r);
+        rv[r - 1] = (double)S->rejects[r];
+        rmax = rv[r - 1] > rmax ? rv[r - 1] : rmax;
+    }
+    snprintf(path, sizeof path, "%s/rejects.svg", dir);
+    bad |= svg_bars(path, "Rejected records by reason", PREP_REJECT_N - 1, rnames, 1, one, rv, rmax,
+                    "");
+
+    char rpath[4200], tmp[4300];
+    snprintf(rpath, sizeof rpath, "%s/report.md", o->output);
+    FILE *f = open_tmp(rpath, tmp, sizeof tmp);
+    if (!f || bad) {
+        if (f)
+            fclose(f);
+        free(v);
+        for (int b = 0; b < nb; b++)
+            free(bnames[b]);
+        free(bnames);
+        free(lb);
+        free(la);
+        snprintf(err, err_bytes, "%s: cannot write the report", dir);
+        return PREP_ERR_IO;
+    }
+    uint64_t rejected = 0, dups = 0, sel = 0, docs = 0;
+    for (int r = 1; r < PREP_REJECT_N; r++)
+        rejected += S->rejects[r];
+    for (int d = 0; d < nd; d++) {
+        dups += S->dups[d];
+        sel += S->sel_docs[d];
+        docs += S->docs[d];
+    }
+    fprintf(f, "# prep report: recipe %s, seed %llu\n\n", R->name, (ull)R->seed);
+    fprintf(f,
+            "## Documents\n\n| records read | rejected | duplicates | selected | not selected |\n"
+            "|---|---|---|---|---|\n| %llu | %llu | %llu | %llu | %llu |\n\n",
+            (ull)S->n_records, (ull)rejected, (ull)dups, (ull)sel, (ull)(docs - dups - sel));
+    fprintf(f, "records read = rejected + duplicates + selected + not selected: %s\n\n",
+            S->n_records == rejected + docs ? "reconciled" : "**DOES NOT RECONCILE**");
+    fprintf(
+        f,
+        "## Domains\n\n| domain | documents | duplicates | unique tokens | target share | "
+        "budget | selected docs | copies | selected tokens | achieved share | long "
+        "share before | long share after |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for (int d = 0; d < nd; d++) {
+        char budget[32];
+        if (S->budget[d] == UINT64_MAX)
+            snprintf(budget, sizeof budget, "all");
+        else
+            snprintf(budget, sizeof budget, "%llu", (ull)S->budget[d]);
+        fprintf(f,
+                "| %s | %llu | %llu | %llu | %.4f | %s | %llu | %llu | %llu | %.4f | %.1f%% | "
+                "%.1f%% |\n",
+                S->domain[d], (ull)S->docs[d], (ull)S->dups[d], (ull)S->supply[d],
+                S->share_target[d], budget, (ull)S->sel_docs[d], (ull)S->sel_copies[d],
+                (ull)S->sel_tokens[d], tot_sel ? (double)S->sel_tokens[d] / (double)tot_sel : 0,
+                lb ? lb[d] : 0, la ? la[d] : 0);
+    }
+    fprintf(f, "\n\"Long\" is documents of at least %llu tokens.\n\n", (ull)R->edges[long_b]);
+    fprintf(
+        f,
+        "![domain shares](report/domain-shares.svg)\n\n![long share](report/long-share.svg)\n\n");
+    fprintf(f, "## Lengths\n\n");
+    for (int d = 0; d < nd; d++)
+        fprintf(f, "![%s](report/lengths-%d.svg)\n\n", S->domain[d], d);
+    fprintf(f, "## Rejects\n\n| reason | records |\n|---|---|\n");
+    for (int r = 1; r < PREP_REJECT_N; r++)
+        fprintf(f, "| %s | %llu |\n", prep_reject_name((prep_reject)r), (ull)S->rejects[r]);
+    fprintf(f, "\n![rejects](report/rejects.svg)\n\nPer file: see stats.json.\n\n## Output\n\n"
+               "| sequence length | sequences | shard files |\n|---|---|---|\n");
+    for (int li = 0; li < R->n_seq_lens; li++)
+        fprintf(f, "| %llu | %llu | %llu |\n", (ull)R->seq_lens[li], (ull)n_seqs[li],
+                (ull)n_shards[li]);
+    free(v);
+    for (int b = 0; b < nb; b++)
+        free(bnames[b]);
+    free(bnames);
+    free(lb);
+    free(la);
+    return close_tmp(f, tmp, rpath, err, err_bytes);
+}

@@ -1,0 +1,570 @@
+/* prep_scan.c - stage 1: read and tokenize every work unit into DIR/work.
+ *
+ * A unit's results are two files, written to .tmp and renamed, the meta last:
+ *   unit-NNNNNN.shard  its accepted documents, one sequence each (text tokens only)
+ *   unit-NNNNNN.meta   every record: offset, tokens, xxh3-128, domain, member, reject reason
+ * A unit whose .meta exists and checks out is done: a rerun skips it (resume). */
+#include "prep_internal.h"
+#include "shard.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+typedef unsigned long long ull;
+
+#define META_MAGIC   "LCTXUMET"
+#define META_VERSION 1u
+#define META_REC     48u
+#define BATCH_BYTES  (8u << 20)
+#define BATCH_DOCS   4096u
+
+void prep_unit_path(char *out, size_t n, const char *dir, size_t unit, const char *ext) {
+    snprintf(out, n, "%s/work/unit-%06zu.%s", dir, unit, ext);
+}
+
+/* ==== unit meta files ========================================================================*/
+
+static void put32(uint8_t *p, uint32_t v) {
+    memcpy(p, &v, 4);
+}
+static void put64(uint8_t *p, uint64_t v) {
+    memcpy(p, &v, 8);
+}
+static uint32_t get32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+static uint64_t get64(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+int prep_unit_meta_write(const char *path, const prep_unit_meta *m, char *err, size_t err_bytes) {
+    uint64_t n = 40 + m->n_records * META_REC + 8;
+    for (uint32_t s = 0; s < m->n_strings; s++)
+        n += 4 + strlen(m->strings[s]);
+    uint8_t *buf = malloc(n), *p = buf;
+    if (!buf) {
+        snprintf(err, err_bytes, "out of memory for %s", path);
+        return PREP_ERR_NOMEM;
+    }
+    memcpy(p, META_MAGIC, 8);
+    put32(p + 8, META_VERSION);
+    put32(p + 12, m->truncated ? 1u : 0u);
+    put64(p + 16, m->truncated_offset);
+    put64(p + 24, m->n_records);
+    put32(p + 32, m->n_strings);
+    put32(p + 36, 0);
+    p += 40;
+    for (uint64_t i = 0; i < m->n_records; i++, p += META_REC) {
+        const prep_unit_rec *r = &m->recs[i];
+        put64(p, r->offset);
+        put64(p + 8, r->n_tokens);
+        put64(p + 16, r->hash[0]);
+        put64(p + 24, r->hash[1]);
+        put32(p + 32, r->domain);
+        put32(p + 36, r->member);
+        put32(p + 40, r->seq);
+        put32(p + 44, r->reject);
+    }
+    for (uint32_t s = 0; s < m->n_strings; s++) {
+        uint32_t len = (uint32_t)strlen(m->strings[s]);
+        put32(p, len);
+        memcpy(p + 4, m->strings[s], len);
+        p += 4 + len;
+    }
+    put64(p, XXH3_64bits(buf, (size_t)(p - buf)));
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    int ok = f && fwrite(buf, 1, n, f) == n;
+    ok = f && fflush(f) == 0 && fsync(fileno(f)) == 0 && ok;
+    if (f && fclose(f) != 0)
+        ok = 0;
+    free(buf);
+    if (!ok || rename(tmp, path) != 0) {
+        snprintf(err, err_bytes, "%s: write: %s", tmp, strerror(errno));
+        unlink(tmp);
+        return PREP_ERR_IO;
+    }
+    return PREP_OK;
+}
+
+void prep_unit_meta_free(prep_unit_meta *m) {
+    free(m->recs);
+    free(m->strings);
+    free(m->blob);
+    memset(m, 0, sizeof *m);
+}
+
+int prep_unit_meta_read(const char *path, prep_unit_meta *m, char *err, size_t err_bytes) {
+    memset(m, 0, sizeof *m);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, err_bytes, "%s: %s", path, strerror(errno));
+        return PREP_ERR_IO;
+    }
+    struct stat sb;
+    uint8_t *buf = NULL;
+    int st = PREP_ERR_INPUT;
+    if (fstat(fileno(f), &sb) != 0 || sb.st_size < 48)
+        goto bad;
+    size_t n = (size_t)sb.st_size;
+    buf = malloc(n);
+    if (!buf || fread(buf, 1, n, f) != n)
+        goto bad;
+    if (memcmp(buf, META_MAGIC, 8) || get32(buf + 8) != META_VERSION ||
+        XXH3_64bits(buf, n - 8) != get64(buf + n - 8))
+        goto bad;
+    m->truncated = (get32(buf + 12) & 1) != 0;
+    m->truncated_offset = get64(buf + 16);
+    m->n_records = get64(buf + 24);
+    m->n_strings = get32(buf + 32);
+    if (m->n_records > (n - 48) / META_REC || m->n_strings > n)
+        goto bad;
+    m->recs = malloc((m->n_records ? m->n_records : 1) * sizeof *m->recs);
+    m->strings = malloc((m->n_strings ? m->n_strings : 1) * sizeof *m->strings);
+    m->blob = malloc(n);
+    if (!m->recs || !m->strings || !m->blob)
+        goto bad;
+    const uint8_t *p = buf + 40, *end = buf + n - 8;
+    for (uint64_t i = 0; i < m->n_records; i++, p += META_REC) {
+        prep_unit_rec *r = &m->recs[i];
+        r->offset = get64(p);
+        r->n_tokens = get64(p + 8);
+        r->hash[0] = get64(p + 16);
+        r->hash[1] = get64(p + 24);
+        r->domain = get32(p + 32);
+        r->member = get32(p + 36);
+        r->seq = get32(p + 40);
+        r->reject = (uint8_t)get32(p + 44);
+    }
+    char *b = m->blob;
+    for (uint32_t s = 0; s < m->n_strings; s++) {
+        if (end - p < 4)
+            goto bad;
+        uint32_t len = get32(p);
+        if ((uint64_t)(end - p - 4) < len)
+            goto bad;
+        memcpy(b, p + 4, len);
+        b[len] = '\0';
+        m->strings[s] = b;
+        b += len + 1;
+        p += 4 + len;
+    }
+    if (p != end)
+        goto bad;
+    for (uint64_t i = 0; i < m->n_records; i++)
+        if ((m->recs[i].domain >= m->n_strings && m->recs[i].domain != PREP_NO_SEQ) ||
+            (m->recs[i].member >= m->n_strings && m->recs[i].member != PREP_NO_SEQ) ||
+            m->recs[i].reject >= PREP_REJECT_N)
+            goto bad;
+    st = PREP_OK;
+bad:
+    if (st != PREP_OK) {
+        snprintf(err, err_bytes, "%s: damaged unit meta", path);
+        prep_unit_meta_free(m);
+    }
+    free(buf);
+    fclose(f);
+    return st;
+}
+
+/* ==== domains ================================================================================*/
+
+const char *prep_domain_of(const prep_recipe *r, const prep_input *in, const prep_record *rec,
+                           char *buf, size_t buf_bytes) {
+    switch (r->domain_src) {
+    case PREP_DOMAIN_JSON:
+        if (!rec->domain)
+            return NULL;
+        snprintf(buf, buf_bytes, "%.*s", (int)rec->n_domain, rec->domain);
+        return buf;
+    case PREP_DOMAIN_GLOB: {
+        char path[4400];
+        snprintf(path, sizeof path, "%s%s%s", in->path, rec->member ? "/" : "",
+                 rec->member ? rec->member : "");
+        for (int g = 0; g < r->n_globs; g++)
+            if (fnmatch(r->glob_pattern[g], path, 0) == 0)
+                return r->glob_domain[g];
+        return NULL;
+    }
+    default:
+        return r->domain_fixed;
+    }
+}
+
+/* ==== one unit ===============================================================================*/
+
+typedef struct {
+    const tokenizer *tok;
+    tok_ctx *ctx;
+    char **text; /* batch documents */
+    size_t *n_text;
+    size_t d0, d1;
+    uint32_t *ids; /* (ids_cap) tokens of d0..d1 back to back */
+    size_t n_ids, ids_cap;
+    uint64_t *end; /* (batch) end of each document in ids */
+    int err;
+} scan_worker;
+
+static void *scan_work(void *arg) {
+    scan_worker *w = arg;
+    w->n_ids = 0;
+    w->err = 0;
+    for (size_t i = w->d0; i < w->d1; i++) {
+        const uint32_t *ids;
+        size_t n;
+        if (tokenizer_encode(w->ctx, w->text[i], w->n_text[i], NULL, &ids, &n) != TOK_OK) {
+            w->err = 1;
+            return NULL;
+        }
+        if (w->n_ids + n > w->ids_cap) {
+            size_t cap = w->ids_cap ? w->ids_cap : 1 << 16;
+            while (cap < w->n_ids + n)
+                cap *= 2;
+            uint32_t *p = realloc(w->ids, cap * 4);
+            if (!p) {
+                w->err = 1;
+                return NULL;
+            }
+            w->ids = p;
+            w->ids_cap = cap;
+        }
+        if (n) /* w->ids may still be NULL */
+            memcpy(w->ids + w->n_ids, ids, n * 4);
+        w->n_ids += n;
+        w->end[i] = w->n_ids;
+    }
+    return NULL;
+}
+
+typedef struct {
+    const prep_opts *o;
+    const tokenizer *tok;
+    int n_threads;
+    scan_worker *w;
+    pthread_t *th;
+    /* the batch */
+    char **text;
+    size_t *n_text;
+    uint64_t *rec_of; /* (BATCH_DOCS) record index of each batch document */
+    uint64_t *end;
+    size_t n_batch, batch_bytes;
+    /* the unit */
+    prep_unit_meta meta;
+    uint64_t recs_cap;
+    uint32_t strings_cap;
+    shard_writer *sw;
+    uint64_t n_seqs;
+    cluster_progress *progress;
+} scan_state;
+
+static uint32_t intern(scan_state *s, const char *str) {
+    for (uint32_t i = 0; i < s->meta.n_strings; i++)
+        if (!strcmp(s->meta.strings[i], str))
+            return i;
+    if (s->meta.n_strings == s->strings_cap) {
+        uint32_t cap = s->strings_cap ? 2 * s->strings_cap : 16;
+        char **p = realloc(s->meta.strings, cap * sizeof *p);
+        if (!p)
+            return PREP_NO_SEQ;
+        s->meta.strings = p;
+        s->strings_cap = cap;
+    }
+    s->meta.strings[s->meta.n_strings] = strdup(str);
+    return s->meta.strings[s->meta.n_strings] ? s->meta.n_strings++ : PREP_NO_SEQ;
+}
+
+/* Tokenizes the batch over the threads and appends it to the unit's shard, in order. */
+static int flush_batch(scan_state *s, char *err, size_t err_bytes) {
+    if (s->n_batch == 0)
+        return PREP_OK;
+    int nt = s->n_threads;
+    uint64_t total = s->batch_bytes, acc = 0;
+    size_t d = 0;
+    for (int k = 0; k < nt; k++) {
+        scan_worker *w = &s->w[k];
+        w->text = s->text;
+        w->n_text = s->n_text;
+        w->end = s->end;
+        w->d0 = d;
+        uint64_t goal = total * (uint64_t)(k + 1) / (uint64_t)nt;
+        while (d < s->n_batch && (acc < goal || k == nt - 1))
+            acc += s->n_text[d++];
+        w->d1 = d;
+    }
+    for (int k = 1; k < nt; k++)
+        pthread_create(&s->th[k], NULL, scan_work, &s->w[k]);
+    scan_work(&s->w[0]);
+    for (int k = 1; k < nt; k++)
+        pthread_join(s->th[k], NULL);
+    uint64_t n_tokens = 0;
+    for (int k = 0; k < nt; k++) {
+        scan_worker *w = &s->w[k];
+        if (w->err) {
+            snprintf(err, err_bytes, "tokenizer: out of memory");
+            return PREP_ERR_NOMEM;
+        }
+        uint64_t prev = 0;
+        for (size_t i = w->d0; i < w->d1; i++) {
+            prep_unit_rec *r = &s->meta.recs[s->rec_of[i]];
+            uint64_t m = s->end[i] - prev;
+            shard_doc piece = {0, s->rec_of[i], 0};
+            if (shard_writer_append(s->sw, w->ids ? w->ids + prev : NULL, m, &piece, 1) !=
+                SHARD_OK) {
+                snprintf(err, err_bytes, "%s", shard_writer_errmsg(s->sw));
+                return PREP_ERR_IO;
+            }
+            r->n_tokens = m;
+            r->seq = (uint32_t)s->n_seqs++;
+            n_tokens += m;
+            prev = s->end[i];
+        }
+    }
+    uint64_t delta[3] = {s->n_batch, s->batch_bytes, n_tokens};
+    cluster_progress_add(s->progress, delta);
+    for (size_t i = 0; i < s->n_batch; i++)
+        free(s->text[i]);
+    s->n_batch = 0;
+    s->batch_bytes = 0;
+    return PREP_OK;
+}
+
+static int add_record(scan_state *s, prep_unit_rec **out) {
+    if (s->meta.n_records == s->recs_cap) {
+        uint64_t cap = s->recs_cap ? 2 * s->recs_cap : 1024;
+        prep_unit_rec *p = realloc(s->meta.recs, cap * sizeof *p);
+        if (!p)
+            return PREP_ERR_NOMEM;
+        s->meta.recs = p;
+        s->recs_cap = cap;
+    }
+    *out = &s->meta.recs[s->meta.n_records++];
+    memset(*out, 0, sizeof **out);
+    (*out)->seq = PREP_NO_SEQ;
+    (*out)->member = PREP_NO_SEQ;
+    (*out)->domain = PREP_NO_SEQ;
+    return PREP_OK;
+}
+
+static int scan_unit(scan_state *s, const prep_input *in, const prep_unit *u, size_t unit_index,
+                     char *err, size_t err_bytes) {
+    const prep_opts *o = s->o;
+    char shard_path[4200], meta_path[4200];
+    prep_unit_path(shard_path, sizeof shard_path, o->output, unit_index, "shard");
+    prep_unit_path(meta_path, sizeof meta_path, o->output, unit_index, "meta");
+    memset(&s->meta, 0, sizeof s->meta);
+    s->recs_cap = 0;
+    s->strings_cap = 0;
+    s->n_seqs = 0;
+
+    prep_read_opts ro = prep_read_opts_default();
+    ro.text_path = o->recipe.text_path;
+    ro.domain_path = o->recipe.domain_src == PREP_DOMAIN_JSON ? o->recipe.domain_path : NULL;
+    ro.utf8 = o->recipe.utf8_reject ? PREP_UTF8_REJECT : PREP_UTF8_REPLACE;
+    if (o->max_doc_bytes)
+        ro.max_doc_bytes = o->max_doc_bytes;
+    char meta_json[512];
+    snprintf(meta_json, sizeof meta_json,
+             "{\"stage\":\"prep scan\",\"input\":%u,\"unit\":%zu,\"tokenizer_xxh3\":\"%016llx\"}",
+             u->input, unit_index, (ull)tokenizer_checksum(s->tok));
+    shard_writer_opts wo = shard_writer_opts_default();
+    wo.vocab_size = tokenizer_vocab_size(s->tok);
+    wo.level = 1; /* work files: speed over size */
+    wo.meta_json = meta_json;
+    prep_reader *rd = NULL;
+    int st = PREP_OK;
+    if (shard_writer_create(shard_path, &wo, &s->sw) != SHARD_OK) {
+        snprintf(err, err_bytes, "%s", shard_writer_errmsg(s->sw));
+        st = PREP_ERR_IO;
+        goto done;
+    }
+    int rst = prep_reader_open(in, u, &ro, &rd);
+    while (rst == PREP_READ_OK) {
+        prep_record rec;
+        rst = prep_reader_next(rd, &rec);
+        if (rst != PREP_READ_OK)
+            break;
+        prep_unit_rec *r;
+        if ((st = add_record(s, &r)) != PREP_OK)
+            goto done;
+        r->offset = rec.offset;
+        r->reject = (uint8_t)rec.reject;
+        if (rec.member)
+            r->member = intern(s, rec.member);
+        char dbuf[256];
+        const char *dom =
+            rec.reject ? NULL : prep_domain_of(&o->recipe, in, &rec, dbuf, sizeof dbuf);
+        if (!rec.reject && !dom)
+            r->reject = PREP_REJECT_DOMAIN;
+        if (r->reject) {
+            if (o->strict) {
+                snprintf(err, err_bytes, "%s%s%s: offset %llu: rejected (%s): %s (--strict)",
+                         in->path, rec.member ? ":" : "", rec.member ? rec.member : "",
+                         (ull)rec.offset, prep_reject_name((prep_reject)r->reject),
+                         rec.detail ? rec.detail : "no domain");
+                st = PREP_ERR_INPUT;
+                goto done;
+            }
+            continue;
+        }
+        r->domain = intern(s, dom);
+        XXH128_hash_t h = XXH3_128bits(rec.text, rec.n_text);
+        r->hash[0] = h.low64;
+        r->hash[1] = h.high64;
+        char *copy = malloc(rec.n_text ? rec.n_text : 1);
+        if (!copy || r->domain == PREP_NO_SEQ) {
+            free(copy);
+            st = PREP_ERR_NOMEM;
+            goto done;
+        }
+        memcpy(copy, rec.text, rec.n_text);
+        s->text[s->n_batch] = copy;
+        s->n_text[s->n_batch] = rec.n_text;
+        s->rec_of[s->n_batch] = s->meta.n_records - 1;
+        s->n_batch++;
+        s->batch_bytes += rec.n_text;
+        if (s->n_batch == BATCH_DOCS || s->batch_bytes >= BATCH_BYTES)
+            if ((st = flush_batch(s, err, err_bytes)) != PREP_OK)
+                goto done;
+    }
+    if (rst == PREP_READ_ERR_CORRUPT) {
+        /* counted as one truncated record; what was read before it stays */
+        if (o->strict) {
+            snprintf(err, err_bytes, "%s (--strict)", prep_reader_errmsg(rd));
+            st = PREP_ERR_INPUT;
+            goto done;
+        }
+        LOG_WARN("%s", prep_reader_errmsg(rd));
+        s->meta.truncated = 1;
+        prep_unit_rec *r;
+        if ((st = add_record(s, &r)) != PREP_OK)
+            goto done;
+        r->reject = PREP_REJECT_TRUNCATED;
+    } else if (rst != PREP_READ_DONE) {
+        snprintf(err, err_bytes, "%s", prep_reader_errmsg(rd));
+        st = rst == PREP_READ_ERR_NOMEM ? PREP_ERR_NOMEM : PREP_ERR_IO;
+        goto done;
+    }
+    if ((st = flush_batch(s, err, err_bytes)) != PREP_OK)
+        goto done;
+    if (shard_writer_close(s->sw) != SHARD_OK) {
+        snprintf(err, err_bytes, "%s", shard_writer_errmsg(s->sw));
+        st = PREP_ERR_IO;
+        goto done;
+    }
+    st = prep_unit_meta_write(meta_path, &s->meta, err, err_bytes);
+done:
+    for (size_t i = 0; i < s->n_batch; i++)
+        free(s->text[i]);
+    s->n_batch = 0;
+    s->batch_bytes = 0;
+    prep_reader_free(rd);
+    shard_writer_free(s->sw);
+    s->sw = NULL;
+    for (uint32_t i = 0; i < s->meta.n_strings; i++)
+        free(s->meta.strings[i]);
+    free(s->meta.strings);
+    free(s->meta.recs);
+    memset(&s->meta, 0, sizeof s->meta);
+    return st;
+}
+
+/* ==== the stage ==============================================================================*/
+
+int prep_scan(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, const prep_input *in,
+              const prep_unit *units, size_t n_units, char *err, size_t err_bytes) {
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    scan_state s;
+    memset(&s, 0, sizeof s);
+    s.o = o;
+    s.tok = tok;
+    s.n_threads = o->threads > 0 ? o->threads : 1;
+    s.w = calloc((size_t)s.n_threads, sizeof *s.w);
+    s.th = calloc((size_t)s.n_threads, sizeof *s.th);
+    s.text = calloc(BATCH_DOCS, sizeof *s.text);
+    s.n_text = calloc(BATCH_DOCS, sizeof *s.n_text);
+    s.rec_of = calloc(BATCH_DOCS, sizeof *s.rec_of);
+    s.end = calloc(BATCH_DOCS, sizeof *s.end);
+    int st = s.w && s.th && s.text && s.n_text && s.rec_of && s.end ? PREP_OK : PREP_ERR_NOMEM;
+    for (int k = 0; st == PREP_OK && k < s.n_threads; k++) {
+        s.w[k].tok = tok;
+        if (tok_ctx_create(tok, &s.w[k].ctx) != TOK_OK)
+            st = PREP_ERR_NOMEM;
+    }
+    uint64_t total_bytes = 0;
+    for (size_t u = 0; u < n_units; u++)
+        total_bytes += units[u].end - units[u].begin;
+    cluster_progress_opts po = cluster_progress_opts_default();
+    po.label = "prep scan";
+    po.n_counters = 3;
+    po.names[0] = "docs";
+    po.names[1] = "bytes";
+    po.names[2] = "tokens";
+    po.totals[1] = total_bytes;
+    po.interval_seconds = o->progress_seconds;
+    int pst = cluster_progress_create(comm, &po, &s.progress);
+    if (pst != CLUSTER_OK && st == PREP_OK)
+        st = PREP_ERR_MPI;
+    cluster_queue *q = NULL;
+    if (cluster_agree(comm, st) != PREP_OK) {
+        snprintf(err, err_bytes, "scan setup failed");
+        st = st ? st : PREP_ERR_REMOTE;
+        goto done;
+    }
+    if (cluster_queue_create(comm, n_units, &q) != CLUSTER_OK) {
+        st = PREP_ERR_MPI;
+        snprintf(err, err_bytes, "work queue setup failed");
+        goto done;
+    }
+    uint64_t item, n_done = 0, n_skipped = 0;
+    while (st == PREP_OK && cluster_queue_next(q, &item) == CLUSTER_OK) {
+        char meta_path[4200];
+        prep_unit_path(meta_path, sizeof meta_path, o->output, item, "meta");
+        prep_unit_meta m;
+        char e2[256];
+        if (prep_unit_meta_read(meta_path, &m, e2, sizeof e2) == PREP_OK) {
+            prep_unit_meta_free(&m); /* done by an earlier run */
+            n_skipped++;
+            continue;
+        }
+        st = scan_unit(&s, &in[units[item].input], &units[item], item, err, err_bytes);
+        n_done++;
+        if (cluster_stop_signal())
+            break;
+    }
+    if (cluster_stop_signal() && st == PREP_OK) {
+        snprintf(err, err_bytes, "stopped by signal %d after %llu units; run again to resume",
+                 cluster_stop_signal(), (ull)n_done);
+        st = PREP_ERR_REMOTE;
+    }
+    LOG_DEBUG("scan: %llu units tokenized, %llu already done", (ull)n_done, (ull)n_skipped);
+    uint64_t totals[3];
+    cluster_progress_finish(s.progress, totals);
+done:
+    cluster_queue_free(q);
+    cluster_progress_free(s.progress);
+    for (int k = 0; s.w && k < s.n_threads; k++) {
+        tok_ctx_free(s.w[k].ctx);
+        free(s.w[k].ids);
+    }
+    free(s.w);
+    free(s.th);
+    free(s.text);
+    free(s.n_text);
+    free(s.rec_of);
+    free(s.end);
+    char msg[PREP_ERRMSG_BYTES];
+    snprintf(msg, sizeof msg, "%s", err);
+    return cluster_agree_msg(comm, st, msg, err, err_bytes, NULL);
+}
