@@ -2,6 +2,7 @@
 #include "prep_internal.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -44,6 +45,120 @@ prep_opts prep_opts_default(void) {
     char err[8];
     prep_recipe_load("keep", &o.recipe, err, sizeof err);
     return o;
+}
+
+/* ---- what a DIR was made with --------------------------------------------------------------
+ * DIR/work holds tokenized units: valid only for the same inputs, tokenizer and read options.
+ * The shards depend on the recipe too. Both are written down as text; a rerun with another
+ * scan setup is refused, and a rerun with another recipe rewrites the shards. */
+
+static int append(char **s, size_t *n, size_t *cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int append(char **s, size_t *n, size_t *cap, const char *fmt, ...) {
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int m = vsnprintf(*s ? *s + *n : NULL, *s ? *cap - *n : 0, fmt, ap);
+        va_end(ap);
+        if (m < 0)
+            return -1;
+        if (*s && *n + (size_t)m < *cap) {
+            *n += (size_t)m;
+            return 0;
+        }
+        size_t nc = *cap ? 2 * *cap : 4096;
+        while (nc < *n + (size_t)m + 1)
+            nc *= 2;
+        char *p = realloc(*s, nc);
+        if (!p)
+            return -1;
+        *s = p;
+        *cap = nc;
+    }
+}
+
+static char *scan_key(const prep_opts *o, const tokenizer *tok, const prep_input *in, size_t n_in) {
+    const prep_recipe *R = &o->recipe;
+    char *s = NULL;
+    size_t n = 0, cap = 0;
+    int bad = append(&s, &n, &cap,
+                     "longctx prep work v1\ntokenizer_xxh3 %016llx\nunit_bytes %llu\n"
+                     "max_doc_bytes %llu\ntext %s\nutf8 %s\ndomain_src %d\ndomain %s|%s\n",
+                     (ull)tokenizer_checksum(tok), (ull)o->unit_bytes, (ull)o->max_doc_bytes,
+                     R->text_path, R->utf8_reject ? "reject" : "replace", (int)R->domain_src,
+                     R->domain_path, R->domain_fixed);
+    for (int g = 0; !bad && g < R->n_globs; g++)
+        bad = append(&s, &n, &cap, "glob %s %s\n", R->glob_pattern[g], R->glob_domain[g]);
+    for (size_t i = 0; !bad && i < n_in; i++)
+        bad = append(&s, &n, &cap, "input %llu %s\n", (ull)in[i].bytes, in[i].path);
+    if (bad) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static char *pack_key(const prep_opts *o) {
+    const prep_recipe *R = &o->recipe;
+    char *s = NULL;
+    size_t n = 0, cap = 0;
+    int bad =
+        append(&s, &n, &cap,
+               "recipe %s\ntarget %llu\nas_input %d\nmax_copies %u\npacking %d\nbos %d eos "
+               "%d dedup %d\nseed %llu\nshard_tokens %llu\nbucket_shares %d\n",
+               R->name, (ull)R->target_tokens, R->shares_as_input, R->max_copies, (int)R->packing,
+               R->bos, R->eos, R->dedup, (ull)R->seed, (ull)o->shard_tokens, R->use_bucket_shares);
+    for (int b = 0; !bad && b < R->n_edges; b++)
+        bad = append(&s, &n, &cap, "bucket %llu %.17g %.17g\n", (ull)R->edges[b], R->weights[b],
+                     R->bucket_shares[b]);
+    for (int d = 0; !bad && d < R->n_domains; d++) {
+        bad = append(&s, &n, &cap, "domain %s %.17g", R->domains[d].name, R->domains[d].share);
+        for (int b = 0; !bad && b < R->domains[d].has_weights; b++)
+            bad = append(&s, &n, &cap, " %.17g", R->domains[d].weights[b]);
+        if (!bad)
+            bad = append(&s, &n, &cap, "\n");
+    }
+    for (int l = 0; !bad && l < R->n_seq_lens; l++)
+        bad = append(&s, &n, &cap, "seq_len %llu\n", (ull)R->seq_lens[l]);
+    if (bad) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* Compares key with the file (absent: writes it). 1 = same, 0 = different, -1 = I/O error. */
+static int key_matches(const char *path, const char *key) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        f = fopen(path, "wb");
+        if (!f)
+            return -1;
+        int ok = fputs(key, f) >= 0;
+        return fclose(f) == 0 && ok ? 1 : -1;
+    }
+    size_t n = strlen(key);
+    char *buf = malloc(n + 2);
+    size_t got = buf ? fread(buf, 1, n + 1, f) : 0;
+    fclose(f);
+    int same = buf && got == n && memcmp(buf, key, n) == 0;
+    free(buf);
+    return same;
+}
+
+static int write_key(const char *path, const char *key) {
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    int ok = fputs(key, f) >= 0;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+/* A rerun with another recipe: the old shards are not this recipe's output. */
+static int remove_shards(const prep_opts *o) {
+    char cmd[4400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'/L[0-9]*", o->output);
+    return strchr(o->output, '\'') ? -1 : system(cmd);
 }
 
 static int make_dir(const char *path, char *err, size_t err_bytes) {
@@ -94,6 +209,40 @@ int prep_run(MPI_Comm comm, const prep_opts *o, char *err, size_t err_bytes) {
         prep_units_make(in, n_in, o->unit_bytes, &units, &n_units) != PREP_READ_OK) {
         snprintf(msg, sizeof msg, "out of memory for the work units");
         st = PREP_ERR_NOMEM;
+    }
+    /* the same setup as the work already in DIR? */
+    if (st == PREP_OK && rank == 0) {
+        char *sk = scan_key(o, tok, in, n_in), *pk = pack_key(o), path[4200];
+        if (!sk || !pk) {
+            snprintf(msg, sizeof msg, "out of memory");
+            st = PREP_ERR_NOMEM;
+        }
+        snprintf(path, sizeof path, "%s/work/setup.txt", o->output);
+        int m = st == PREP_OK ? key_matches(path, sk) : 1;
+        if (m == 0) {
+            snprintf(msg, sizeof msg,
+                     "%s holds work from another setup (inputs, tokenizer or read "
+                     "options differ from %s); use another --output or remove %s/work",
+                     o->output, path, o->output);
+            st = PREP_ERR_ARG;
+        } else if (m < 0) {
+            snprintf(msg, sizeof msg, "%s: cannot write: %s", path, strerror(errno));
+            st = PREP_ERR_IO;
+        }
+        snprintf(path, sizeof path, "%s/recipe.txt", o->output);
+        m = st == PREP_OK ? key_matches(path, pk) : 1;
+        if (m == 0) {
+            LOG_WARN("%s: another recipe than last time: the shards are made again", o->output);
+            if (remove_shards(o) != 0 || write_key(path, pk) != 0) {
+                snprintf(msg, sizeof msg, "%s: cannot replace the old shards", o->output);
+                st = PREP_ERR_IO;
+            }
+        } else if (m < 0 && st == PREP_OK) {
+            snprintf(msg, sizeof msg, "%s: cannot write: %s", path, strerror(errno));
+            st = PREP_ERR_IO;
+        }
+        free(sk);
+        free(pk);
     }
     if ((st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL)) != PREP_OK)
         goto done;
