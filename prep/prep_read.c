@@ -525,6 +525,47 @@ static int is_blank(const char *s, size_t n) {
     return 1;
 }
 
+/* What json-c accepts but RFC 8259 does not: raw control characters in strings, NaN and
+ * Infinity, numbers with leading zeros. NULL if the line has none of them. */
+static const char *json_not_strict(const char *s, size_t n, size_t *col) {
+    int in_str = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        *col = i;
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = 0;
+            else if (c < 0x20)
+                return "a raw control character in a string";
+            continue;
+        }
+        if (c == '"') {
+            in_str = 1;
+        } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
+            size_t j = i;
+            while (j < n && ((s[j] >= 'a' && s[j] <= 'z') || (s[j] >= 'A' && s[j] <= 'Z')))
+                j++;
+            if (!((j - i == 4 && (!memcmp(s + i, "true", 4) || !memcmp(s + i, "null", 4))) ||
+                  (j - i == 5 && !memcmp(s + i, "false", 5))))
+                return "a literal other than true, false or null";
+            i = j - 1;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t j = c == '-' ? i + 1 : i;
+            if (j < n && s[j] == '0' && j + 1 < n && s[j + 1] >= '0' && s[j + 1] <= '9')
+                return "a number with a leading zero";
+            if (c == '-' && (j >= n || s[j] < '0' || s[j] > '9'))
+                return "a '-' that starts no number";
+            while (j < n && ((s[j] >= '0' && s[j] <= '9') || s[j] == '.' || s[j] == 'e' ||
+                             s[j] == 'E' || s[j] == '+' || s[j] == '-'))
+                j++;
+            i = j - 1;
+        }
+    }
+    return NULL;
+}
+
 /* One jsonl line (no '\n') at stream offset off into rec (started by the caller). */
 static int json_record(prep_reader *r, const char *line, size_t n, uint64_t off, prep_record *rec) {
     int status = PREP_READ_OK;
@@ -533,8 +574,8 @@ static int json_record(prep_reader *r, const char *line, size_t n, uint64_t off,
         n -= 3;
     }
     const char *nul = memchr(line, 0, n);
-    if (nul) /* json-c would stop there; a NUL in a line means binary data */
-        return reject(r, rec, PREP_REJECT_BINARY, "NUL byte at column %zu", (size_t)(nul - line));
+    if (nul) /* raw NUL is never JSON (a NUL in the text is written \u0000: BINARY below) */
+        return reject(r, rec, PREP_REJECT_JSON, "NUL byte at column %zu", (size_t)(nul - line));
     json_tokener_reset(r->tok);
     r->obj = json_tokener_parse_ex(r->tok, line, (int)n);
     if (!r->obj) {
@@ -547,6 +588,10 @@ static int json_record(prep_reader *r, const char *line, size_t n, uint64_t off,
     if (!json_object_is_type(r->obj, json_type_object))
         return reject(r, rec, PREP_REJECT_JSON, "not a JSON object but a %s",
                       json_type_to_name(json_object_get_type(r->obj)));
+    size_t col;
+    const char *why = json_not_strict(line, n, &col);
+    if (why)
+        return reject(r, rec, PREP_REJECT_JSON, "%s at column %zu", why, col + 1);
     json_object *text = json_at(r->obj, r->text_key, r->n_text_keys);
     if (!text || !json_object_is_type(text, json_type_string))
         return reject(r, rec, PREP_REJECT_FIELD, "no string at the text path (%s)",

@@ -24,9 +24,11 @@
  * jsonl rules: a line is one record, numbered (ordinal) from 0 in its unit. Lines holding only
  * JSON whitespace (space, tab, CR, LF) are skipped and are NOT records: they take no ordinal and
  * are never rejected (except one longer than max_doc_bytes: TOO_LONG, as it is not held to be
- * looked at). A UTF-8 BOM at stream offset 0 is ignored. JSON is parsed strictly
+ * looked at). A UTF-8 BOM at stream offset 0 is ignored. JSON is parsed strictly as RFC 8259
  * (json-c JSON_TOKENER_STRICT: no single quotes, no trailing commas, nothing after the object
- * but whitespace); a line with a raw NUL byte, or whose text holds "\u0000", is BINARY.
+ * but whitespace; and checked here: no raw control characters in strings, no NaN/Infinity, no
+ * leading zeros). A line with a raw NUL byte is JSON (never valid); a text holding "\u0000" is
+ * BINARY.
  * Order of the checks: JSON, FIELD, DOMAIN, BINARY, EMPTY, TOO_LONG, UTF8 (text, then domain).
  * EMPTY means zero bytes of text (whitespace-only text is a document). A plain-text document
  * (offset 0) is checked for BINARY (a NUL byte), EMPTY, TOO_LONG and UTF8.
