@@ -11,7 +11,7 @@ PACKAGES=(
   libarchive-dev libxxhash-dev libzstd-dev   # inputs, hashing, compression
   libjson-c-dev libutf8proc-dev              # JSON, Unicode tables
   libscalapack-openmpi-dev libopenblas-dev   # linear algebra
-  clang clang-format zstd                    # fuzzing, formatting, tools
+  clang clang-format zstd libarchive-tools   # fuzzing, formatting, tools
   python3-numpy sentencepiece python3-sentencepiece   # independent references in tests
 )
 cd "$(dirname "$0")"
