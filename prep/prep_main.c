@@ -43,7 +43,7 @@ static void usage(FILE *f) {
         "  --threads N           tokenizer threads per rank (default 1)\n"
         "  --strict              any rejected record, damaged file or budget shortfall is fatal\n"
         "  --unit-bytes N        plain jsonl files are cut into work units of N bytes (268435456)\n"
-        "  --shard-tokens N      tokens per output shard file (268435456)\n"
+        "  --shard-tokens N      tokens per output shard file (33554432)\n"
         "  --max-doc-bytes N     longer records are rejected as too_long (67108864)\n"
         "  --progress-seconds S  progress line interval on rank 0 (5)\n"
         "  -v, --verbose         debug logging\n"

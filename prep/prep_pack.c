@@ -327,18 +327,21 @@ static int plan_bestfit(const prep_sel *sel, const copy_t *c, size_t n_copies, u
 
 /* ---- shards -------------------------------------------------------------------------------- */
 
-/* Open unit shards: a small cache, so that a rank does not hold one file per unit. */
+/* Open unit shards: a cache, so that a rank does not hold one file per unit. Documents come
+ * in random unit order: with 16 readers, reopening units cost 3 of the 5 s of packing on 1 GB
+ * (56 units, tests/bench/bench_prep.sh). */
+#define READER_CACHE 256
 typedef struct {
-    shard_reader *r[16];
-    uint32_t unit[16];
-    uint64_t used[16];
+    shard_reader *r[READER_CACHE];
+    uint32_t unit[READER_CACHE];
+    uint64_t used[READER_CACHE];
     uint64_t tick;
 } reader_cache;
 
 static shard_reader *get_reader(reader_cache *rc, const char *dir, uint32_t unit, char *err,
                                 size_t err_bytes) {
     int free_slot = -1, oldest = 0;
-    for (int k = 0; k < 16; k++) {
+    for (int k = 0; k < READER_CACHE; k++) {
         if (rc->r[k] && rc->unit[k] == unit) {
             rc->used[k] = ++rc->tick;
             return rc->r[k];
@@ -550,7 +553,7 @@ int prep_pack(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, prep_sel 
         free(p.pieces);
         free(p.seq_begin);
     }
-    for (int k = 0; k < 16; k++)
+    for (int k = 0; k < READER_CACHE; k++)
         shard_reader_free(rc.r[k]);
     free(buf);
     if (rank != 0)
