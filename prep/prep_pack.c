@@ -145,73 +145,133 @@ static int cmp_binkey(const void *a, const void *b) {
     return x->key < y->key ? -1 : x->key > y->key ? 1 : (x->bin > y->bin) - (x->bin < y->bin);
 }
 
-static int plan_bestfit(const prep_sel *sel, const copy_t *c, size_t n_copies, uint64_t L,
-                        uint64_t seed, plan_t *p) {
-    /* pieces to place: copies up to L whole; longer copies give full L pieces (each its own
-     * sequence) and their remainder */
-    fit_t *f = malloc((n_copies ? n_copies : 1) * sizeof *f);
-    size_t n_f = 0;
-    typedef struct {
-        uint32_t sel;
-        uint64_t off, len;
-        int64_t next;
-    } bp;
-    bp *pcs = NULL;
-    size_t n_p = 0, cap_p = 0;
-    uint64_t *room = NULL; /* (n_bins) */
-    int64_t *head = NULL, *tail = NULL;
-    size_t n_bins = 0, cap_bins = 0;
-    size_t tree_n = 1;
-    while (tree_n < L + 1)
-        tree_n *= 2;
-    uint32_t *tree = calloc(2 * tree_n, sizeof *tree); /* bins per room, summed */
-    int64_t **by_room = calloc(L + 1, sizeof *by_room);
-    size_t *n_room = calloc(L + 1, sizeof *n_room), *cap_room = calloc(L + 1, sizeof *cap_room);
-    int st = f && tree && by_room && n_room && cap_room ? 0 : -1;
-#define GROW(arr, n, cap)                                                                          \
-    do {                                                                                           \
-        if ((n) == (cap)) {                                                                        \
-            size_t nc_ = (cap) ? 2 * (cap) : 256;                                                  \
-            void *q_ = realloc((arr), nc_ * sizeof *(arr));                                        \
-            if (!q_) {                                                                             \
-                st = -1;                                                                           \
-                break;                                                                             \
-            }                                                                                      \
-            (arr) = q_;                                                                            \
-            (cap) = nc_;                                                                           \
-        }                                                                                          \
-    } while (0)
-    for (size_t i = 0; st == 0 && i < n_copies; i++) {
-        uint64_t len = sel[c[i].sel].n_tokens, off = 0;
-        while (st == 0 && len - off > L) { /* a full sequence of its own */
-            GROW(pcs, n_p, cap_p);
-            GROW(room, n_bins, cap_bins);
-            if (st)
-                break;
-            size_t cap_h = cap_bins;
-            int64_t *h = realloc(head, cap_h * sizeof *h),
-                    *t = h ? realloc(tail, cap_h * sizeof *t) : NULL;
-            if (!h || !t) {
-                st = -1;
+/* Bins (future sequences): their room and their pieces as linked lists. */
+typedef struct {
+    uint32_t sel;
+    uint64_t off, len;
+    int64_t next;
+} bin_piece;
+
+typedef struct {
+    uint64_t *room;       /* (n) */
+    int64_t *head, *tail; /* (n) first and last piece */
+    size_t n, cap;
+    bin_piece *pcs; /* (n_pcs) */
+    size_t n_pcs, cap_pcs;
+    /* bins with room r > 0, by room, and their count summed up a segment tree */
+    int64_t **by_room; /* (L + 1) */
+    size_t *n_room, *cap_room;
+    uint32_t *tree; /* (2 * tree_n) */
+    size_t tree_n;
+} bins_t;
+
+static int64_t bin_new(bins_t *B, uint64_t room) {
+    if (B->n == B->cap) {
+        size_t cap = B->cap ? 2 * B->cap : 256;
+        uint64_t *r = realloc(B->room, cap * sizeof *r);
+        if (r)
+            B->room = r;
+        int64_t *h = r ? realloc(B->head, cap * sizeof *h) : NULL;
+        if (h)
+            B->head = h;
+        int64_t *t = h ? realloc(B->tail, cap * sizeof *t) : NULL;
+        if (!t)
+            return -1;
+        B->tail = t;
+        B->cap = cap;
+    }
+    B->room[B->n] = room;
+    B->head[B->n] = B->tail[B->n] = -1;
+    return (int64_t)B->n++;
+}
+
+static int bin_put(bins_t *B, int64_t b, uint32_t sel, uint64_t off, uint64_t len) {
+    if (B->n_pcs == B->cap_pcs) {
+        size_t cap = B->cap_pcs ? 2 * B->cap_pcs : 256;
+        bin_piece *p = realloc(B->pcs, cap * sizeof *p);
+        if (!p)
+            return -1;
+        B->pcs = p;
+        B->cap_pcs = cap;
+    }
+    B->pcs[B->n_pcs] = (bin_piece){sel, off, len, -1};
+    if (B->tail[b] >= 0)
+        B->pcs[B->tail[b]].next = (int64_t)B->n_pcs;
+    else
+        B->head[b] = (int64_t)B->n_pcs;
+    B->tail[b] = (int64_t)B->n_pcs++;
+    B->room[b] -= len;
+    return 0;
+}
+
+/* Files bin b under its room (if any room is left). */
+static int room_add(bins_t *B, int64_t b) {
+    size_t r = B->room[b];
+    if (r == 0)
+        return 0;
+    if (B->n_room[r] == B->cap_room[r]) {
+        size_t cap = B->cap_room[r] ? 2 * B->cap_room[r] : 8;
+        int64_t *p = realloc(B->by_room[r], cap * sizeof *p);
+        if (!p)
+            return -1;
+        B->by_room[r] = p;
+        B->cap_room[r] = cap;
+    }
+    B->by_room[r][B->n_room[r]++] = b;
+    for (size_t x = r + B->tree_n; x >= 1; x >>= 1)
+        B->tree[x]++;
+    return 0;
+}
+
+/* Takes the bin with the smallest room >= need; -1 if none. */
+static int64_t room_take(bins_t *B, uint64_t need) {
+    size_t idx = need + B->tree_n, node = 0;
+    if (B->tree[idx] > 0) {
+        node = idx;
+    } else { /* climb until a right sibling holds a bin, then descend to its leftmost */
+        for (; idx > 1; idx >>= 1)
+            if ((idx & 1) == 0 && B->tree[idx + 1] > 0) {
+                node = idx + 1;
                 break;
             }
-            head = h;
-            tail = t;
-            pcs[n_p] = (bp){c[i].sel, off, L, -1};
-            room[n_bins] = 0;
-            head[n_bins] = tail[n_bins] = (int64_t)n_p;
-            n_p++;
-            n_bins++;
-            off += L;
+        if (!node)
+            return -1;
+        while (node < B->tree_n)
+            node = B->tree[2 * node] > 0 ? 2 * node : 2 * node + 1;
+    }
+    size_t r = node - B->tree_n;
+    int64_t b = B->by_room[r][--B->n_room[r]];
+    for (size_t x = node; x >= 1; x >>= 1)
+        B->tree[x]--;
+    return b;
+}
+
+static int plan_bestfit(const prep_sel *sel, const copy_t *c, size_t n_copies, uint64_t L,
+                        uint64_t seed, plan_t *p) {
+    bins_t B;
+    memset(&B, 0, sizeof B);
+    B.tree_n = 1;
+    while (B.tree_n < L + 1)
+        B.tree_n *= 2;
+    B.tree = calloc(2 * B.tree_n, sizeof *B.tree);
+    B.by_room = calloc(L + 1, sizeof *B.by_room);
+    B.n_room = calloc(L + 1, sizeof *B.n_room);
+    B.cap_room = calloc(L + 1, sizeof *B.cap_room);
+    fit_t *f = malloc((n_copies ? n_copies : 1) * sizeof *f);
+    binkey_t *order = NULL;
+    size_t n_f = 0;
+    int st = f && B.tree && B.by_room && B.n_room && B.cap_room ? 0 : -1;
+
+    /* copies longer than L give full L-token sequences of their own; what is left (or the
+     * whole copy) is placed below, longest first */
+    for (size_t i = 0; st == 0 && i < n_copies; i++) {
+        uint64_t len = sel[c[i].sel].n_tokens, off = 0;
+        for (; st == 0 && len - off > L; off += L) {
+            int64_t b = bin_new(&B, L);
+            st = b < 0 || bin_put(&B, b, c[i].sel, off, L) ? -1 : 0;
         }
-        if (st == 0 && len - off > 0) {
+        if (st == 0 && (len - off > 0 || len == 0)) { /* an empty copy still gets a place */
             f[n_f].len = len - off;
-            f[n_f].key = c[i].key;
-            f[n_f].sel = c[i].sel;
-            n_f++; /* the remainder: its offset is the copy's length minus its own */
-        }
-        if (st == 0 && len == 0) { /* an empty copy still gets a place */
-            f[n_f].len = 0;
             f[n_f].key = c[i].key;
             f[n_f].sel = c[i].sel;
             n_f++;
@@ -219,109 +279,46 @@ static int plan_bestfit(const prep_sel *sel, const copy_t *c, size_t n_copies, u
     }
     qsort(f, n_f, sizeof *f, cmp_fit);
     for (size_t i = 0; st == 0 && i < n_f; i++) {
-        uint64_t need = f[i].len;
-        /* smallest room >= need with a bin: walk the tree */
-        int64_t b = -1;
-        if (need <= L) {
-            size_t lo = need, node;
-            /* find first index >= lo with count > 0 */
-            size_t idx = lo + tree_n;
-            if (tree[idx] > 0) {
-                node = idx;
-            } else {
-                node = 0;
-                while (idx > 1) {
-                    if ((idx & 1) == 0 && tree[idx + 1] > 0) {
-                        node = idx + 1;
-                        break;
-                    }
-                    idx >>= 1;
-                }
-                if (node)
-                    while (node < tree_n)
-                        node = tree[2 * node] > 0 ? 2 * node : 2 * node + 1;
-            }
-            if (node && tree[node] > 0) {
-                size_t r = node - tree_n;
-                b = by_room[r][--n_room[r]];
-                for (size_t x = node; x >= 1; x >>= 1)
-                    tree[x]--;
-            }
-        }
-        if (b < 0) { /* a new bin */
-            GROW(room, n_bins, cap_bins);
-            if (st)
-                break;
-            int64_t *h = realloc(head, cap_bins * sizeof *h),
-                    *t = h ? realloc(tail, cap_bins * sizeof *t) : NULL;
-            if (!h || !t) {
-                st = -1;
-                break;
-            }
-            head = h;
-            tail = t;
-            b = (int64_t)n_bins++;
-            room[b] = L;
-            head[b] = tail[b] = -1;
-        }
-        GROW(pcs, n_p, cap_p);
-        if (st)
-            break;
-        uint64_t full = sel[f[i].sel].n_tokens;
-        uint64_t off = full > L ? full - f[i].len : 0;
-        pcs[n_p] = (bp){f[i].sel, off, f[i].len, -1};
-        if (tail[b] >= 0)
-            pcs[tail[b]].next = (int64_t)n_p;
-        else
-            head[b] = (int64_t)n_p;
-        tail[b] = (int64_t)n_p;
-        n_p++;
-        room[b] -= need;
-        size_t r = room[b];
-        if (r > 0) {
-            GROW(by_room[r], n_room[r], cap_room[r]);
-            if (st)
-                break;
-            by_room[r][n_room[r]++] = b;
-            for (size_t x = r + tree_n; x >= 1; x >>= 1)
-                tree[x]++;
-        }
+        int64_t b = room_take(&B, f[i].len);
+        if (b < 0)
+            b = bin_new(&B, L);
+        uint64_t full = sel[f[i].sel].n_tokens; /* the remainder sits at the copy's end */
+        if (b < 0 || bin_put(&B, b, f[i].sel, full - f[i].len, f[i].len) || room_add(&B, b))
+            st = -1;
     }
+
     /* sequences in seeded order */
-    binkey_t *order = st == 0 ? malloc((n_bins ? n_bins : 1) * sizeof *order) : NULL;
+    order = st == 0 ? malloc((B.n ? B.n : 1) * sizeof *order) : NULL;
     const uint64_t salt = prep_mix64(seed + 0x62657374ull);
-    for (size_t b = 0; order && b < n_bins; b++) {
+    for (size_t b = 0; order && b < B.n; b++) {
         order[b].key = prep_mix64((uint64_t)b ^ salt);
         order[b].bin = (uint32_t)b;
     }
     if (order)
-        qsort(order, n_bins, sizeof *order, cmp_binkey);
-    for (size_t k = 0; order && st == 0 && k < n_bins; k++) {
+        qsort(order, B.n, sizeof *order, cmp_binkey);
+    else
+        st = -1;
+    for (size_t k = 0; st == 0 && k < B.n; k++) {
         if (plan_seq(p)) {
             st = -1;
             break;
         }
-        for (int64_t x = head[order[k].bin]; x >= 0; x = pcs[x].next)
-            if (plan_piece(p, pcs[x].sel, pcs[x].off, pcs[x].len)) {
+        for (int64_t x = B.head[order[k].bin]; st == 0 && x >= 0; x = B.pcs[x].next)
+            if (plan_piece(p, B.pcs[x].sel, B.pcs[x].off, B.pcs[x].len))
                 st = -1;
-                break;
-            }
     }
-    if (!order)
-        st = -1;
-    for (size_t r = 0; by_room && r <= L; r++)
-        free(by_room[r]);
-    free(by_room);
-    free(n_room);
-    free(cap_room);
-    free(tree);
+    for (size_t r = 0; B.by_room && r <= L; r++)
+        free(B.by_room[r]);
+    free(B.by_room);
+    free(B.n_room);
+    free(B.cap_room);
+    free(B.tree);
+    free(B.room);
+    free(B.head);
+    free(B.tail);
+    free(B.pcs);
     free(order);
     free(f);
-    free(pcs);
-    free(room);
-    free(head);
-    free(tail);
-#undef GROW
     return st;
 }
 
