@@ -1,6 +1,7 @@
 /* tokenize_main.c - `longctx tokenize` and `longctx detokenize`. */
 #include "cluster.h"
 #include "longctx_cli.h"
+#include "shard.h"
 #include "tokenizer.h"
 
 #include <errno.h>
@@ -516,72 +517,6 @@ static void detokenize_usage(FILE *f) {
                "                     tokenize then detokenize gives back a single document\n");
 }
 
-/* Reads one document's ids; returns 1 at the end, -1 on bad input. */
-static int read_ids(FILE *in, int u32, uint32_t **ids, size_t *cap, size_t *n, uint64_t *off) {
-    *n = 0;
-    if (u32) {
-        uint32_t cnt;
-        size_t got = fread(&cnt, 1, 4, in);
-        if (got == 0)
-            return 1;
-        if (got != 4)
-            return -1;
-        if (cnt > *cap) {
-            uint32_t *p = realloc(*ids, (size_t)cnt * 4);
-            if (!p)
-                return -1;
-            *ids = p;
-            *cap = cnt;
-        }
-        if (fread(*ids, 4, cnt, in) != cnt)
-            return -1;
-        *off += 4 + 4 * (uint64_t)cnt;
-        *n = cnt;
-        return 0;
-    }
-    int c, any = 0, in_num = 0;
-    uint64_t v = 0;
-    while ((c = getc(in)) != EOF) {
-        (*off)++;
-        any = 1;
-        if (c >= '0' && c <= '9') {
-            v = v * 10 + (uint64_t)(c - '0');
-            in_num = 1;
-            if (v > UINT32_MAX)
-                return -1;
-            continue;
-        }
-        if (in_num) {
-            if (*n == *cap) {
-                size_t nc = *cap ? 2 * *cap : 4096;
-                uint32_t *p = realloc(*ids, nc * 4);
-                if (!p)
-                    return -1;
-                *ids = p;
-                *cap = nc;
-            }
-            (*ids)[(*n)++] = (uint32_t)v;
-            v = 0;
-            in_num = 0;
-        }
-        if (c == '\n')
-            return 0;
-        if (c != ' ')
-            return -1;
-    }
-    if (in_num) {
-        if (*n == *cap) {
-            uint32_t *p = realloc(*ids, (*cap + 1) * 4);
-            if (!p)
-                return -1;
-            *ids = p;
-            *cap += 1;
-        }
-        (*ids)[(*n)++] = (uint32_t)v;
-    }
-    return any ? 0 : 1;
-}
-
 int detokenize_main(int argc, char **argv) {
     cluster_log_setup("detokenize", 0, 1, CLUSTER_LOG_INFO);
     tokenize_args a;
@@ -612,16 +547,15 @@ int detokenize_main(int argc, char **argv) {
         rc = EXIT_RUNTIME;
     }
     uint32_t *ids = NULL;
-    size_t cap = 0, n;
-    uint64_t off = 0, doc_no = 0;
+    uint64_t cap = 0, n, off = 0, doc_no = 0;
     while (rc == 0) {
-        uint64_t at = off;
-        int r = read_ids(in, a.u32, &ids, &cap, &n, &off);
-        if (r == 1)
+        const char *why;
+        int r = shard_ids_read(in, a.u32, &ids, &cap, &n, &off, &why);
+        if (r == SHARD_DONE)
             break;
-        if (r < 0) {
-            LOG_ERROR("%s: document %llu at offset %llu: malformed %s ids", a.input, (ull)doc_no,
-                      (ull)at, a.u32 ? "u32" : "text");
+        if (r != SHARD_OK) {
+            LOG_ERROR("%s: document %llu at offset %llu: %s", a.input, (ull)doc_no, (ull)off,
+                      why ? why : shard_strerror(r));
             rc = EXIT_RUNTIME;
             break;
         }

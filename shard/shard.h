@@ -26,6 +26,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define SHARD_VERSION         1u
 #define SHARD_HEADER_MAGIC    "LCTXSHRD"
@@ -177,6 +178,17 @@ typedef struct {
  *  SHARD_ERR_CORRUPT (errmsg: the first damage with file, block and offset), SHARD_ERR_IO,
  *  SHARD_ERR_NOMEM. `errmsg` (may be NULL) receives the message, size errmsg_bytes. */
 int shard_verify(const char *path, shard_verify_report *report, char *errmsg, size_t errmsg_bytes);
+
+/* ---- id lists (the tools' exchange format) ------------------------------------------------ */
+
+/*! shard_ids_read() :
+ *  Reads one document's ids from in: text (decimal ids separated by spaces, one line per
+ *  document) or u32 (uint32 count then uint32 ids, little-endian). *ids grows as needed (caller
+ *  frees). *offset advances by the bytes consumed; on SHARD_ERR_CORRUPT it is the offset of the
+ *  bad byte and *why says what was wrong. @return SHARD_OK, SHARD_DONE at the end,
+ *  SHARD_ERR_CORRUPT, SHARD_ERR_NOMEM. */
+int shard_ids_read(FILE *in, int u32, uint32_t **ids, uint64_t *cap, uint64_t *n, uint64_t *offset,
+                   const char **why);
 
 /* ---- Megatron indexed dataset (single process pieces; the MPI driver is in shard_main) ---- */
 

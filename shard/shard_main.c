@@ -863,60 +863,16 @@ static void pack_usage(FILE *f) {
             "  --level L      zstd level (default 3)\n");
 }
 
-/* Reads the next document into *ids; returns 1 at end of input, -1 on bad input. */
-static int pack_next_doc(FILE *in, int u32, uint32_t **ids, uint64_t *cap, uint64_t *n,
-                         uint64_t *byte_off, const char *name) {
-    *n = 0;
-    if (u32) {
-        uint32_t cnt;
-        size_t got = fread(&cnt, 1, 4, in);
-        if (got == 0)
-            return 1;
-        if (got != 4 || (cnt > *cap && !(*ids = realloc(*ids, (size_t)((*cap = cnt) * 4)))) ||
-            fread(*ids, 4, cnt, in) != cnt) {
-            LOG_ERROR("%s: offset %llu: truncated u32 document", name, (ull)*byte_off);
-            return -1;
-        }
-        *byte_off += 4 + 4 * (uint64_t)cnt;
-        *n = cnt;
-        return 0;
-    }
-    int c, any = 0, in_num = 0;
-    uint64_t v = 0;
-    while ((c = getc_unlocked(in)) != EOF) {
-        (*byte_off)++;
-        any = 1;
-        if (c >= '0' && c <= '9') {
-            v = v * 10 + (uint64_t)(c - '0');
-            in_num = 1;
-            if (v > UINT32_MAX) {
-                LOG_ERROR("%s: offset %llu: id too large", name, (ull)*byte_off);
-                return -1;
-            }
-            continue;
-        }
-        if (in_num) {
-            if (*n == *cap &&
-                !(*ids = realloc(*ids, (size_t)((*cap = *cap ? 2 * *cap : 4096) * 4))))
-                return -1;
-            (*ids)[(*n)++] = (uint32_t)v;
-            v = 0;
-            in_num = 0;
-        }
-        if (c == '\n')
-            return 0;
-        if (c != ' ' && c != '\t' && c != '\r') {
-            LOG_ERROR("%s: offset %llu: unexpected byte 0x%02x in a text id list", name,
-                      (ull)(*byte_off - 1), c);
-            return -1;
-        }
-    }
-    if (in_num) {
-        if (*n == *cap && !(*ids = realloc(*ids, (size_t)((*cap = *cap ? 2 * *cap : 4096) * 4))))
-            return -1;
-        (*ids)[(*n)++] = (uint32_t)v;
-    }
-    return any ? 0 : 1;
+/* The next document: 0, 1 at the end, -1 on bad input (logged with file and offset). */
+static int next_doc(FILE *in, int u32, uint32_t **ids, uint64_t *cap, uint64_t *n, uint64_t *offset,
+                    const char *name) {
+    const char *why;
+    int st = shard_ids_read(in, u32, ids, cap, n, offset, &why);
+    if (st == SHARD_ERR_CORRUPT)
+        LOG_ERROR("%s: offset %llu: %s", name, (ull)*offset, why);
+    else if (st == SHARD_ERR_NOMEM)
+        LOG_ERROR("out of memory");
+    return st == SHARD_OK ? 0 : st == SHARD_DONE ? 1 : -1;
 }
 
 static int cmd_pack(int argc, char **argv) {
@@ -1000,8 +956,7 @@ static int cmd_pack(int argc, char **argv) {
     int st = shard_writer_create(out, &o, &w), rc = EXIT_RUNTIME, more;
     uint32_t *ids = NULL, *dbuf = NULL;
     uint64_t cap = 0, dcap = 0, n, byte_off = 0, doc = 0, fill = 0, n_tokens = 0;
-    while (st == SHARD_OK &&
-           (more = pack_next_doc(in, u32, &ids, &cap, &n, &byte_off, name)) == 0) {
+    while (st == SHARD_OK && (more = next_doc(in, u32, &ids, &cap, &n, &byte_off, name)) == 0) {
         /* the document as packed: [bos] ids [eos] */
         uint64_t m = n + (bos != UINT64_MAX) + (eos != UINT64_MAX), k = 0;
         if (m > dcap && !(dbuf = realloc(dbuf, (size_t)((dcap = m) * 4)))) {
