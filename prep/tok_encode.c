@@ -73,7 +73,9 @@ int tok_ctx_create(const tokenizer *t, tok_ctx **out) {
     c->t = t;
     c->cache = calloc(CACHE_SLOTS, sizeof *c->cache);
     c->arena = malloc(CACHE_ARENA_BYTES);
-    if (!c->cache || !c->arena) {
+    c->ids = malloc(256 * sizeof *c->ids); /* never NULL: callers may memcpy 0 ids from it */
+    c->ids_cap = c->ids ? 256 : 0;
+    if (!c->cache || !c->arena || !c->ids) {
         tok_ctx_free(c);
         *out = NULL;
         return TOK_ERR_NOMEM;

@@ -82,7 +82,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (tokenizer_encode(ctx[k], text, n, &o, &ids, &n_ids) != TOK_OK)
             __builtin_trap();
         uint32_t *copy = malloc(n_ids * 4 + 4);
-        memcpy(copy, ids, n_ids * 4);
+        if (n_ids)
+            memcpy(copy, ids, n_ids * 4);
         for (size_t i = 0; i < n_ids; i++)
             if (copy[i] >= tokenizer_vocab_size(tok[k]))
                 __builtin_trap();
