@@ -1,7 +1,9 @@
 /* prep_pipeline.c - prep_run(): the stages in the order the data moves through them. */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include "prep_internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,6 +203,25 @@ int prep_run(MPI_Comm comm, const prep_opts *o, char *err, size_t err_bytes) {
     if (st == PREP_OK &&
         prep_inputs_scan(o->inputs, o->n_inputs, &in, &n_in, msg, sizeof msg) != PREP_READ_OK)
         st = PREP_ERR_INPUT;
+    if (st == PREP_OK) { /* never read our own output (an output folder inside an input one) */
+        char out_real[PATH_MAX], in_real[PATH_MAX];
+        size_t k = 0;
+        if (realpath(o->output, out_real)) {
+            size_t n_out = strlen(out_real);
+            for (size_t i = 0; i < n_in; i++) {
+                int inside = realpath(in[i].path, in_real) && !strncmp(in_real, out_real, n_out) &&
+                             in_real[n_out] == '/';
+                if (inside)
+                    free(in[i].path);
+                else
+                    in[k++] = in[i];
+            }
+            if (k < n_in && rank == 0)
+                LOG_INFO("%zu files under the output folder %s are not inputs", n_in - k,
+                         o->output);
+            n_in = k;
+        }
+    }
     if (st == PREP_OK && n_in == 0) {
         snprintf(msg, sizeof msg, "no input files");
         st = PREP_ERR_INPUT;

@@ -43,6 +43,16 @@ diff -r "$W/np1" "$W/np2" > /dev/null && diff -r "$W/np1" "$W/np4" > /dev/null |
   { echo "output depends on the rank count"; diff -rq "$W/np1" "$W/np4" | head; exit 1; }
 ok "np 1, 2, 4 (threads 2) give byte-identical output"
 
+# an output folder inside the input folder is not read as input, also on a rerun
+for k in 1 2; do
+  "$MPIEXEC" -np 2 --oversubscribe "$LONGCTX" prep --tokenizer "$TOK" --output "$W/sp/train/out" \
+    --unit-bytes 200000 --shard-tokens 50000 --progress-seconds 60 "${FU[@]}" "$W/sp/train" \
+    2> "$W/inside.log" || { cat "$W/inside.log"; exit 1; }
+done
+diff -r "$W/np1" "$W/sp/train/out" > /dev/null || { echo "output inside the input differs"; exit 1; }
+rm -rf "$W/sp/train/out"
+ok "an output folder inside the input folder is skipped (twice), same bytes"
+
 "$LONGCTX" shard verify "$W"/np1/L*/part-*.shard > /dev/null
 ok "every shard verifies"
 
