@@ -202,7 +202,7 @@ static int svg_bars(const char *path, const char *title, int n_groups, char *con
     FILE *f = fopen(path, "w");
     if (!f)
         return -1;
-    const int W = 80 + n_groups * (n_series * 18 + 24), H = 340, top = 40, bottom = 110;
+    const int W = 160 + n_groups * (n_series * 18 + 24), H = 340, top = 40, bottom = 110;
     const double ph = H - top - bottom;
     if (!(vmax > 0))
         vmax = 1;
