@@ -9,5 +9,6 @@ int shard_main(int argc, char **argv);
 int tokenize_main(int argc, char **argv);
 int detokenize_main(int argc, char **argv);
 int prep_main(int argc, char **argv);
+int infer_main(int argc, char **argv);
 
 #endif

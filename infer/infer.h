@@ -1,0 +1,60 @@
+/*
+ * infer.h - the Llama-family forward pass (single rank for now; tensor parallelism comes with
+ * a later issue). Loads llama2.c legacy checkpoints (.bin, float32). HF safetensors loading,
+ * RoPE variants, tiled attention and SIMD kernels are still to come (issue 5).
+ */
+#ifndef LONGCTX_INFER_H
+#define LONGCTX_INFER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    INFER_OK = 0,
+    INFER_ERR_IO = -1,
+    INFER_ERR_NOMEM = -2,
+    INFER_ERR_FORMAT = -3, /* malformed model file */
+    INFER_ERR_ARG = -4,
+} infer_status;
+
+const char *infer_strerror(int status);
+
+typedef struct {
+    int dim;        /* hidden size */
+    int hidden_dim; /* MLP size */
+    int n_layers;
+    int n_heads;
+    int n_kv_heads;
+    int vocab_size;
+    int seq_len; /* the context the model was trained for */
+    float rope_theta;
+    float rms_eps;
+    int shared_classifier;
+} infer_config;
+
+typedef struct infer_model infer_model;
+typedef struct infer_state infer_state;
+
+/*! infer_model_load() :
+ *  Loads a llama2.c legacy checkpoint: 7 int32 (dim, hidden_dim, n_layers, n_heads,
+ *  n_kv_heads, vocab_size, seq_len; vocab_size < 0 = separate classifier), then float32
+ *  weights (REFERENCE.md section 3). theta 10000, rms eps 1e-5, adjacent-pair RoPE.
+ *  @return INFER_OK, INFER_ERR_IO, INFER_ERR_FORMAT (errmsg says what and where),
+ *  INFER_ERR_NOMEM. On failure *out holds only the message (or is NULL); free it. */
+int infer_model_load(const char *path, infer_model **out);
+void infer_model_free(infer_model *m); /* NULL ok */
+const char *infer_model_errmsg(const infer_model *m);
+const infer_config *infer_model_config(const infer_model *m);
+
+/*! infer_state_create() : KV cache and activations for up to max_ctx positions (m must
+ *  outlive it). @return INFER_OK, INFER_ERR_ARG, INFER_ERR_NOMEM. */
+int infer_state_create(const infer_model *m, int max_ctx, infer_state **out);
+void infer_state_free(infer_state *s); /* NULL ok */
+
+/*! infer_forward() :
+ *  Runs token at position pos (positions 0..pos-1 must have run before on s) and returns the
+ *  vocab_size logits in *logits, borrowed from s until the next call.
+ *  @return INFER_OK or INFER_ERR_ARG (token or pos out of range). */
+int infer_forward(infer_state *s, uint32_t token, int pos, const float **logits);
+
+#endif

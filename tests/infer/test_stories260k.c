@@ -1,0 +1,91 @@
+/* test_stories260k.c - a real trained model (karpathy's stories260K, llama2.c format) against
+ * the float64 reference in ../shared/assets/models/stories260K: logits at all 33 positions
+ * within 1e-4 relative (max-abs error over the row's max-abs), and the 32 greedy ids from BOS
+ * exactly. Also: a truncated file is refused with a message. */
+#include "check.h"
+#include "infer.h"
+
+#include <math.h>
+#include <string.h>
+
+static const uint32_t INPUT[33] = {1,   461, 461, 401, 401, 401, 461, 378, 455, 473, 456,
+                                   435, 299, 362, 409, 283, 264, 283, 452, 288, 13,  431,
+                                   431, 431, 431, 431, 431, 431, 431, 431, 431, 431, 431};
+
+int main(void) {
+    char path[4096], ref[4096];
+    snprintf(path, sizeof path, "%s/models/stories260K/stories260K.bin", check_assets_dir());
+    snprintf(ref, sizeof ref, "%s/models/stories260K/reference_logits.f32", check_assets_dir());
+    FILE *rf = fopen(ref, "rb");
+    if (!rf)
+        SKIP("asset missing: %s", ref);
+    static float want[33 * 512];
+    CHECK_EQ_INT(fread(want, sizeof(float), 33 * 512, rf), 33 * 512);
+    fclose(rf);
+    /* the reference's input_ids and greedy ids (reference.json) */
+    infer_model *m;
+    int st = infer_model_load(path, &m);
+    CHECK_EQ_INT(st, INFER_OK);
+    if (st != INFER_OK) {
+        fprintf(stderr, "%s\n", infer_model_errmsg(m));
+        return check_exit("test_stories260k");
+    }
+    const infer_config *c = infer_model_config(m);
+    CHECK_EQ_INT(c->dim, 64);
+    CHECK_EQ_INT(c->n_kv_heads, 4);
+    CHECK_EQ_INT(c->vocab_size, 512);
+    infer_state *s;
+    CHECK_EQ_INT(infer_state_create(m, 64, &s), INFER_OK);
+
+    double worst = 0;
+    for (int p = 0; p < 33; p++) {
+        const float *lg;
+        CHECK_EQ_INT(infer_forward(s, INPUT[p], p, &lg), INFER_OK);
+        double err = 0, scale = 0;
+        for (int i = 0; i < 512; i++) {
+            err = fmax(err, fabs((double)lg[i] - want[p * 512 + i]));
+            scale = fmax(scale, fabs(want[p * 512 + i]));
+        }
+        worst = fmax(worst, err / scale);
+    }
+    fprintf(stderr, "stories260K: worst relative logit error over 33 positions: %.3g\n", worst);
+    CHECK(worst < 1e-4);
+
+    /* greedy from BOS: the continuation equals the reference's 32 ids (= INPUT[1..32]) */
+    infer_state_free(s);
+    CHECK_EQ_INT(infer_state_create(m, 64, &s), INFER_OK);
+    uint32_t tok = 1;
+    int same = 0;
+    for (int p = 0; p < 32; p++) {
+        const float *lg;
+        infer_forward(s, tok, p, &lg);
+        uint32_t best = 0;
+        for (uint32_t i = 1; i < 512; i++)
+            if (lg[i] > lg[best])
+                best = i;
+        same += best == INPUT[p + 1];
+        tok = best;
+    }
+    CHECK_EQ_INT(same, 32);
+    const float *lg;
+    CHECK_EQ_INT(infer_forward(s, 1, 64, &lg), INFER_ERR_ARG);  /* past max_ctx */
+    CHECK_EQ_INT(infer_forward(s, 512, 0, &lg), INFER_ERR_ARG); /* token out of range */
+    infer_state_free(s);
+    infer_model_free(m);
+
+    /* a truncated checkpoint */
+    char cut[4200];
+    snprintf(cut, sizeof cut, "%s/longctx-stories-cut.bin",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    FILE *in = fopen(path, "rb"), *out = fopen(cut, "wb");
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf, in);
+    fwrite(buf, 1, n, out);
+    fclose(in);
+    fclose(out);
+    CHECK_EQ_INT(infer_model_load(cut, &m), INFER_ERR_FORMAT);
+    CHECK(strstr(infer_model_errmsg(m), "bytes, but the header") != NULL);
+    infer_model_free(m);
+    remove(cut);
+    return check_exit("test_stories260k");
+}
