@@ -57,4 +57,38 @@ void infer_state_free(infer_state *s); /* NULL ok */
  *  @return INFER_OK or INFER_ERR_ARG (token or pos out of range). */
 int infer_forward(infer_state *s, uint32_t token, int pos, const float **logits);
 
+/* ---- safetensors --------------------------------------------------------------------------- */
+
+enum { INFER_DT_F32 = 0, INFER_DT_BF16 = 1, INFER_DT_F16 = 2 };
+#define INFER_MAX_DIMS 8
+
+/* One tensor of a safetensors file: where its bytes are (absolute file offset). */
+typedef struct {
+    char name[256];
+    int dtype; /* INFER_DT_* */
+    int n_dims;
+    int64_t shape[INFER_MAX_DIMS];
+    uint64_t offset; /* from the start of the file */
+    uint64_t bytes;
+} infer_tensor_info;
+
+typedef struct infer_st infer_st;
+
+/*! infer_st_open() :
+ *  Reads and checks the header of a safetensors file (not the data): dtypes (F32, BF16, F16;
+ *  others are refused by name), shapes against byte sizes, offsets inside the file, no
+ *  overlaps. Each rank can then pread only its slice. @return INFER_OK, INFER_ERR_IO,
+ *  INFER_ERR_FORMAT (errmsg: file, offset or tensor, what), INFER_ERR_NOMEM. On failure *out
+ *  holds the message (or is NULL); free it either way. */
+int infer_st_open(const char *path, infer_st **out);
+/* The same on a header already in memory (head: the first n_head bytes of a file of
+ * file_bytes bytes). Used by the fuzz target. */
+int infer_st_parse(const uint8_t *head, size_t n_head, uint64_t file_bytes, const char *path,
+                   infer_st **out);
+void infer_st_free(infer_st *s); /* NULL ok */
+const char *infer_st_errmsg(const infer_st *s);
+size_t infer_st_count(const infer_st *s);
+const infer_tensor_info *infer_st_tensor(const infer_st *s, size_t i); /* by offset order */
+const infer_tensor_info *infer_st_find(const infer_st *s, const char *name);
+
 #endif
