@@ -200,6 +200,15 @@ int prep_run(MPI_Comm comm, const prep_opts *o, char *err, size_t err_bytes) {
         snprintf(msg, sizeof msg, "%s", tokenizer_errmsg(tok));
         st = PREP_ERR_INPUT;
     }
+    if (st == PREP_OK && ((o->recipe.bos && tokenizer_bos_id(tok) < 0) ||
+                          (o->recipe.eos && tokenizer_eos_id(tok) < 0))) {
+        snprintf(msg, sizeof msg,
+                 "%s has no %s token, but recipe %s adds one to every document "
+                 "(set \"%s\": false)",
+                 o->tokenizer, tokenizer_bos_id(tok) < 0 ? "BOS" : "EOS", o->recipe.name,
+                 tokenizer_bos_id(tok) < 0 ? "bos" : "eos");
+        st = PREP_ERR_RECIPE;
+    }
     if (st == PREP_OK &&
         prep_inputs_scan(o->inputs, o->n_inputs, &in, &n_in, msg, sizeof msg) != PREP_READ_OK)
         st = PREP_ERR_INPUT;
