@@ -10,5 +10,6 @@ int tokenize_main(int argc, char **argv);
 int detokenize_main(int argc, char **argv);
 int prep_main(int argc, char **argv);
 int infer_main(int argc, char **argv);
+int plan_main(int argc, char **argv);
 
 #endif

@@ -15,6 +15,7 @@ static const command commands[] = {
     {"tokenize", tokenize_main, "text to token ids (Llama 2 / Llama 3 tokenizers, bit-exact)"},
     {"detokenize", detokenize_main, "token ids back to text"},
     {"infer", infer_main, "run a Llama-family model on token ids (single rank, llama2.c models)"},
+    {"plan", plan_main, "memory per rank (weights, KV cache, activations) before loading"},
     {"shard", shard_main, "inspect, verify, print, pack, export and import shard files"},
 };
 

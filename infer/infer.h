@@ -30,6 +30,7 @@ typedef struct {
     float rope_theta;
     float rms_eps;
     int shared_classifier;
+    int head_dim; /* 0: dim / n_heads */
 } infer_config;
 
 typedef struct infer_model infer_model;
@@ -56,6 +57,26 @@ void infer_state_free(infer_state *s); /* NULL ok */
  *  vocab_size logits in *logits, borrowed from s until the next call.
  *  @return INFER_OK or INFER_ERR_ARG (token or pos out of range). */
 int infer_forward(infer_state *s, uint32_t token, int pos, const float **logits);
+
+/* ---- memory plan --------------------------------------------------------------------------- */
+
+typedef struct {
+    uint64_t n_params;      /* the whole model */
+    uint64_t weights_bytes; /* per rank */
+    uint64_t kv_bytes;      /* per rank, for ctx positions */
+    uint64_t act_bytes;     /* per rank, one prefill chunk */
+    uint64_t total_bytes;
+} infer_plan;
+
+/*! infer_config_from_json() : the sizes of a HF config.json (Llama, Llama 2/3, Mistral
+ *  fields); *weight_bytes from torch_dtype (4 for float32, else 2). @return INFER_OK or
+ *  INFER_ERR_FORMAT with err naming the file and field. */
+int infer_config_from_json(const char *path, infer_config *c, int *weight_bytes, char *err,
+                           size_t err_bytes);
+/* Bytes per rank with Megatron-style tensor parallelism over tp ranks: matrices and the
+ * vocabulary split, norms replicated, KV heads split (one per rank when tp > KV heads). */
+void infer_plan_make(const infer_config *c, uint64_t ctx, int tp, int weight_bytes, int kv_bytes,
+                     uint64_t chunk, infer_plan *p);
 
 /* ---- safetensors --------------------------------------------------------------------------- */
 

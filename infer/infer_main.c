@@ -232,3 +232,105 @@ int infer_main(int argc, char **argv) {
     infer_model_free(m);
     return rc;
 }
+
+/* ==== plan ====================================================================================*/
+
+static void plan_usage(FILE *f) {
+    fprintf(f,
+            "usage: longctx plan (--config config.json | --model DIR|model.bin) --ctx N [--tp P]\n"
+            "                    [--kv-dtype f32|bf16] [--prefill-chunk C]\n\n"
+            "Bytes per rank for weights, KV cache and activations, before anything is\n"
+            "loaded (JSON on stdout). Megatron-style tensor parallelism over P ranks:\n"
+            "matrices and vocabulary split, norms replicated, KV heads split (one per rank\n"
+            "when P exceeds them). Weights in the config's torch_dtype.\n"
+            "  --tp P             tensor-parallel ranks (default 1)\n"
+            "  --kv-dtype D       f32 or bf16 (default bf16)\n"
+            "  --prefill-chunk C  tokens per prefill chunk (default 512)\n");
+}
+
+int plan_main(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},   {"model", required_argument, NULL, 'm'},
+        {"ctx", required_argument, NULL, 'n'},      {"tp", required_argument, NULL, 't'},
+        {"kv-dtype", required_argument, NULL, 'k'}, {"prefill-chunk", required_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+    cluster_log_setup("plan", 0, 1, CLUSTER_LOG_INFO);
+    const char *config = NULL, *model = NULL, *kvd = "bf16";
+    long long ctx = 0, tp = 1, chunk = 512;
+    int c;
+    char *end = NULL;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        end = NULL;
+        switch (c) {
+        case 'c':
+            config = optarg;
+            break;
+        case 'm':
+            model = optarg;
+            break;
+        case 'k':
+            kvd = optarg;
+            break;
+        case 'n':
+            ctx = strtoll(optarg, &end, 10);
+            break;
+        case 't':
+            tp = strtoll(optarg, &end, 10);
+            break;
+        case 'p':
+            chunk = strtoll(optarg, &end, 10);
+            break;
+        case 'h':
+            plan_usage(stdout);
+            return 0;
+        default:
+            plan_usage(stderr);
+            return EXIT_USAGE;
+        }
+        if (end && *end) {
+            fprintf(stderr, "longctx plan: bad number '%s'\n", optarg);
+            return EXIT_USAGE;
+        }
+    }
+    if ((!config == !model) || ctx <= 0 || tp <= 0 || tp > 65536 || chunk <= 0 ||
+        (strcmp(kvd, "f32") && strcmp(kvd, "bf16")) || optind != argc) {
+        fprintf(stderr, "longctx plan: need one of --config/--model, --ctx > 0, --tp > 0, "
+                        "--kv-dtype f32|bf16\n\n");
+        plan_usage(stderr);
+        return EXIT_USAGE;
+    }
+    infer_config cfg;
+    int wbytes = 4, st;
+    char err[512] = "", path[4200];
+    size_t ml = model ? strlen(model) : 0;
+    if (model && ml > 4 && !strcmp(model + ml - 4, ".bin")) { /* llama2.c: its header */
+        infer_model *m;
+        st = infer_model_load(model, &m);
+        if (st == INFER_OK)
+            cfg = *infer_model_config(m);
+        else
+            snprintf(err, sizeof err, "%s", infer_model_errmsg(m));
+        infer_model_free(m);
+    } else {
+        if (model)
+            snprintf(path, sizeof path, "%s/config.json", model);
+        else
+            snprintf(path, sizeof path, "%s", config);
+        st = infer_config_from_json(path, &cfg, &wbytes, err, sizeof err);
+    }
+    if (st != INFER_OK) {
+        LOG_ERROR("%s: %s", infer_strerror(st), err);
+        return EXIT_RUNTIME;
+    }
+    infer_plan p;
+    infer_plan_make(&cfg, (uint64_t)ctx, (int)tp, wbytes, strcmp(kvd, "f32") ? 2 : 4,
+                    (uint64_t)chunk, &p);
+    printf("{\"params\": %llu, \"tp\": %lld, \"ctx\": %lld, \"weight_bytes_per_param\": %d, "
+           "\"kv_dtype\": \"%s\", \"per_rank\": {\"weights_bytes\": %llu, \"kv_cache_bytes\": "
+           "%llu, \"activation_bytes\": %llu, \"total_bytes\": %llu}}\n",
+           (unsigned long long)p.n_params, tp, ctx, wbytes, kvd,
+           (unsigned long long)p.weights_bytes, (unsigned long long)p.kv_bytes,
+           (unsigned long long)p.act_bytes, (unsigned long long)p.total_bytes);
+    return 0;
+}
