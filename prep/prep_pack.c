@@ -369,10 +369,43 @@ static int file_exists(const char *path) {
     return stat(path, &sb) == 0;
 }
 
+/* [bos] text [eos] of selected document d into *buf. */
+static int load_copy(const prep_opts *o, const tokenizer *tok, const prep_sel *d, reader_cache *rc,
+                     uint32_t **buf, size_t *buf_cap, char *err, size_t err_bytes) {
+    const prep_recipe *R = &o->recipe;
+    shard_reader *r = get_reader(rc, o->output, d->unit, err, err_bytes);
+    shard_seq q;
+    if (!r || shard_reader_read(r, d->seq, &q) != SHARD_OK) {
+        if (r)
+            snprintf(err, err_bytes, "%s", shard_reader_errmsg(r));
+        return PREP_ERR_IO;
+    }
+    if (d->n_tokens > *buf_cap) {
+        uint32_t *nb = realloc(*buf, d->n_tokens * sizeof *nb);
+        if (!nb)
+            return PREP_ERR_NOMEM;
+        *buf = nb;
+        *buf_cap = d->n_tokens;
+    }
+    uint64_t k0 = 0;
+    if (R->bos)
+        (*buf)[k0++] = (uint32_t)tokenizer_bos_id(tok);
+    shard_tokens_to_u32(q.tokens, shard_reader_info(r)->token_bytes, q.n_tokens, *buf + k0);
+    k0 += q.n_tokens;
+    if (R->eos)
+        (*buf)[k0++] = (uint32_t)tokenizer_eos_id(tok);
+    if (k0 != d->n_tokens) {
+        snprintf(err, err_bytes, "unit %u sequence %u: %llu tokens, the meta says %llu", d->unit,
+                 d->seq, (ull)k0, (ull)d->n_tokens);
+        return PREP_ERR_INPUT;
+    }
+    return PREP_OK;
+}
+
 static int write_shard(const prep_opts *o, const tokenizer *tok, const prep_sel *sel,
                        const plan_t *p, uint64_t L, size_t shard, size_t n_shards, size_t s0,
-                       size_t s1, reader_cache *rc, uint32_t **buf, size_t *buf_cap, char *err,
-                       size_t err_bytes) {
+                       size_t s1, reader_cache *rc, uint32_t **buf, size_t *buf_cap,
+                       uint32_t *buf_sel, char *err, size_t err_bytes) {
     char path[4200];
     snprintf(path, sizeof path, "%s/L%llu/part-%05zu.shard", o->output, (ull)L, shard);
     if (file_exists(path) && shard_verify(path, NULL, NULL, 0) == SHARD_OK)
@@ -394,7 +427,6 @@ static int write_shard(const prep_opts *o, const tokenizer *tok, const prep_sel 
         shard_writer_free(w);
         return PREP_ERR_IO;
     }
-    const uint32_t bos = (uint32_t)tokenizer_bos_id(tok), eos = (uint32_t)tokenizer_eos_id(tok);
     int st = PREP_OK;
     for (size_t s = s0; st == PREP_OK && s < s1; s++) {
         uint64_t fill = 0;
@@ -406,37 +438,12 @@ static int write_shard(const prep_opts *o, const tokenizer *tok, const prep_sel 
                 st = PREP_ERR_IO;
                 break;
             }
-            /* the copy's packed tokens: [bos] text [eos] */
-            shard_reader *r = get_reader(rc, o->output, d->unit, err, err_bytes);
-            shard_seq q;
-            if (!r || shard_reader_read(r, d->seq, &q) != SHARD_OK) {
-                if (r)
-                    snprintf(err, err_bytes, "%s", shard_reader_errmsg(r));
-                st = PREP_ERR_IO;
+            /* the copy's packed tokens, built once for all its consecutive pieces (a long
+             * document cut over many sequences is read and decoded once, not per piece) */
+            if (*buf_sel != x->sel &&
+                (st = load_copy(o, tok, d, rc, buf, buf_cap, err, err_bytes)) != PREP_OK)
                 break;
-            }
-            if (d->n_tokens > *buf_cap) {
-                uint32_t *nb = realloc(*buf, d->n_tokens * sizeof *nb);
-                if (!nb) {
-                    st = PREP_ERR_NOMEM;
-                    break;
-                }
-                *buf = nb;
-                *buf_cap = d->n_tokens;
-            }
-            uint64_t k0 = 0;
-            if (R->bos)
-                (*buf)[k0++] = bos;
-            shard_tokens_to_u32(q.tokens, shard_reader_info(r)->token_bytes, q.n_tokens, *buf + k0);
-            k0 += q.n_tokens;
-            if (R->eos)
-                (*buf)[k0++] = eos;
-            if (k0 != d->n_tokens) {
-                snprintf(err, err_bytes, "unit %u sequence %u: %llu tokens, the meta says %llu",
-                         d->unit, d->seq, (ull)k0, (ull)d->n_tokens);
-                st = PREP_ERR_INPUT;
-                break;
-            }
+            *buf_sel = x->sel;
             if (shard_writer_seq_tokens(w, *buf + x->doc_offset, x->len) != SHARD_OK)
                 st = PREP_ERR_IO;
             fill += x->len;
@@ -477,7 +484,7 @@ int prep_pack(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, prep_sel 
     }
     reader_cache rc;
     memset(&rc, 0, sizeof rc);
-    uint32_t *buf = NULL;
+    uint32_t *buf = NULL, buf_sel = UINT32_MAX; /* buf holds the copy of sel[buf_sel] */
     size_t buf_cap = 0;
     for (int li = 0; li < R->n_seq_lens && st == PREP_OK; li++) {
         uint64_t L = R->seq_lens[li];
@@ -539,8 +546,8 @@ int prep_pack(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, prep_sel 
         size_t n_shards = (size_t)((p.n_seqs + per - 1) / per);
         for (size_t k = (size_t)rank; st == PREP_OK && k < n_shards; k += (size_t)n_ranks) {
             size_t s0 = k * per, s1 = (k + 1) * per < p.n_seqs ? (k + 1) * per : p.n_seqs;
-            st = write_shard(o, tok, sel, &p, L, k, n_shards, s0, s1, &rc, &buf, &buf_cap, msg,
-                             sizeof msg);
+            st = write_shard(o, tok, sel, &p, L, k, n_shards, s0, s1, &rc, &buf, &buf_cap, &buf_sel,
+                             msg, sizeof msg);
         }
         st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL);
         if (rank == 0) {
