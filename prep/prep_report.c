@@ -260,20 +260,18 @@ int prep_write_report(const prep_opts *o, const prep_stats *S, const uint64_t *n
         if (R->edges[b] == 4096)
             long_b = b;
     double *v = calloc((size_t)(nd + 1) * (size_t)(nb + 1) * 2, sizeof *v);
-    char **bnames = calloc((size_t)nb, sizeof *bnames);
-    if (!v || !bnames) {
-        free(v);
-        free(bnames);
+    if (!v) {
         snprintf(err, err_bytes, "out of memory");
         return PREP_ERR_NOMEM;
     }
+    char blabel[PREP_MAX_BUCKETS][48], *bnames[PREP_MAX_BUCKETS];
     for (int b = 0; b < nb; b++) {
-        bnames[b] = malloc(32);
+        bnames[b] = blabel[b];
         if (b + 1 < nb)
-            snprintf(bnames[b], 32, "%lluK-%lluK", (ull)R->edges[b] / 1024,
+            snprintf(blabel[b], sizeof blabel[b], "%lluK-%lluK", (ull)R->edges[b] / 1024,
                      (ull)R->edges[b + 1] / 1024);
         else
-            snprintf(bnames[b], 32, ">=%lluK", (ull)R->edges[b] / 1024);
+            snprintf(blabel[b], sizeof blabel[b], ">=%lluK", (ull)R->edges[b] / 1024);
     }
     static const char *const ba[] = {"before", "after"};
     static const char *const ta[] = {"target", "achieved"};
@@ -340,17 +338,13 @@ int prep_write_report(const prep_opts *o, const prep_stats *S, const uint64_t *n
     char rpath[4200], tmp[4300];
     snprintf(rpath, sizeof rpath, "%s/report.md", o->output);
     FILE *f = open_tmp(rpath, tmp, sizeof tmp);
+    int st = PREP_OK;
     if (!f || bad) {
         if (f)
             fclose(f);
-        free(v);
-        for (int b = 0; b < nb; b++)
-            free(bnames[b]);
-        free(bnames);
-        free(lb);
-        free(la);
         snprintf(err, err_bytes, "%s: cannot write the report", dir);
-        return PREP_ERR_IO;
+        st = PREP_ERR_IO;
+        goto done;
     }
     uint64_t rejected = 0, dups = 0, sel = 0, docs = 0;
     for (int r = 1; r < PREP_REJECT_N; r++)
@@ -401,11 +395,10 @@ int prep_write_report(const prep_opts *o, const prep_stats *S, const uint64_t *n
     for (int li = 0; li < R->n_seq_lens; li++)
         fprintf(f, "| %llu | %llu | %llu |\n", (ull)R->seq_lens[li], (ull)n_seqs[li],
                 (ull)n_shards[li]);
+    st = close_tmp(f, tmp, rpath, err, err_bytes);
+done:
     free(v);
-    for (int b = 0; b < nb; b++)
-        free(bnames[b]);
-    free(bnames);
     free(lb);
     free(la);
-    return close_tmp(f, tmp, rpath, err, err_bytes);
+    return st;
 }
