@@ -1,0 +1,43 @@
+/* infer_kernels.h - the forward pass's hand-written SIMD kernels, internal to infer/.
+ *
+ * One implementation per instruction set (scalar, AVX2+FMA+F16C, AVX-512F/BW/VL, AVX-512 with
+ * AVX512_BF16), compiled with __attribute__((target)) into the portable binary and picked at run
+ * time from what the CPU reports (__builtin_cpu_supports). LONGCTX_ISA=scalar|avx2|avx512|
+ * avx512bf16 forces one (a request the CPU cannot run is refused, never executed).
+ *
+ * Weights stay in their stored dtype (INFER_DT_F32, _BF16, _F16 of infer.h); activations are
+ * float32. Every kernel accepts unaligned pointers and any length. */
+#ifndef LONGCTX_INFER_KERNELS_H
+#define LONGCTX_INFER_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { IK_SCALAR = 0, IK_AVX2 = 1, IK_AVX512 = 2, IK_AVX512BF16 = 3 } ik_isa;
+
+/*! ik_init() :
+ *  Picks the best instruction set this CPU supports, or `force` (a name as above; NULL: the
+ *  LONGCTX_ISA environment variable, if set). Call once before the other kernels (later calls
+ *  re-pick). @return the chosen ik_isa, or -1 if `force` names an unknown set or one this CPU
+ *  lacks (the previous choice is kept). */
+int ik_init(const char *force);
+const char *ik_isa_name(int isa); /* "scalar", "avx2", "avx512", "avx512bf16" */
+int ik_isa_current(void);
+
+/* y[r - row0] = sum_c w[r][c] * x[c] for rows r in [row0, row1) of the row-major matrix w
+ * (cols elements per row, dtype INFER_DT_*). Decode's matrix-vector product; callers split the
+ * row range over threads. */
+void ik_matvec(float *y, const float *x, const void *w, int dtype, size_t cols, size_t row0,
+               size_t row1);
+
+/* dst[i] = (float)src[i]: exact for every dtype (bf16 and f16 widen without rounding). */
+void ik_to_f32(float *dst, const void *src, int dtype, size_t n);
+
+/* dst[i] = bf16(src[i]) rounded to nearest, ties to even; NaN stays NaN, infinities stay. */
+void ik_f32_to_bf16(uint16_t *dst, const float *src, size_t n);
+
+float ik_dot(const float *a, const float *b, size_t n);     /* sum a[i] b[i] */
+void ik_axpy(float *y, float a, const float *x, size_t n);  /* y += a x */
+void ik_scale(float *y, float a, size_t n);                 /* y *= a */
+
+#endif
