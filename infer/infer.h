@@ -1,7 +1,10 @@
 /*
- * infer.h - the Llama-family forward pass (single rank for now; tensor parallelism comes with
- * a later issue). Loads llama2.c legacy checkpoints (.bin, float32). HF safetensors loading,
- * RoPE variants, tiled attention and SIMD kernels are still to come (issue 5).
+ * infer.h - the Llama-family forward pass on one rank (tensor parallelism comes with a later
+ * issue). Loads HF model directories (config.json + safetensors, single or sharded; F32, BF16
+ * and F16 weights kept in their stored dtype, mapped read-only) and llama2.c legacy checkpoints.
+ * RoPE: default/ABF, linear, dynamic NTK, YaRN, llama3, with HF rotate_half or adjacent pairing.
+ * Attention is tiled with an online softmax (never T x T); prefill runs in chunks, so activation
+ * memory is O(chunk); the KV cache is float32 or bfloat16.
  */
 #ifndef LONGCTX_INFER_H
 #define LONGCTX_INFER_H
@@ -19,6 +22,22 @@ typedef enum {
 
 const char *infer_strerror(int status);
 
+/* dtypes of weights and of the KV cache */
+enum { INFER_DT_F32 = 0, INFER_DT_BF16 = 1, INFER_DT_F16 = 2 };
+
+typedef enum {
+    INFER_ROPE_DEFAULT = 0, /* also ABF: only rope_theta differs */
+    INFER_ROPE_LINEAR,
+    INFER_ROPE_DYNAMIC,
+    INFER_ROPE_YARN,
+    INFER_ROPE_LLAMA3,
+} infer_rope_type;
+
+typedef enum {
+    INFER_PAIR_HALF = 0,     /* HF checkpoints: (j, j + d/2), "rotate_half" */
+    INFER_PAIR_ADJACENT = 1, /* Meta originals, llama2.c, GGUF: (2j, 2j + 1) */
+} infer_rope_pairing;
+
 typedef struct {
     int dim;        /* hidden size */
     int hidden_dim; /* MLP size */
@@ -26,37 +45,73 @@ typedef struct {
     int n_heads;
     int n_kv_heads;
     int vocab_size;
-    int seq_len; /* the context the model was trained for */
+    int seq_len; /* max_position_embeddings: the context the model was trained for */
     float rope_theta;
     float rms_eps;
     int shared_classifier;
     int head_dim; /* 0: dim / n_heads */
+    /* RoPE scaling (config.json "rope_scaling"); REFERENCE.md section 2 */
+    int rope_type;    /* infer_rope_type */
+    int rope_pairing; /* infer_rope_pairing */
+    double rope_factor;
+    int rope_orig_max; /* original_max_position_embeddings (llama3, yarn); 0: seq_len */
+    double rope_low_freq, rope_high_freq;  /* llama3 */
+    double rope_beta_fast, rope_beta_slow; /* yarn */
+    double rope_attn_factor;               /* yarn; 0: 0.1 ln(factor) + 1 */
+    int64_t bos_id, eos_id;                /* -1: none */
 } infer_config;
 
 typedef struct infer_model infer_model;
 typedef struct infer_state infer_state;
 
 /*! infer_model_load() :
- *  Loads a llama2.c legacy checkpoint: 7 int32 (dim, hidden_dim, n_layers, n_heads,
- *  n_kv_heads, vocab_size, seq_len; vocab_size < 0 = separate classifier), then float32
- *  weights (REFERENCE.md section 3). theta 10000, rms eps 1e-5, adjacent-pair RoPE.
- *  @return INFER_OK, INFER_ERR_IO, INFER_ERR_FORMAT (errmsg says what and where),
+ *  path is a HF model directory (config.json, model.safetensors or model.safetensors.index.json
+ *  with its shards), or a llama2.c legacy checkpoint (.bin: 7 int32 then float32 weights,
+ *  REFERENCE.md section 3; theta 10000, rms eps 1e-5, adjacent pairs). Safetensors files are
+ *  mapped read-only and weights used in place; only the norms are widened to float32.
+ *  @return INFER_OK, INFER_ERR_IO, INFER_ERR_FORMAT (errmsg: file, offset or tensor, what),
  *  INFER_ERR_NOMEM. On failure *out holds only the message (or is NULL); free it. */
 int infer_model_load(const char *path, infer_model **out);
 void infer_model_free(infer_model *m); /* NULL ok */
 const char *infer_model_errmsg(const infer_model *m);
 const infer_config *infer_model_config(const infer_model *m);
+int infer_model_weight_dtype(const infer_model *m); /* INFER_DT_* of the matrices */
+uint64_t infer_model_weight_bytes(const infer_model *m);
 
-/*! infer_state_create() : KV cache and activations for up to max_ctx positions (m must
- *  outlive it). @return INFER_OK, INFER_ERR_ARG, INFER_ERR_NOMEM. */
-int infer_state_create(const infer_model *m, int max_ctx, infer_state **out);
+typedef struct {
+    int max_ctx;       /* positions of the KV cache */
+    int kv_dtype;      /* INFER_DT_F32 or INFER_DT_BF16 */
+    int prefill_chunk; /* tokens per prefill step (activation memory); 0: 512 */
+    int threads;       /* 0: 1 */
+} infer_opts;
+
+/*! infer_state_create() : KV cache, activations and threads (m must outlive it).
+ *  @return INFER_OK, INFER_ERR_ARG, INFER_ERR_NOMEM. */
+int infer_state_create(const infer_model *m, const infer_opts *o, infer_state **out);
 void infer_state_free(infer_state *s); /* NULL ok */
 
+/* Called for each wanted position of infer_prefill with its vocab_size logits (borrowed). */
+typedef int (*infer_logits_fn)(void *ctx, int pos, const float *logits);
+
+/*! infer_prefill() :
+ *  Runs ids[0..n) at positions pos0.. (positions before pos0 must have run on s), in chunks of
+ *  prefill_chunk tokens; every position's result is independent of the chunk size and thread
+ *  count (bit for bit). For each i with want[i] != 0 (want NULL: the last position only) calls
+ *  fn(ctx, pos0 + i, logits) in order; a nonzero return stops the run and is returned.
+ *  Dynamic NTK: theta grows with the length pos0 + n of this call and applies to all its
+ *  positions (keys cached by earlier calls keep theirs), as HF transformers does.
+ *  @return INFER_OK, INFER_ERR_ARG (id or position out of range), fn's value. */
+int infer_prefill(infer_state *s, const uint32_t *ids, int n, int pos0, const uint8_t *want,
+                  infer_logits_fn fn, void *ctx);
+
 /*! infer_forward() :
- *  Runs token at position pos (positions 0..pos-1 must have run before on s) and returns the
- *  vocab_size logits in *logits, borrowed from s until the next call.
+ *  One token at position pos (decode: matrix-vector kernels; logits may differ from
+ *  infer_prefill's in the last bits). *logits is borrowed from s until the next call.
  *  @return INFER_OK or INFER_ERR_ARG (token or pos out of range). */
 int infer_forward(infer_state *s, uint32_t token, int pos, const float **logits);
+
+/* the SIMD instruction set the kernels run with (LONGCTX_ISA overrides): "avx512", ... */
+const char *infer_isa(void);
 
 /* ---- memory plan --------------------------------------------------------------------------- */
 
@@ -80,7 +135,6 @@ void infer_plan_make(const infer_config *c, uint64_t ctx, int tp, int weight_byt
 
 /* ---- safetensors --------------------------------------------------------------------------- */
 
-enum { INFER_DT_F32 = 0, INFER_DT_BF16 = 1, INFER_DT_F16 = 2 };
 #define INFER_MAX_DIMS 8
 
 /* One tensor of a safetensors file: where its bytes are (absolute file offset). */

@@ -1,54 +1,170 @@
-/* infer_forward.c - one token through the model, reading like llama2.c's run.c: RMSNorm,
- * attention (GQA, adjacent-pair RoPE, KV cache), SwiGLU MLP, classifier. Plain float32 loops:
- * the reference path that the fast kernels of issue 5 will be checked against. */
+/* infer_forward.c - tokens through the model, reading like llama2.c's run.c: embedding, then per
+ * layer RMSNorm, q/k/v, RoPE, KV cache, tiled causal attention with an online softmax, output
+ * projection, RMSNorm, SwiGLU MLP; final norm and classifier.
+ *
+ * A prefill chunk of n tokens is a set of matrix products (OpenBLAS sgemm, one thread per call,
+ * our threads over blocks of weight rows; weights that are not float32 are widened block by block
+ * into per-thread scratch). Decode (one token) uses the matrix-vector kernels of infer_kernels.
+ *
+ * Bit-for-bit independence of chunk size and thread count: every output element is computed by
+ * the same sequence of operations whatever the partition. Weight blocks have a fixed size; the
+ * attention of a query runs over key segments of SEG positions at absolute boundaries, each
+ * segment's (max, sum, accumulator) computed on its own and merged in segment order, whether the
+ * segments run one after the other (prefill) or on several threads (decode); keys are always
+ * read back from the cache (so a bf16 cache rounds the current chunk's keys too). */
 #include "infer_internal.h"
+#include "infer_kernels.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct infer_state {
-    const infer_model *m;
-    int max_ctx;
-    float *x;      /* (dim) the residual stream */
-    float *xb;     /* (dim) */
-    float *xb2;    /* (dim) */
-    float *hb;     /* (hidden) */
-    float *hb2;    /* (hidden) */
-    float *q;      /* (dim) */
-    float *att;    /* (n_heads, max_ctx) scores */
-    float *logits; /* (vocab) */
-    float *kcache; /* (layers, max_ctx, kv_dim) */
-    float *vcache; /* (layers, max_ctx, kv_dim) */
+enum {
+    WB = 128,   /* weight rows per task (prefill) */
+    MB = 64,    /* weight rows per task (decode) */
+    QB = 32,    /* queries per attention task */
+    BK = 128,   /* keys per attention tile */
+    SEG = 2048, /* keys per segment (a multiple of BK) */
+    LR = 32,    /* logit rows per classifier product (= RM) */
+    RM = 32,    /* rows per sgemm call (see below) */
 };
 
-int infer_state_create(const infer_model *m, int max_ctx, infer_state **out) {
+/* OpenBLAS's sgemm gives a row bits that depend on the product's row count (its small-matrix
+ * and tail kernels sum in other orders; tests/bench/... measured: 132 of 128 shapes differ
+ * between M = 16 and M = 512). With a fixed row count the bits of a row do not depend on its
+ * place in the call. So that a position's result does not depend on the chunk it is in, every
+ * product runs in calls of exactly RM rows (the last padded with zero rows), and attention tiles
+ * are always BK keys wide (keys past the valid ones get probability 0; the cache is allocated
+ * to a multiple of BK positions). */
+static int pad_rows(int n) {
+    return (n + RM - 1) / RM * RM;
+}
+
+/* C (m, n) = A (m, k) op(B) + beta C, m a multiple of RM, in calls of RM rows */
+static void gemm(int trans_b, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                 float beta, float *c, int ldc) {
+    for (int r = 0; r < m; r += RM)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, RM, n, k,
+                    1.0f, a + (size_t)r * (size_t)lda, lda, b, ldb, beta,
+                    c + (size_t)r * (size_t)ldc, ldc);
+}
+
+typedef struct {
+    float *w;   /* (WB, max in) widened weights */
+    float *q;   /* (QB * group, hd) */
+    float *s;   /* (QB * group, BK) scores, then probabilities */
+    float *kt;  /* (BK, hd) a widened key tile */
+    float *vt;  /* (BK, hd) */
+    float *acc; /* (QB * group, hd) the segment's accumulator */
+    float *ml;  /* (QB * group, 2) the segment's max and sum */
+    float *tot; /* (QB * group, hd) the running total */
+    float *tml; /* (QB * group, 2) */
+} scratch;
+
+struct infer_state {
+    const infer_model *m;
+    infer_opts o;
+    infer_pool *pool;
+    int hd, q_dim, kv_dim, group, chunk;
+    double *inv_freq; /* (hd / 2) */
+    int64_t rope_len; /* the length inv_freq was made for (dynamic NTK) */
+    double score_mult;
+    void *kcache, *vcache; /* (layers, max_ctx, kv_dim), kv_dtype */
+    size_t kv_elt;
+    int ctx_alloc; /* cache positions: max_ctx rounded up to BK */
+    /* activations of one chunk of C = chunk rows */
+    float *x;    /* (C, dim) the residual stream */
+    float *xb;   /* (C, dim) */
+    float *q;    /* (C, q_dim) */
+    float *k;    /* (C, kv_dim) */
+    float *v;    /* (C, kv_dim) */
+    float *ao;   /* (C, q_dim) attention output */
+    float *h1;   /* (C, hidden) */
+    float *h3;   /* (C, hidden) */
+    float *cs;   /* (C, hd / 2) cos, then sin */
+    float *sn;   /* (C, hd / 2) */
+    float *lg;   /* (LR, vocab) logits */
+    float *part; /* decode: (n_kv, segments, group, hd + 2) partial attention */
+    scratch *th; /* per thread */
+};
+
+/* ---- state --------------------------------------------------------------------------------- */
+
+static void *zalloc(size_t n, size_t size) {
+    return calloc(n ? n : 1, size);
+}
+
+int infer_state_create(const infer_model *m, const infer_opts *o, infer_state **out) {
     *out = NULL;
     const infer_config *c = &m->cfg;
-    if (max_ctx <= 0)
+    if (o->max_ctx <= 0 || o->prefill_chunk < 0 || o->threads < 0 ||
+        (o->kv_dtype != INFER_DT_F32 && o->kv_dtype != INFER_DT_BF16))
         return INFER_ERR_ARG;
     infer_state *s = calloc(1, sizeof *s);
     if (!s)
         return INFER_ERR_NOMEM;
-    size_t dim = (size_t)c->dim, kv = dim * (size_t)c->n_kv_heads / (size_t)c->n_heads;
-    size_t cache = (size_t)c->n_layers * (size_t)max_ctx * kv;
     s->m = m;
-    s->max_ctx = max_ctx;
-    s->x = calloc(dim, sizeof(float));
-    s->xb = calloc(dim, sizeof(float));
-    s->xb2 = calloc(dim, sizeof(float));
-    s->hb = calloc((size_t)c->hidden_dim, sizeof(float));
-    s->hb2 = calloc((size_t)c->hidden_dim, sizeof(float));
-    s->q = calloc(dim, sizeof(float));
-    s->att = calloc((size_t)c->n_heads * (size_t)max_ctx, sizeof(float));
-    s->logits = calloc((size_t)c->vocab_size, sizeof(float));
-    s->kcache = calloc(cache, sizeof(float));
-    s->vcache = calloc(cache, sizeof(float));
-    if (!s->x || !s->xb || !s->xb2 || !s->hb || !s->hb2 || !s->q || !s->att || !s->logits ||
-        !s->kcache || !s->vcache) {
-        infer_state_free(s);
-        return INFER_ERR_NOMEM;
+    s->o = *o;
+    s->hd = m->head_dim;
+    s->q_dim = c->n_heads * s->hd;
+    s->kv_dim = c->n_kv_heads * s->hd;
+    s->group = c->n_heads / c->n_kv_heads;
+    s->chunk = o->prefill_chunk ? o->prefill_chunk : 512;
+    if (s->chunk > o->max_ctx)
+        s->chunk = o->max_ctx;
+    s->kv_elt = o->kv_dtype == INFER_DT_F32 ? 4 : 2;
+    ik_init(NULL);
+    openblas_set_num_threads(1); /* our threads split the products */
+    const size_t C = (size_t)pad_rows(s->chunk), D = (size_t)c->dim, H = (size_t)c->hidden_dim;
+    s->ctx_alloc = (o->max_ctx + BK - 1) / BK * BK;
+    const size_t cache = (size_t)c->n_layers * (size_t)s->ctx_alloc * (size_t)s->kv_dim;
+    const size_t segs = ((size_t)o->max_ctx + SEG - 1) / SEG;
+    const size_t G = (size_t)s->group, HD = (size_t)s->hd, half = HD / 2;
+    int nt = o->threads ? o->threads : 1;
+    s->inv_freq = zalloc(half, sizeof(double));
+    s->kcache = zalloc(cache, s->kv_elt);
+    s->vcache = zalloc(cache, s->kv_elt);
+    s->x = zalloc(C * D, sizeof(float));
+    s->xb = zalloc(C * D, sizeof(float));
+    s->q = zalloc(C * (size_t)s->q_dim, sizeof(float));
+    s->k = zalloc(C * (size_t)s->kv_dim, sizeof(float));
+    s->v = zalloc(C * (size_t)s->kv_dim, sizeof(float));
+    s->ao = zalloc(C * (size_t)s->q_dim, sizeof(float));
+    s->h1 = zalloc(C * H, sizeof(float));
+    s->h3 = zalloc(C * H, sizeof(float));
+    s->cs = zalloc(C * half, sizeof(float));
+    s->sn = zalloc(C * half, sizeof(float));
+    s->lg = zalloc((size_t)LR * (size_t)c->vocab_size, sizeof(float));
+    s->part =
+        zalloc((size_t)c->n_kv_heads * segs * (size_t)pad_rows((int)G) * (HD + 2), sizeof(float));
+    s->th = zalloc((size_t)nt, sizeof *s->th);
+    int st = s->inv_freq && s->kcache && s->vcache && s->x && s->xb && s->q && s->k && s->v &&
+                     s->ao && s->h1 && s->h3 && s->cs && s->sn && s->lg && s->part && s->th
+                 ? infer_pool_create(nt, &s->pool)
+                 : INFER_ERR_NOMEM;
+    size_t win = D > H ? D : H;
+    win = win > (size_t)s->q_dim ? win : (size_t)s->q_dim;
+    const size_t R = (size_t)pad_rows(QB * (int)G);
+    for (int t = 0; st == INFER_OK && t < nt; t++) {
+        scratch *w = &s->th[t];
+        w->w = zalloc((size_t)WB * win, sizeof(float));
+        w->q = zalloc(R * HD, sizeof(float));
+        w->s = zalloc(R * BK, sizeof(float));
+        w->kt = zalloc((size_t)BK * HD, sizeof(float));
+        w->vt = zalloc((size_t)BK * HD, sizeof(float));
+        w->acc = zalloc(R * HD, sizeof(float));
+        w->ml = zalloc(R * 2, sizeof(float));
+        w->tot = zalloc(R * HD, sizeof(float));
+        w->tml = zalloc(R * 2, sizeof(float));
+        if (!w->w || !w->q || !w->s || !w->kt || !w->vt || !w->acc || !w->ml || !w->tot || !w->tml)
+            st = INFER_ERR_NOMEM;
     }
+    if (st != INFER_OK) {
+        infer_state_free(s);
+        return st;
+    }
+    infer_rope_freqs(c, s->hd, 0, s->inv_freq, &s->score_mult);
     *out = s;
     return INFER_OK;
 }
@@ -56,20 +172,84 @@ int infer_state_create(const infer_model *m, int max_ctx, infer_state **out) {
 void infer_state_free(infer_state *s) {
     if (!s)
         return;
-    free(s->x);
-    free(s->xb);
-    free(s->xb2);
-    free(s->hb);
-    free(s->hb2);
-    free(s->q);
-    free(s->att);
-    free(s->logits);
+    infer_pool_free(s->pool);
+    int nt = s->o.threads ? s->o.threads : 1;
+    for (int t = 0; s->th && t < nt; t++) {
+        scratch *w = &s->th[t];
+        free(w->w);
+        free(w->q);
+        free(w->s);
+        free(w->kt);
+        free(w->vt);
+        free(w->acc);
+        free(w->ml);
+        free(w->tot);
+        free(w->tml);
+    }
+    free(s->th);
+    free(s->inv_freq);
     free(s->kcache);
     free(s->vcache);
+    free(s->x);
+    free(s->xb);
+    free(s->q);
+    free(s->k);
+    free(s->v);
+    free(s->ao);
+    free(s->h1);
+    free(s->h3);
+    free(s->cs);
+    free(s->sn);
+    free(s->lg);
+    free(s->part);
     free(s);
 }
 
-/* ---- the pieces ---------------------------------------------------------------------------- */
+/* ---- linear layers: Y (n, rows) = X (n, cols) W^T ------------------------------------------ */
+
+typedef struct {
+    infer_state *s;
+    float *y;
+    const float *x;
+    infer_mat w;
+    int n, rows, cols;
+    int decode;
+} linear_job;
+
+static size_t dt_bytes(int dtype) {
+    return dtype == INFER_DT_F32 ? 4 : 2;
+}
+
+static void linear_task(void *arg, int task, int thread) {
+    const linear_job *j = arg;
+    const size_t cols = (size_t)j->cols, rows = (size_t)j->rows;
+    if (j->decode) { /* one row of X: the matrix-vector kernel, MB weight rows per task */
+        size_t r0 = (size_t)task * MB, r1 = r0 + MB < rows ? r0 + MB : rows;
+        ik_matvec(j->y + r0, j->x, j->w.p, j->w.dtype, cols, r0, r1);
+        return;
+    }
+    size_t r0 = (size_t)task * WB, nr = r0 + WB < rows ? WB : rows - r0;
+    const char *wp = (const char *)j->w.p + r0 * cols * dt_bytes(j->w.dtype);
+    const float *b = (const float *)(const void *)wp;
+    if (j->w.dtype != INFER_DT_F32 || ((uintptr_t)wp & 3)) {
+        float *buf = j->s->th[thread].w;
+        ik_to_f32(buf, wp, j->w.dtype, nr * cols);
+        b = buf;
+    }
+    gemm(1, pad_rows(j->n), (int)nr, j->cols, j->x, j->cols, b, j->cols, 0.0f, j->y + r0, j->rows);
+}
+
+static void linear(infer_state *s, float *y, const float *x, infer_mat w, int n, int rows, int cols,
+                   int decode) {
+    if (!decode) /* zero the padding rows of x (state buffers, sized for it) */
+        memset((float *)x + (size_t)n * (size_t)cols, 0,
+               (size_t)(pad_rows(n) - n) * (size_t)cols * sizeof(float));
+    linear_job j = {s, y, x, w, n, rows, cols, decode};
+    int per = decode ? MB : WB;
+    infer_pool_run(s->pool, (rows + per - 1) / per, linear_task, &j);
+}
+
+/* ---- pieces -------------------------------------------------------------------------------- */
 
 static void rmsnorm(float *o, const float *x, const float *w, int n, float eps) {
     double ss = 0; /* double: the sum of squares of a long vector loses bits in float */
@@ -80,105 +260,366 @@ static void rmsnorm(float *o, const float *x, const float *w, int n, float eps) 
         o[i] = w[i] * (scale * x[i]);
 }
 
-/* xout (d) = W (d, n) @ x (n), W row-major [out][in] */
-static void matmul(float *xout, const float *x, const float *w, int n, int d) {
-    for (int i = 0; i < d; i++) {
-        const float *row = w + (size_t)i * (size_t)n;
-        float v = 0;
-        for (int j = 0; j < n; j++)
-            v += row[j] * x[j];
-        xout[i] = v;
+/* the rotation of every head of v (n_heads * hd values) at one position */
+static void rope(float *v, int n_heads, int hd, int pairing, const float *cs, const float *sn) {
+    const int half = hd / 2;
+    for (int h = 0; h < n_heads; h++) {
+        float *x = v + (size_t)h * (size_t)hd;
+        for (int j = 0; j < half; j++) {
+            int a = pairing == INFER_PAIR_HALF ? j : 2 * j;
+            int b = pairing == INFER_PAIR_HALF ? j + half : 2 * j + 1;
+            float x0 = x[a], x1 = x[b];
+            x[a] = x0 * cs[j] - x1 * sn[j];
+            x[b] = x1 * cs[j] + x0 * sn[j];
+        }
     }
 }
 
-static void softmax(float *x, int n) {
-    float mx = x[0];
-    for (int i = 1; i < n; i++)
-        mx = x[i] > mx ? x[i] : mx;
+/* exp(x[i] - m) in place; returns the sum (scalar placeholder for a SIMD kernel) */
+static float exp_sum(float *x, int n, float m) {
     float sum = 0;
     for (int i = 0; i < n; i++) {
-        x[i] = expf(x[i] - mx);
+        x[i] = expf(x[i] - m);
         sum += x[i];
     }
-    for (int i = 0; i < n; i++)
-        x[i] /= sum;
+    return sum;
 }
 
-/* adjacent pairs (2j, 2j+1) of every head, as llama2.c and Meta's originals rotate */
-static void rope(float *v, int n, int head_size, int pos, float theta) {
-    for (int i = 0; i < n; i += 2) {
-        int j = i % head_size;
-        double freq = 1.0 / pow((double)theta, (double)j / head_size);
-        double a = pos * freq;
-        float fc = (float)cos(a), fs = (float)sin(a);
-        float v0 = v[i], v1 = v[i + 1];
-        v[i] = v0 * fc - v1 * fs;
-        v[i + 1] = v0 * fs + v1 * fc;
+/* ---- attention ----------------------------------------------------------------------------- */
+
+typedef struct {
+    infer_state *s;
+    int layer, n, pos0;
+    int n_qb;  /* query blocks */
+    int n_seg; /* segments of the last query (split mode) */
+    int split; /* 1: tasks are (kv head, segment), partials merged after */
+    float scale;
+} attn_job;
+
+static const void *kv_row(const infer_state *s, const void *cache, int layer, int pos) {
+    size_t idx = ((size_t)layer * (size_t)s->ctx_alloc + (size_t)pos) * (size_t)s->kv_dim;
+    return (const char *)cache + idx * s->kv_elt;
+}
+
+/* One segment [k0, k1) of keys for R = nq * group query rows (q: (R, hd), scaled) with
+ * positions qpos[r / group]: the segment's row max and sum in ml and its accumulator in acc. */
+static void attn_segment(const infer_state *s, scratch *w, int layer, int g, const float *q, int R,
+                         const int *qpos, int k0, int k1, float *acc, float *ml) {
+    const int hd = s->hd, G = s->group;
+    const size_t HD = (size_t)hd;
+    for (int r = 0; r < R; r++) {
+        ml[2 * r] = -INFINITY;
+        ml[2 * r + 1] = 0;
+    }
+    memset(acc, 0, (size_t)pad_rows(R) * HD * sizeof(float));
+    const int RP = pad_rows(R);
+    for (int t0 = k0; t0 < k1; t0 += BK) {
+        const int tn = BK; /* full tiles: see pad_rows */
+        const float *kt, *vt;
+        int ld;
+        if (s->o.kv_dtype == INFER_DT_F32) {
+            kt = (const float *)kv_row(s, s->kcache, layer, t0) + (size_t)g * HD;
+            vt = (const float *)kv_row(s, s->vcache, layer, t0) + (size_t)g * HD;
+            ld = s->kv_dim;
+        } else {
+            for (int t = 0; t < tn; t++) {
+                const uint16_t *kr = kv_row(s, s->kcache, layer, t0 + t);
+                const uint16_t *vr = kv_row(s, s->vcache, layer, t0 + t);
+                ik_to_f32(w->kt + (size_t)t * HD, kr + (size_t)g * HD, INFER_DT_BF16, HD);
+                ik_to_f32(w->vt + (size_t)t * HD, vr + (size_t)g * HD, INFER_DT_BF16, HD);
+            }
+            kt = w->kt;
+            vt = w->vt;
+            ld = hd;
+        }
+        gemm(1, RP, tn, hd, q, hd, kt, ld, 0.0f, w->s, BK);
+        for (int r = 0; r < R; r++) {
+            float *sr = w->s + (size_t)r * BK;
+            const int p = qpos[r / G];
+            int valid = p - t0 + 1; /* causal: keys t <= p (and t < k1) */
+            valid = valid < 0 ? 0 : valid > k1 - t0 ? k1 - t0 : valid;
+            float mx = -INFINITY;
+            for (int t = 0; t < valid; t++)
+                mx = sr[t] > mx ? sr[t] : mx;
+            for (int t = valid; t < tn; t++)
+                sr[t] = 0;
+            if (valid == 0)
+                continue;
+            float m_old = ml[2 * r], m_new = mx > m_old ? mx : m_old;
+            float sum = exp_sum(sr, valid, m_new);
+            if (m_new != m_old && m_old != -INFINITY) {
+                float c = expf(m_old - m_new);
+                ik_scale(acc + (size_t)r * HD, c, HD);
+                ml[2 * r + 1] *= c;
+            }
+            ml[2 * r] = m_new;
+            ml[2 * r + 1] += sum;
+        }
+        for (int r = R; r < RP; r++) /* padding rows: no weight on any key */
+            memset(w->s + (size_t)r * BK, 0, BK * sizeof(float));
+        gemm(0, RP, hd, tn, w->s, BK, vt, ld, 1.0f, acc, hd);
     }
 }
 
-/* ---- one token ----------------------------------------------------------------------------- */
+/* total (tml, tot) <- total merged with a segment (ml, acc), for R rows */
+static void attn_merge(float *tot, float *tml, const float *acc, const float *ml, int R, int hd,
+                       int first) {
+    const size_t HD = (size_t)hd;
+    for (int r = 0; r < R; r++) {
+        float *t = tot + (size_t)r * HD;
+        const float *a = acc + (size_t)r * HD;
+        if (first) {
+            memcpy(t, a, HD * sizeof(float));
+            tml[2 * r] = ml[2 * r];
+            tml[2 * r + 1] = ml[2 * r + 1];
+            continue;
+        }
+        float m1 = tml[2 * r], m2 = ml[2 * r];
+        if (m2 == -INFINITY)
+            continue;
+        float m = m1 > m2 ? m1 : m2;
+        float c1 = m1 == -INFINITY ? 0.0f : expf(m1 - m), c2 = expf(m2 - m);
+        for (size_t i = 0; i < HD; i++)
+            t[i] = t[i] * c1 + a[i] * c2;
+        tml[2 * r] = m;
+        tml[2 * r + 1] = tml[2 * r + 1] * c1 + ml[2 * r + 1] * c2;
+    }
+}
+
+/* the queries of kv head g, block qb: R rows scaled, their positions */
+static int attn_gather(const attn_job *j, int g, int qb, float *q, int *qpos) {
+    const infer_state *s = j->s;
+    const int G = s->group, hd = s->hd, i0 = qb * QB;
+    const int nq = i0 + QB < j->n ? QB : j->n - i0;
+    for (int i = 0; i < nq; i++) {
+        qpos[i] = j->pos0 + i0 + i;
+        for (int hh = 0; hh < G; hh++) {
+            const float *src =
+                s->q + (size_t)(i0 + i) * (size_t)s->q_dim + (size_t)(g * G + hh) * (size_t)hd;
+            float *dst = q + ((size_t)i * (size_t)G + (size_t)hh) * (size_t)hd;
+            for (int d = 0; d < hd; d++)
+                dst[d] = src[d] * j->scale;
+        }
+    }
+    const size_t R = (size_t)nq * (size_t)G;
+    memset(q + R * (size_t)hd, 0, ((size_t)pad_rows((int)R) - R) * (size_t)hd * sizeof(float));
+    return nq;
+}
+
+static void attn_store(const attn_job *j, int g, int qb, int nq, const float *tot,
+                       const float *tml) {
+    const infer_state *s = j->s;
+    const int G = s->group, hd = s->hd, i0 = qb * QB;
+    for (int i = 0; i < nq; i++)
+        for (int hh = 0; hh < G; hh++) {
+            int r = i * G + hh;
+            float *dst =
+                s->ao + (size_t)(i0 + i) * (size_t)s->q_dim + (size_t)(g * G + hh) * (size_t)hd;
+            float inv = 1.0f / tml[2 * r + 1];
+            for (int d = 0; d < hd; d++)
+                dst[d] = tot[(size_t)r * (size_t)hd + (size_t)d] * inv;
+        }
+}
+
+static void attn_task(void *arg, int task, int thread) {
+    const attn_job *j = arg;
+    infer_state *s = j->s;
+    scratch *w = &s->th[thread];
+    int qpos[QB];
+    if (j->split) { /* one query block (decode): task = (kv head, segment) into s->part */
+        const int g = task / j->n_seg, seg = task % j->n_seg, G = s->group;
+        const int nq = attn_gather(j, g, 0, w->q, qpos);
+        const int last = qpos[nq - 1] + 1, k0 = seg * SEG;
+        const int k1 = k0 + SEG < last ? k0 + SEG : last;
+        const size_t R = (size_t)nq * (size_t)G, RP = (size_t)pad_rows((int)R);
+        float *part = s->part + (size_t)task * RP * ((size_t)s->hd + 2);
+        attn_segment(s, w, j->layer, g, w->q, (int)R, qpos, k0, k1, part,
+                     part + RP * (size_t)s->hd);
+        return;
+    }
+    const int g = task / j->n_qb, qb = task % j->n_qb;
+    const int nq = attn_gather(j, g, qb, w->q, qpos);
+    const int R = nq * s->group, last = qpos[nq - 1] + 1;
+    for (int seg = 0, k0 = 0; k0 < last; seg++, k0 += SEG) {
+        int k1 = k0 + SEG < last ? k0 + SEG : last;
+        attn_segment(s, w, j->layer, g, w->q, R, qpos, k0, k1, w->acc, w->ml);
+        attn_merge(w->tot, w->tml, w->acc, w->ml, R, s->hd, seg == 0);
+    }
+    attn_store(j, g, qb, nq, w->tot, w->tml);
+}
+
+static void attention(infer_state *s, int layer, int n, int pos0) {
+    const infer_config *c = &s->m->cfg;
+    attn_job j = {s, layer, n, pos0, (n + QB - 1) / QB, 0, 0, 0};
+    j.scale = (float)(s->score_mult / sqrt((double)s->hd));
+    const int tasks = c->n_kv_heads * j.n_qb, threads = infer_pool_threads(s->pool);
+    j.n_seg = (pos0 + n + SEG - 1) / SEG;
+    if (n == 1 && tasks < threads && j.n_seg > 1) { /* decode: split the keys */
+        j.split = 1;
+        infer_pool_run(s->pool, c->n_kv_heads * j.n_seg, attn_task, &j);
+        /* merge the segments of each kv head in order, as attn_task does */
+        scratch *w = &s->th[0];
+        int qpos[QB];
+        const int nq = attn_gather(&j, 0, 0, w->q, qpos), R = nq * s->group;
+        const size_t HD = (size_t)s->hd;
+        for (int g = 0; g < c->n_kv_heads; g++) {
+            for (int seg = 0; seg < j.n_seg; seg++) {
+                const size_t RP = (size_t)pad_rows(R);
+                const float *part = s->part + (size_t)(g * j.n_seg + seg) * RP * (HD + 2);
+                attn_merge(w->tot, w->tml, part, part + RP * HD, R, s->hd, seg == 0);
+            }
+            attn_store(&j, g, 0, nq, w->tot, w->tml);
+        }
+        return;
+    }
+    infer_pool_run(s->pool, tasks, attn_task, &j);
+}
+
+/* ---- a chunk of tokens --------------------------------------------------------------------- */
+
+static void store_kv(infer_state *s, int layer, int n, int pos0) {
+    const size_t KV = (size_t)s->kv_dim;
+    for (int i = 0; i < n; i++) {
+        void *kd = (void *)kv_row(s, s->kcache, layer, pos0 + i);
+        void *vd = (void *)kv_row(s, s->vcache, layer, pos0 + i);
+        if (s->o.kv_dtype == INFER_DT_F32) {
+            memcpy(kd, s->k + (size_t)i * KV, KV * sizeof(float));
+            memcpy(vd, s->v + (size_t)i * KV, KV * sizeof(float));
+        } else {
+            ik_f32_to_bf16(kd, s->k + (size_t)i * KV, KV);
+            ik_f32_to_bf16(vd, s->v + (size_t)i * KV, KV);
+        }
+    }
+}
+
+static void rope_tables(infer_state *s, int n, int pos0) {
+    const int half = s->hd / 2;
+    for (int i = 0; i < n; i++)
+        for (int jj = 0; jj < half; jj++) {
+            double a = (double)(pos0 + i) * s->inv_freq[jj];
+            s->cs[(size_t)i * (size_t)half + (size_t)jj] = (float)cos(a);
+            s->sn[(size_t)i * (size_t)half + (size_t)jj] = (float)sin(a);
+        }
+}
+
+static void embed(infer_state *s, const uint32_t *ids, int n) {
+    const infer_model *m = s->m;
+    const size_t D = (size_t)m->cfg.dim, eb = dt_bytes(m->emb.dtype);
+    for (int i = 0; i < n; i++)
+        ik_to_f32(s->x + (size_t)i * D, (const char *)m->emb.p + (size_t)ids[i] * D * eb,
+                  m->emb.dtype, D);
+}
+
+/* the layers over n tokens at pos0..; s->x holds their embeddings and ends as the residual */
+static void layers(infer_state *s, int n, int pos0, int decode) {
+    const infer_model *m = s->m;
+    const infer_config *c = &m->cfg;
+    const int D = c->dim, H = c->hidden_dim, half = s->hd / 2;
+    const size_t SD = (size_t)D, SH = (size_t)H;
+    rope_tables(s, n, pos0);
+    for (int l = 0; l < c->n_layers; l++) {
+        const infer_layer *L = &m->layers[l];
+        /* attention */
+        for (int i = 0; i < n; i++)
+            rmsnorm(s->xb + (size_t)i * SD, s->x + (size_t)i * SD, L->rms_att, D, c->rms_eps);
+        linear(s, s->q, s->xb, L->wq, n, s->q_dim, D, decode);
+        linear(s, s->k, s->xb, L->wk, n, s->kv_dim, D, decode);
+        linear(s, s->v, s->xb, L->wv, n, s->kv_dim, D, decode);
+        for (int i = 0; i < n; i++) {
+            const float *cs = s->cs + (size_t)i * (size_t)half,
+                        *sn = s->sn + (size_t)i * (size_t)half;
+            rope(s->q + (size_t)i * (size_t)s->q_dim, c->n_heads, s->hd, c->rope_pairing, cs, sn);
+            rope(s->k + (size_t)i * (size_t)s->kv_dim, c->n_kv_heads, s->hd, c->rope_pairing, cs,
+                 sn);
+        }
+        store_kv(s, l, n, pos0);
+        attention(s, l, n, pos0);
+        linear(s, s->xb, s->ao, L->wo, n, D, s->q_dim, decode);
+        for (size_t i = 0; i < (size_t)n * SD; i++)
+            s->x[i] += s->xb[i];
+        /* SwiGLU MLP */
+        for (int i = 0; i < n; i++)
+            rmsnorm(s->xb + (size_t)i * SD, s->x + (size_t)i * SD, L->rms_ffn, D, c->rms_eps);
+        linear(s, s->h1, s->xb, L->w1, n, H, D, decode);
+        linear(s, s->h3, s->xb, L->w3, n, H, D, decode);
+        for (size_t i = 0; i < (size_t)n * SH; i++) {
+            float g = s->h1[i];
+            s->h1[i] = g / (1.0f + expf(-g)) * s->h3[i];
+        }
+        linear(s, s->xb, s->h1, L->w2, n, D, H, decode);
+        for (size_t i = 0; i < (size_t)n * SD; i++)
+            s->x[i] += s->xb[i];
+    }
+}
+
+static void rope_update(infer_state *s, int64_t len) {
+    const infer_config *c = &s->m->cfg;
+    if (c->rope_type != INFER_ROPE_DYNAMIC)
+        return;
+    /* HF: grow theta when the sequence outgrows the cached length; back to the original when a
+     * new sequence fits */
+    int64_t eff = len > c->seq_len ? len : 0;
+    if (eff != s->rope_len && (eff > s->rope_len || len <= c->seq_len)) {
+        infer_rope_freqs(c, s->hd, eff, s->inv_freq, &s->score_mult);
+        s->rope_len = eff;
+    }
+}
+
+int infer_prefill(infer_state *s, const uint32_t *ids, int n, int pos0, const uint8_t *want,
+                  infer_logits_fn fn, void *ctx) {
+    const infer_model *m = s->m;
+    const infer_config *c = &m->cfg;
+    if (n <= 0 || pos0 < 0 || pos0 > s->o.max_ctx - n)
+        return INFER_ERR_ARG;
+    for (int i = 0; i < n; i++)
+        if (ids[i] >= (uint32_t)c->vocab_size)
+            return INFER_ERR_ARG;
+    if (pos0 == 0)
+        s->rope_len = -1; /* a new sequence */
+    rope_update(s, (int64_t)pos0 + n);
+    const size_t D = (size_t)c->dim, V = (size_t)c->vocab_size;
+    for (int c0 = 0; c0 < n; c0 += s->chunk) {
+        const int cn = c0 + s->chunk < n ? s->chunk : n - c0;
+        embed(s, ids + c0, cn);
+        layers(s, cn, pos0 + c0, 0);
+        /* the wanted rows: final norm into xb, then LR rows at a time through the classifier */
+        int rows[LR], nr = 0;
+        for (int i = 0; i <= cn; i++) {
+            if (i < cn && (want ? want[c0 + i] != 0 : c0 + i == n - 1)) {
+                rmsnorm(s->xb + (size_t)nr * D, s->x + (size_t)i * D, m->rms_final, c->dim,
+                        c->rms_eps);
+                rows[nr++] = i;
+            }
+            if (nr == LR || (i == cn && nr > 0)) {
+                linear(s, s->lg, s->xb, m->wcls, nr, c->vocab_size, c->dim, 0);
+                for (int r = 0; r < nr; r++) {
+                    int rc = fn(ctx, pos0 + c0 + rows[r], s->lg + (size_t)r * V);
+                    if (rc)
+                        return rc;
+                }
+                nr = 0;
+            }
+        }
+    }
+    return INFER_OK;
+}
 
 int infer_forward(infer_state *s, uint32_t token, int pos, const float **logits) {
     const infer_model *m = s->m;
     const infer_config *c = &m->cfg;
-    if (token >= (uint32_t)c->vocab_size || pos < 0 || pos >= s->max_ctx)
+    if (token >= (uint32_t)c->vocab_size || pos < 0 || pos >= s->o.max_ctx)
         return INFER_ERR_ARG;
-    const int dim = c->dim, hid = c->hidden_dim, hs = dim / c->n_heads;
-    const int kv_dim = hs * c->n_kv_heads, group = c->n_heads / c->n_kv_heads;
-    const size_t D = (size_t)dim, KV = (size_t)kv_dim, H = (size_t)hid;
-    memcpy(s->x, m->emb + (size_t)token * D, D * sizeof(float));
-
-    for (int l = 0; l < c->n_layers; l++) {
-        const size_t L = (size_t)l;
-        /* attention */
-        rmsnorm(s->xb, s->x, m->rms_att + L * D, dim, c->rms_eps);
-        float *k = s->kcache + (L * (size_t)s->max_ctx + (size_t)pos) * KV;
-        float *v = s->vcache + (L * (size_t)s->max_ctx + (size_t)pos) * KV;
-        matmul(s->q, s->xb, m->wq + L * D * D, dim, dim);
-        matmul(k, s->xb, m->wk + L * D * KV, dim, kv_dim);
-        matmul(v, s->xb, m->wv + L * D * KV, dim, kv_dim);
-        rope(s->q, dim, hs, pos, c->rope_theta);
-        rope(k, kv_dim, hs, pos, c->rope_theta);
-        const float scale = 1.0f / sqrtf((float)hs);
-        for (int h = 0; h < c->n_heads; h++) {
-            const float *qh = s->q + (size_t)h * (size_t)hs;
-            float *att = s->att + (size_t)h * (size_t)s->max_ctx;
-            const size_t kvh = (size_t)(h / group) * (size_t)hs;
-            for (int t = 0; t <= pos; t++) {
-                const float *kt = s->kcache + (L * (size_t)s->max_ctx + (size_t)t) * KV + kvh;
-                float score = 0;
-                for (int i = 0; i < hs; i++)
-                    score += qh[i] * kt[i];
-                att[t] = score * scale;
-            }
-            softmax(att, pos + 1);
-            float *out = s->xb + (size_t)h * (size_t)hs;
-            memset(out, 0, (size_t)hs * sizeof(float));
-            for (int t = 0; t <= pos; t++) {
-                const float *vt = s->vcache + (L * (size_t)s->max_ctx + (size_t)t) * KV + kvh;
-                for (int i = 0; i < hs; i++)
-                    out[i] += att[t] * vt[i];
-            }
-        }
-        matmul(s->xb2, s->xb, m->wo + L * D * D, dim, dim);
-        for (int i = 0; i < dim; i++)
-            s->x[i] += s->xb2[i];
-
-        /* SwiGLU MLP */
-        rmsnorm(s->xb, s->x, m->rms_ffn + L * D, dim, c->rms_eps);
-        matmul(s->hb, s->xb, m->w1 + L * D * H, dim, hid);
-        matmul(s->hb2, s->xb, m->w3 + L * D * H, dim, hid);
-        for (int i = 0; i < hid; i++) {
-            float g = s->hb[i];
-            s->hb[i] = g / (1.0f + expf(-g)) * s->hb2[i];
-        }
-        matmul(s->xb, s->hb, m->w2 + L * D * H, hid, dim);
-        for (int i = 0; i < dim; i++)
-            s->x[i] += s->xb[i];
-    }
-    rmsnorm(s->x, s->x, m->rms_final, dim, c->rms_eps);
-    matmul(s->logits, s->x, m->wcls, dim, c->vocab_size);
-    *logits = s->logits;
+    if (pos == 0)
+        s->rope_len = -1;
+    rope_update(s, (int64_t)pos + 1);
+    embed(s, &token, 1);
+    layers(s, 1, pos, 1);
+    rmsnorm(s->xb, s->x, m->rms_final, c->dim, c->rms_eps);
+    linear(s, s->lg, s->xb, m->wcls, 1, c->vocab_size, c->dim, 1);
+    *logits = s->lg;
     return INFER_OK;
+}
+
+const char *infer_isa(void) {
+    return ik_isa_name(ik_isa_current());
 }

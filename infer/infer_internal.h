@@ -1,25 +1,62 @@
-/* infer_internal.h - the model's weights as the forward pass sees them. */
+/* infer_internal.h - the model's weights as the forward pass sees them, the thread pool, the
+ * RoPE frequencies. */
 #ifndef LONGCTX_INFER_INTERNAL_H
 #define LONGCTX_INFER_INTERNAL_H
 
 #include "infer.h"
 
+/* A matrix [rows = out][cols = in], row-major, in its stored dtype; p may be unaligned. */
+typedef struct {
+    const void *p;
+    int dtype; /* INFER_DT_* */
+} infer_mat;
+
+typedef struct {
+    float *rms_att, *rms_ffn; /* (dim) widened to float32 */
+    infer_mat wq;             /* (n_heads * head_dim, dim) */
+    infer_mat wk, wv;         /* (n_kv_heads * head_dim, dim) */
+    infer_mat wo;             /* (dim, n_heads * head_dim) */
+    infer_mat w1, w3;         /* (hidden, dim): gate, up */
+    infer_mat w2;             /* (dim, hidden): down */
+} infer_layer;
+
+#define INFER_MAX_MAPS 256
+
 struct infer_model {
     infer_config cfg;
-    float *data;      /* everything below points into it */
-    float *emb;       /* (vocab, dim) */
-    float *rms_att;   /* (layers, dim) */
-    float *wq;        /* (layers, dim, dim): [out][in] */
-    float *wk;        /* (layers, kv_dim, dim) */
-    float *wv;        /* (layers, kv_dim, dim) */
-    float *wo;        /* (layers, dim, dim) */
-    float *rms_ffn;   /* (layers, dim) */
-    float *w1;        /* (layers, hidden, dim) */
-    float *w2;        /* (layers, dim, hidden) */
-    float *w3;        /* (layers, hidden, dim) */
+    int head_dim; /* resolved */
+    int dtype;    /* of the matrices */
+    uint64_t weight_bytes;
+    infer_mat emb;    /* (vocab, dim) */
+    infer_mat wcls;   /* (vocab, dim), the embedding when tied */
     float *rms_final; /* (dim) */
-    float *wcls;      /* (vocab, dim), the embedding when shared */
+    infer_layer *layers;
+    float *data; /* llama2.c: all weights; HF: the widened norms */
+    struct {
+        void *addr;
+        size_t len;
+    } maps[INFER_MAX_MAPS];
+    int n_maps;
     char errmsg[512];
 };
+
+/* ---- thread pool (infer_pool.c) ----------------------------------------------------------- */
+
+typedef struct infer_pool infer_pool;
+/* fn(ctx, task, thread) for task in [0, n): tasks are taken in any order by any thread; thread
+ * is in [0, threads) and indexes per-thread scratch. */
+typedef void (*infer_task_fn)(void *ctx, int task, int thread);
+int infer_pool_create(int threads, infer_pool **out);
+void infer_pool_free(infer_pool *p); /* NULL ok */
+int infer_pool_threads(const infer_pool *p);
+void infer_pool_run(infer_pool *p, int n, infer_task_fn fn, void *ctx);
+
+/* ---- RoPE (infer_rope.c) ------------------------------------------------------------------ */
+
+/* The inverse frequencies omega_j, j < rot_dim / 2, for a sequence of seq_len positions (used
+ * by dynamic NTK only), and the factor by which attention scores are multiplied on top of
+ * 1/sqrt(head_dim) (YaRN's attention factor squared; 1 otherwise). */
+void infer_rope_freqs(const infer_config *c, int rot_dim, int64_t seq_len, double *inv_freq,
+                      double *score_mult);
 
 #endif

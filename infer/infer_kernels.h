@@ -36,8 +36,8 @@ void ik_to_f32(float *dst, const void *src, int dtype, size_t n);
 /* dst[i] = bf16(src[i]) rounded to nearest, ties to even; NaN stays NaN, infinities stay. */
 void ik_f32_to_bf16(uint16_t *dst, const float *src, size_t n);
 
-float ik_dot(const float *a, const float *b, size_t n);     /* sum a[i] b[i] */
-void ik_axpy(float *y, float a, const float *x, size_t n);  /* y += a x */
-void ik_scale(float *y, float a, size_t n);                 /* y *= a */
+float ik_dot(const float *a, const float *b, size_t n);    /* sum a[i] b[i] */
+void ik_axpy(float *y, float a, const float *x, size_t n); /* y += a x */
+void ik_scale(float *y, float a, size_t n);                /* y *= a */
 
 #endif

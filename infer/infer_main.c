@@ -2,6 +2,7 @@
 #include "cluster.h"
 #include "infer.h"
 #include "longctx_cli.h"
+#include "tokenizer.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -9,27 +10,42 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: longctx infer --model PATH --prompt-ids 1,2,3 [options]\n\n"
-            "Runs the prompt through the model (teacher-forced), then generates. Single rank;\n"
-            "llama2.c checkpoints (.bin) for now: HF safetensors, tokenizers, RoPE variants,\n"
-            "tensor parallelism and the long-context jobs come with the next issues.\n"
-            "  --model PATH        llama2.c legacy checkpoint (float32)\n"
-            "  --prompt-ids LIST   comma-separated token ids (required)\n"
-            "  --generate N        tokens to generate after the prompt (default 0)\n"
+            "usage: longctx infer --model PATH (--prompt TEXT | --prompt-file FILE |\n"
+            "                     --prompt-ids 1,2,3) [options]\n\n"
+            "Runs the prompt through the model (teacher-forced, in chunks), then generates.\n"
+            "Single rank. Prints the generated ids on one line (stdout), then their text when\n"
+            "the model directory has a tokenizer.\n"
+            "  --model PATH        HF model directory (config.json, safetensors F32/BF16/F16,\n"
+            "                      tokenizer.json or tokenizer.model) or llama2.c .bin\n"
+            "  --prompt TEXT       text, encoded with the model's tokenizer (BOS added if it\n"
+            "                      has one; --no-bos to leave it out)\n"
+            "  --prompt-file FILE  the same, read from FILE\n"
+            "  --prompt-ids LIST   comma-separated token ids\n"
+            "  --generate N        tokens to generate after the prompt (default 0); stops at\n"
+            "                      the model's EOS unless --ignore-eos\n"
             "  --temperature T     0 = greedy (default 0)\n"
             "  --top-k K           sample among the K most likely (default 0 = all)\n"
             "  --top-p P           nucleus sampling (default 1.0 = off)\n"
             "  --seed S            sampling seed (default 0)\n"
-            "  --ctx N             context positions (default: the model's seq_len)\n"
+            "  --ctx N             KV cache positions (default: prompt + generated)\n"
+            "  --kv-dtype D        f32 or bf16 KV cache (default f32)\n"
+            "  --prefill-chunk N   prompt tokens per step; activations are O(N) (default 512)\n"
+            "  --threads N         threads (default 1)\n"
+            "  --mem-limit BYTES   refuse a run whose plan (longctx plan) exceeds it; suffixes\n"
+            "                      K, M, G (default: the machine's memory)\n"
             "  --logits-out FILE   float32 little-endian logits of every prompt position, then\n"
             "                      after each generated token but the last (rows of vocab_size;\n"
             "                      generated token k is drawn from row n_prompt - 1 + k)\n"
-            "Prints the generated ids on one line (stdout).\n");
+            "  --logits-positions LIST  only these prompt positions in --logits-out\n"
+            "  --timings           print prefill and decode times on stderr\n");
 }
 
 static uint64_t rng_next(uint64_t *s) {
@@ -86,8 +102,286 @@ static int sample(const float *logits, int n, float temp, int top_k, float top_p
     return work[keep - 1].id;
 }
 
+/* comma-separated unsigned integers into a growing array; 0 on success */
+static int parse_ids(const char *arg, uint32_t **out, size_t *n_out) {
+    size_t n = 0, cap = 16;
+    uint32_t *ids = malloc(cap * sizeof *ids);
+    char *end;
+    for (const char *p = arg; ids && *p;) {
+        errno = 0;
+        unsigned long v = strtoul(p, &end, 10);
+        if (end == p || (*end && *end != ',') || v > UINT32_MAX || errno) {
+            free(ids);
+            return -1;
+        }
+        if (n == cap) {
+            uint32_t *q = realloc(ids, (cap *= 2) * sizeof *ids);
+            if (!q) {
+                free(ids);
+                return -1;
+            }
+            ids = q;
+        }
+        ids[n++] = (uint32_t)v;
+        p = *end ? end + 1 : end;
+    }
+    *out = ids;
+    *n_out = n;
+    return ids && n ? 0 : -1;
+}
+
+static char *read_file(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    for (size_t got; buf && (got = fread(buf + len, 1, cap - len, f)) > 0;) {
+        len += got;
+        if (len == cap) {
+            char *q = realloc(buf, cap *= 2);
+            if (!q) {
+                free(buf);
+                buf = NULL;
+            }
+            buf = q;
+        }
+    }
+    if (ferror(f)) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    *n = len;
+    return buf;
+}
+
+static int parse_bytes(const char *s, uint64_t *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    double mul = *end == 'K' || *end == 'k'   ? 1024.0
+                 : *end == 'M' || *end == 'm' ? 1048576.0
+                 : *end == 'G' || *end == 'g' ? 1073741824.0
+                 : *end == 'T' || *end == 't' ? 1099511627776.0
+                                              : 1.0;
+    if (mul > 1)
+        end++;
+    if (end == s || *end || errno || !(v > 0))
+        return -1;
+    *out = (uint64_t)(v * mul);
+    return 0;
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct {
+    FILE *f;
+    size_t vocab;
+    int failed;
+} logits_sink;
+
+static int write_row(void *ctx, int pos, const float *logits) {
+    logits_sink *k = ctx;
+    (void)pos;
+    if (k->f && fwrite(logits, sizeof(float), k->vocab, k->f) != k->vocab)
+        k->failed = 1;
+    return 0;
+}
+
+typedef struct {
+    const char *model, *prompt, *prompt_file, *ids_arg, *logits_out, *positions;
+    long n_gen, top_k, ctx, chunk, threads;
+    double temp, top_p;
+    unsigned long long seed;
+    int kv_dtype, no_bos, ignore_eos, timings;
+    uint64_t mem_limit;
+} infer_args;
+
+/* the model directory's tokenizer (tokenizer.json, then tokenizer.model), or NULL */
+static tokenizer *dir_tokenizer(const char *model) {
+    struct stat sb;
+    if (stat(model, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return NULL;
+    static const char *names[] = {"tokenizer.json", "tokenizer.model"};
+    char path[4200];
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", model, names[i]);
+        if (access(path, R_OK) != 0)
+            continue;
+        tokenizer *t;
+        if (tokenizer_load(path, &t) == TOK_OK)
+            return t;
+        LOG_WARN("%s: %s; continuing without a tokenizer", path, tokenizer_errmsg(t));
+        tokenizer_free(t);
+    }
+    return NULL;
+}
+
+typedef struct {
+    logits_sink *k;
+    float *last;
+    int last_pos, last_wanted;
+    size_t V;
+} prefill_sink;
+
+/* a prompt row: to the file if wanted, and the last one kept to sample from */
+static int prefill_row(void *ctx, int pos, const float *logits) {
+    prefill_sink *p = ctx;
+    if (pos == p->last_pos) {
+        memcpy(p->last, logits, p->V * sizeof(float));
+        if (!p->last_wanted)
+            return 0;
+    }
+    return write_row(p->k, pos, logits);
+}
+
+static int run(const infer_args *a, infer_model *m, tokenizer *tok, uint32_t *ids,
+               size_t n_prompt) {
+    const infer_config *cfg = infer_model_config(m);
+    const size_t V = (size_t)cfg->vocab_size;
+    long max_ctx = a->ctx ? a->ctx : (long)n_prompt + a->n_gen;
+    if ((long)n_prompt + a->n_gen > max_ctx || max_ctx > INT32_MAX / 2) {
+        LOG_ERROR("a prompt of %zu ids plus %ld generated needs more than --ctx %ld positions",
+                  n_prompt, a->n_gen, max_ctx);
+        return EXIT_USAGE;
+    }
+    for (size_t i = 0; i < n_prompt; i++)
+        if (ids[i] >= V) {
+            LOG_ERROR("prompt id %u at position %zu is outside the vocabulary of %zu", ids[i], i,
+                      V);
+            return EXIT_USAGE;
+        }
+    /* the plan before allocating anything big */
+    infer_opts o = {(int)max_ctx, a->kv_dtype, (int)a->chunk, (int)a->threads};
+    infer_plan plan;
+    const uint64_t params = infer_model_weight_bytes(m);
+    infer_plan_make(cfg, (uint64_t)max_ctx, 1, infer_model_weight_dtype(m) == INFER_DT_F32 ? 4 : 2,
+                    a->kv_dtype == INFER_DT_F32 ? 4 : 2,
+                    (uint64_t)(a->chunk ? a->chunk : 512) < (uint64_t)max_ctx
+                        ? (uint64_t)(a->chunk ? a->chunk : 512)
+                        : (uint64_t)max_ctx,
+                    &plan);
+    (void)params;
+    if (plan.total_bytes > a->mem_limit) {
+        LOG_ERROR("the run needs %.2f GiB (weights %.2f, KV cache %.2f for %ld positions in %s, "
+                  "activations %.2f), more than --mem-limit %.2f GiB; try --kv-dtype bf16, a "
+                  "smaller --ctx or --prefill-chunk",
+                  plan.total_bytes / 1073741824.0, plan.weights_bytes / 1073741824.0,
+                  plan.kv_bytes / 1073741824.0, max_ctx,
+                  a->kv_dtype == INFER_DT_F32 ? "f32" : "bf16", plan.act_bytes / 1073741824.0,
+                  a->mem_limit / 1073741824.0);
+        return EXIT_RUNTIME;
+    }
+    infer_state *s = NULL;
+    int st = infer_state_create(m, &o, &s);
+    if (st != INFER_OK) {
+        LOG_ERROR("cannot create the state for %ld positions: %s", max_ctx, infer_strerror(st));
+        return EXIT_RUNTIME;
+    }
+    logits_sink sink = {NULL, V, 0};
+    uint8_t *want = NULL;
+    prob_t *work = malloc(V * sizeof *work);
+    int rc = 0;
+    if (a->logits_out && !(sink.f = fopen(a->logits_out, "wb"))) {
+        LOG_ERROR("%s: %s", a->logits_out, strerror(errno));
+        rc = EXIT_RUNTIME;
+    }
+    if (rc == 0 && !(want = calloc(n_prompt, 1)))
+        rc = EXIT_RUNTIME;
+    if (rc == 0 && !work)
+        rc = EXIT_RUNTIME;
+    if (rc == 0 && a->logits_out) {
+        uint32_t *pos = NULL;
+        size_t np = 0;
+        if (a->positions && parse_ids(a->positions, &pos, &np) != 0) {
+            LOG_ERROR("--logits-positions wants positions like 0,100,4095");
+            rc = EXIT_USAGE;
+        }
+        for (size_t i = 0; rc == 0 && i < (a->positions ? np : n_prompt); i++) {
+            size_t p = a->positions ? pos[i] : i;
+            if (p >= n_prompt) {
+                LOG_ERROR("--logits-positions: %zu is past the prompt's %zu positions", p,
+                          n_prompt);
+                rc = EXIT_USAGE;
+            } else {
+                want[p] = 1;
+            }
+        }
+        free(pos);
+    }
+    /* the last prompt row is needed to sample from; write it only if wanted */
+    const int last_wanted = want && want[n_prompt - 1];
+    if (want)
+        want[n_prompt - 1] = 1;
+    float *last = malloc(V * sizeof(float));
+    double t0 = now(), t1 = t0, t2 = t0;
+    long n_decode = 0;
+    if (rc == 0 && !last)
+        rc = EXIT_RUNTIME;
+    if (rc == 0) {
+        prefill_sink pf = {&sink, last, (int)n_prompt - 1, last_wanted, V};
+        st = infer_prefill(s, ids, (int)n_prompt, 0, want, prefill_row, &pf);
+        if (st != INFER_OK) {
+            LOG_ERROR("prefill: %s", infer_strerror(st));
+            rc = EXIT_RUNTIME;
+        }
+        t1 = now();
+    }
+    uint64_t rng = a->seed;
+    const float *lg = last;
+    const int64_t eos = a->ignore_eos ? -1 : cfg->eos_id;
+    uint32_t *gen = rc == 0 ? malloc(((size_t)a->n_gen + 1) * sizeof *gen) : NULL;
+    long n_out = 0;
+    for (long g = 0; rc == 0 && gen && g < a->n_gen; g++) {
+        int next = sample(lg, (int)V, (float)a->temp, (int)a->top_k, (float)a->top_p, &rng, work);
+        printf(g ? " %d" : "%d", next);
+        gen[n_out++] = (uint32_t)next;
+        if (next == eos || g + 1 == a->n_gen)
+            break;
+        infer_forward(s, (uint32_t)next, (int)(n_prompt + (size_t)g), &lg);
+        n_decode++;
+        write_row(&sink, 0, lg);
+    }
+    t2 = now();
+    if (n_out > 0)
+        putchar('\n');
+    if (rc == 0 && tok && n_out > 0) {
+        tok_ctx *tc;
+        const char *text;
+        size_t nt;
+        if (tok_ctx_create(tok, &tc) == TOK_OK &&
+            tokenizer_decode(tc, gen, (size_t)n_out, &text, &nt) == TOK_OK)
+            printf("%s\n", text);
+        tok_ctx_free(tc);
+    }
+    fflush(stdout);
+    if (a->timings)
+        fprintf(stderr,
+                "timings: prefill_tokens=%zu prefill_s=%.6f decode_tokens=%ld decode_s=%.6f "
+                "threads=%ld kv=%s isa=%s\n",
+                n_prompt, t1 - t0, n_decode, t2 - t1, a->threads ? a->threads : 1,
+                a->kv_dtype == INFER_DT_F32 ? "f32" : "bf16", infer_isa());
+    if (sink.f && (fclose(sink.f) != 0 || sink.failed) && rc == 0) {
+        LOG_ERROR("%s: %s", a->logits_out, strerror(errno));
+        rc = EXIT_RUNTIME;
+    }
+    free(gen);
+    free(last);
+    free(want);
+    free(work);
+    infer_state_free(s);
+    return rc;
+}
+
 int infer_main(int argc, char **argv) {
     static const struct option opts[] = {{"model", required_argument, NULL, 'm'},
+                                         {"prompt", required_argument, NULL, 'P'},
+                                         {"prompt-file", required_argument, NULL, 'F'},
                                          {"prompt-ids", required_argument, NULL, 'i'},
                                          {"generate", required_argument, NULL, 'n'},
                                          {"temperature", required_argument, NULL, 't'},
@@ -96,13 +390,21 @@ int infer_main(int argc, char **argv) {
                                          {"seed", required_argument, NULL, 's'},
                                          {"ctx", required_argument, NULL, 'c'},
                                          {"logits-out", required_argument, NULL, 'o'},
+                                         {"logits-positions", required_argument, NULL, 'L'},
+                                         {"kv-dtype", required_argument, NULL, 'K'},
+                                         {"prefill-chunk", required_argument, NULL, 'C'},
+                                         {"threads", required_argument, NULL, 'T'},
+                                         {"mem-limit", required_argument, NULL, 'M'},
+                                         {"no-bos", no_argument, NULL, 'B'},
+                                         {"ignore-eos", no_argument, NULL, 'E'},
+                                         {"timings", no_argument, NULL, 'S'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     cluster_log_setup("infer", 0, 1, CLUSTER_LOG_INFO);
-    const char *model = NULL, *ids_arg = NULL, *logits_out = NULL;
-    long n_gen = 0, top_k = 0, ctx = 0;
-    double temp = 0, top_p = 1.0;
-    unsigned long long seed = 0;
+    infer_args a = {0};
+    a.top_p = 1.0;
+    a.kv_dtype = INFER_DT_F32;
+    a.mem_limit = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
     int c;
     char *end;
     optind = 0;
@@ -111,31 +413,68 @@ int infer_main(int argc, char **argv) {
         end = NULL;
         switch (c) {
         case 'm':
-            model = optarg;
+            a.model = optarg;
+            break;
+        case 'P':
+            a.prompt = optarg;
+            break;
+        case 'F':
+            a.prompt_file = optarg;
             break;
         case 'i':
-            ids_arg = optarg;
+            a.ids_arg = optarg;
             break;
         case 'o':
-            logits_out = optarg;
+            a.logits_out = optarg;
+            break;
+        case 'L':
+            a.positions = optarg;
             break;
         case 'n':
-            n_gen = strtol(optarg, &end, 10);
+            a.n_gen = strtol(optarg, &end, 10);
             break;
         case 'k':
-            top_k = strtol(optarg, &end, 10);
+            a.top_k = strtol(optarg, &end, 10);
             break;
         case 'c':
-            ctx = strtol(optarg, &end, 10);
+            a.ctx = strtol(optarg, &end, 10);
+            break;
+        case 'C':
+            a.chunk = strtol(optarg, &end, 10);
+            break;
+        case 'T':
+            a.threads = strtol(optarg, &end, 10);
             break;
         case 't':
-            temp = strtod(optarg, &end);
+            a.temp = strtod(optarg, &end);
             break;
         case 'p':
-            top_p = strtod(optarg, &end);
+            a.top_p = strtod(optarg, &end);
             break;
         case 's':
-            seed = strtoull(optarg, &end, 10);
+            a.seed = strtoull(optarg, &end, 10);
+            break;
+        case 'K':
+            if (strcmp(optarg, "f32") && strcmp(optarg, "bf16")) {
+                fprintf(stderr, "longctx infer: --kv-dtype is f32 or bf16, not '%s'\n", optarg);
+                return EXIT_USAGE;
+            }
+            a.kv_dtype = strcmp(optarg, "f32") ? INFER_DT_BF16 : INFER_DT_F32;
+            break;
+        case 'M':
+            if (parse_bytes(optarg, &a.mem_limit) != 0) {
+                fprintf(stderr, "longctx infer: bad --mem-limit '%s'\n", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'B':
+            a.no_bos = 1;
+            break;
+        case 'E':
+            a.ignore_eos = 1;
+            break;
+        case 'S':
+            a.timings = 1;
             break;
         case 'h':
             usage(stdout);
@@ -149,86 +488,66 @@ int infer_main(int argc, char **argv) {
             return EXIT_USAGE;
         }
     }
-    if (!model || !ids_arg || n_gen < 0 || top_k < 0 || ctx < 0 || temp < 0 || top_p <= 0 ||
-        top_p > 1 || optind != argc) {
-        fprintf(stderr, "longctx infer: need --model and --prompt-ids; numbers in range\n\n");
+    int n_prompts = !!a.prompt + !!a.prompt_file + !!a.ids_arg;
+    if (!a.model || n_prompts != 1 || a.n_gen < 0 || a.top_k < 0 || a.ctx < 0 || a.temp < 0 ||
+        a.top_p <= 0 || a.top_p > 1 || a.chunk < 0 || a.chunk > (1 << 20) || a.threads < 0 ||
+        a.threads > 1024 || optind != argc) {
+        fprintf(stderr, "longctx infer: need --model and one of --prompt, --prompt-file, "
+                        "--prompt-ids; numbers in range\n\n");
         usage(stderr);
         return EXIT_USAGE;
     }
-    /* the prompt */
-    size_t n_prompt = 0, cap = 16;
-    uint32_t *ids = malloc(cap * sizeof *ids);
-    for (const char *p = ids_arg; ids && *p;) {
-        unsigned long v = strtoul(p, &end, 10);
-        if (end == p || (*end && *end != ',') || v > UINT32_MAX) {
-            fprintf(stderr, "longctx infer: --prompt-ids wants ids like 1,2,3\n");
-            free(ids);
-            return EXIT_USAGE;
-        }
-        if (n_prompt == cap) {
-            uint32_t *q = realloc(ids, (cap *= 2) * sizeof *ids);
-            if (!q)
-                break;
-            ids = q;
-        }
-        ids[n_prompt++] = (uint32_t)v;
-        p = *end ? end + 1 : end;
+    uint32_t *ids = NULL;
+    size_t n_prompt = 0;
+    if (a.ids_arg && parse_ids(a.ids_arg, &ids, &n_prompt) != 0) {
+        fprintf(stderr, "longctx infer: --prompt-ids wants ids like 1,2,3\n");
+        return EXIT_USAGE;
     }
     infer_model *m;
-    int st = infer_model_load(model, &m);
+    int st = infer_model_load(a.model, &m);
     if (st != INFER_OK) {
         LOG_ERROR("%s: %s", infer_strerror(st), infer_model_errmsg(m));
         infer_model_free(m);
         free(ids);
         return EXIT_RUNTIME;
     }
-    const infer_config *cfg = infer_model_config(m);
-    int max_ctx = ctx ? (int)ctx : cfg->seq_len;
-    if ((long)n_prompt + n_gen > max_ctx || n_prompt == 0) {
-        LOG_ERROR("a prompt of %zu ids plus %ld generated needs more than --ctx %d positions (or "
-                  "the prompt is empty)",
-                  n_prompt, n_gen, max_ctx);
-        infer_model_free(m);
-        free(ids);
-        return EXIT_USAGE;
-    }
-    infer_state *s = NULL;
-    FILE *lo = logits_out ? fopen(logits_out, "wb") : NULL;
-    prob_t *work = malloc((size_t)cfg->vocab_size * sizeof *work);
+    tokenizer *tok = dir_tokenizer(a.model);
     int rc = 0;
-    if (infer_state_create(m, max_ctx, &s) != INFER_OK || !work || (logits_out && !lo)) {
-        LOG_ERROR("%s", logits_out && !lo ? strerror(errno) : "out of memory");
-        rc = EXIT_RUNTIME;
-    }
-    uint64_t rng = seed;
-    const float *lg = NULL;
-    for (size_t p = 0; rc == 0 && p < n_prompt; p++) {
-        if (infer_forward(s, ids[p], (int)p, &lg) != INFER_OK) {
-            LOG_ERROR("prompt id %u at position %zu is outside the vocabulary of %d", ids[p], p,
-                      cfg->vocab_size);
+    if (!ids) { /* text: through the model's tokenizer */
+        size_t n = 0;
+        char *text = a.prompt ? strdup(a.prompt) : read_file(a.prompt_file, &n);
+        if (a.prompt && text)
+            n = strlen(text);
+        tok_ctx *tc = NULL;
+        const uint32_t *enc;
+        tok_encode_opts eo = tok_encode_opts_default();
+        eo.add_bos = !a.no_bos && tokenizer_bos_id(tok ? tok : NULL) >= 0;
+        if (!text) {
+            LOG_ERROR("%s: %s", a.prompt_file ? a.prompt_file : "--prompt", strerror(errno));
             rc = EXIT_RUNTIME;
-        } else if (lo) {
-            fwrite(lg, sizeof(float), (size_t)cfg->vocab_size, lo);
+        } else if (!tok) {
+            LOG_ERROR("%s: no tokenizer.json or tokenizer.model beside the model; use "
+                      "--prompt-ids",
+                      a.model);
+            rc = EXIT_USAGE;
+        } else if (tok_ctx_create(tok, &tc) != TOK_OK ||
+                   tokenizer_encode(tc, text, n, &eo, &enc, &n_prompt) != TOK_OK ||
+                   !(ids = malloc((n_prompt ? n_prompt : 1) * sizeof *ids))) {
+            LOG_ERROR("out of memory encoding the prompt");
+            rc = EXIT_RUNTIME;
+        } else if (n_prompt == 0) {
+            LOG_ERROR("the prompt encodes to no tokens");
+            rc = EXIT_USAGE;
+        } else {
+            memcpy(ids, enc, n_prompt * sizeof *ids);
         }
+        tok_ctx_free(tc);
+        free(text);
     }
-    for (long g = 0; rc == 0 && g < n_gen; g++) {
-        int next = sample(lg, cfg->vocab_size, (float)temp, (int)top_k, (float)top_p, &rng, work);
-        printf(g ? " %d" : "%d", next);
-        if (g + 1 < n_gen) {
-            infer_forward(s, (uint32_t)next, (int)(n_prompt + (size_t)g), &lg);
-            if (lo)
-                fwrite(lg, sizeof(float), (size_t)cfg->vocab_size, lo);
-        }
-    }
-    if (n_gen > 0)
-        putchar('\n');
-    if (lo && fclose(lo) != 0 && rc == 0) {
-        LOG_ERROR("%s: %s", logits_out, strerror(errno));
-        rc = EXIT_RUNTIME;
-    }
-    free(work);
+    if (rc == 0)
+        rc = run(&a, m, tok, ids, n_prompt);
+    tokenizer_free(tok);
     free(ids);
-    infer_state_free(s);
     infer_model_free(m);
     return rc;
 }

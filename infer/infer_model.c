@@ -1,5 +1,11 @@
 /* infer_model.c - loading llama2.c legacy checkpoints. */
 #include "infer_internal.h"
+#include "infer_kernels.h"
+
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <errno.h>
 #include <stdarg.h>
@@ -34,12 +40,14 @@ static int fail(infer_model *m, int st, const char *fmt, ...) {
     return st;
 }
 
-int infer_model_load(const char *path, infer_model **out) {
-    *out = NULL;
-    infer_model *m = calloc(1, sizeof *m);
-    if (!m)
-        return INFER_ERR_NOMEM;
-    *out = m;
+/* ---- llama2.c legacy checkpoints ----------------------------------------------------------- */
+
+static infer_mat f32mat(const float *p) {
+    infer_mat w = {p, INFER_DT_F32};
+    return w;
+}
+
+static int load_llama2c(infer_model *m, const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f)
         return fail(m, INFER_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
@@ -60,6 +68,9 @@ int infer_model_load(const char *path, infer_model **out) {
     c->seq_len = h[6];
     c->rope_theta = 10000.0f;
     c->rms_eps = 1e-5f;
+    c->rope_pairing = INFER_PAIR_ADJACENT;
+    c->bos_id = 1; /* llama2.c: the Llama 2 convention */
+    c->eos_id = 2;
     if (c->dim <= 0 || c->hidden_dim <= 0 || c->n_layers <= 0 || c->n_heads <= 0 ||
         c->n_kv_heads <= 0 || c->vocab_size <= 0 || c->seq_len <= 0 || c->dim % c->n_heads ||
         c->n_heads % c->n_kv_heads || (c->dim / c->n_heads) % 2 || c->dim > (1 << 16) ||
@@ -87,7 +98,8 @@ int infer_model_load(const char *path, infer_model **out) {
                     path, (unsigned long long)sb.st_size, (unsigned long long)want);
     }
     m->data = malloc(4 * n);
-    if (!m->data) {
+    m->layers = calloc(L, sizeof *m->layers);
+    if (!m->data || !m->layers) {
         fclose(f);
         return fail(m, INFER_ERR_NOMEM, "%s: out of memory for %llu weights", path,
                     (unsigned long long)n);
@@ -97,37 +109,249 @@ int infer_model_load(const char *path, infer_model **out) {
     if (got != n)
         return fail(m, INFER_ERR_IO, "%s: read %zu of %llu weights", path, got,
                     (unsigned long long)n);
+    m->head_dim = (int)hs;
+    m->dtype = INFER_DT_F32;
+    m->weight_bytes = 4 * n;
     float *p = m->data;
-    m->emb = p;
+    m->emb = f32mat(p);
     p += V * dim;
-    m->rms_att = p;
-    p += L * dim;
-    m->wq = p;
-    p += L * dim * dim;
-    m->wk = p;
-    p += L * dim * kv;
-    m->wv = p;
-    p += L * dim * kv;
-    m->wo = p;
-    p += L * dim * dim;
-    m->rms_ffn = p;
-    p += L * dim;
-    m->w1 = p;
-    p += L * dim * hid;
-    m->w2 = p;
-    p += L * dim * hid;
-    m->w3 = p;
+    /* per-layer arrays are stacked [layer][...] */
+    const float *rms_att = p, *wq = (p += L * dim), *wk = (p += L * dim * dim),
+                *wv = (p += L * dim * kv), *wo = (p += L * dim * kv),
+                *rms_ffn = (p += L * dim * dim), *w1 = (p += L * dim), *w2 = (p += L * dim * hid),
+                *w3 = (p += L * dim * hid);
     p += L * dim * hid;
     m->rms_final = p;
     p += dim;
     p += (uint64_t)c->seq_len * hs; /* freq_cis_real and _imag: recomputed instead */
-    m->wcls = c->shared_classifier ? m->emb : p;
+    m->wcls = c->shared_classifier ? m->emb : f32mat(p);
+    for (uint64_t l = 0; l < L; l++) {
+        infer_layer *y = &m->layers[l];
+        y->rms_att = (float *)rms_att + l * dim;
+        y->rms_ffn = (float *)rms_ffn + l * dim;
+        y->wq = f32mat(wq + l * dim * dim);
+        y->wk = f32mat(wk + l * dim * kv);
+        y->wv = f32mat(wv + l * dim * kv);
+        y->wo = f32mat(wo + l * dim * dim);
+        y->w1 = f32mat(w1 + l * dim * hid);
+        y->w2 = f32mat(w2 + l * dim * hid);
+        y->w3 = f32mat(w3 + l * dim * hid);
+    }
     return INFER_OK;
+}
+
+/* ---- HF model directories ------------------------------------------------------------------ */
+
+typedef struct {
+    infer_st *st[INFER_MAX_MAPS];
+    char *file[INFER_MAX_MAPS];
+    int n;
+    const char *dir;
+} hf_files;
+
+static int hf_map(infer_model *m, hf_files *hf, const char *name) {
+    for (int i = 0; i < hf->n; i++)
+        if (!strcmp(hf->file[i], name))
+            return INFER_OK;
+    if (hf->n == INFER_MAX_MAPS)
+        return fail(m, INFER_ERR_FORMAT, "%s: more than %d safetensors files", hf->dir,
+                    INFER_MAX_MAPS);
+    if (strchr(name, '/') || !strcmp(name, "..") || !*name)
+        return fail(m, INFER_ERR_FORMAT,
+                    "%s/model.safetensors.index.json: file name \"%s\" is not in the directory",
+                    hf->dir, name);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", hf->dir, name);
+    infer_st *st;
+    int rc = infer_st_open(path, &st);
+    if (rc != INFER_OK) {
+        fail(m, rc, "%s", infer_st_errmsg(st));
+        infer_st_free(st);
+        return rc;
+    }
+    int fd = open(path, O_RDONLY);
+    struct stat sb;
+    void *addr = MAP_FAILED;
+    if (fd >= 0 && fstat(fd, &sb) == 0 && sb.st_size > 0)
+        addr = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (fd >= 0)
+        close(fd);
+    if (addr == MAP_FAILED) {
+        infer_st_free(st);
+        return fail(m, INFER_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
+    }
+    m->maps[m->n_maps].addr = addr;
+    m->maps[m->n_maps].len = (size_t)sb.st_size;
+    hf->st[hf->n] = st;
+    hf->file[hf->n] = strdup(name);
+    if (!hf->file[hf->n]) {
+        infer_st_free(st);
+        munmap(addr, (size_t)sb.st_size);
+        return fail(m, INFER_ERR_NOMEM, "out of memory");
+    }
+    m->n_maps++;
+    hf->n++;
+    return INFER_OK;
+}
+
+/* the tensor called name with shape (rows, cols), or (rows) when cols is 0 */
+static int hf_tensor(infer_model *m, hf_files *hf, const char *name, int64_t rows, int64_t cols,
+                     infer_mat *out) {
+    for (int i = 0; i < hf->n; i++) {
+        const infer_tensor_info *t = infer_st_find(hf->st[i], name);
+        if (!t)
+            continue;
+        int dims = cols ? 2 : 1;
+        if (t->n_dims != dims || t->shape[0] != rows || (cols && t->shape[1] != cols))
+            return fail(m, INFER_ERR_FORMAT,
+                        "%s/%s: tensor %s has shape [%lld%s%lld], the config wants [%lld%s%lld]",
+                        hf->dir, hf->file[i], name, (long long)t->shape[0],
+                        t->n_dims > 1 ? ", " : "", t->n_dims > 1 ? (long long)t->shape[1] : 0LL,
+                        (long long)rows, cols ? ", " : "", (long long)cols);
+        out->p = (const char *)m->maps[i].addr + t->offset;
+        out->dtype = t->dtype;
+        return INFER_OK;
+    }
+    return fail(m, INFER_ERR_FORMAT, "%s: tensor %s is in none of the %d safetensors file%s",
+                hf->dir, name, hf->n, hf->n == 1 ? "" : "s");
+}
+
+/* a norm's weights widened to float32 at dst */
+static int hf_norm(infer_model *m, hf_files *hf, const char *name, int64_t n, float *dst) {
+    infer_mat w;
+    int rc = hf_tensor(m, hf, name, n, 0, &w);
+    if (rc == INFER_OK)
+        ik_to_f32(dst, w.p, w.dtype, (size_t)n);
+    return rc;
+}
+
+static int hf_load_files(infer_model *m, hf_files *hf) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", hf->dir);
+    json_object *idx = json_object_from_file(path);
+    if (!idx) {
+        snprintf(path, sizeof path, "%s/model.safetensors", hf->dir);
+        if (access(path, R_OK) != 0)
+            return fail(m, INFER_ERR_IO,
+                        "%s: neither model.safetensors nor model.safetensors.index.json (%s)",
+                        hf->dir, strerror(errno));
+        return hf_map(m, hf, "model.safetensors");
+    }
+    json_object *wm;
+    int rc = INFER_OK;
+    if (!json_object_object_get_ex(idx, "weight_map", &wm) ||
+        !json_object_is_type(wm, json_type_object)) {
+        rc = fail(m, INFER_ERR_FORMAT, "%s: no object \"weight_map\"", path);
+    } else {
+        json_object_object_foreach(wm, key, val) {
+            if (!json_object_is_type(val, json_type_string)) {
+                rc = fail(m, INFER_ERR_FORMAT, "%s: weight_map[\"%s\"] is not a file name", path,
+                          key);
+                break;
+            }
+            if ((rc = hf_map(m, hf, json_object_get_string(val))) != INFER_OK)
+                break;
+        }
+    }
+    json_object_put(idx);
+    return rc;
+}
+
+static int load_hf(infer_model *m, const char *dir) {
+    char path[4200], err[512] = "";
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    int wbytes, rc = infer_config_from_json(path, &m->cfg, &wbytes, err, sizeof err);
+    if (rc != INFER_OK)
+        return fail(m, rc, "%s", err);
+    const infer_config *c = &m->cfg;
+    hf_files hf = {.dir = dir};
+    rc = hf_load_files(m, &hf);
+    const int64_t D = c->dim, H = c->hidden_dim, V = c->vocab_size, L = c->n_layers;
+    const int64_t hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
+    m->head_dim = (int)hd;
+    if (rc == INFER_OK) {
+        m->data = malloc((size_t)(2 * L + 1) * (size_t)D * sizeof(float));
+        m->layers = calloc((size_t)L, sizeof *m->layers);
+        if (!m->data || !m->layers)
+            rc = fail(m, INFER_ERR_NOMEM, "out of memory");
+    }
+    if (rc == INFER_OK)
+        rc = hf_tensor(m, &hf, "model.embed_tokens.weight", V, D, &m->emb);
+    if (rc == INFER_OK) {
+        m->rms_final = m->data + 2 * L * D;
+        rc = hf_norm(m, &hf, "model.norm.weight", D, m->rms_final);
+    }
+    if (rc == INFER_OK) {
+        if (c->shared_classifier)
+            m->wcls = m->emb;
+        else
+            rc = hf_tensor(m, &hf, "lm_head.weight", V, D, &m->wcls);
+    }
+    char name[256];
+#define T(field, what, r, cc)                                                                      \
+    if (rc == INFER_OK) {                                                                          \
+        snprintf(name, sizeof name, "model.layers.%d." what ".weight", (int)l);                    \
+        rc = hf_tensor(m, &hf, name, r, cc, &y->field);                                            \
+    }
+    for (int64_t l = 0; rc == INFER_OK && l < L; l++) {
+        infer_layer *y = &m->layers[l];
+        y->rms_att = m->data + 2 * l * D;
+        y->rms_ffn = y->rms_att + D;
+        snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", (int)l);
+        rc = hf_norm(m, &hf, name, D, y->rms_att);
+        if (rc == INFER_OK) {
+            snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", (int)l);
+            rc = hf_norm(m, &hf, name, D, y->rms_ffn);
+        }
+        T(wq, "self_attn.q_proj", qd, D)
+        T(wk, "self_attn.k_proj", kvd, D)
+        T(wv, "self_attn.v_proj", kvd, D)
+        T(wo, "self_attn.o_proj", D, qd)
+        T(w1, "mlp.gate_proj", H, D)
+        T(w3, "mlp.up_proj", H, D)
+        T(w2, "mlp.down_proj", D, H)
+    }
+#undef T
+    if (rc == INFER_OK) {
+        m->dtype = m->layers[0].wq.dtype;
+        const uint64_t per = (uint64_t)(qd * D * 2 + kvd * D * 2 + 3 * H * D);
+        m->weight_bytes = (m->dtype == INFER_DT_F32 ? 4 : 2) *
+                          (per * (uint64_t)L + (uint64_t)(V * D) * (c->shared_classifier ? 1 : 2));
+    }
+    for (int i = 0; i < hf.n; i++) {
+        infer_st_free(hf.st[i]);
+        free(hf.file[i]);
+    }
+    return rc;
+}
+
+int infer_model_load(const char *path, infer_model **out) {
+    *out = NULL;
+    infer_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return INFER_ERR_NOMEM;
+    *out = m;
+    ik_init(NULL);
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return fail(m, INFER_ERR_IO, "%s: %s", path, strerror(errno));
+    if (S_ISDIR(sb.st_mode))
+        return load_hf(m, path);
+    size_t n = strlen(path);
+    if (n >= 11 && !strcmp(path + n - 11, "config.json")) { /* the directory of a config.json */
+        char dir[4200];
+        snprintf(dir, sizeof dir, "%.*s", (int)(n > 12 ? n - 12 : 1), n > 12 ? path : ".");
+        return load_hf(m, dir);
+    }
+    return load_llama2c(m, path);
 }
 
 void infer_model_free(infer_model *m) {
     if (!m)
         return;
+    for (int i = 0; i < m->n_maps; i++)
+        munmap(m->maps[i].addr, m->maps[i].len);
+    free(m->layers);
     free(m->data);
     free(m);
 }
@@ -138,4 +362,12 @@ const char *infer_model_errmsg(const infer_model *m) {
 
 const infer_config *infer_model_config(const infer_model *m) {
     return &m->cfg;
+}
+
+int infer_model_weight_dtype(const infer_model *m) {
+    return m->dtype;
+}
+
+uint64_t infer_model_weight_bytes(const infer_model *m) {
+    return m->weight_bytes;
 }

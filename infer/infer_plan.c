@@ -14,6 +14,115 @@ static int get_int(json_object *o, const char *k, int64_t *v) {
     return 0;
 }
 
+static double get_num(json_object *o, const char *k, double dflt) {
+    json_object *x;
+    if (!json_object_object_get_ex(o, k, &x) ||
+        !(json_object_is_type(x, json_type_int) || json_object_is_type(x, json_type_double)))
+        return dflt;
+    return json_object_get_double(x);
+}
+
+/* bos/eos ids: an integer, or the first of a list (Llama 3.1 instruct lists three eos) */
+static int64_t get_id(json_object *o, const char *k) {
+    json_object *x;
+    if (!json_object_object_get_ex(o, k, &x))
+        return -1;
+    if (json_object_is_type(x, json_type_array) && json_object_array_length(x) > 0)
+        x = json_object_array_get_idx(x, 0);
+    return json_object_is_type(x, json_type_int) ? json_object_get_int64(x) : -1;
+}
+
+/* "rope_scaling": null or {rope_type (or type): default|linear|dynamic|yarn|llama3, factor,
+ * ...}; anything else is refused by name rather than computed wrongly */
+static int rope_scaling(json_object *o, infer_config *c, const char *path, char *err,
+                        size_t err_bytes) {
+    json_object *rs, *x;
+    c->rope_type = INFER_ROPE_DEFAULT;
+    c->rope_factor = 1;
+    c->rope_low_freq = 1;
+    c->rope_high_freq = 4;
+    c->rope_beta_fast = 32;
+    c->rope_beta_slow = 1;
+    if (!json_object_object_get_ex(o, "rope_scaling", &rs) || !rs)
+        return INFER_OK;
+    if (!json_object_is_type(rs, json_type_object)) {
+        snprintf(err, err_bytes, "%s: \"rope_scaling\" is not an object", path);
+        return INFER_ERR_FORMAT;
+    }
+    const char *t =
+        json_object_object_get_ex(rs, "rope_type", &x) || json_object_object_get_ex(rs, "type", &x)
+            ? json_object_get_string(x)
+            : "default";
+    static const char *names[] = {"default", "linear", "dynamic", "yarn", "llama3"};
+    int type = -1;
+    for (int i = 0; i < 5; i++)
+        if (t && !strcmp(t, names[i]))
+            type = i;
+    if (type < 0) {
+        snprintf(err, err_bytes,
+                 "%s: rope_scaling type \"%s\" is not supported (default, linear, dynamic, yarn, "
+                 "llama3)",
+                 path, t ? t : "?");
+        return INFER_ERR_FORMAT;
+    }
+    c->rope_type = type;
+    c->rope_factor = get_num(rs, "factor", 1);
+    c->rope_orig_max = (int)get_num(rs, "original_max_position_embeddings", 0);
+    c->rope_low_freq = get_num(rs, "low_freq_factor", 1);
+    c->rope_high_freq = get_num(rs, "high_freq_factor", 4);
+    c->rope_beta_fast = get_num(rs, "beta_fast", 32);
+    c->rope_beta_slow = get_num(rs, "beta_slow", 1);
+    c->rope_attn_factor = get_num(rs, "attention_factor", 0);
+    if (type != INFER_ROPE_DEFAULT && !(c->rope_factor >= 1 && c->rope_factor < 1e6)) {
+        snprintf(err, err_bytes, "%s: rope_scaling factor %g is not >= 1", path, c->rope_factor);
+        return INFER_ERR_FORMAT;
+    }
+    if (type == INFER_ROPE_LLAMA3 &&
+        (c->rope_orig_max <= 0 || !(c->rope_high_freq > c->rope_low_freq) ||
+         !(c->rope_low_freq > 0))) {
+        snprintf(err, err_bytes,
+                 "%s: llama3 rope_scaling needs original_max_position_embeddings > 0 and "
+                 "high_freq_factor > low_freq_factor > 0",
+                 path);
+        return INFER_ERR_FORMAT;
+    }
+    if ((type == INFER_ROPE_DYNAMIC || type == INFER_ROPE_YARN) && c->seq_len <= 0 &&
+        c->rope_orig_max <= 0) {
+        snprintf(err, err_bytes, "%s: %s rope_scaling needs max_position_embeddings", path,
+                 names[type]);
+        return INFER_ERR_FORMAT;
+    }
+    return INFER_OK;
+}
+
+/* fields of Llama-like configs whose meaning this engine does not compute */
+static int unsupported(json_object *o, const char *path, char *err, size_t err_bytes) {
+    json_object *x;
+    const char *act =
+        json_object_object_get_ex(o, "hidden_act", &x) ? json_object_get_string(x) : "silu";
+    if (act && strcmp(act, "silu")) {
+        snprintf(err, err_bytes, "%s: hidden_act \"%s\" is not supported (silu)", path, act);
+        return INFER_ERR_FORMAT;
+    }
+    static const char *flags[] = {"attention_bias", "mlp_bias"};
+    for (int i = 0; i < 2; i++)
+        if (json_object_object_get_ex(o, flags[i], &x) && json_object_get_boolean(x)) {
+            snprintf(err, err_bytes, "%s: %s true is not supported", path, flags[i]);
+            return INFER_ERR_FORMAT;
+        }
+    int64_t sw;
+    if (!get_int(o, "sliding_window", &sw)) {
+        int64_t mp = 0;
+        if (get_int(o, "max_position_embeddings", &mp) || sw < mp) {
+            snprintf(err, err_bytes,
+                     "%s: sliding_window %lld (Mistral v0.1 style) is not supported yet", path,
+                     (long long)sw);
+            return INFER_ERR_FORMAT;
+        }
+    }
+    return INFER_OK;
+}
+
 int infer_config_from_json(const char *path, infer_config *c, int *weight_bytes, char *err,
                            size_t err_bytes) {
     json_object *o = json_object_from_file(path);
@@ -62,6 +171,16 @@ int infer_config_from_json(const char *path, infer_config *c, int *weight_bytes,
                         : 10000.0f;
     c->rms_eps =
         json_object_object_get_ex(o, "rms_norm_eps", &x) ? (float)json_object_get_double(x) : 1e-6f;
+    c->rope_pairing = INFER_PAIR_HALF;
+    c->bos_id = get_id(o, "bos_token_id");
+    c->eos_id = get_id(o, "eos_token_id");
+    int rc = rope_scaling(o, c, path, err, err_bytes);
+    if (rc == INFER_OK)
+        rc = unsupported(o, path, err, err_bytes);
+    if (rc != INFER_OK) {
+        json_object_put(o);
+        return rc;
+    }
     const char *dt =
         json_object_object_get_ex(o, "torch_dtype", &x) ? json_object_get_string(x) : "float32";
     *weight_bytes = dt && !strcmp(dt, "float32") ? 4 : 2;

@@ -12,6 +12,26 @@ static const uint32_t INPUT[33] = {1,   461, 461, 401, 401, 401, 461, 378, 455, 
                                    435, 299, 362, 409, 283, 264, 283, 452, 288, 13,  431,
                                    431, 431, 431, 431, 431, 431, 431, 431, 431, 431, 431};
 
+typedef struct {
+    const float *want;
+    int rows;
+    double worst;
+    float got[33 * 512];
+} rows_ctx;
+
+static int check_row(void *ctx, int pos, const float *lg) {
+    rows_ctx *r = ctx;
+    double err = 0, scale = 0;
+    for (int i = 0; i < 512; i++) {
+        err = fmax(err, fabs((double)lg[i] - r->want[pos * 512 + i]));
+        scale = fmax(scale, fabs(r->want[pos * 512 + i]));
+    }
+    r->worst = fmax(r->worst, err / scale);
+    memcpy(r->got + pos * 512, lg, 512 * sizeof(float));
+    r->rows++;
+    return 0;
+}
+
 int main(void) {
     char path[4096], ref[4096];
     snprintf(path, sizeof path, "%s/models/stories260K/stories260K.bin", check_assets_dir());
@@ -22,6 +42,7 @@ int main(void) {
     static float want[33 * 512];
     CHECK_EQ_INT(fread(want, sizeof(float), 33 * 512, rf), 33 * 512);
     fclose(rf);
+    static float first[33 * 512];
     /* the reference's input_ids and greedy ids (reference.json) */
     infer_model *m;
     int st = infer_model_load(path, &m);
@@ -35,7 +56,8 @@ int main(void) {
     CHECK_EQ_INT(c->n_kv_heads, 4);
     CHECK_EQ_INT(c->vocab_size, 512);
     infer_state *s;
-    CHECK_EQ_INT(infer_state_create(m, 64, &s), INFER_OK);
+    infer_opts o = {64, INFER_DT_F32, 0, 0};
+    CHECK_EQ_INT(infer_state_create(m, &o, &s), INFER_OK);
 
     double worst = 0;
     for (int p = 0; p < 33; p++) {
@@ -52,8 +74,31 @@ int main(void) {
     CHECK(worst < 1e-4);
 
     /* greedy from BOS: the continuation equals the reference's 32 ids (= INPUT[1..32]) */
+    /* prefill: every row, several chunk sizes and thread counts, f32 and bf16 caches */
+    static const int chunks[] = {0, 1, 5, 33}, threads[] = {1, 2, 3, 1};
+    for (int kv = 0; kv < 2; kv++)
+        for (int v = 0; v < 4; v++) {
+            infer_state_free(s);
+            infer_opts po = {64, kv ? INFER_DT_BF16 : INFER_DT_F32, chunks[v], threads[v]};
+            CHECK_EQ_INT(infer_state_create(m, &po, &s), INFER_OK);
+            static rows_ctx rc;
+            memset(&rc, 0, sizeof rc);
+            rc.want = want;
+            uint8_t all[33];
+            memset(all, 1, sizeof all);
+            CHECK_EQ_INT(infer_prefill(s, INPUT, 33, 0, all, check_row, &rc), INFER_OK);
+            CHECK_EQ_INT(rc.rows, 33);
+            fprintf(stderr, "prefill kv %s chunk %d threads %d: worst relative error %.3g\n",
+                    kv ? "bf16" : "f32", chunks[v], threads[v], rc.worst);
+            CHECK(rc.worst < (kv ? 3e-2 : 1e-4)); /* bf16 keys: 2^-9 relative each */
+            if (kv == 0 && v == 0)
+                memcpy(first, rc.got, sizeof first);
+            else if (kv == 0) /* bit for bit the same whatever the chunk and threads */
+                CHECK(memcmp(first, rc.got, sizeof first) == 0);
+        }
+
     infer_state_free(s);
-    CHECK_EQ_INT(infer_state_create(m, 64, &s), INFER_OK);
+    CHECK_EQ_INT(infer_state_create(m, &o, &s), INFER_OK);
     uint32_t tok = 1;
     int same = 0;
     for (int p = 0; p < 32; p++) {
