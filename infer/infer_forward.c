@@ -336,8 +336,9 @@ static void attn_segment(const infer_state *s, scratch *w, int layer, int g, con
         for (int r = 0; r < R; r++) {
             float *sr = w->s + (size_t)r * BK;
             const int p = qpos[r / G];
+            const int in_tile = k1 - t0 < BK ? k1 - t0 : BK;
             int valid = p - t0 + 1; /* causal: keys t <= p (and t < k1) */
-            valid = valid < 0 ? 0 : valid > k1 - t0 ? k1 - t0 : valid;
+            valid = valid < 0 ? 0 : valid > in_tile ? in_tile : valid;
             float mx = -INFINITY;
             for (int t = 0; t < valid; t++)
                 mx = sr[t] > mx ? sr[t] : mx;
