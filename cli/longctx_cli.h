@@ -11,5 +11,6 @@ int detokenize_main(int argc, char **argv);
 int prep_main(int argc, char **argv);
 int infer_main(int argc, char **argv);
 int plan_main(int argc, char **argv);
+int perplexity_main(int argc, char **argv);
 
 #endif

@@ -14,7 +14,8 @@ static const command commands[] = {
     {"prep", prep_main, "raw corpora to a length-upsampled, domain-balanced set of shards (MPI)"},
     {"tokenize", tokenize_main, "text to token ids (Llama 2 / Llama 3 tokenizers, bit-exact)"},
     {"detokenize", detokenize_main, "token ids back to text"},
-    {"infer", infer_main, "run a Llama-family model on token ids (single rank, llama2.c models)"},
+    {"infer", infer_main, "run a Llama-family model: prompt, generate, logits (HF or llama2.c)"},
+    {"perplexity", perplexity_main, "exact per-token NLL of long documents, loss by position"},
     {"plan", plan_main, "memory per rank (weights, KV cache, activations) before loading"},
     {"shard", shard_main, "inspect, verify, print, pack, export and import shard files"},
 };

@@ -2,7 +2,10 @@
 #include "cluster.h"
 #include "infer.h"
 #include "longctx_cli.h"
+#include "shard.h"
 #include "tokenizer.h"
+
+#include <json-c/json.h>
 
 #include <errno.h>
 #include <getopt.h>
@@ -652,4 +655,404 @@ int plan_main(int argc, char **argv) {
            (unsigned long long)p.weights_bytes, (unsigned long long)p.kv_bytes,
            (unsigned long long)p.act_bytes, (unsigned long long)p.total_bytes);
     return 0;
+}
+
+/* ==== perplexity ==============================================================================*/
+
+static void ppl_usage(FILE *f) {
+    fprintf(f,
+            "usage: longctx perplexity --model PATH --input FILE [--ctx N] [--stride S]\n"
+            "                          [--per-token FILE] [options]\n\n"
+            "Exact per-token negative log-likelihood of long documents (log-sum-exp of the\n"
+            "float32 logits in double). Each document is cut into windows of --ctx tokens\n"
+            "starting every --stride tokens (HF's sliding-window perplexity): a window scores\n"
+            "only the tokens after the previous window's end, each with all the context the\n"
+            "window holds before it. JSON on stdout: totals and the loss by position in the\n"
+            "window (buckets 0-127, 128-255, 256-511, ... up to --ctx).\n"
+            "  --input FILE        .u32 (longctx token ids: per document a uint32 count, then\n"
+            "                      the ids), .jsonl (one document per line: \"ids\" array or\n"
+            "                      \"text\" through the model's tokenizer, BOS added), or a text\n"
+            "                      file (one document)\n"
+            "  --ctx N             window length (default: the model's max_position_embeddings)\n"
+            "  --stride S          window step, 1..N (default N: disjoint windows)\n"
+            "  --per-token FILE    float64 little-endian NLL of every scored token, in order\n"
+            "  --kv-dtype, --prefill-chunk, --threads, --mem-limit   as for infer\n");
+}
+
+typedef struct {
+    const uint32_t *ids; /* the window */
+    const uint8_t *want;
+    double sum[64];
+    uint64_t count[64];
+    double total;
+    uint64_t n;
+    FILE *per_token;
+    int failed;
+} ppl_acc;
+
+static int ppl_bucket(int pos) { /* 0: 0..127, 1: 128..255, 2: 256..511, ... */
+    int b = 0;
+    for (int edge = 128; pos >= edge && b < 63; edge *= 2)
+        b++;
+    return b;
+}
+
+static size_t ppl_vocab;
+
+static int ppl_row(void *ctx, int pos, const float *lg) {
+    ppl_acc *a = ctx;
+    double mx = lg[0];
+    for (size_t i = 1; i < ppl_vocab; i++)
+        mx = lg[i] > mx ? lg[i] : mx;
+    double se = 0;
+    for (size_t i = 0; i < ppl_vocab; i++)
+        se += exp((double)lg[i] - mx);
+    const uint32_t target = a->ids[pos + 1];
+    double nll = mx + log(se) - (double)lg[target];
+    int b = ppl_bucket(pos + 1);
+    a->sum[b] += nll;
+    a->count[b]++;
+    a->total += nll;
+    a->n++;
+    if (a->per_token && fwrite(&nll, sizeof nll, 1, a->per_token) != 1)
+        a->failed = 1;
+    return 0;
+}
+
+/* the next document of the input: ids in *ids (n), or SHARD_DONE; errors logged */
+typedef struct {
+    FILE *f;
+    const char *path;
+    int kind; /* 0 u32, 1 jsonl, 2 text */
+    uint64_t offset, line;
+    int done;
+    tokenizer *tok;
+    tok_ctx *tc;
+    char *buf;
+    size_t buf_cap;
+} doc_reader;
+
+static int next_doc(doc_reader *r, uint32_t **ids, uint64_t *cap, uint64_t *n) {
+    if (r->done)
+        return 1;
+    if (r->kind == 0) {
+        const char *why = NULL;
+        int st = shard_ids_read(r->f, 1, ids, cap, n, &r->offset, &why);
+        if (st == SHARD_DONE)
+            return 1;
+        if (st != SHARD_OK) {
+            LOG_ERROR("%s: offset %llu: %s", r->path, (unsigned long long)r->offset,
+                      why ? why : "out of memory");
+            return -1;
+        }
+        return 0;
+    }
+    const char *text = NULL;
+    size_t len = 0;
+    json_object *o = NULL;
+    if (r->kind == 2) { /* the whole file */
+        r->done = 1;
+        size_t got;
+        while ((got = fread(r->buf + len, 1, r->buf_cap - len, r->f)) > 0) {
+            len += got;
+            if (len == r->buf_cap) {
+                char *q = realloc(r->buf, r->buf_cap *= 2);
+                if (!q)
+                    return -1;
+                r->buf = q;
+            }
+        }
+        text = r->buf;
+    } else {
+        ssize_t got = getline(&r->buf, &r->buf_cap, r->f);
+        if (got < 0)
+            return 1;
+        r->line++;
+        o = json_tokener_parse(r->buf);
+        json_object *x;
+        if (o && json_object_object_get_ex(o, "ids", &x) &&
+            json_object_is_type(x, json_type_array)) {
+            size_t k = json_object_array_length(x);
+            if (k > *cap) {
+                uint32_t *q = realloc(*ids, k * sizeof *q);
+                if (!q) {
+                    json_object_put(o);
+                    return -1;
+                }
+                *ids = q;
+                *cap = k;
+            }
+            for (size_t i = 0; i < k; i++) {
+                json_object *e = json_object_array_get_idx(x, i);
+                int64_t v = json_object_get_int64(e);
+                if (!json_object_is_type(e, json_type_int) || v < 0 || v > UINT32_MAX) {
+                    LOG_ERROR("%s: line %llu: \"ids\"[%zu] is not a token id", r->path,
+                              (unsigned long long)r->line, i);
+                    json_object_put(o);
+                    return -1;
+                }
+                (*ids)[i] = (uint32_t)v;
+            }
+            *n = k;
+            json_object_put(o);
+            return 0;
+        }
+        if (!o || !json_object_object_get_ex(o, "text", &x) ||
+            !json_object_is_type(x, json_type_string)) {
+            LOG_ERROR("%s: line %llu: not a JSON object with \"text\" or \"ids\"", r->path,
+                      (unsigned long long)r->line);
+            json_object_put(o);
+            return -1;
+        }
+        text = json_object_get_string(x);
+        len = (size_t)json_object_get_string_len(x);
+    }
+    if (!r->tok) {
+        LOG_ERROR("%s: text input needs the model's tokenizer (tokenizer.json or tokenizer.model "
+                  "in the model directory); give ids (.u32) instead",
+                  r->path);
+        json_object_put(o);
+        return -1;
+    }
+    tok_encode_opts eo = tok_encode_opts_default();
+    eo.add_bos = tokenizer_bos_id(r->tok) >= 0;
+    const uint32_t *enc;
+    size_t k;
+    int rc = 0;
+    if (tokenizer_encode(r->tc, text, len, &eo, &enc, &k) != TOK_OK) {
+        rc = -1;
+    } else {
+        if (k > *cap) {
+            uint32_t *q = realloc(*ids, k * sizeof *q);
+            if (!q)
+                rc = -1;
+            else
+                *ids = q, *cap = k;
+        }
+        if (rc == 0) {
+            memcpy(*ids, enc, k * sizeof *enc);
+            *n = k;
+        }
+    }
+    json_object_put(o);
+    return rc;
+}
+
+int perplexity_main(int argc, char **argv) {
+    static const struct option opts[] = {{"model", required_argument, NULL, 'm'},
+                                         {"input", required_argument, NULL, 'i'},
+                                         {"ctx", required_argument, NULL, 'c'},
+                                         {"stride", required_argument, NULL, 's'},
+                                         {"per-token", required_argument, NULL, 'o'},
+                                         {"kv-dtype", required_argument, NULL, 'K'},
+                                         {"prefill-chunk", required_argument, NULL, 'C'},
+                                         {"threads", required_argument, NULL, 'T'},
+                                         {"mem-limit", required_argument, NULL, 'M'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    cluster_log_setup("perplexity", 0, 1, CLUSTER_LOG_INFO);
+    const char *model = NULL, *input = NULL, *per_token = NULL;
+    long ctx = 0, stride = 0, chunk = 0, threads = 0;
+    int kv_dtype = INFER_DT_F32;
+    uint64_t mem_limit = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+    int c;
+    char *end;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        errno = 0;
+        end = NULL;
+        switch (c) {
+        case 'm':
+            model = optarg;
+            break;
+        case 'i':
+            input = optarg;
+            break;
+        case 'o':
+            per_token = optarg;
+            break;
+        case 'c':
+            ctx = strtol(optarg, &end, 10);
+            break;
+        case 's':
+            stride = strtol(optarg, &end, 10);
+            break;
+        case 'C':
+            chunk = strtol(optarg, &end, 10);
+            break;
+        case 'T':
+            threads = strtol(optarg, &end, 10);
+            break;
+        case 'K':
+            if (strcmp(optarg, "f32") && strcmp(optarg, "bf16")) {
+                fprintf(stderr, "longctx perplexity: --kv-dtype is f32 or bf16\n");
+                return EXIT_USAGE;
+            }
+            kv_dtype = strcmp(optarg, "f32") ? INFER_DT_BF16 : INFER_DT_F32;
+            break;
+        case 'M':
+            if (parse_bytes(optarg, &mem_limit) != 0) {
+                fprintf(stderr, "longctx perplexity: bad --mem-limit '%s'\n", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'h':
+            ppl_usage(stdout);
+            return 0;
+        default:
+            ppl_usage(stderr);
+            return EXIT_USAGE;
+        }
+        if (end && (*end || errno)) {
+            fprintf(stderr, "longctx perplexity: bad number '%s'\n", optarg);
+            return EXIT_USAGE;
+        }
+    }
+    if (!model || !input || ctx < 0 || ctx > (1L << 26) || stride < 0 || chunk < 0 ||
+        chunk > (1 << 20) || threads < 0 || threads > 1024 || optind != argc) {
+        fprintf(stderr, "longctx perplexity: need --model and --input; numbers in range\n\n");
+        ppl_usage(stderr);
+        return EXIT_USAGE;
+    }
+    infer_model *m;
+    int st = infer_model_load(model, &m);
+    if (st != INFER_OK) {
+        LOG_ERROR("%s: %s", infer_strerror(st), infer_model_errmsg(m));
+        infer_model_free(m);
+        return EXIT_RUNTIME;
+    }
+    const infer_config *cfg = infer_model_config(m);
+    if (!ctx)
+        ctx = cfg->seq_len;
+    if (!stride)
+        stride = ctx;
+    if (ctx < 2 || stride > ctx) {
+        LOG_ERROR("--ctx %ld must be at least 2 and --stride %ld at most --ctx", ctx, stride);
+        infer_model_free(m);
+        return EXIT_USAGE;
+    }
+    doc_reader r = {0};
+    r.path = input;
+    size_t il = strlen(input);
+    r.kind = il > 4 && !strcmp(input + il - 4, ".u32")     ? 0
+             : il > 6 && !strcmp(input + il - 6, ".jsonl") ? 1
+                                                           : 2;
+    r.tok = dir_tokenizer(model);
+    r.buf_cap = 1 << 16;
+    r.buf = malloc(r.buf_cap);
+    r.f = fopen(input, "rb");
+    infer_plan plan;
+    infer_plan_make(cfg, (uint64_t)ctx, 1, infer_model_weight_dtype(m) == INFER_DT_F32 ? 4 : 2,
+                    kv_dtype == INFER_DT_F32 ? 4 : 2,
+                    (uint64_t)(chunk ? chunk : 512) < (uint64_t)ctx
+                        ? (uint64_t)(chunk ? chunk : 512)
+                        : (uint64_t)ctx,
+                    &plan);
+    infer_state *s = NULL;
+    infer_opts o = {(int)ctx, kv_dtype, (int)chunk, (int)threads};
+    ppl_acc acc = {0};
+    uint8_t *want = calloc((size_t)ctx, 1);
+    FILE *pt = per_token ? fopen(per_token, "wb") : NULL;
+    int rc = 0;
+    if (!r.f || (per_token && !pt)) {
+        LOG_ERROR("%s: %s", !r.f ? input : per_token, strerror(errno));
+        rc = EXIT_RUNTIME;
+    } else if (plan.total_bytes > mem_limit) {
+        LOG_ERROR("the run needs %.2f GiB (weights %.2f, KV cache %.2f, activations %.2f), more "
+                  "than --mem-limit %.2f GiB",
+                  plan.total_bytes / 1073741824.0, plan.weights_bytes / 1073741824.0,
+                  plan.kv_bytes / 1073741824.0, plan.act_bytes / 1073741824.0,
+                  mem_limit / 1073741824.0);
+        rc = EXIT_RUNTIME;
+    } else if (!r.buf || !want || (r.tok && tok_ctx_create(r.tok, &r.tc) != TOK_OK) ||
+               infer_state_create(m, &o, &s) != INFER_OK) {
+        LOG_ERROR("out of memory for a window of %ld positions", ctx);
+        rc = EXIT_RUNTIME;
+    }
+    acc.per_token = pt;
+    ppl_vocab = (size_t)cfg->vocab_size;
+    uint32_t *ids = NULL;
+    uint64_t cap = 0, n = 0, docs = 0, windows = 0, short_docs = 0, doc_tokens = 0;
+    double t0 = now();
+    while (rc == 0) {
+        int got = next_doc(&r, &ids, &cap, &n);
+        if (got != 0) {
+            rc = got < 0 ? EXIT_RUNTIME : 0;
+            break;
+        }
+        docs++;
+        doc_tokens += n;
+        for (uint64_t i = 0; i < n; i++)
+            if (ids[i] >= (uint32_t)cfg->vocab_size) {
+                LOG_ERROR("%s: document %llu: id %u at %llu is outside the vocabulary of %d", input,
+                          (unsigned long long)docs - 1, ids[i], (unsigned long long)i,
+                          cfg->vocab_size);
+                rc = EXIT_RUNTIME;
+                break;
+            }
+        if (rc || n < 2) {
+            short_docs += n < 2;
+            continue;
+        }
+        uint64_t prev_end = 0;
+        for (uint64_t begin = 0; rc == 0; begin += (uint64_t)stride) {
+            uint64_t e = begin + (uint64_t)ctx < n ? begin + (uint64_t)ctx : n;
+            int len = (int)(e - begin);
+            /* targets t in [max(prev_end, begin + 1), e): row t - 1 - begin */
+            uint64_t first = prev_end > begin + 1 ? prev_end : begin + 1;
+            memset(want, 0, (size_t)len);
+            for (uint64_t t = first; t < e; t++)
+                want[t - 1 - begin] = 1;
+            acc.ids = ids + begin;
+            if (len > 1 && first < e) { /* the window's last row predicts nothing */
+                st = infer_prefill(s, ids + begin, len - 1, 0, want, ppl_row, &acc);
+                if (st != INFER_OK) {
+                    LOG_ERROR("prefill: %s", infer_strerror(st));
+                    rc = EXIT_RUNTIME;
+                }
+                windows++;
+            }
+            prev_end = e;
+            if (e == n)
+                break;
+        }
+    }
+    double t1 = now();
+    if (rc == 0 && (acc.failed || (pt && fflush(pt) != 0))) {
+        LOG_ERROR("%s: %s", per_token, strerror(errno));
+        rc = EXIT_RUNTIME;
+    }
+    if (rc == 0) {
+        double mean = acc.n ? acc.total / (double)acc.n : 0;
+        printf("{\"model\": \"%s\", \"input\": \"%s\", \"ctx\": %ld, \"stride\": %ld, "
+               "\"documents\": %llu, \"documents_too_short\": %llu, \"document_tokens\": %llu, "
+               "\"windows\": %llu, \"tokens_scored\": %llu, \"nll\": %.9g, \"ppl\": %.9g, "
+               "\"seconds\": %.3f, \"by_position\": [",
+               model, input, ctx, stride, (unsigned long long)docs, (unsigned long long)short_docs,
+               (unsigned long long)doc_tokens, (unsigned long long)windows,
+               (unsigned long long)acc.n, mean, exp(mean), t1 - t0);
+        int first = 1;
+        for (int b = 0; b < 64; b++) {
+            if (!acc.count[b])
+                continue;
+            long from = b ? 128L << (b - 1) : 0, to = (128L << b) - 1;
+            double bm = acc.sum[b] / (double)acc.count[b];
+            printf("%s{\"from\": %ld, \"to\": %ld, \"tokens\": %llu, \"nll\": %.9g, \"ppl\": %.9g}",
+                   first ? "" : ", ", from, to, (unsigned long long)acc.count[b], bm, exp(bm));
+            first = 0;
+        }
+        printf("]}\n");
+    }
+    if (pt && fclose(pt) != 0 && rc == 0)
+        rc = EXIT_RUNTIME;
+    if (r.f)
+        fclose(r.f);
+    free(r.buf);
+    free(ids);
+    free(want);
+    tok_ctx_free(r.tc);
+    tokenizer_free(r.tok);
+    infer_state_free(s);
+    infer_model_free(m);
+    return rc;
 }
