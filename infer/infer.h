@@ -128,10 +128,21 @@ typedef struct {
  *  INFER_ERR_FORMAT with err naming the file and field. */
 int infer_config_from_json(const char *path, infer_config *c, int *weight_bytes, char *err,
                            size_t err_bytes);
-/* Bytes per rank with Megatron-style tensor parallelism over tp ranks: matrices and the
- * vocabulary split, norms replicated, KV heads split (one per rank when tp > KV heads). */
-void infer_plan_make(const infer_config *c, uint64_t ctx, int tp, int weight_bytes, int kv_bytes,
-                     uint64_t chunk, infer_plan *p);
+typedef struct {
+    uint64_t ctx;     /* KV cache positions */
+    int tp;           /* tensor-parallel ranks (1: one rank) */
+    int weight_bytes; /* per parameter: 4 (F32) or 2 */
+    int kv_bytes;     /* per cached value: 4 (f32) or 2 (bf16) */
+    uint64_t chunk;   /* prefill chunk (tokens) */
+    int threads;
+} infer_plan_args;
+
+/*! infer_plan_make() : bytes per rank with Megatron-style tensor parallelism over tp ranks
+ *  (matrices and the vocabulary split, norms replicated, KV heads split, one per rank when tp
+ *  exceeds them). Activations are exactly what infer_state_create allocates (the chunk's
+ *  buffers, the decode partials, per-thread scratch); the process's own code, libraries and
+ *  OpenBLAS buffers are not included. */
+void infer_plan_make(const infer_config *c, const infer_plan_args *a, infer_plan *p);
 
 /* ---- safetensors --------------------------------------------------------------------------- */
 

@@ -20,16 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum {
-    WB = 128,   /* weight rows per task (prefill) */
-    MB = 64,    /* weight rows per task (decode) */
-    QB = 32,    /* queries per attention task */
-    BK = 128,   /* keys per attention tile */
-    SEG = 2048, /* keys per segment (a multiple of BK) */
-    LR = 32,    /* logit rows per classifier product (= RM) */
-    RM = 32,    /* rows per sgemm call (see below) */
-};
-
 /* OpenBLAS's sgemm gives a row bits that depend on the product's row count (its small-matrix
  * and tail kernels sum in other orders; tests/bench/... measured: 132 of 128 shapes differ
  * between M = 16 and M = 512). With a fixed row count the bits of a row do not depend on its
@@ -275,16 +265,6 @@ static void rope(float *v, int n_heads, int hd, int pairing, const float *cs, co
     }
 }
 
-/* exp(x[i] - m) in place; returns the sum (scalar placeholder for a SIMD kernel) */
-static float exp_sum(float *x, int n, float m) {
-    float sum = 0;
-    for (int i = 0; i < n; i++) {
-        x[i] = expf(x[i] - m);
-        sum += x[i];
-    }
-    return sum;
-}
-
 /* ---- attention ----------------------------------------------------------------------------- */
 
 typedef struct {
@@ -339,17 +319,14 @@ static void attn_segment(const infer_state *s, scratch *w, int layer, int g, con
             const int in_tile = k1 - t0 < BK ? k1 - t0 : BK;
             int valid = p - t0 + 1; /* causal: keys t <= p (and t < k1) */
             valid = valid < 0 ? 0 : valid > in_tile ? in_tile : valid;
-            float mx = -INFINITY;
-            for (int t = 0; t < valid; t++)
-                mx = sr[t] > mx ? sr[t] : mx;
-            for (int t = valid; t < tn; t++)
-                sr[t] = 0;
+            float mx = infer_max(sr, valid);
+            memset(sr + valid, 0, (size_t)(tn - valid) * sizeof(float));
             if (valid == 0)
                 continue;
             float m_old = ml[2 * r], m_new = mx > m_old ? mx : m_old;
-            float sum = exp_sum(sr, valid, m_new);
+            float sum = infer_exp_sum(sr, valid, m_new);
             if (m_new != m_old && m_old != -INFINITY) {
-                float c = expf(m_old - m_new);
+                float c = infer_exp(m_old - m_new);
                 ik_scale(acc + (size_t)r * HD, c, HD);
                 ml[2 * r + 1] *= c;
             }
@@ -379,7 +356,7 @@ static void attn_merge(float *tot, float *tml, const float *acc, const float *ml
         if (m2 == -INFINITY)
             continue;
         float m = m1 > m2 ? m1 : m2;
-        float c1 = m1 == -INFINITY ? 0.0f : expf(m1 - m), c2 = expf(m2 - m);
+        float c1 = m1 == -INFINITY ? 0.0f : infer_exp(m1 - m), c2 = infer_exp(m2 - m);
         for (size_t i = 0; i < HD; i++)
             t[i] = t[i] * c1 + a[i] * c2;
         tml[2 * r] = m;
@@ -543,10 +520,7 @@ static void layers(infer_state *s, int n, int pos0, int decode) {
             rmsnorm(s->xb + (size_t)i * SD, s->x + (size_t)i * SD, L->rms_ffn, D, c->rms_eps);
         linear(s, s->h1, s->xb, L->w1, n, H, D, decode);
         linear(s, s->h3, s->xb, L->w3, n, H, D, decode);
-        for (size_t i = 0; i < (size_t)n * SH; i++) {
-            float g = s->h1[i];
-            s->h1[i] = g / (1.0f + expf(-g)) * s->h3[i];
-        }
+        infer_silu_mul(s->h1, s->h3, (size_t)n * SH);
         linear(s, s->xb, s->h1, L->w2, n, D, H, decode);
         for (size_t i = 0; i < (size_t)n * SD; i++)
             s->x[i] += s->xb[i];

@@ -40,6 +40,17 @@ struct infer_model {
     char errmsg[512];
 };
 
+/* Blocking of the forward pass (infer_forward.c), shared with the memory plan. */
+enum {
+    WB = 128,   /* weight rows per task (prefill) */
+    MB = 64,    /* weight rows per task (decode) */
+    QB = 32,    /* queries per attention task */
+    BK = 128,   /* keys per attention tile */
+    SEG = 2048, /* keys per segment (a multiple of BK) */
+    LR = 32,    /* logit rows per classifier product (= RM) */
+    RM = 32,    /* rows per sgemm call (see below) */
+};
+
 /* ---- thread pool (infer_pool.c) ----------------------------------------------------------- */
 
 typedef struct infer_pool infer_pool;
@@ -50,6 +61,13 @@ int infer_pool_create(int threads, infer_pool **out);
 void infer_pool_free(infer_pool *p); /* NULL ok */
 int infer_pool_threads(const infer_pool *p);
 void infer_pool_run(infer_pool *p, int n, infer_task_fn fn, void *ctx);
+
+/* ---- exponentials (infer_exp.c): the same bits on every ISA ------------------------------ */
+
+float infer_exp_sum(float *x, int n, float m); /* x[i] = exp(x[i] - m); returns their sum */
+float infer_max(const float *x, int n);        /* -inf when n == 0 */
+void infer_silu_mul(float *g, const float *u, size_t n); /* g = silu(g) * u */
+float infer_exp(float x);
 
 /* ---- RoPE (infer_rope.c) ------------------------------------------------------------------ */
 

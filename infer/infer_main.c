@@ -31,7 +31,7 @@ static void usage(FILE *f) {
             "  --prompt TEXT       text, encoded with the model's tokenizer (BOS added if it\n"
             "                      has one; --no-bos to leave it out)\n"
             "  --prompt-file FILE  the same, read from FILE\n"
-            "  --prompt-ids LIST   comma-separated token ids\n"
+            "  --prompt-ids LIST   comma-separated token ids (@FILE: read them from FILE)\n"
             "  --generate N        tokens to generate after the prompt (default 0); stops at\n"
             "                      the model's EOS unless --ignore-eos\n"
             "  --temperature T     0 = greedy (default 0)\n"
@@ -262,14 +262,13 @@ static int run(const infer_args *a, infer_model *m, tokenizer *tok, uint32_t *id
     /* the plan before allocating anything big */
     infer_opts o = {(int)max_ctx, a->kv_dtype, (int)a->chunk, (int)a->threads};
     infer_plan plan;
-    const uint64_t params = infer_model_weight_bytes(m);
-    infer_plan_make(cfg, (uint64_t)max_ctx, 1, infer_model_weight_dtype(m) == INFER_DT_F32 ? 4 : 2,
-                    a->kv_dtype == INFER_DT_F32 ? 4 : 2,
-                    (uint64_t)(a->chunk ? a->chunk : 512) < (uint64_t)max_ctx
-                        ? (uint64_t)(a->chunk ? a->chunk : 512)
-                        : (uint64_t)max_ctx,
-                    &plan);
-    (void)params;
+    infer_plan_args pa = {(uint64_t)max_ctx,
+                          1,
+                          infer_model_weight_dtype(m) == INFER_DT_F32 ? 4 : 2,
+                          a->kv_dtype == INFER_DT_F32 ? 4 : 2,
+                          (uint64_t)(a->chunk ? a->chunk : 512),
+                          (int)a->threads};
+    infer_plan_make(cfg, &pa, &plan);
     if (plan.total_bytes > a->mem_limit) {
         LOG_ERROR("the run needs %.2f GiB (weights %.2f, KV cache %.2f for %ld positions in %s, "
                   "activations %.2f), more than --mem-limit %.2f GiB; try --kv-dtype bf16, a "
@@ -502,7 +501,26 @@ int infer_main(int argc, char **argv) {
     }
     uint32_t *ids = NULL;
     size_t n_prompt = 0;
-    if (a.ids_arg && parse_ids(a.ids_arg, &ids, &n_prompt) != 0) {
+    if (a.ids_arg && a.ids_arg[0] == '@') { /* ids in a file: separated by commas or spaces */
+        size_t n;
+        char *text = read_file(a.ids_arg + 1, &n);
+        for (size_t i = 0; text && i < n; i++)
+            if (text[i] == ' ' || text[i] == '\n' || text[i] == '\t' || text[i] == '\r')
+                text[i] = ',';
+        while (text && n > 0 && text[n - 1] == ',')
+            n--;
+        if (text)
+            text[n] = 0;
+        int bad = !text || parse_ids(text, &ids, &n_prompt) != 0;
+        if (!text)
+            fprintf(stderr, "longctx infer: %s: %s\n", a.ids_arg + 1, strerror(errno));
+        else if (bad)
+            fprintf(stderr, "longctx infer: %s: wants ids separated by commas or spaces\n",
+                    a.ids_arg + 1);
+        free(text);
+        if (bad)
+            return EXIT_USAGE;
+    } else if (a.ids_arg && parse_ids(a.ids_arg, &ids, &n_prompt) != 0) {
         fprintf(stderr, "longctx infer: --prompt-ids wants ids like 1,2,3\n");
         return EXIT_USAGE;
     }
@@ -567,18 +585,25 @@ static void plan_usage(FILE *f) {
             "when P exceeds them). Weights in the config's torch_dtype.\n"
             "  --tp P             tensor-parallel ranks (default 1)\n"
             "  --kv-dtype D       f32 or bf16 (default bf16)\n"
-            "  --prefill-chunk C  tokens per prefill chunk (default 512)\n");
+            "  --prefill-chunk C  tokens per prefill chunk (default 512)\n"
+            "  --threads N        threads of infer (per-thread scratch; default 1)\n"
+            "Activations are what infer allocates; the process's code, libraries and OpenBLAS\n"
+            "buffers (about 30 MiB, see BENCHMARKS.md) come on top.\n");
 }
 
 int plan_main(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},   {"model", required_argument, NULL, 'm'},
-        {"ctx", required_argument, NULL, 'n'},      {"tp", required_argument, NULL, 't'},
-        {"kv-dtype", required_argument, NULL, 'k'}, {"prefill-chunk", required_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"model", required_argument, NULL, 'm'},
+                                         {"ctx", required_argument, NULL, 'n'},
+                                         {"tp", required_argument, NULL, 't'},
+                                         {"kv-dtype", required_argument, NULL, 'k'},
+                                         {"prefill-chunk", required_argument, NULL, 'p'},
+                                         {"threads", required_argument, NULL, 'T'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     cluster_log_setup("plan", 0, 1, CLUSTER_LOG_INFO);
     const char *config = NULL, *model = NULL, *kvd = "bf16";
-    long long ctx = 0, tp = 1, chunk = 512;
+    long long ctx = 0, tp = 1, chunk = 512, threads = 1;
     int c;
     char *end = NULL;
     optind = 0;
@@ -603,6 +628,9 @@ int plan_main(int argc, char **argv) {
         case 'p':
             chunk = strtoll(optarg, &end, 10);
             break;
+        case 'T':
+            threads = strtoll(optarg, &end, 10);
+            break;
         case 'h':
             plan_usage(stdout);
             return 0;
@@ -615,8 +643,8 @@ int plan_main(int argc, char **argv) {
             return EXIT_USAGE;
         }
     }
-    if ((!config == !model) || ctx <= 0 || tp <= 0 || tp > 65536 || chunk <= 0 ||
-        (strcmp(kvd, "f32") && strcmp(kvd, "bf16")) || optind != argc) {
+    if ((!config == !model) || ctx <= 0 || tp <= 0 || tp > 65536 || chunk <= 0 || threads <= 0 ||
+        threads > 1024 || (strcmp(kvd, "f32") && strcmp(kvd, "bf16")) || optind != argc) {
         fprintf(stderr, "longctx plan: need one of --config/--model, --ctx > 0, --tp > 0, "
                         "--kv-dtype f32|bf16\n\n");
         plan_usage(stderr);
@@ -646,8 +674,9 @@ int plan_main(int argc, char **argv) {
         return EXIT_RUNTIME;
     }
     infer_plan p;
-    infer_plan_make(&cfg, (uint64_t)ctx, (int)tp, wbytes, strcmp(kvd, "f32") ? 2 : 4,
-                    (uint64_t)chunk, &p);
+    infer_plan_args pa = {(uint64_t)ctx,   (int)tp,     wbytes, strcmp(kvd, "f32") ? 2 : 4,
+                          (uint64_t)chunk, (int)threads};
+    infer_plan_make(&cfg, &pa, &p);
     printf("{\"params\": %llu, \"tp\": %lld, \"ctx\": %lld, \"weight_bytes_per_param\": %d, "
            "\"kv_dtype\": \"%s\", \"per_rank\": {\"weights_bytes\": %llu, \"kv_cache_bytes\": "
            "%llu, \"activation_bytes\": %llu, \"total_bytes\": %llu}}\n",
@@ -942,12 +971,13 @@ int perplexity_main(int argc, char **argv) {
     r.buf = malloc(r.buf_cap);
     r.f = fopen(input, "rb");
     infer_plan plan;
-    infer_plan_make(cfg, (uint64_t)ctx, 1, infer_model_weight_dtype(m) == INFER_DT_F32 ? 4 : 2,
-                    kv_dtype == INFER_DT_F32 ? 4 : 2,
-                    (uint64_t)(chunk ? chunk : 512) < (uint64_t)ctx
-                        ? (uint64_t)(chunk ? chunk : 512)
-                        : (uint64_t)ctx,
-                    &plan);
+    infer_plan_args pa = {(uint64_t)ctx,
+                          1,
+                          infer_model_weight_dtype(m) == INFER_DT_F32 ? 4 : 2,
+                          kv_dtype == INFER_DT_F32 ? 4 : 2,
+                          (uint64_t)(chunk ? chunk : 512),
+                          (int)threads};
+    infer_plan_make(cfg, &pa, &plan);
     infer_state *s = NULL;
     infer_opts o = {(int)ctx, kv_dtype, (int)chunk, (int)threads};
     ppl_acc acc = {0};

@@ -193,28 +193,41 @@ static uint64_t share(uint64_t n, uint64_t p) {
     return (n + p - 1) / p;
 }
 
-void infer_plan_make(const infer_config *c, uint64_t ctx, int tp, int weight_bytes, int kv_bytes,
-                     uint64_t chunk, infer_plan *p) {
+static uint64_t round_up(uint64_t n, uint64_t m) {
+    return (n + m - 1) / m * m;
+}
+
+void infer_plan_make(const infer_config *c, const infer_plan_args *a, infer_plan *p) {
     const uint64_t d = (uint64_t)c->dim, I = (uint64_t)c->hidden_dim, L = (uint64_t)c->n_layers;
     const uint64_t hd = (uint64_t)(c->head_dim ? c->head_dim : c->dim / c->n_heads);
-    const uint64_t P = tp > 0 ? (uint64_t)tp : 1, V = (uint64_t)c->vocab_size;
+    const uint64_t P = a->tp > 0 ? (uint64_t)a->tp : 1, V = (uint64_t)c->vocab_size;
     const uint64_t q = (uint64_t)c->n_heads * hd;
+    const uint64_t T = a->threads > 0 ? (uint64_t)a->threads : 1;
     /* KV heads: split over ranks; with more ranks than KV heads each rank keeps one (vLLM) */
     const uint64_t kvh = share((uint64_t)c->n_kv_heads, P);
+    const uint64_t qr = share(q, P), Ir = share(I, P), Vr = share(V, P), kvr = kvh * hd;
     memset(p, 0, sizeof *p);
     p->n_params = V * d * (c->shared_classifier ? 1 : 2) + d +
                   L * (d * q + 2 * d * (uint64_t)c->n_kv_heads * hd + q * d + 3 * d * I + 2 * d);
-    /* per rank: attention and MLP matrices and the vocabulary split P ways, norms whole */
-    const uint64_t per_layer =
-        d * share(q, P) + 2 * d * kvh * hd + share(q, P) * d + 3 * d * share(I, P) + 2 * d;
-    const uint64_t params_rank =
-        share(V, P) * d * (c->shared_classifier ? 1 : 2) + d + L * per_layer;
-    p->weights_bytes = params_rank * (uint64_t)weight_bytes;
-    p->kv_bytes = 2 * L * kvh * hd * ctx * (uint64_t)kv_bytes;
-    /* float32 activations of one prefill chunk: residual and norms (3 d), q/k/v and attention
-     * output, MLP (2 I / P), one row of scores per query over the context (tiles: 128 keys),
-     * and the logits of the chunk's last position */
-    p->act_bytes = 4 * (chunk * (3 * d + share(q, P) * 2 + 2 * kvh * hd + 2 * share(I, P)) +
-                        chunk * share((uint64_t)c->n_heads, P) * 128 + share(V, P));
+    /* per rank: attention and MLP matrices and the vocabulary split P ways, norms whole (and
+     * widened to float32 in memory) */
+    const uint64_t per_layer = d * qr + 2 * d * kvr + qr * d + 3 * d * Ir;
+    const uint64_t params_rank = Vr * d * (c->shared_classifier ? 1 : 2) + L * per_layer;
+    p->weights_bytes = params_rank * (uint64_t)a->weight_bytes + 4 * (2 * L + 1) * d;
+    const uint64_t ctx = round_up(a->ctx, BK);
+    p->kv_bytes = 2 * L * kvr * ctx * (uint64_t)a->kv_bytes;
+    /* float32 activations as infer_state_create allocates them: the chunk's rows (padded to
+     * RM) of the residual, norm output, q, k, v, attention output, the MLP's two products, the
+     * RoPE tables; LR rows of logits; decode's per-segment partials; per thread the widened
+     * weight block and the attention scratch */
+    const uint64_t C = round_up(a->chunk < a->ctx ? a->chunk : a->ctx, RM);
+    const uint64_t G = (uint64_t)(c->n_heads / c->n_kv_heads), R = round_up(QB * G, RM);
+    const uint64_t segs = (a->ctx + SEG - 1) / SEG;
+    uint64_t win = d > Ir ? d : Ir;
+    win = win > qr ? win : qr;
+    const uint64_t floats = C * (2 * d + 2 * qr + 2 * kvr + 2 * Ir + hd) + LR * Vr + hd / 2 +
+                            kvh * segs * round_up(G, RM) * (hd + 2) +
+                            T * (WB * win + 3 * R * hd + R * BK + 2 * BK * hd + 4 * R);
+    p->act_bytes = 4 * floats;
     p->total_bytes = p->weights_bytes + p->kv_bytes + p->act_bytes;
 }
