@@ -20,35 +20,43 @@
 enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: longctx infer --model PATH (--prompt TEXT | --prompt-file FILE |\n"
-            "                     --prompt-ids 1,2,3) [options]\n\n"
-            "Runs the prompt through the model (teacher-forced, in chunks), then generates.\n"
-            "Single rank. Prints the generated ids on one line (stdout), then their text when\n"
-            "the model directory has a tokenizer.\n"
-            "  --model PATH        HF model directory (config.json, safetensors F32/BF16/F16,\n"
-            "                      tokenizer.json or tokenizer.model) or llama2.c .bin\n"
-            "  --prompt TEXT       text, encoded with the model's tokenizer (BOS added if it\n"
-            "                      has one; --no-bos to leave it out)\n"
-            "  --prompt-file FILE  the same, read from FILE\n"
-            "  --prompt-ids LIST   comma-separated token ids (@FILE: read them from FILE)\n"
-            "  --generate N        tokens to generate after the prompt (default 0); stops at\n"
-            "                      the model's EOS unless --ignore-eos\n"
-            "  --temperature T     0 = greedy (default 0)\n"
-            "  --top-k K           sample among the K most likely (default 0 = all)\n"
-            "  --top-p P           nucleus sampling (default 1.0 = off)\n"
-            "  --seed S            sampling seed (default 0)\n"
-            "  --ctx N             KV cache positions (default: prompt + generated)\n"
-            "  --kv-dtype D        f32 or bf16 KV cache (default f32)\n"
-            "  --prefill-chunk N   prompt tokens per step; activations are O(N) (default 512)\n"
-            "  --threads N         threads (default 1)\n"
-            "  --mem-limit BYTES   refuse a run whose plan (longctx plan) exceeds it; suffixes\n"
-            "                      K, M, G (default: the machine's memory)\n"
-            "  --logits-out FILE   float32 little-endian logits of every prompt position, then\n"
-            "                      after each generated token but the last (rows of vocab_size;\n"
-            "                      generated token k is drawn from row n_prompt - 1 + k)\n"
-            "  --logits-positions LIST  only these prompt positions in --logits-out\n"
-            "  --timings           print prefill and decode times on stderr\n");
+    fprintf(
+        f,
+        "usage: longctx infer --model PATH (--prompt TEXT | --prompt-file FILE |\n"
+        "                     --prompt-ids 1,2,3 | --input prompts.jsonl --output results.jsonl)\n"
+        "                     [options]\n\n"
+        "Runs the prompt through the model (teacher-forced, in chunks), then generates.\n"
+        "Single rank. Prints the generated ids on one line (stdout), then their text when\n"
+        "the model directory has a tokenizer.\n"
+        "  --model PATH        HF model directory (config.json, safetensors F32/BF16/F16,\n"
+        "                      tokenizer.json or tokenizer.model) or llama2.c .bin\n"
+        "  --prompt TEXT       text, encoded with the model's tokenizer (BOS added if it\n"
+        "                      has one; --no-bos to leave it out)\n"
+        "  --prompt-file FILE  the same, read from FILE\n"
+        "  --prompt-ids LIST   comma-separated token ids (@FILE: read them from FILE)\n"
+        "  --generate N        tokens to generate after the prompt (default 0); stops at\n"
+        "                      the model's EOS unless --ignore-eos\n"
+        "  --temperature T     0 = greedy (default 0)\n"
+        "  --top-k K           sample among the K most likely (default 0 = all)\n"
+        "  --top-p P           nucleus sampling (default 1.0 = off)\n"
+        "  --seed S            sampling seed (default 0)\n"
+        "  --ctx N             KV cache positions (default: prompt + generated)\n"
+        "  --kv-dtype D        f32 or bf16 KV cache (default f32)\n"
+        "  --prefill-chunk N   prompt tokens per step; activations are O(N) (default 512)\n"
+        "  --threads N         threads (default 1)\n"
+        "  --mem-limit BYTES   refuse a run whose plan (longctx plan) exceeds it; suffixes\n"
+        "                      K, M, G (default: the machine's memory)\n"
+        "  --logits-out FILE   float32 little-endian logits of every prompt position, then\n"
+        "                      after each generated token but the last (rows of vocab_size;\n"
+        "                      generated token k is drawn from row n_prompt - 1 + k)\n"
+        "  --logits-positions LIST  only these prompt positions in --logits-out\n"
+        "  --timings           print prefill and decode times on stderr\n"
+        "  --input FILE --output FILE   batch mode: one JSON object per line of FILE,\n"
+        "                      {\"prompt\": TEXT} or {\"ids\": [...]}, optional \"max_tokens\",\n"
+        "                      \"temperature\", \"top_k\", \"top_p\", \"seed\"; writes per line\n"
+        "                      {\"index\", \"prompt_tokens\", \"ids\", \"logprobs\" (natural log\n"
+        "                      of each generated id under the model, temperature 1), \"text\",\n"
+        "                      \"finish_reason\": \"eos\" | \"length\"}\n");
 }
 
 static uint64_t rng_next(uint64_t *s) {
@@ -198,6 +206,7 @@ static int write_row(void *ctx, int pos, const float *logits) {
 
 typedef struct {
     const char *model, *prompt, *prompt_file, *ids_arg, *logits_out, *positions;
+    const char *batch_in, *batch_out;
     long n_gen, top_k, ctx, chunk, threads;
     double temp, top_p;
     unsigned long long seed;
@@ -243,6 +252,28 @@ static int prefill_row(void *ctx, int pos, const float *logits) {
     return write_row(p->k, pos, logits);
 }
 
+/* 1 if the run's plan fits --mem-limit; else logs the plan and returns 0 */
+static int plan_fits(const infer_args *a, const infer_model *m, long max_ctx) {
+    const infer_config *cfg = infer_model_config(m);
+    infer_plan plan;
+    infer_plan_args pa = {(uint64_t)max_ctx,
+                          1,
+                          infer_model_weight_dtype(m) == INFER_DT_F32 ? 4 : 2,
+                          a->kv_dtype == INFER_DT_F32 ? 4 : 2,
+                          (uint64_t)(a->chunk ? a->chunk : 512),
+                          (int)a->threads};
+    infer_plan_make(cfg, &pa, &plan);
+    if (plan.total_bytes <= a->mem_limit)
+        return 1;
+    LOG_ERROR("the run needs %.2f GiB (weights %.2f, KV cache %.2f for %ld positions in %s, "
+              "activations %.2f), more than --mem-limit %.2f GiB; try --kv-dtype bf16, a "
+              "smaller --ctx or --prefill-chunk",
+              plan.total_bytes / 1073741824.0, plan.weights_bytes / 1073741824.0,
+              plan.kv_bytes / 1073741824.0, max_ctx, a->kv_dtype == INFER_DT_F32 ? "f32" : "bf16",
+              plan.act_bytes / 1073741824.0, a->mem_limit / 1073741824.0);
+    return 0;
+}
+
 static int run(const infer_args *a, infer_model *m, tokenizer *tok, uint32_t *ids,
                size_t n_prompt) {
     const infer_config *cfg = infer_model_config(m);
@@ -261,24 +292,8 @@ static int run(const infer_args *a, infer_model *m, tokenizer *tok, uint32_t *id
         }
     /* the plan before allocating anything big */
     infer_opts o = {(int)max_ctx, a->kv_dtype, (int)a->chunk, (int)a->threads};
-    infer_plan plan;
-    infer_plan_args pa = {(uint64_t)max_ctx,
-                          1,
-                          infer_model_weight_dtype(m) == INFER_DT_F32 ? 4 : 2,
-                          a->kv_dtype == INFER_DT_F32 ? 4 : 2,
-                          (uint64_t)(a->chunk ? a->chunk : 512),
-                          (int)a->threads};
-    infer_plan_make(cfg, &pa, &plan);
-    if (plan.total_bytes > a->mem_limit) {
-        LOG_ERROR("the run needs %.2f GiB (weights %.2f, KV cache %.2f for %ld positions in %s, "
-                  "activations %.2f), more than --mem-limit %.2f GiB; try --kv-dtype bf16, a "
-                  "smaller --ctx or --prefill-chunk",
-                  plan.total_bytes / 1073741824.0, plan.weights_bytes / 1073741824.0,
-                  plan.kv_bytes / 1073741824.0, max_ctx,
-                  a->kv_dtype == INFER_DT_F32 ? "f32" : "bf16", plan.act_bytes / 1073741824.0,
-                  a->mem_limit / 1073741824.0);
+    if (!plan_fits(a, m, max_ctx))
         return EXIT_RUNTIME;
-    }
     infer_state *s = NULL;
     int st = infer_state_create(m, &o, &s);
     if (st != INFER_OK) {
@@ -380,6 +395,241 @@ static int run(const infer_args *a, infer_model *m, tokenizer *tok, uint32_t *id
     return rc;
 }
 
+/* ---- batch mode: prompts.jsonl -> results.jsonl --------------------------------------------- */
+
+typedef struct {
+    uint32_t *ids;
+    size_t n;
+    long max_tokens, top_k;
+    double temperature, top_p;
+    unsigned long long seed;
+} batch_item;
+
+static double log_prob(const float *lg, size_t V, uint32_t id) {
+    double mx = lg[0], se = 0;
+    for (size_t i = 1; i < V; i++)
+        mx = lg[i] > mx ? lg[i] : mx;
+    for (size_t i = 0; i < V; i++)
+        se += exp((double)lg[i] - mx);
+    return (double)lg[id] - mx - log(se);
+}
+
+static int last_row(void *ctx, int pos, const float *logits) {
+    prefill_sink *p = ctx;
+    (void)pos;
+    memcpy(p->last, logits, p->V * sizeof(float));
+    return 0;
+}
+
+/* one line of the input: {"prompt": TEXT} or {"ids": [...]}, optional "max_tokens",
+ * "temperature", "top_k", "top_p", "seed" (defaults: the command line's) */
+static int batch_parse(const infer_args *a, tokenizer *tok, tok_ctx *tc, const char *line,
+                       uint64_t lineno, size_t vocab, batch_item *it) {
+    json_object *o = json_tokener_parse(line), *x;
+    const char *in = a->batch_in;
+    memset(it, 0, sizeof *it);
+    it->max_tokens = a->n_gen;
+    it->temperature = a->temp;
+    it->top_k = a->top_k;
+    it->top_p = a->top_p;
+    it->seed = a->seed;
+    if (!o || !json_object_is_type(o, json_type_object)) {
+        LOG_ERROR("%s: line %llu: not a JSON object", in, (unsigned long long)lineno);
+        json_object_put(o);
+        return -1;
+    }
+    if (json_object_object_get_ex(o, "max_tokens", &x))
+        it->max_tokens = json_object_get_int64(x);
+    if (json_object_object_get_ex(o, "temperature", &x))
+        it->temperature = json_object_get_double(x);
+    if (json_object_object_get_ex(o, "top_k", &x))
+        it->top_k = json_object_get_int64(x);
+    if (json_object_object_get_ex(o, "top_p", &x))
+        it->top_p = json_object_get_double(x);
+    if (json_object_object_get_ex(o, "seed", &x))
+        it->seed = (unsigned long long)json_object_get_int64(x);
+    int rc = 0;
+    if (it->max_tokens < 0 || it->max_tokens > (1 << 24) || it->temperature < 0 || it->top_k < 0 ||
+        !(it->top_p > 0 && it->top_p <= 1)) {
+        LOG_ERROR("%s: line %llu: max_tokens, temperature, top_k or top_p out of range", in,
+                  (unsigned long long)lineno);
+        rc = -1;
+    } else if (json_object_object_get_ex(o, "ids", &x) && json_object_is_type(x, json_type_array)) {
+        it->n = json_object_array_length(x);
+        it->ids = malloc((it->n ? it->n : 1) * sizeof *it->ids);
+        for (size_t i = 0; it->ids && i < it->n; i++) {
+            json_object *e = json_object_array_get_idx(x, i);
+            int64_t v = json_object_get_int64(e);
+            if (!json_object_is_type(e, json_type_int) || v < 0 || (uint64_t)v >= vocab) {
+                LOG_ERROR("%s: line %llu: \"ids\"[%zu] is not an id below the vocabulary size "
+                          "%zu",
+                          in, (unsigned long long)lineno, i, vocab);
+                rc = -1;
+                break;
+            }
+            it->ids[i] = (uint32_t)v;
+        }
+    } else if (json_object_object_get_ex(o, "prompt", &x) &&
+               json_object_is_type(x, json_type_string)) {
+        if (!tok) {
+            LOG_ERROR("%s: line %llu: a text prompt needs the model's tokenizer; give \"ids\"", in,
+                      (unsigned long long)lineno);
+            rc = -1;
+        } else {
+            tok_encode_opts eo = tok_encode_opts_default();
+            eo.add_bos = !a->no_bos && tokenizer_bos_id(tok) >= 0;
+            const uint32_t *enc;
+            if (tokenizer_encode(tc, json_object_get_string(x),
+                                 (size_t)json_object_get_string_len(x), &eo, &enc,
+                                 &it->n) != TOK_OK ||
+                !(it->ids = malloc((it->n ? it->n : 1) * sizeof *it->ids)))
+                rc = -1;
+            else
+                memcpy(it->ids, enc, it->n * sizeof *enc);
+        }
+    } else {
+        LOG_ERROR("%s: line %llu: needs \"prompt\" (text) or \"ids\" (array)", in,
+                  (unsigned long long)lineno);
+        rc = -1;
+    }
+    if (rc == 0 && (!it->ids || it->n == 0)) {
+        LOG_ERROR("%s: line %llu: empty prompt", in, (unsigned long long)lineno);
+        rc = -1;
+    }
+    json_object_put(o);
+    return rc;
+}
+
+static int run_batch(const infer_args *a, infer_model *m, tokenizer *tok) {
+    const infer_config *cfg = infer_model_config(m);
+    const size_t V = (size_t)cfg->vocab_size;
+    FILE *in = fopen(a->batch_in, "rb"), *out = NULL;
+    tok_ctx *tc = NULL;
+    batch_item *items = NULL;
+    size_t n_items = 0, cap = 0, lcap = 0;
+    char *line = NULL;
+    uint64_t lineno = 0;
+    long need = 1;
+    int rc = 0;
+    if (!in) {
+        LOG_ERROR("%s: %s", a->batch_in, strerror(errno));
+        return EXIT_RUNTIME;
+    }
+    if (tok && tok_ctx_create(tok, &tc) != TOK_OK)
+        rc = EXIT_RUNTIME;
+    while (rc == 0 && getline(&line, &lcap, in) >= 0) {
+        lineno++;
+        if (strspn(line, " \t\r\n") == strlen(line))
+            continue;
+        if (n_items == cap) {
+            batch_item *q = realloc(items, (cap = cap ? 2 * cap : 16) * sizeof *q);
+            if (!q) {
+                rc = EXIT_RUNTIME;
+                break;
+            }
+            items = q;
+        }
+        if (batch_parse(a, tok, tc, line, lineno, V, &items[n_items]) != 0) {
+            free(items[n_items].ids);
+            rc = EXIT_RUNTIME;
+            break;
+        }
+        long nn = (long)items[n_items].n + items[n_items].max_tokens;
+        need = nn > need ? nn : need;
+        n_items++;
+    }
+    free(line);
+    fclose(in);
+    long max_ctx = a->ctx ? a->ctx : need;
+    if (rc == 0 && need > max_ctx) {
+        LOG_ERROR("%s: a prompt plus its max_tokens needs %ld positions, more than --ctx %ld",
+                  a->batch_in, need, max_ctx);
+        rc = EXIT_USAGE;
+    }
+    if (rc == 0 && !plan_fits(a, m, max_ctx))
+        rc = EXIT_RUNTIME;
+    infer_state *s = NULL;
+    infer_opts o = {(int)max_ctx, a->kv_dtype, (int)a->chunk, (int)a->threads};
+    float *last = malloc(V * sizeof(float));
+    prob_t *work = malloc(V * sizeof *work);
+    if (rc == 0 && (!last || !work || infer_state_create(m, &o, &s) != INFER_OK)) {
+        LOG_ERROR("out of memory for %ld positions", max_ctx);
+        rc = EXIT_RUNTIME;
+    }
+    if (rc == 0 && !(out = fopen(a->batch_out, "wb"))) {
+        LOG_ERROR("%s: %s", a->batch_out, strerror(errno));
+        rc = EXIT_RUNTIME;
+    }
+    prefill_sink ps = {NULL, last, 0, 0, V};
+    uint32_t *gen = NULL;
+    double *lp = NULL;
+    for (size_t i = 0; rc == 0 && i < n_items; i++) {
+        batch_item *it = &items[i];
+        free(gen);
+        free(lp);
+        gen = malloc(((size_t)it->max_tokens + 1) * sizeof *gen);
+        lp = malloc(((size_t)it->max_tokens + 1) * sizeof *lp);
+        if (!gen || !lp || infer_prefill(s, it->ids, (int)it->n, 0, NULL, last_row, &ps) != 0) {
+            rc = EXIT_RUNTIME;
+            break;
+        }
+        uint64_t rng = it->seed;
+        const float *lg = last;
+        const int64_t eos = a->ignore_eos ? -1 : cfg->eos_id;
+        long k = 0;
+        const char *finish = "length";
+        for (; k < it->max_tokens; k++) {
+            int next = sample(lg, (int)V, (float)it->temperature, (int)it->top_k, (float)it->top_p,
+                              &rng, work);
+            gen[k] = (uint32_t)next;
+            lp[k] = log_prob(lg, V, (uint32_t)next);
+            if (next == eos) {
+                k++;
+                finish = "eos";
+                break;
+            }
+            if (k + 1 < it->max_tokens)
+                infer_forward(s, (uint32_t)next, (int)(it->n + (size_t)k), &lg);
+        }
+        json_object *r = json_object_new_object(), *ids = json_object_new_array(),
+                    *lps = json_object_new_array();
+        for (long j = 0; j < k; j++) {
+            json_object_array_add(ids, json_object_new_int64(gen[j]));
+            json_object_array_add(lps, json_object_new_double(lp[j]));
+        }
+        json_object_object_add(r, "index", json_object_new_int64((int64_t)i));
+        json_object_object_add(r, "prompt_tokens", json_object_new_int64((int64_t)it->n));
+        json_object_object_add(r, "ids", ids);
+        json_object_object_add(r, "logprobs", lps);
+        if (tc && k > 0) {
+            const char *text;
+            size_t nt;
+            if (tokenizer_decode(tc, gen, (size_t)k, &text, &nt) == TOK_OK)
+                json_object_object_add(r, "text", json_object_new_string_len(text, (int)nt));
+        }
+        json_object_object_add(r, "finish_reason", json_object_new_string(finish));
+        if (fprintf(out, "%s\n", json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN)) < 0)
+            rc = EXIT_RUNTIME;
+        json_object_put(r);
+    }
+    if (out && fclose(out) != 0 && rc == 0) {
+        LOG_ERROR("%s: %s", a->batch_out, strerror(errno));
+        rc = EXIT_RUNTIME;
+    }
+    if (rc == 0)
+        LOG_INFO("%zu prompts from %s, results in %s", n_items, a->batch_in, a->batch_out);
+    for (size_t i = 0; i < n_items; i++)
+        free(items[i].ids);
+    free(items);
+    free(gen);
+    free(lp);
+    free(last);
+    free(work);
+    tok_ctx_free(tc);
+    infer_state_free(s);
+    return rc;
+}
+
 int infer_main(int argc, char **argv) {
     static const struct option opts[] = {{"model", required_argument, NULL, 'm'},
                                          {"prompt", required_argument, NULL, 'P'},
@@ -400,6 +650,8 @@ int infer_main(int argc, char **argv) {
                                          {"no-bos", no_argument, NULL, 'B'},
                                          {"ignore-eos", no_argument, NULL, 'E'},
                                          {"timings", no_argument, NULL, 'S'},
+                                         {"input", required_argument, NULL, 'I'},
+                                         {"output", required_argument, NULL, 'O'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     cluster_log_setup("infer", 0, 1, CLUSTER_LOG_INFO);
@@ -478,6 +730,12 @@ int infer_main(int argc, char **argv) {
         case 'S':
             a.timings = 1;
             break;
+        case 'I':
+            a.batch_in = optarg;
+            break;
+        case 'O':
+            a.batch_out = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -490,10 +748,10 @@ int infer_main(int argc, char **argv) {
             return EXIT_USAGE;
         }
     }
-    int n_prompts = !!a.prompt + !!a.prompt_file + !!a.ids_arg;
-    if (!a.model || n_prompts != 1 || a.n_gen < 0 || a.top_k < 0 || a.ctx < 0 || a.temp < 0 ||
-        a.top_p <= 0 || a.top_p > 1 || a.chunk < 0 || a.chunk > (1 << 20) || a.threads < 0 ||
-        a.threads > 1024 || optind != argc) {
+    int n_prompts = !!a.prompt + !!a.prompt_file + !!a.ids_arg + !!a.batch_in;
+    if (!a.model || n_prompts != 1 || !a.batch_in != !a.batch_out || a.n_gen < 0 || a.top_k < 0 ||
+        a.ctx < 0 || a.temp < 0 || a.top_p <= 0 || a.top_p > 1 || a.chunk < 0 ||
+        a.chunk > (1 << 20) || a.threads < 0 || a.threads > 1024 || optind != argc) {
         fprintf(stderr, "longctx infer: need --model and one of --prompt, --prompt-file, "
                         "--prompt-ids; numbers in range\n\n");
         usage(stderr);
@@ -534,7 +792,7 @@ int infer_main(int argc, char **argv) {
     }
     tokenizer *tok = dir_tokenizer(a.model);
     int rc = 0;
-    if (!ids) { /* text: through the model's tokenizer */
+    if (!ids && !a.batch_in) { /* text: through the model's tokenizer */
         size_t n = 0;
         char *text = a.prompt ? strdup(a.prompt) : read_file(a.prompt_file, &n);
         if (a.prompt && text)
@@ -566,7 +824,7 @@ int infer_main(int argc, char **argv) {
         free(text);
     }
     if (rc == 0)
-        rc = run(&a, m, tok, ids, n_prompt);
+        rc = a.batch_in ? run_batch(&a, m, tok) : run(&a, m, tok, ids, n_prompt);
     tokenizer_free(tok);
     free(ids);
     infer_model_free(m);
