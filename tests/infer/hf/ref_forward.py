@@ -199,7 +199,7 @@ def causal_attention(q, k, v, scale, budget=1 << 22):
     return out
 
 
-def forward(model_dir, ids, positions):
+def forward(model_dir, ids, positions, decode_from=None):
     with open(os.path.join(model_dir, "config.json")) as f:
         cfg = json.load(f)
     W = Weights(model_dir)
@@ -216,8 +216,23 @@ def forward(model_dir, ids, positions):
         raise ValueError("ids out of range for vocab %d" % V)
     emb = W.get("model.embed_tokens.weight")
     x = emb[ids].copy()
-    inv_freq, af = rope_params(cfg, T)
-    cos, sin = rope_tables(inv_freq, af, np.arange(T))
+    if decode_from is None or decode_from >= T:
+        inv_freq, af = rope_params(cfg, T)
+        cos, sin = rope_tables(inv_freq, af, np.arange(T))
+    else:
+        # HF generation with a KV cache: the prompt (decode_from tokens) in one forward, then
+        # one token per forward; each forward's RoPE is made for its length (dynamic NTK grows
+        # theta), and cached keys keep the rotation they were made with.
+        T0 = decode_from
+        inv_freq, af = rope_params(cfg, T0)
+        cos, sin = rope_tables(inv_freq, af, np.arange(T0))
+        cs, sn = [cos], [sin]
+        for i in range(T0, T):
+            w_i, af_i = rope_params(cfg, i + 1)
+            c_i, s_i = rope_tables(w_i, af_i, np.array([i]))
+            cs.append(c_i)
+            sn.append(s_i)
+        cos, sin = np.concatenate(cs), np.concatenate(sn)
     scale = 1.0 / math.sqrt(d)
     rows = 2048  # row blocks for the projections and the MLP (bounded memory)
     for li in range(cfg["num_hidden_layers"]):
@@ -410,6 +425,8 @@ def main():
     ap.add_argument("--out")
     ap.add_argument("--positions", default="all", help="all | last | i,j,k (negative from end)")
     ap.add_argument("--selftest", action="store_true")
+    ap.add_argument("--decode-from", type=int, help="positions from this one on are generated "
+                    "one at a time with a KV cache (HF's dynamic-NTK semantics for them)")
     a = ap.parse_args()
     if a.selftest:
         sys.exit(selftest())
@@ -420,7 +437,7 @@ def main():
     else:
         ids = [int(s) for s in a.prompt_ids.split(",") if s.strip()]
     pos = parse_positions(a.positions, len(ids))
-    logits = forward(a.model, ids, pos)
+    logits = forward(a.model, ids, pos, a.decode_from)
     logits.astype("<f4").tofile(a.out)
 
 
