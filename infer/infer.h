@@ -128,6 +128,10 @@ typedef struct {
  *  INFER_ERR_FORMAT with err naming the file and field. */
 int infer_config_from_json(const char *path, infer_config *c, int *weight_bytes, char *err,
                            size_t err_bytes);
+/* The same on a config.json already in memory (name: for messages). Used by the fuzz target. */
+int infer_config_parse(const char *text, size_t n, const char *name, infer_config *c,
+                       int *weight_bytes, char *err, size_t err_bytes);
+
 typedef struct {
     uint64_t ctx;     /* KV cache positions */
     int tp;           /* tensor-parallel ranks (1: one rank) */

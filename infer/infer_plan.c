@@ -123,6 +123,9 @@ static int unsupported(json_object *o, const char *path, char *err, size_t err_b
     return INFER_OK;
 }
 
+static int config_from_object(json_object *o, const char *path, infer_config *c, int *weight_bytes,
+                              char *err, size_t err_bytes);
+
 int infer_config_from_json(const char *path, infer_config *c, int *weight_bytes, char *err,
                            size_t err_bytes) {
     json_object *o = json_object_from_file(path);
@@ -131,6 +134,29 @@ int infer_config_from_json(const char *path, infer_config *c, int *weight_bytes,
         json_object_put(o);
         return INFER_ERR_FORMAT;
     }
+    return config_from_object(o, path, c, weight_bytes, err, err_bytes);
+}
+
+int infer_config_parse(const char *text, size_t n, const char *name, infer_config *c,
+                       int *weight_bytes, char *err, size_t err_bytes) {
+    json_tokener *tk = json_tokener_new();
+    json_object *o = tk && n <= INT32_MAX ? json_tokener_parse_ex(tk, text, (int)n) : NULL;
+    if (o && tk && json_tokener_get_parse_end(tk) != n) { /* trailing bytes */
+        json_object_put(o);
+        o = NULL;
+    }
+    json_tokener_free(tk);
+    if (!o || !json_object_is_type(o, json_type_object)) {
+        snprintf(err, err_bytes, "%s: not a JSON object", name);
+        json_object_put(o);
+        return INFER_ERR_FORMAT;
+    }
+    return config_from_object(o, name, c, weight_bytes, err, err_bytes);
+}
+
+/* takes o */
+static int config_from_object(json_object *o, const char *path, infer_config *c, int *weight_bytes,
+                              char *err, size_t err_bytes) {
     int64_t d, i, L, h, kv = -1, V, hd = -1;
     const char *missing = get_int(o, "hidden_size", &d)           ? "hidden_size"
                           : get_int(o, "intermediate_size", &i)   ? "intermediate_size"
@@ -147,10 +173,13 @@ int infer_config_from_json(const char *path, infer_config *c, int *weight_bytes,
     get_int(o, "head_dim", &hd);
     if (kv < 0)
         kv = h;
-    if (d <= 0 || i <= 0 || L <= 0 || h <= 0 || kv <= 0 || V <= 0 || h % kv || (hd < 0 && d % h) ||
-        d > (1 << 20) || i > (1 << 22) || L > 4096 || V > (1 << 24)) {
-        snprintf(err, err_bytes, "%s: inconsistent sizes (hidden %lld, heads %lld, kv heads %lld)",
-                 path, (long long)d, (long long)h, (long long)kv);
+    if (d <= 0 || i <= 0 || L <= 0 || h <= 0 || kv <= 0 || V <= 0 || (hd < 0 && h > d) || h % kv ||
+        (hd < 0 && d % h) || hd == 0 || hd > 8192 || (hd > 0 ? hd : d / h) % 2 || d > (1 << 20) ||
+        i > (1 << 22) || L > 4096 || V > (1 << 24)) {
+        snprintf(err, err_bytes,
+                 "%s: inconsistent sizes (hidden %lld, heads %lld, kv heads %lld, head_dim %lld: "
+                 "kv heads must divide heads, head_dim be even)",
+                 path, (long long)d, (long long)h, (long long)kv, (long long)hd);
         json_object_put(o);
         return INFER_ERR_FORMAT;
     }
