@@ -173,9 +173,9 @@ static int config_from_object(json_object *o, const char *path, infer_config *c,
     get_int(o, "head_dim", &hd);
     if (kv < 0)
         kv = h;
-    if (d <= 0 || i <= 0 || L <= 0 || h <= 0 || kv <= 0 || V <= 0 || (hd < 0 && h > d) || h % kv ||
-        (hd < 0 && d % h) || hd == 0 || hd > 8192 || (hd > 0 ? hd : d / h) % 2 || d > (1 << 20) ||
-        i > (1 << 22) || L > 4096 || V > (1 << 24)) {
+    if (d <= 0 || i <= 0 || L <= 0 || h <= 0 || kv <= 0 || V <= 0 || h > 65536 ||
+        (hd < 0 && h > d) || h % kv || (hd < 0 && d % h) || hd == 0 || hd > 8192 ||
+        (hd > 0 ? hd : d / h) % 2 || d > (1 << 20) || i > (1 << 22) || L > 4096 || V > (1 << 24)) {
         snprintf(err, err_bytes,
                  "%s: inconsistent sizes (hidden %lld, heads %lld, kv heads %lld, head_dim %lld: "
                  "kv heads must divide heads, head_dim be even)",
