@@ -2,7 +2,9 @@
  * from a HF config.json (or a loaded model's config). */
 #include "infer_internal.h"
 
+#include <errno.h>
 #include <json-c/json.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -128,9 +130,13 @@ static int config_from_object(json_object *o, const char *path, infer_config *c,
 
 int infer_config_from_json(const char *path, infer_config *c, int *weight_bytes, char *err,
                            size_t err_bytes) {
+    if (access(path, R_OK) != 0) {
+        snprintf(err, err_bytes, "%s: cannot read: %s", path, strerror(errno));
+        return INFER_ERR_IO;
+    }
     json_object *o = json_object_from_file(path);
     if (!o || !json_object_is_type(o, json_type_object)) {
-        snprintf(err, err_bytes, "%s: not a readable JSON object", path);
+        snprintf(err, err_bytes, "%s: not a JSON object (%s)", path, json_util_get_last_err());
         json_object_put(o);
         return INFER_ERR_FORMAT;
     }

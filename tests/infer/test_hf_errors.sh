@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Broken HF model directories give exit 1 and a message naming the file and what is wrong,
+# never a crash: no config.json, no weights, an index naming a missing shard or a path outside
+# the directory, a missing tensor, a tensor of the wrong shape, a truncated safetensors file, an
+# unsupported dtype (I8), an unsupported rope_scaling type and hidden_act.
+# usage: test_hf_errors.sh LONGCTX
+set -uo pipefail
+LONGCTX=$1
+HERE=$(cd "$(dirname "$0")" && pwd)/hf
+PY=/usr/bin/python3
+$PY -c 'import numpy' 2> /dev/null || { echo "SKIP: /usr/bin/python3 has no numpy"; exit 0; }
+W=$(mktemp -d "${TMPDIR:-/tmp}/longctx-hferr-XXXXXX")
+trap 'rm -rf "$W"' EXIT
+gen() { $PY "$HERE/gen_hf_model.py" "$W/$1" --hidden 64 --intermediate 128 --layers 2 --heads 2 \
+    --kv-heads 1 --vocab 256 --seed 1 "${@:2}" > /dev/null; }
+pass=0 fail=0
+expect() { # name dir pattern
+    "$LONGCTX" infer --model "$W/$2" --prompt-ids 1,2,3 > /dev/null 2> "$W/$1.err"
+    rc=$?
+    if [ $rc -eq 1 ] && grep -qE "$3" "$W/$1.err"; then
+        pass=$((pass + 1)); echo "ok   $1: $(tail -n 1 "$W/$1.err" | cut -c1-170)"
+    else
+        fail=$((fail + 1)); echo "FAIL $1 (exit $rc, want 1 and /$3/):"; cat "$W/$1.err"
+    fi
+}
+gen ok
+"$LONGCTX" infer --model "$W/ok" --prompt-ids 1,2,3 > /dev/null || { echo "FAIL: the good model"; exit 1; }
+cp -r "$W/ok" "$W/noconf" && rm "$W/noconf/config.json"
+expect noconf noconf "noconf/config.json"
+cp -r "$W/ok" "$W/noweights" && rm "$W/noweights/model.safetensors"
+expect noweights noweights "noweights: neither model.safetensors"
+gen sh --shards 2
+cp -r "$W/sh" "$W/lostshard" && rm "$W/lostshard/model-00002-of-00002.safetensors"
+expect lostshard lostshard "model-00002-of-00002.safetensors"
+cp -r "$W/sh" "$W/escape" && sed -i 's/model-00002-of-00002.safetensors/..\/x.safetensors/' "$W/escape/model.safetensors.index.json"
+expect escape escape "not in the directory"
+# rewrite the header of model.safetensors: rename, reshape, retype a tensor
+edit() { # dir python-expression-on-header
+    $PY - "$W/$1/model.safetensors" "$2" <<'PY'
+import sys, json, struct
+p, expr = sys.argv[1], sys.argv[2]
+b = open(p, "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+exec(expr)
+hb = json.dumps(h).encode()
+hb += b" " * ((8 - len(hb) % 8) % 8)
+open(p, "wb").write(struct.pack("<Q", len(hb)) + hb + b[8 + n:])
+PY
+}
+cp -r "$W/ok" "$W/missing" && edit missing 'h["model.layers.1.mlp.up_proj.bogus"] = h.pop("model.layers.1.mlp.up_proj.weight")'
+expect missing missing "model.layers.1.mlp.up_proj.weight is in none"
+cp -r "$W/ok" "$W/shape" && edit shape 't = h["model.layers.0.self_attn.q_proj.weight"]; t["shape"] = [t["shape"][1], t["shape"][0]] if t["shape"][0] != t["shape"][1] else [t["shape"][0] // 2, t["shape"][1] * 2]'
+expect shape shape "q_proj.weight has shape"
+cp -r "$W/ok" "$W/dtype" && edit dtype 't = h["model.norm.weight"]; t["dtype"] = "I8"; t["shape"] = [t["shape"][0] * 4]'
+expect dtype dtype "I8"
+cp -r "$W/ok" "$W/trunc" && truncate -s -100 "$W/trunc/model.safetensors"
+expect trunc trunc "trunc/model.safetensors"
+cp -r "$W/ok" "$W/rope" && sed -i 's/"rope_scaling": null/"rope_scaling": {"rope_type": "longrope", "factor": 2.0}/' "$W/rope/config.json"
+expect rope rope "longrope"
+cp -r "$W/ok" "$W/act" && sed -i 's/"hidden_act": "silu"/"hidden_act": "gelu"/' "$W/act/config.json"
+expect act act "gelu"
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
