@@ -1,12 +1,20 @@
 /* infer_kernels.h - the forward pass's hand-written SIMD kernels, internal to infer/.
  *
  * One implementation per instruction set (scalar, AVX2+FMA+F16C, AVX-512F/BW/VL, AVX-512 with
- * AVX512_BF16), compiled with __attribute__((target)) into the portable binary and picked at run
- * time from what the CPU reports (__builtin_cpu_supports). LONGCTX_ISA=scalar|avx2|avx512|
- * avx512bf16 forces one (a request the CPU cannot run is refused, never executed).
+ * AVX512_BF16), each compiled for its ISA (per-file -m flags, infer/CMakeLists.txt) into the
+ * portable binary and picked at run time from what the CPU reports (__builtin_cpu_supports).
+ * LONGCTX_ISA=scalar|avx2|avx512| avx512bf16 forces one (a request the CPU cannot run is refused,
+ * never executed). avx512bf16 differs from avx512 only in ik_f32_to_bf16 (vcvtneps2bf16); no kernel
+ * rounds x to bf16.
  *
  * Weights stay in their stored dtype (INFER_DT_F32, _BF16, _F16 of infer.h); activations are
- * float32. Every kernel accepts unaligned pointers and any length. */
+ * float32. Every kernel accepts unaligned pointers (weights, `const void *`, at any byte
+ * address; float and uint16_t pointers at least element-aligned) and any length, 0 included.
+ * Conversions and ik_scale give the same bits on every ISA; ik_axpy rounds once (FMA) on the
+ * SIMD sets and twice on scalar; matvec and dot differ between ISAs in summation order, within
+ * n * 2^-24 * sum |a_i b_i|.
+ *
+ * ik_init() may run while other threads call kernels: each call runs wholly on one set. */
 #ifndef LONGCTX_INFER_KERNELS_H
 #define LONGCTX_INFER_KERNELS_H
 
@@ -17,9 +25,10 @@ typedef enum { IK_SCALAR = 0, IK_AVX2 = 1, IK_AVX512 = 2, IK_AVX512BF16 = 3 } ik
 
 /*! ik_init() :
  *  Picks the best instruction set this CPU supports, or `force` (a name as above; NULL: the
- *  LONGCTX_ISA environment variable, if set). Call once before the other kernels (later calls
- *  re-pick). @return the chosen ik_isa, or -1 if `force` names an unknown set or one this CPU
- *  lacks (the previous choice is kept). */
+ *  LONGCTX_ISA environment variable, if set; "" or an empty variable: the best). Call once
+ *  before the other kernels (later calls re-pick; until the first, the kernels run scalar).
+ *  @return the chosen ik_isa, or -1 if `force` names an unknown set or one this CPU lacks (the
+ *  previous choice is kept). */
 int ik_init(const char *force);
 const char *ik_isa_name(int isa); /* "scalar", "avx2", "avx512", "avx512bf16" */
 int ik_isa_current(void);
@@ -30,10 +39,14 @@ int ik_isa_current(void);
 void ik_matvec(float *y, const float *x, const void *w, int dtype, size_t cols, size_t row0,
                size_t row1);
 
-/* dst[i] = (float)src[i]: exact for every dtype (bf16 and f16 widen without rounding). */
+/* dst[i] = (float)src[i]: exact for every dtype (bf16 and f16 widen without rounding). A bf16
+ * NaN keeps all its bits (a shift); an f16 NaN keeps sign and payload and comes out quiet, as
+ * vcvtph2ps makes it. */
 void ik_to_f32(float *dst, const void *src, int dtype, size_t n);
 
-/* dst[i] = bf16(src[i]) rounded to nearest, ties to even; NaN stays NaN, infinities stay. */
+/* dst[i] = bf16(src[i]) rounded to nearest, ties to even (overflow to ±inf, f32 subnormals
+ * rounded like any other value, not flushed); NaN stays NaN (truncated, quiet bit 0x40 set,
+ * sign kept), infinities stay. */
 void ik_f32_to_bf16(uint16_t *dst, const float *src, size_t n);
 
 float ik_dot(const float *a, const float *b, size_t n);    /* sum a[i] b[i] */

@@ -1,0 +1,273 @@
+/* infer_kernels_avx512.c - the AVX-512 F/BW/VL kernel set, and the AVX512_BF16 variant that
+ * differs only in f32 -> bf16. Compiled with -mavx512f -mavx512bw -mavx512vl -mfma -mf16c
+ * (infer/CMakeLists.txt); the one AVX512_BF16 function carries its own target attribute.
+ * Reached only through ik_ops_avx512 / ik_ops_avx512bf16 once ik_init() has checked the CPU.
+ *
+ * Tails use masked loads and stores (a masked-off lane is never touched, so no read past the
+ * end), and go through the same conversions as full vectors. */
+#include "infer_kernels.h"
+#include "infer_kernels_internal.h"
+
+#include "infer.h"
+
+#include <assert.h>
+#include <immintrin.h>
+
+/* ---- 16 weights -> 16 floats, whole or masked -------------------------------------------- */
+
+#define AI static inline __attribute__((always_inline))
+
+AI __m512 widen16_bf16(__m256i h) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* dtype is a constant wherever these are inlined: one branch-free loop per dtype */
+AI __m512 ld16(const unsigned char *p, int dtype) {
+    if (dtype == INFER_DT_F32)
+        return _mm512_loadu_ps(p);
+    const __m256i h = _mm256_loadu_si256((const __m256i *)p);
+    return dtype == INFER_DT_BF16 ? widen16_bf16(h) : _mm512_cvtph_ps(h);
+}
+
+AI __m512 ld16m(const unsigned char *p, __mmask16 m, int dtype) {
+    if (dtype == INFER_DT_F32)
+        return _mm512_maskz_loadu_ps(m, p);
+    const __m256i h = _mm256_maskz_loadu_epi16(m, p);
+    return dtype == INFER_DT_BF16 ? widen16_bf16(h) : _mm512_cvtph_ps(h);
+}
+
+static inline __mmask16 tail_mask(size_t n) {
+    assert(n < 16);
+    return (__mmask16)((1u << n) - 1);
+}
+
+/* Each row's stream is also prefetched into L2 this far ahead (bench_kernels, 1 thread, without
+ * -> with: avx512 f32 25-26 -> 29-31 GB/s, avx2 bf16 20-22 -> 22-24). 2 KiB beat 0.5, 1 and
+ * 4 KiB; prefetcht0 lost 4-6 GB/s at any distance (scratch runs). A prefetch past the end of w
+ * is harmless: it never faults. */
+#define PREFETCH_BYTES 2048
+
+/* ---- matvec ------------------------------------------------------------------------------ */
+
+/* Eight rows per pass, 16 columns per step: x is loaded once for eight rows, eight independent
+ * FMA chains, and eight concurrent read streams - more streams is what lifts one core's read
+ * rate here (1 thread, f32, no prefetch: 4 rows x 32 columns 23-24 GB/s, 8 x 16 26-27,
+ * 16 x 16 23-24; a scratch harness timed like bench_kernels, not kept).
+ * avx512 matvec f32, 8192x4096, 1 thread (bench_kernels): 30.8 GB/s (avx2 29.7, scalar 18.7,
+ * OpenBLAS sgemv 23.4, read ceiling 32.6). */
+AI void matvec_avx512(float *y, const float *x, const void *wv, size_t cols, size_t n_rows,
+                      int dtype) {
+    const unsigned char *w = wv;
+    const size_t esz = dtype == INFER_DT_F32 ? 4 : 2, row_bytes = cols * esz;
+    const size_t n16 = cols & ~(size_t)15, n32 = cols & ~(size_t)31;
+    const __mmask16 mt = tail_mask(cols - n16);
+    const __m512 xt = _mm512_maskz_loadu_ps(mt, x + n16);
+    size_t r = 0;
+    for (; r + 8 <= n_rows; r += 8) {
+        const unsigned char *w0 = w + r * row_bytes;
+        __m512 acc[8];
+        for (int i = 0; i < 8; i++)
+            acc[i] = _mm512_setzero_ps();
+        for (size_t c = 0; c < n16; c += 16) {
+            const __m512 xc = _mm512_loadu_ps(x + c);
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) {
+                const unsigned char *p = w0 + i * row_bytes + c * esz;
+                _mm_prefetch((const char *)p + PREFETCH_BYTES, _MM_HINT_T1);
+                acc[i] = _mm512_fmadd_ps(ld16(p, dtype), xc, acc[i]);
+            }
+        }
+        if (mt)
+            for (int i = 0; i < 8; i++)
+                acc[i] =
+                    _mm512_fmadd_ps(ld16m(w0 + i * row_bytes + n16 * esz, mt, dtype), xt, acc[i]);
+        for (int i = 0; i < 8; i++)
+            y[r + i] = _mm512_reduce_add_ps(acc[i]);
+    }
+    for (; r < n_rows; r++) { /* the last n_rows % 8 */
+        const unsigned char *w0 = w + r * row_bytes;
+        __m512 a = _mm512_setzero_ps(), b = a;
+        for (size_t c = 0; c < n32; c += 32) {
+            a = _mm512_fmadd_ps(ld16(w0 + c * esz, dtype), _mm512_loadu_ps(x + c), a);
+            b = _mm512_fmadd_ps(ld16(w0 + (c + 16) * esz, dtype), _mm512_loadu_ps(x + c + 16), b);
+        }
+        if (n16 > n32)
+            a = _mm512_fmadd_ps(ld16(w0 + n32 * esz, dtype), _mm512_loadu_ps(x + n32), a);
+        if (mt)
+            b = _mm512_fmadd_ps(ld16m(w0 + n16 * esz, mt, dtype), xt, b);
+        y[r] = _mm512_reduce_add_ps(_mm512_add_ps(a, b));
+    }
+}
+
+static void matvec_f32_avx512(float *y, const float *x, const void *w, size_t cols, size_t n_rows) {
+    matvec_avx512(y, x, w, cols, n_rows, INFER_DT_F32);
+}
+
+/* bf16 and f16 weights go through the avx2 kernel (ik_matvec_bf16_avx2, _f16_avx2): with the
+ * 512-bit widening (vpmovzxwd / vcvtph2ps zmm) this loop streamed 23-24 GB/s on one Zen 4 core,
+ * the 256-bit one 25-27 (A/B of the two in one scratch binary, 8192x4096, best of 7, twice).
+ * A CPU with full-width 512-bit units may prefer matvec_avx512(..., INFER_DT_BF16): measure. */
+
+/* ---- conversions ------------------------------------------------------------------------- */
+
+/* avx512 to_f32 (bench_kernels, 64 Ki elements in L2): bf16 19.0 G elements/s, f16 19.3 - the
+ * same as avx2 on Zen 4, which splits 512-bit operations in two (scalar 3.6 / 0.9). */
+static void bf16_to_f32_avx512(float *dst, const void *src, size_t n) {
+    const unsigned char *s = src;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(dst + i, ld16(s + 2 * i, INFER_DT_BF16));
+    if (i < n) {
+        const __mmask16 m = tail_mask(n - i);
+        _mm512_mask_storeu_ps(dst + i, m, ld16m(s + 2 * i, m, INFER_DT_BF16));
+    }
+}
+
+static void f16_to_f32_avx512(float *dst, const void *src, size_t n) {
+    const unsigned char *s = src;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(dst + i, ld16(s + 2 * i, INFER_DT_F16));
+    if (i < n) {
+        const __mmask16 m = tail_mask(n - i);
+        _mm512_mask_storeu_ps(dst + i, m, ld16m(s + 2 * i, m, INFER_DT_F16));
+    }
+}
+
+/* ik_f32_to_bf16_1 on 16 lanes, widened: integer round to nearest even, NaN made quiet. */
+static inline __m512i round16_bf16(__m512 f) {
+    const __m512i u = _mm512_castps_si512(f);
+    const __m512i hi = _mm512_srli_epi32(u, 16);
+    const __m512i lsb = _mm512_and_si512(hi, _mm512_set1_epi32(1));
+    const __m512i r = _mm512_srli_epi32(
+        _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
+    const __mmask16 is_nan = _mm512_cmpgt_epu32_mask(
+        _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+    return _mm512_mask_or_epi32(r, is_nan, hi, _mm512_set1_epi32(0x40));
+}
+
+/* avx512 f32_to_bf16 (bench_kernels, 64 Ki elements in L2): 11.2 G elements/s (avx2 10.8,
+ * scalar 1.3). */
+static void f32_to_bf16_avx512(uint16_t *dst, const float *src, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(dst + i),
+                            _mm512_cvtepi32_epi16(round16_bf16(_mm512_loadu_ps(src + i))));
+    if (i < n) {
+        const __mmask16 m = tail_mask(n - i);
+        _mm512_mask_cvtepi32_storeu_epi16(dst + i, m,
+                                          round16_bf16(_mm512_maskz_loadu_ps(m, src + i)));
+    }
+}
+
+/* vcvtneps2bf16 rounds and quiets NaNs exactly as ik_f32_to_bf16_1 (checked over all 2^32
+ * inputs on Zen 4) but flushes f32 subnormals to ±0; those lanes, rare in practice, are
+ * redone by the integer path so that every ISA gives the same bits.
+ * avx512bf16 f32_to_bf16 (bench_kernels, 64 Ki elements in L2): 16.2-17.2 G elements/s (avx512
+ * 11.2, scalar 1.3). */
+static inline __m256i cvt16_bf16(__m512 f) __attribute__((target("avx512bf16")));
+static inline __m256i cvt16_bf16(__m512 f) {
+    const __m512i u = _mm512_castps_si512(f);
+    __m256i h = (__m256i)_mm512_cvtneps_pbh(f);
+    const __mmask16 sub = _mm512_testn_epi32_mask(u, _mm512_set1_epi32(0x7f800000)) &
+                          _mm512_test_epi32_mask(u, _mm512_set1_epi32(0x007fffff));
+    if (sub)
+        h = _mm256_mask_mov_epi16(h, sub, _mm512_cvtepi32_epi16(round16_bf16(f)));
+    return h;
+}
+
+static void f32_to_bf16_avx512bf16(uint16_t *dst, const float *src, size_t n)
+    __attribute__((target("avx512bf16")));
+static void f32_to_bf16_avx512bf16(uint16_t *dst, const float *src, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(dst + i), cvt16_bf16(_mm512_loadu_ps(src + i)));
+    if (i < n) {
+        const __mmask16 m = tail_mask(n - i);
+        _mm256_mask_storeu_epi16(dst + i, m, cvt16_bf16(_mm512_maskz_loadu_ps(m, src + i)));
+    }
+}
+
+/* ---- level-1 ----------------------------------------------------------------------------- */
+
+/* avx512 dot (bench_kernels, 2 x 2 Ki floats in L1): 26.4 G elements/s, no faster than avx2's
+ * 27.7 on Zen 4 (split 512-bit ops); kept for CPUs with full-width units and for the masked
+ * tail (scalar 5.0). */
+static float dot_avx512(const float *a, const float *b, size_t n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+        s2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 32), _mm512_loadu_ps(b + i + 32), s2);
+        s3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 48), _mm512_loadu_ps(b + i + 48), s3);
+    }
+    for (; i + 16 <= n; i += 16)
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+    if (i < n) {
+        const __mmask16 m = tail_mask(n - i);
+        s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+}
+
+/* avx512 axpy (bench_kernels, 2 x 2 Ki floats in L1): 23.3 G elements/s, avx2 24.5, scalar 1.8:
+ * as for dot. */
+static void axpy_avx512(float *y, float a, const float *x, size_t n) {
+    const __m512 va = _mm512_set1_ps(a);
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        _mm512_storeu_ps(y + i,
+                         _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+        _mm512_storeu_ps(y + i + 16, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i + 16),
+                                                     _mm512_loadu_ps(y + i + 16)));
+    }
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i,
+                         _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+    if (i < n) {
+        const __mmask16 m = tail_mask(n - i);
+        _mm512_mask_storeu_ps(
+            y + i, m,
+            _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
+/* avx512 scale (bench_kernels, 2 Ki floats in L1): 29.1 G elements/s, avx2 29.0, scalar 3.6:
+ * as for dot. */
+static void scale_avx512(float *y, float a, size_t n) {
+    const __m512 va = _mm512_set1_ps(a);
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        _mm512_storeu_ps(y + i, _mm512_mul_ps(va, _mm512_loadu_ps(y + i)));
+        _mm512_storeu_ps(y + i + 16, _mm512_mul_ps(va, _mm512_loadu_ps(y + i + 16)));
+    }
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_mul_ps(va, _mm512_loadu_ps(y + i)));
+    if (i < n) {
+        const __mmask16 m = tail_mask(n - i);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(va, _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
+const ik_ops ik_ops_avx512 = {
+    .isa = IK_AVX512,
+    .matvec = {matvec_f32_avx512, ik_matvec_bf16_avx2, ik_matvec_f16_avx2},
+    .bf16_to_f32 = bf16_to_f32_avx512,
+    .f16_to_f32 = f16_to_f32_avx512,
+    .f32_to_bf16 = f32_to_bf16_avx512,
+    .dot = dot_avx512,
+    .axpy = axpy_avx512,
+    .scale = scale_avx512,
+};
+
+const ik_ops ik_ops_avx512bf16 = {
+    .isa = IK_AVX512BF16,
+    .matvec = {matvec_f32_avx512, ik_matvec_bf16_avx2, ik_matvec_f16_avx2},
+    .bf16_to_f32 = bf16_to_f32_avx512,
+    .f16_to_f32 = f16_to_f32_avx512,
+    .f32_to_bf16 = f32_to_bf16_avx512bf16,
+    .dot = dot_avx512,
+    .axpy = axpy_avx512,
+    .scale = scale_avx512,
+};

@@ -1,0 +1,465 @@
+/* test_kernels.c - every kernel set this CPU can run, against float64 references written here
+ * (independent of infer_kernels*.c): matvec for each weight dtype over many shapes, row ranges
+ * and misaligned pointers; every bf16 and f16 bit pattern widened; f32 -> bf16 on special
+ * values and millions of random ones; dot, axpy, scale; and the dispatch rules.
+ *
+ * LONGCTX_TEST_EXHAUSTIVE=1 also compares f32 -> bf16 of every SIMD set with the scalar one over
+ * all 2^32 inputs (seconds per set in a release build; not run by ctest). */
+#include "check.h"
+#include "infer.h"
+#include "infer_kernels.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
+static const char *const isa_names[] = {"scalar", "avx2", "avx512", "avx512bf16"};
+
+/* ---- helpers ----------------------------------------------------------------------------- */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15u;
+
+static uint64_t rng(void) { /* splitmix64 */
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+static float frand(void) { /* uniform in [-1, 1) */
+    return (float)((double)(rng() >> 40) / (double)(1u << 23) - 1.0);
+}
+
+static uint32_t f2u(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static float u2f(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* What this test believes the CPU can run, asked independently of ik_init(). */
+static int cpu_can(int isa) {
+    if (isa == IK_SCALAR)
+        return 1;
+#if defined(__x86_64__)
+    unsigned a, b, c, d;
+    int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
+    int avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                 __builtin_cpu_supports("avx512vl");
+    if (isa == IK_AVX2)
+        return avx2;
+    if (isa == IK_AVX512)
+        return avx512;
+    if (isa == IK_AVX512BF16)
+        return avx512 && __builtin_cpu_supports("avx512bf16");
+#endif
+    return 0;
+}
+
+/* ---- independent decoders and encoder (float64 arithmetic, no bit tricks) ---------------- */
+
+/* bf16: 1 sign, 8 exponent (bias 127), 7 mantissa bits. */
+static double bf16_value(uint16_t h) {
+    int sign = h >> 15, exp = (h >> 7) & 255, man = h & 127;
+    double v;
+    if (exp == 0)
+        v = ldexp(man, -126 - 7);
+    else if (exp == 255)
+        v = man ? NAN : INFINITY;
+    else
+        v = ldexp(128 + man, exp - 127 - 7);
+    return sign ? -v : v;
+}
+
+/* f16: 1 sign, 5 exponent (bias 15), 10 mantissa bits. */
+static double f16_value(uint16_t h) {
+    int sign = h >> 15, exp = (h >> 10) & 31, man = h & 1023;
+    double v;
+    if (exp == 0)
+        v = ldexp(man, -14 - 10);
+    else if (exp == 31)
+        v = man ? NAN : INFINITY;
+    else
+        v = ldexp(1024 + man, exp - 15 - 10);
+    return sign ? -v : v;
+}
+
+/* The bits ik_to_f32 must give. bf16 widens by a shift, so a NaN keeps all its bits. An f16
+ * NaN keeps sign and payload and comes out quiet, as vcvtph2ps makes it (the documented
+ * contract of infer_kernels.h). Everything else is the exact value. */
+static uint32_t want_f32_bits(int dtype, uint16_t h) {
+    if (dtype == INFER_DT_BF16) {
+        double v = bf16_value(h);
+        return isnan(v) ? (uint32_t)h << 16 : f2u((float)v);
+    }
+    double v = f16_value(h);
+    if (isnan(v))
+        return ((uint32_t)(h >> 15) << 31) | 0x7fc00000u | ((uint32_t)(h & 1023) << 13);
+    return f2u((float)v);
+}
+
+/* f32 -> bf16 by the definition: the nearer of the two neighbouring bf16 values, the even one
+ * on a tie, overflow past the midpoint of max finite and 2^128 to infinity; a NaN truncated
+ * with the quiet bit set. */
+static uint16_t want_bf16(float f) {
+    uint32_t u = f2u(f);
+    uint16_t t = (uint16_t)(u >> 16); /* toward zero */
+    if (isnan(f))
+        return (uint16_t)(t | 0x40);
+    if (isinf(f))
+        return t;
+    double x = fabs((double)f), lo = fabs(bf16_value(t));
+    double hi = (t & 0x7fff) == 0x7f7f ? ldexp(1, 128) : fabs(bf16_value((uint16_t)(t + 1)));
+    double d_lo = x - lo, d_hi = hi - x;
+    if (d_lo < d_hi)
+        return t;
+    if (d_hi < d_lo)
+        return (uint16_t)(t + 1);
+    return (t & 1) ? (uint16_t)(t + 1) : t;
+}
+
+/* ---- matvec ------------------------------------------------------------------------------ */
+
+/* A random weight of the dtype, stored little-endian at p (any alignment); returns its value.
+ * bf16 and f16 draw sign, exponent and mantissa bits, so every mantissa bit is exercised. */
+static double put_weight(unsigned char *p, int dtype) {
+    if (dtype == INFER_DT_F32) {
+        float f = frand();
+        memcpy(p, &f, 4);
+        return f;
+    }
+    uint16_t h;
+    if (dtype == INFER_DT_BF16)
+        h = (uint16_t)(((rng() & 1) << 15) | ((120 + rng() % 11) << 7) | (rng() & 127));
+    else
+        h = (uint16_t)(((rng() & 1) << 15) | ((10 + rng() % 11) << 10) | (rng() & 1023));
+    if (rng() % 16 == 0)
+        h &= 0x8000; /* some zeros */
+    memcpy(p, &h, 2);
+    return dtype == INFER_DT_BF16 ? bf16_value(h) : f16_value(h);
+}
+
+/* |got - want| <= 2 n 2^-24 sum |w x|: the bound for any summation order of n products. */
+static int sum_ok(double got, double want, double abs_sum, size_t n) {
+    return fabs(got - want) <= 2.0 * (double)(n ? n : 1) * ldexp(abs_sum, -24);
+}
+
+static void test_matvec(const char *isa) {
+    static const size_t cols_list[] = {0,  1,  2,  7,  8,  9,  15,  16,  17,
+                                       31, 32, 33, 63, 64, 65, 100, 4097};
+    /* kernels take rows in blocks (8 on the SIMD sets): whole blocks, remainders of every size,
+     * several blocks plus a remainder, empty ranges */
+    static const size_t ranges[][2] = {{0, 21}, {2, 19}, {1, 2}, {2, 5},
+                                       {3, 10}, {4, 12}, {6, 6}, {0, 16}};
+    const size_t n_rows_total = 21;
+    const float canary = -12345.0f;
+    int n_bad = 0;
+    for (int dtype = 0; dtype < 3; dtype++) {
+        const size_t esz = dtype == INFER_DT_F32 ? 4 : 2;
+        for (size_t ci = 0; ci < sizeof cols_list / sizeof cols_list[0]; ci++) {
+            const size_t cols = cols_list[ci];
+            /* byte offsets of w: aligned, one element, one byte (w is a void *) */
+            for (int oi = 0; oi < 3; oi++) {
+                const size_t w_off = oi == 0 ? 0 : oi == 1 ? esz : 1;
+                unsigned char *wbuf = malloc(n_rows_total * cols * esz + 8);
+                double *wv = malloc((n_rows_total * cols + 1) * sizeof *wv);
+                float *xbuf = malloc((cols + 2) * sizeof *xbuf);
+                float *ybuf = malloc((n_rows_total + 3) * sizeof *ybuf);
+                for (size_t i = 0; i < n_rows_total * cols; i++)
+                    wv[i] = put_weight(wbuf + w_off + i * esz, dtype);
+                float *x = xbuf + 1; /* not vector-aligned */
+                for (size_t c = 0; c < cols; c++)
+                    x[c] = frand();
+                for (size_t ri = 0; ri < sizeof ranges / sizeof ranges[0]; ri++) {
+                    const size_t row0 = ranges[ri][0], row1 = ranges[ri][1];
+                    for (size_t i = 0; i < n_rows_total + 3; i++)
+                        ybuf[i] = canary;
+                    float *y = ybuf + 1;
+                    ik_matvec(y, x, wbuf + w_off, dtype, cols, row0, row1);
+                    int ok = ybuf[0] == canary;
+                    for (size_t i = row1 - row0 + 1; i < n_rows_total + 3; i++)
+                        ok &= ybuf[i] == canary;
+                    for (size_t r = row0; r < row1; r++) {
+                        double want = 0, abs_sum = 0;
+                        for (size_t c = 0; c < cols; c++) {
+                            want += wv[r * cols + c] * (double)x[c];
+                            abs_sum += fabs(wv[r * cols + c] * (double)x[c]);
+                        }
+                        ok &= sum_ok(y[r - row0], want, abs_sum, cols);
+                    }
+                    CHECK(ok);
+                    if (!ok && n_bad++ < 5)
+                        fprintf(stderr, "  matvec %s dtype %d cols %zu rows [%zu,%zu) w_off %zu\n",
+                                isa, dtype, cols, row0, row1, w_off);
+                }
+                free(wbuf);
+                free(wv);
+                free(xbuf);
+                free(ybuf);
+            }
+        }
+    }
+}
+
+/* ---- conversions ------------------------------------------------------------------------- */
+
+static void test_to_f32(const char *isa) {
+    const size_t n = 65536;
+    unsigned char *src = malloc(2 * n + 4);
+    float *dst = malloc((n + 2) * sizeof *dst);
+    for (int dtype = INFER_DT_BF16; dtype <= INFER_DT_F16; dtype++) {
+        /* all patterns, src at 2-byte and 1-byte offsets, dst off vector alignment */
+        for (size_t s_off = 1; s_off <= 2; s_off++) {
+            for (size_t i = 0; i < n; i++) {
+                uint16_t h = (uint16_t)i;
+                memcpy(src + s_off + 2 * i, &h, 2);
+            }
+            ik_to_f32(dst + 1, src + s_off, dtype, n);
+            long n_wrong = 0;
+            for (size_t i = 0; i < n; i++)
+                if (f2u(dst[1 + i]) != want_f32_bits(dtype, (uint16_t)i) && n_wrong++ < 3)
+                    fprintf(stderr, "  to_f32 %s dtype %d %04zx: got %08x want %08x\n", isa, dtype,
+                            i, f2u(dst[1 + i]), want_f32_bits(dtype, (uint16_t)i));
+            CHECK_EQ_INT(n_wrong, 0);
+        }
+        /* every short length and a tail past a vector, with the last patterns (NaNs, infs) in
+         * the tail; nothing written past n */
+        for (size_t len = 0; len <= 70; len++) {
+            for (size_t i = 0; i < len; i++) {
+                uint16_t h = (uint16_t)(0xffff - i);
+                memcpy(src + 2 + 2 * i, &h, 2);
+            }
+            for (size_t i = 0; i < len + 2; i++)
+                dst[i] = -7.0f;
+            ik_to_f32(dst + 1, src + 2, dtype, len);
+            int ok = dst[0] == -7.0f && dst[len + 1] == -7.0f;
+            for (size_t i = 0; i < len; i++)
+                ok &= f2u(dst[1 + i]) == want_f32_bits(dtype, (uint16_t)(0xffff - i));
+            CHECK(ok);
+        }
+    }
+    /* f32 "conversion" is a copy of the bits */
+    float in[37];
+    for (size_t i = 0; i < 37; i++)
+        in[i] = u2f((uint32_t)rng());
+    ik_to_f32(dst, in, INFER_DT_F32, 37);
+    CHECK(memcmp(dst, in, sizeof in) == 0);
+    free(src);
+    free(dst);
+}
+
+static void check_bf16_batch(const char *isa, const float *src, size_t n, uint16_t *dst,
+                             const char *what) {
+    ik_f32_to_bf16(dst, src, n);
+    long n_wrong = 0;
+    for (size_t i = 0; i < n; i++)
+        if (dst[i] != want_bf16(src[i]) && n_wrong++ < 3)
+            fprintf(stderr, "  f32_to_bf16 %s %s: %08x -> %04x, want %04x\n", isa, what,
+                    f2u(src[i]), dst[i], want_bf16(src[i]));
+    CHECK_EQ_INT(n_wrong, 0);
+}
+
+static void test_f32_to_bf16(const char *isa) {
+    /* input bits, wanted bf16, worked out by hand */
+    static const uint32_t special[][2] = {
+        {0x00000000u, 0x0000}, {0x80000000u, 0x8000}, /* ±0 */
+        {0x3f800000u, 0x3f80},                        /* 1.0 */
+        {0x3f808000u, 0x3f80}, {0x3f818000u, 0x3f82}, /* ties: to even, down and up */
+        {0xbf808000u, 0xbf80}, {0xbf818000u, 0xbf82}, /* the same, negative */
+        {0x3f807fffu, 0x3f80}, {0x3f808001u, 0x3f81}, /* just below, just above a tie */
+        {0x3f7fffffu, 0x3f80},                        /* rounds up across an exponent */
+        {0x7f800000u, 0x7f80}, {0xff800000u, 0xff80}, /* ±inf */
+        {0x7f7fffffu, 0x7f80}, {0xff7fffffu, 0xff80}, /* max finite rounds to inf */
+        {0x7f7f7fffu, 0x7f7f}, {0x7f7f8000u, 0x7f80}, /* below / at the overflow midpoint */
+        {0x7fc00000u, 0x7fc0}, {0xffc00000u, 0xffc0}, /* quiet NaN */
+        {0x7f800001u, 0x7fc0}, {0xff800001u, 0xffc0}, /* signalling NaN, payload only low */
+        {0x7fa00000u, 0x7fe0}, {0x7fffffffu, 0x7fff}, /* NaN payloads kept above bit 16 */
+        {0x00000001u, 0x0000}, {0x80000001u, 0x8000}, /* smallest subnormal -> ±0 */
+        {0x00008000u, 0x0000}, {0x00018000u, 0x0002}, /* subnormal ties to even */
+        {0x00010000u, 0x0001}, {0x80400000u, 0x8040}, /* subnormals exact in bf16 */
+        {0x007fffffu, 0x0080}, {0x807fffffu, 0x8080}, /* largest subnormal -> min normal */
+        {0x00800000u, 0x0080},                        /* min normal */
+    };
+    const size_t n_special = sizeof special / sizeof special[0];
+    float src[64];
+    uint16_t dst[64];
+    for (size_t i = 0; i < n_special; i++)
+        src[i] = u2f(special[i][0]);
+    ik_f32_to_bf16(dst, src, n_special);
+    for (size_t i = 0; i < n_special; i++) {
+        CHECK_EQ_INT(dst[i], special[i][1]);
+        CHECK_EQ_INT(want_bf16(src[i]), special[i][1]); /* the reference agrees with the hand */
+    }
+
+    /* random bit patterns (NaNs and subnormals included), then ties, then subnormals, each at
+     * float and u16 offsets of one */
+    const size_t n = 1u << 22;
+    float *sbuf = malloc((n + 1) * sizeof *sbuf);
+    uint16_t *dbuf = malloc((n + 1) * sizeof *dbuf);
+    for (size_t i = 0; i < n; i++)
+        sbuf[1 + i] = u2f((uint32_t)rng());
+    check_bf16_batch(isa, sbuf + 1, n, dbuf + 1, "random bits");
+    for (size_t i = 0; i < n / 4; i++)
+        sbuf[1 + i] = u2f(((uint32_t)rng() & 0xffff0000u) | 0x8000u);
+    check_bf16_batch(isa, sbuf + 1, n / 4, dbuf + 1, "ties");
+    for (size_t i = 0; i < n / 4; i++)
+        sbuf[1 + i] = u2f((uint32_t)rng() & 0x807fffffu);
+    check_bf16_batch(isa, sbuf + 1, n / 4, dbuf + 1, "subnormals");
+
+    /* every short length: nothing written past n */
+    for (size_t len = 0; len <= 70; len++) {
+        for (size_t i = 0; i < len; i++)
+            sbuf[1 + i] = i % 3 ? frand() : u2f(special[i % n_special][0]);
+        for (size_t i = 0; i < len + 2; i++)
+            dbuf[i] = 0xabcd;
+        ik_f32_to_bf16(dbuf + 1, sbuf + 1, len);
+        int ok = dbuf[0] == 0xabcd && dbuf[len + 1] == 0xabcd;
+        for (size_t i = 0; i < len; i++)
+            ok &= dbuf[1 + i] == want_bf16(sbuf[1 + i]);
+        CHECK(ok);
+    }
+    free(sbuf);
+    free(dbuf);
+}
+
+/* Every SIMD set against the scalar one over all 2^32 inputs. */
+static void test_f32_to_bf16_exhaustive(int isa) {
+    const size_t chunk = 1u << 20;
+    float *src = malloc(chunk * sizeof *src);
+    uint16_t *got = malloc(chunk * sizeof *got), *want = malloc(chunk * sizeof *want);
+    long n_wrong = 0;
+    for (uint64_t base = 0; base < (1ull << 32); base += chunk) {
+        for (size_t i = 0; i < chunk; i++)
+            src[i] = u2f((uint32_t)(base + i));
+        ik_init("scalar");
+        ik_f32_to_bf16(want, src, chunk);
+        ik_init(isa_names[isa]);
+        ik_f32_to_bf16(got, src, chunk);
+        for (size_t i = 0; i < chunk; i++)
+            if (got[i] != want[i] && n_wrong++ < 3)
+                fprintf(stderr, "  exhaustive %s: %08x -> %04x, scalar %04x\n", isa_names[isa],
+                        f2u(src[i]), got[i], want[i]);
+    }
+    CHECK_EQ_INT(n_wrong, 0);
+    printf("exhaustive f32_to_bf16 %s: %ld of 2^32 differ from scalar\n", isa_names[isa], n_wrong);
+    free(src);
+    free(got);
+    free(want);
+}
+
+/* ---- level-1 ----------------------------------------------------------------------------- */
+
+static void test_blas1(const char *isa) {
+    static const size_t lens[] = {0,  1,  2,  3,  7,  8,  9,   15,  16,  17,   31,  32,
+                                  33, 47, 63, 64, 65, 66, 127, 128, 129, 1000, 4097};
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        const size_t n = lens[li];
+        float *abuf = malloc((n + 2) * sizeof(float)), *bbuf = malloc((n + 2) * sizeof(float));
+        float *ybuf = malloc((n + 2) * sizeof(float)), *y0 = malloc((n + 1) * sizeof(float));
+        float *a = abuf + 1, *b = bbuf + 1, *y = ybuf + 1;
+        for (size_t i = 0; i < n; i++) {
+            a[i] = frand();
+            b[i] = frand() * 8;
+        }
+        double want = 0, abs_sum = 0;
+        for (size_t i = 0; i < n; i++) {
+            want += (double)a[i] * b[i];
+            abs_sum += fabs((double)a[i] * b[i]);
+        }
+        float got = ik_dot(a, b, n);
+        CHECK(sum_ok(got, want, abs_sum, n));
+        if (!sum_ok(got, want, abs_sum, n))
+            fprintf(stderr, "  dot %s n %zu: %.9g want %.9g\n", isa, n, got, want);
+
+        const float alpha = -0.7f;
+        for (size_t i = 0; i < n; i++)
+            y0[i] = y[i] = frand();
+        ybuf[0] = ybuf[n + 1] = 99.0f;
+        ik_axpy(y, alpha, a, n);
+        int ok = ybuf[0] == 99.0f && ybuf[n + 1] == 99.0f;
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(isa, "scalar") != 0) { /* the SIMD sets fuse, tails included */
+                ok &= y[i] == fmaf(alpha, a[i], y0[i]);
+                continue;
+            }
+            double w = (double)y0[i] + (double)alpha * a[i]; /* one or two roundings */
+            ok &= fabs(y[i] - w) <= ldexp(fabs((double)y0[i]) + fabs((double)alpha * a[i]), -23);
+        }
+        CHECK(ok);
+
+        for (size_t i = 0; i < n; i++)
+            y0[i] = y[i];
+        ik_scale(y, alpha, n);
+        ok = ybuf[0] == 99.0f && ybuf[n + 1] == 99.0f;
+        for (size_t i = 0; i < n; i++) /* one correctly rounded product: exact */
+            ok &= y[i] == (float)((double)y0[i] * alpha);
+        CHECK(ok);
+        free(abuf);
+        free(bbuf);
+        free(ybuf);
+        free(y0);
+    }
+}
+
+/* ---- dispatch ---------------------------------------------------------------------------- */
+
+static void test_dispatch(void) {
+    int best = IK_SCALAR;
+    for (int isa = 0; isa < 4; isa++)
+        if (cpu_can(isa))
+            best = isa;
+    unsetenv("LONGCTX_ISA");
+    CHECK_EQ_INT(ik_init(NULL), best);
+    CHECK_EQ_INT(ik_init(""), best);
+    CHECK_EQ_INT(ik_init("scalar"), IK_SCALAR);
+    CHECK_EQ_INT(ik_init("bogus"), -1);
+    CHECK_EQ_INT(ik_init("AVX2"), -1); /* names are exact */
+    CHECK_EQ_INT(ik_isa_current(), IK_SCALAR);
+    setenv("LONGCTX_ISA", "nope", 1);
+    CHECK_EQ_INT(ik_init(NULL), -1);
+    CHECK_EQ_INT(ik_isa_current(), IK_SCALAR);
+    setenv("LONGCTX_ISA", isa_names[best], 1);
+    CHECK_EQ_INT(ik_init(NULL), best);
+    CHECK_EQ_INT(ik_init("scalar"), IK_SCALAR); /* the argument wins over the variable */
+    unsetenv("LONGCTX_ISA");
+    for (int isa = 0; isa < 4; isa++)
+        CHECK(strcmp(ik_isa_name(isa), isa_names[isa]) == 0);
+    CHECK(strcmp(ik_isa_name(4), "unknown") == 0);
+    CHECK(strcmp(ik_isa_name(-1), "unknown") == 0);
+}
+
+int main(void) {
+    test_dispatch();
+    const char *ex = getenv("LONGCTX_TEST_EXHAUSTIVE");
+    for (int isa = 0; isa < 4; isa++) {
+        ik_init("scalar");
+        int got = ik_init(isa_names[isa]);
+        if (!cpu_can(isa)) {
+            CHECK_EQ_INT(got, -1); /* refused, never run */
+            CHECK_EQ_INT(ik_isa_current(), IK_SCALAR);
+            printf("SKIP isa %s: not supported by this CPU\n", isa_names[isa]);
+            continue;
+        }
+        CHECK_EQ_INT(got, isa);
+        CHECK_EQ_INT(ik_isa_current(), isa);
+        printf("isa %s\n", isa_names[isa]);
+        test_matvec(isa_names[isa]);
+        test_to_f32(isa_names[isa]);
+        test_f32_to_bf16(isa_names[isa]);
+        test_blas1(isa_names[isa]);
+        if (ex && *ex && strcmp(ex, "0") != 0 && isa != IK_SCALAR)
+            test_f32_to_bf16_exhaustive(isa);
+    }
+    return check_exit("test_kernels");
+}
