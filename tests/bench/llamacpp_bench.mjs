@@ -58,14 +58,18 @@ if (pos.length !== 1 || !(o.threads >= 1) || !(o.prompt >= 1) || !(o.generate >=
 
 // llama.cpp's perf counters arrive through the logger
 let perf = [];
+let backend = '?';
 const llama = await getLlama({
-  gpu: false, build: 'never', maxThreads: o.threads, logLevel: LlamaLogLevel.info,
+  gpu: false, build: 'never', maxThreads: o.threads, logLevel: LlamaLogLevel.debug,
   logger: (level, msg) => {
+    const b = msg.match(/loaded CPU backend from .*libggml-cpu-([\w-]+)\.so/);
+    if (b) backend = b[1];
     if (/prompt eval time|\beval time|load time/.test(msg)) perf.push(msg);
     else if (level === 'error' || level === 'fatal') process.stderr.write(msg + '\n');
   },
 });
 const model = await llama.loadModel({ modelPath: pos[0], gpuLayers: 0 });
+llama.logLevel = LlamaLogLevel.info; // debug only while loading (names the CPU backend)
 const md = model.fileInfo.metadata;
 const V = Number(md?.llama?.vocab_size ?? md?.tokenizer?.ggml?.tokens?.length ?? 0);
 if (!V) {
@@ -116,7 +120,7 @@ await seq.controlledEvaluate(prompt.slice(0, Math.min(8, o.prompt)).map((t, i, a
 await seq.clearHistory();
 console.error(`llamacpp_bench: ${path.basename(pos[0])} vocab=${V} threads=${o.threads} (context reports ${ctx.currentThreads}) ` +
   `flash_attention=${ctx.flashAttention} (model supports: ${model.flashAttentionSupported}) kv=${o.kv} batch=ubatch=${o.prompt} ` +
-  `cpu_math_cores=${llama.cpuMathCores} node-llama-cpp=${nlcVersion}`);
+  `cpu_backend=${backend} cpu_math_cores=${llama.cpuMathCores} node-llama-cpp=${nlcVersion}`);
 
 for (let r = 0; r < o.repeat; r++) {
   await seq.clearHistory();
