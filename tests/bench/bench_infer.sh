@@ -16,7 +16,8 @@
 # usage: bench_infer.sh [WORKDIR=/tmp/longctx-bench-infer]
 # env:   PROMPT=512 GEN=128 RUNS=3 THREADS="1 2" DTYPES="F32 BF16"
 #        HIDDEN=1024 INTER=2816 LAYERS=16 HEADS=16 KV_HEADS=4 VOCAB=32000
-#        LONGCTX=build/longctx  LONGCTX_HF_TOOLS=tests/infer/hf  OURS_KV_BYTES=4 (for GB/s)
+#        LONGCTX=build/longctx  LONGCTX_HF_TOOLS=tests/infer/hf
+#        OURS_KV_BYTES=4 (for GB/s when the timings line does not name kv=f32|bf16)
 set -uo pipefail
 W=${1:-/tmp/longctx-bench-infer}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -47,9 +48,11 @@ else
 fi
 
 # --- our engine ----------------------------------------------------------------------------
-have_ours=0
+have_ours=0 OURS_FLAGS=
 if [ -x "$LONGCTX" ] && "$LONGCTX" infer --help 2>&1 | grep -q -- '--timings'; then
   have_ours=1
+  # random weights may pick EOS: generate every step
+  "$LONGCTX" infer --help 2>&1 | grep -q -- '--ignore-eos' && OURS_FLAGS=--ignore-eos
 else
   echo "bench_infer: $LONGCTX infer has no --timings yet: our side is not measured"
 fi
@@ -83,10 +86,14 @@ for dt in $DTYPES; do
         [ $r = 1 ] && grep '^llamacpp_bench:' "$W/lc.err" | head -1 >>"$W/settings.txt"
       fi
       if [ $have_ours = 1 ]; then
-        if "$LONGCTX" infer --model "$W/model-$dt" --prompt-ids "$IDS" --generate "$GEN" --threads "$t" \
-          --timings >/dev/null 2>"$W/ours.err"; then
+        # --generate G+1: the first token comes from the prefill logits, then G decode steps
+        # (llama.cpp's side also runs G single-token steps after the prompt)
+        if "$LONGCTX" infer --model "$W/model-$dt" --prompt-ids "$IDS" --generate $((GEN + 1)) \
+          --threads "$t" --timings $OURS_FLAGS >/dev/null 2>"$W/ours.err"; then
           line=$(grep '^timings:' "$W/ours.err" | tail -1)
-          [ -n "$line" ] && echo "dtype=$dt ours threads=$t ${line#timings: }" >>"$RAW"
+          line=${line#timings: }
+          case " $line" in *" threads="*) ;; *) line="threads=$t $line" ;; esac
+          [ -n "$line" ] && echo "dtype=$dt ours $line" >>"$RAW"
         else
           echo "longctx failed (dtype $dt, threads $t):"; tail -3 "$W/ours.err"
         fi
@@ -102,10 +109,12 @@ cat "$RAW"
 $PY - "$RAW" "$W" "$PROMPT" "$GEN" "$OURS_KV_BYTES" "$LC_KV" <<'EOF'
 import json, os, sys
 raw, W, P, G, ours_kvb, lc_kv = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
-rows = {}
+rows, kvname = {}, {}
 for line in open(raw):
     f = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
     eng = "llama.cpp" if " llamacpp " in line else "longctx"
+    if eng == "longctx" and "kv" in f:
+        kvname[(f["dtype"], int(f["threads"]))] = f["kv"]
     if eng == "llama.cpp" and "lc_prefill_s" in f:  # llama.cpp's own counters
         ps, ds, pn, dn = float(f["lc_prefill_s"]), float(f["lc_decode_s"]), int(f["lc_prompt_tokens"]), int(f["lc_eval_runs"])
     else:
@@ -131,7 +140,11 @@ for (dt, t, eng) in sorted(rows, key=lambda k: (k[0] != "F32", k[0], k[1], k[2] 
     pb, db = max(x[0] for x in v), max(x[1] for x in v)
     pr = "%.1f; %.1f-%.1f" % (pb, min(x[0] for x in v), pb)
     dr = "%.2f; %.2f-%.2f" % (db, min(x[1] for x in v), db)
-    w, kv = bytes_per_token(dt, 2 if (eng == "llama.cpp" and lc_kv == "F16") else (4 if eng == "llama.cpp" else ours_kvb))
+    if eng == "llama.cpp":
+        kvb = {"F16": 2, "BF16": 2, "F32": 4}.get(lc_kv, 2)
+    else:  # the engine names its KV dtype on the timings line (kv=f32|bf16)
+        kvb = {"f32": 4, "bf16": 2, "f16": 2}.get(kvname.get((dt, t), ""), ours_kvb)
+    w, kv = bytes_per_token(dt, kvb)
     gbs = (w + kv) * db / 1e9
     ratio_p = ratio_d = "-"
     if eng == "longctx" and (dt, t, "llama.cpp") in rows:
