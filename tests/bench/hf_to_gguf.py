@@ -355,13 +355,18 @@ def read_tokenizer_json(path):
                 return vocab[name]
         return None
 
+    # BOS added by the tokenizer: tokenizer_config.json's add_bos_token, else whether the
+    # post-processor template holds a special token (HF's Llama 2 and Llama 3 files do)
+    add_bos = tcfg.get("add_bos_token")
+    if add_bos is None:
+        add_bos = "SpecialToken" in json.dumps(j.get("post_processor"))
     if byte_level:
         llama3 = "<|begin_of_text|>" in special
         bos = tok_id("bos_token", "<|begin_of_text|>", "<s>", "<|endoftext|>")
         eos = tok_id("eos_token", "<|end_of_text|>", "</s>", "<|endoftext|>")
         return dict(model="gpt2", pre="llama-bpe" if llama3 else "default", tokens=tokens,
                     types=types, merges=merges, bos=bos, eos=eos, unk=None,
-                    source=os.path.basename(path))
+                    add_bos=bool(add_bos) and bos is not None, source=os.path.basename(path))
     if m.get("byte_fallback"):
         # SPM-style BPE (Llama 2): llama.cpp's SPM tokenizer merges the pair with the highest
         # score, so give the result of merge r the score -r (merge order preserved).
@@ -380,6 +385,7 @@ def read_tokenizer_json(path):
         norm = json.dumps(j.get("normalizer"))
         return dict(model="llama", tokens=tokens, scores=scores, types=types,
                     unk=unk, bos=tok_id("bos_token", "<s>"), eos=tok_id("eos_token", "</s>"),
+                    add_bos=bool(add_bos),
                     add_prefix="Prepend" in norm or "Metaspace" in json.dumps(j.get("pre_tokenizer")),
                     source=os.path.basename(path))
     print("hf_to_gguf: %s: BPE that is neither byte-level nor byte-fallback; synthetic vocab"
@@ -445,7 +451,7 @@ def add_vocab_kv(kv, v):
                       ("unk", "unknown_token_id")):
         if v.get(key) is not None and v[key] >= 0:
             kv.u32("tokenizer.ggml." + name, v[key])
-    kv.b("tokenizer.ggml.add_bos_token", v["model"] == "llama")
+    kv.b("tokenizer.ggml.add_bos_token", v.get("add_bos", v["model"] == "llama"))
     kv.b("tokenizer.ggml.add_eos_token", False)
     if v["model"] == "llama":
         kv.b("tokenizer.ggml.add_space_prefix", v.get("add_prefix", True))
@@ -460,6 +466,8 @@ def llama3_rope_factors(cfg, rs, head_dim):
     lo = float(rs.get("low_freq_factor", 1.0))
     hi = float(rs.get("high_freq_factor", 4.0))
     Lo = float(rs.get("original_max_position_embeddings", 8192))
+    if hi <= lo:
+        die("llama3 rope_scaling needs high_freq_factor > low_freq_factor")
     out = []
     for j in range(head_dim // 2):
         w = theta ** (-2.0 * j / head_dim)
