@@ -24,18 +24,23 @@
  * and tail kernels sum in other orders; tests/bench/... measured: 132 of 128 shapes differ
  * between M = 16 and M = 512). With a fixed row count the bits of a row do not depend on its
  * place in the call. So that a position's result does not depend on the chunk it is in, every
- * product runs in calls of exactly RM rows (the last padded with zero rows), and attention tiles
+ * product runs in calls of exactly RL (linear layers) or RM (attention) rows, the last padded
+ * with zero rows, and attention tiles
  * are always BK keys wide (keys past the valid ones get probability 0; the cache is allocated
  * to a multiple of BK positions). */
 static int pad_rows(int n) {
     return (n + RM - 1) / RM * RM;
 }
 
-/* C (m, n) = A (m, k) op(B) + beta C, m a multiple of RM, in calls of RM rows */
-static void gemm(int trans_b, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
-                 float beta, float *c, int ldc) {
-    for (int r = 0; r < m; r += RM)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, RM, n, k,
+static int pad_lin(int n) {
+    return (n + RL - 1) / RL * RL;
+}
+
+/* C (m, n) = A (m, k) op(B) + beta C, m a multiple of rm, in calls of exactly rm rows */
+static void gemm(int rm, int trans_b, int m, int n, int k, const float *a, int lda, const float *b,
+                 int ldb, float beta, float *c, int ldc) {
+    for (int r = 0; r < m; r += rm)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, rm, n, k,
                     1.0f, a + (size_t)r * (size_t)lda, lda, b, ldb, beta,
                     c + (size_t)r * (size_t)ldc, ldc);
 }
@@ -106,7 +111,7 @@ int infer_state_create(const infer_model *m, const infer_opts *o, infer_state **
     s->kv_elt = o->kv_dtype == INFER_DT_F32 ? 4 : 2;
     ik_init(NULL);
     openblas_set_num_threads(1); /* our threads split the products */
-    const size_t C = (size_t)pad_rows(s->chunk), D = (size_t)c->dim, H = (size_t)c->hidden_dim;
+    const size_t C = (size_t)pad_lin(s->chunk), D = (size_t)c->dim, H = (size_t)c->hidden_dim;
     s->ctx_alloc = (o->max_ctx + BK - 1) / BK * BK;
     const size_t cache = (size_t)c->n_layers * (size_t)s->ctx_alloc * (size_t)s->kv_dim;
     const size_t segs = ((size_t)o->max_ctx + SEG - 1) / SEG;
@@ -226,14 +231,15 @@ static void linear_task(void *arg, int task, int thread) {
         ik_to_f32(buf, wp, j->w.dtype, nr * cols);
         b = buf;
     }
-    gemm(1, pad_rows(j->n), (int)nr, j->cols, j->x, j->cols, b, j->cols, 0.0f, j->y + r0, j->rows);
+    gemm(RL, 1, pad_lin(j->n), (int)nr, j->cols, j->x, j->cols, b, j->cols, 0.0f, j->y + r0,
+         j->rows);
 }
 
 static void linear(infer_state *s, float *y, const float *x, infer_mat w, int n, int rows, int cols,
                    int decode) {
     if (!decode) /* zero the padding rows of x (state buffers, sized for it) */
         memset((float *)x + (size_t)n * (size_t)cols, 0,
-               (size_t)(pad_rows(n) - n) * (size_t)cols * sizeof(float));
+               (size_t)(pad_lin(n) - n) * (size_t)cols * sizeof(float));
     linear_job j = {s, y, x, w, n, rows, cols, decode};
     int per = decode ? MB : WB;
     infer_pool_run(s->pool, (rows + per - 1) / per, linear_task, &j);
@@ -312,7 +318,7 @@ static void attn_segment(const infer_state *s, scratch *w, int layer, int g, con
             vt = w->vt;
             ld = hd;
         }
-        gemm(1, RP, tn, hd, q, hd, kt, ld, 0.0f, w->s, BK);
+        gemm(RM, 1, RP, tn, hd, q, hd, kt, ld, 0.0f, w->s, BK);
         for (int r = 0; r < R; r++) {
             float *sr = w->s + (size_t)r * BK;
             const int p = qpos[r / G];
@@ -335,7 +341,7 @@ static void attn_segment(const infer_state *s, scratch *w, int layer, int g, con
         }
         for (int r = R; r < RP; r++) /* padding rows: no weight on any key */
             memset(w->s + (size_t)r * BK, 0, BK * sizeof(float));
-        gemm(0, RP, hd, tn, w->s, BK, vt, ld, 1.0f, acc, hd);
+        gemm(RM, 0, RP, hd, tn, w->s, BK, vt, ld, 1.0f, acc, hd);
     }
 }
 

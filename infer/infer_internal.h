@@ -42,13 +42,16 @@ struct infer_model {
 
 /* Blocking of the forward pass (infer_forward.c), shared with the memory plan. */
 enum {
-    WB = 128,   /* weight rows per task (prefill) */
+    WB = 256,   /* weight rows per task (prefill) */
     MB = 64,    /* weight rows per task (decode) */
     QB = 32,    /* queries per attention task */
     BK = 128,   /* keys per attention tile */
     SEG = 2048, /* keys per segment (a multiple of BK) */
-    LR = 32,    /* logit rows per classifier product (= RM) */
-    RM = 32,    /* rows per sgemm call (see below) */
+    LR = 64,    /* logit rows per classifier product (= RL) */
+    RM = 32,    /* rows per attention sgemm call (see infer_forward.c) */
+    RL = 64,    /* rows per linear-layer sgemm call: 62 GFLOP/s vs 37 at 32 rows and 75 at
+                 * 512 (512x1024x2816 products, one thread, sgemm shapes measured in
+                 * BENCHMARKS.md); small enough that a short last chunk wastes little */
 };
 
 /* ---- thread pool (infer_pool.c) ----------------------------------------------------------- */

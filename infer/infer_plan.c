@@ -252,10 +252,10 @@ void infer_plan_make(const infer_config *c, const infer_plan_args *a, infer_plan
     const uint64_t ctx = round_up(a->ctx, BK);
     p->kv_bytes = 2 * L * kvr * ctx * (uint64_t)a->kv_bytes;
     /* float32 activations as infer_state_create allocates them: the chunk's rows (padded to
-     * RM) of the residual, norm output, q, k, v, attention output, the MLP's two products, the
+     * RL) of the residual, norm output, q, k, v, attention output, the MLP's two products, the
      * RoPE tables; LR rows of logits; decode's per-segment partials; per thread the widened
      * weight block and the attention scratch */
-    const uint64_t C = round_up(a->chunk < a->ctx ? a->chunk : a->ctx, RM);
+    const uint64_t C = round_up(a->chunk < a->ctx ? a->chunk : a->ctx, RL);
     const uint64_t G = (uint64_t)(c->n_heads / c->n_kv_heads), R = round_up(QB * G, RM);
     const uint64_t segs = (a->ctx + SEG - 1) / SEG;
     uint64_t win = d > Ir ? d : Ir;
