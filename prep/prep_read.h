@@ -28,7 +28,8 @@
  * (json-c JSON_TOKENER_STRICT: no single quotes, no trailing commas, nothing after the object
  * but whitespace; and checked here: no raw control characters in strings, no NaN/Infinity, no
  * leading zeros). A line with a raw NUL byte is JSON (never valid); a text holding "\u0000" is
- * BINARY.
+ * BINARY. Plain lines are read by a single-pass parser that hands every line it is not sure of
+ * to json-c, so the records are the same as json-c's (prep_read.c, "the fast path").
  * Order of the checks: JSON, FIELD, DOMAIN, BINARY, EMPTY, TOO_LONG, UTF8 (text, then domain).
  * EMPTY means zero bytes of text (whitespace-only text is a document). A plain-text document
  * (offset 0) is checked for BINARY (a NUL byte), EMPTY, TOO_LONG and UTF8.
@@ -107,6 +108,8 @@ typedef struct {
     prep_utf8_policy utf8;
     uint64_t max_doc_bytes; /* default 64 MiB; at most 2^31 - 4097 (json-c string limit) */
     uint64_t block_bytes;   /* bytes per read, default 1 MiB (tests use tiny blocks); 0: default */
+    int json_c_only;        /* tests: every jsonl line through json-c, the reference for the fast
+                               path (default 0: the fast path decides the lines it is sure of) */
 } prep_read_opts;
 
 prep_read_opts prep_read_opts_default(void);
