@@ -62,6 +62,11 @@ struct prep_reader {
     const char *domain_key[MAX_KEYS]; /* (n_domain_keys); 0: no domain configured */
     int n_domain_keys;
     uint64_t begin, end; /* plain jsonl: the unit owns the lines starting in [begin, end) */
+    /* a run of frames of a .zst file: decoding starts at the frame at file offset z_file_from
+     * (stream offset z_stream_from); with z_sync, the unit's lines start after the first '\n'
+     * at or after stream offset z_sync_at; none starts at or after z_limit */
+    int z_range, z_sync;
+    uint64_t z_file_from, z_stream_from, z_sync_at, z_limit;
 
     int fd;
     uint64_t file_bytes;
@@ -229,6 +234,8 @@ static int list_add(input_list *l, const char *path, uint64_t bytes) {
     l->v[l->n].path = copy;
     l->v[l->n].bytes = bytes;
     l->v[l->n].format = format_of(path);
+    l->v[l->n].frames = NULL;
+    l->v[l->n].n_frames = 0;
     l->n++;
 fail:
     return status;
@@ -339,9 +346,125 @@ fail:
 void prep_inputs_free(prep_input *in, size_t n) {
     if (!in)
         return;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         free(in[i].path);
+        free(in[i].frames);
+    }
     free(in);
+}
+
+/* ---- zstd frames --------------------------------------------------------------------------- */
+
+#define ZSTD_FRAME_MAGIC     0xFD2FB528u
+#define ZSTD_SKIPPABLE_MAGIC 0x184D2A50u /* the low 4 bits are free */
+
+static int pread_exact(int fd, void *buf, size_t n, uint64_t off) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = pread(fd, (char *)buf + got, n - got, (off_t)(off + got));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        got += (size_t)k;
+    }
+    return 0;
+}
+
+static uint64_t get_le(const unsigned char *p, int n) {
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Walks the frames of a zstd file of `bytes` bytes (RFC 8878: frame header, 3-byte block
+ * headers, optional checksum; skippable frames). Returns the number of data frames with their
+ * offsets in *out (malloc'd, (n, 2)), 0 if the file cannot be cut (see prep_read.h), -1 out of
+ * memory. */
+static long zstd_frames(int fd, uint64_t bytes, uint64_t **out) {
+    uint64_t *v = NULL, off = 0, dec = 0;
+    size_t n = 0, cap = 0;
+    *out = NULL;
+    while (off < bytes) {
+        unsigned char h[18];
+        if (bytes - off < 8 || pread_exact(fd, h, 8, off) != 0)
+            goto whole;
+        uint32_t magic = (uint32_t)get_le(h, 4);
+        if ((magic & 0xFFFFFFF0u) == ZSTD_SKIPPABLE_MAGIC) {
+            off += 8 + get_le(h + 4, 4);
+            continue;
+        }
+        if (magic != ZSTD_FRAME_MAGIC)
+            goto whole;
+        unsigned fhd = h[4], fcs_flag = fhd >> 6, single = fhd >> 5 & 1u;
+        static const unsigned did_bytes[4] = {0, 1, 2, 4};
+        unsigned fcs_bytes = fcs_flag ? 1u << fcs_flag : single;
+        unsigned at = 5 + !single + did_bytes[fhd & 3u], hdr = at + fcs_bytes;
+        if ((fhd & 0x08u) || fcs_bytes == 0 || bytes - off < hdr + 3 ||
+            pread_exact(fd, h, hdr, off) != 0)
+            goto whole; /* a reserved bit, or no content size: where lines fall is unknown */
+        uint64_t size = get_le(h + at, (int)fcs_bytes) + (fcs_bytes == 2 ? 256 : 0);
+        if (size > UINT64_MAX - dec)
+            goto whole;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            uint64_t *p = realloc(v, cap * 2 * sizeof *v);
+            if (!p) {
+                free(v);
+                return -1;
+            }
+            v = p;
+        }
+        v[2 * n] = off;
+        v[2 * n + 1] = dec;
+        n++;
+        dec += size;
+        uint64_t b = off + hdr;
+        for (;;) {
+            unsigned char bh[3];
+            if (bytes - b < 3 || pread_exact(fd, bh, 3, b) != 0)
+                goto whole;
+            uint32_t x = (uint32_t)get_le(bh, 3), type = x >> 1 & 3u;
+            if (type == 3)
+                goto whole;
+            uint64_t skip = type == 1 ? 1 : x >> 3; /* an RLE block holds one byte */
+            if (bytes - b - 3 < skip)
+                goto whole;
+            b += 3 + skip;
+            if (x & 1u)
+                break;
+        }
+        off = b + (fhd & 0x04u ? 4 : 0); /* content checksum */
+    }
+    if (off != bytes || n < 2)
+        goto whole;
+    *out = v;
+    return (long)n;
+whole:
+    free(v);
+    return 0;
+}
+
+int prep_inputs_find_frames(prep_input *in, size_t n_in, uint64_t min_bytes, char *err,
+                            size_t err_bytes) {
+    for (size_t i = 0; i < n_in; i++) {
+        if (in[i].format != PREP_FMT_JSONL_COMP || in[i].bytes <= min_bytes || in[i].frames)
+            continue;
+        int fd = open(in[i].path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue; /* the read stage names the error */
+        uint64_t *f;
+        long n = zstd_frames(fd, in[i].bytes, &f);
+        close(fd);
+        if (n < 0) {
+            set_err(err, err_bytes, "%s: out of memory for its zstd frames", in[i].path);
+            return PREP_READ_ERR_NOMEM;
+        }
+        in[i].frames = f;
+        in[i].n_frames = (size_t)n;
+    }
+    return PREP_READ_OK;
 }
 
 /* ---- units --------------------------------------------------------------------------------- */
@@ -359,6 +482,8 @@ int prep_units_make(const prep_input *in, size_t n_in, uint64_t unit_bytes, prep
         uint64_t k = 1;
         if (in[i].format == PREP_FMT_JSONL && in[i].bytes > unit_bytes)
             k = in[i].bytes / unit_bytes + (in[i].bytes % unit_bytes != 0);
+        else if (in[i].n_frames > 1 && in[i].bytes > unit_bytes)
+            k = in[i].n_frames; /* at most */
         if (k > SIZE_MAX / sizeof(prep_unit) - n)
             return PREP_READ_ERR_NOMEM;
         n += k;
@@ -375,6 +500,16 @@ int prep_units_make(const prep_input *in, size_t n_in, uint64_t unit_bytes, prep
                 u[j].end = in[i].bytes - b > unit_bytes ? b + unit_bytes : in[i].bytes;
                 j++;
             }
+        } else if (in[i].n_frames > 1 && in[i].bytes > unit_bytes) {
+            u[j].input = (uint32_t)i;
+            u[j].begin = 0;
+            for (size_t f = 1; f < in[i].n_frames; f++)
+                if (in[i].frames[2 * f] - u[j].begin >= unit_bytes) {
+                    u[j].end = in[i].frames[2 * f];
+                    u[++j].input = (uint32_t)i;
+                    u[j].begin = in[i].frames[2 * f];
+                }
+            u[j++].end = in[i].bytes;
         } else {
             u[j].input = (uint32_t)i;
             u[j].begin = 0;
@@ -382,9 +517,9 @@ int prep_units_make(const prep_input *in, size_t n_in, uint64_t unit_bytes, prep
             j++;
         }
     }
-    assert(j == n);
+    assert(j <= n);
     *out = u;
-    *n_out = (size_t)n;
+    *n_out = j;
     return PREP_READ_OK;
 }
 
@@ -1356,21 +1491,63 @@ static int next_jsonl(prep_reader *r, prep_record *rec) {
     return next_json_line(r, rec);
 }
 
+/* The file's bytes from r->file_pos, for a run of frames (libarchive's fd reader starts at 0). */
+static la_ssize_t file_read(struct archive *a, void *ud, const void **buf) {
+    prep_reader *r = ud;
+    ssize_t k;
+    do
+        k = pread(r->fd, r->inner_buf, r->block_bytes, (off_t)r->file_pos);
+    while (k < 0 && errno == EINTR);
+    if (k < 0) {
+        archive_set_error(a, errno, "read at offset %llu: %s", (ull)r->file_pos, strerror(errno));
+        return -1;
+    }
+    r->file_pos += (uint64_t)k;
+    *buf = r->inner_buf;
+    return (la_ssize_t)k;
+}
+
+/* Reads and drops the stream up to stream offset target. */
+static int window_skip_to(prep_reader *r, uint64_t target) {
+    int status = PREP_READ_OK;
+    while (r->buf_off < target) {
+        uint64_t left = target - r->buf_off;
+        size_t want = left < r->block_bytes ? (size_t)left : r->block_bytes, got;
+        r->lo = r->hi = r->scan = 0;
+        if ((status = src_read(r, r->buf, want, &got)) != PREP_READ_OK)
+            goto fail;
+        if (got == 0)
+            FAIL(r, PREP_READ_ERR_CORRUPT,
+                 "%s: the stream ends at decompressed offset %llu, before %llu where the frame "
+                 "headers say this unit starts",
+                 r->path, (ull)r->buf_off, (ull)target + 1);
+        r->buf_off += got;
+    }
+fail:
+    return status;
+}
+
 static int next_jsonl_comp(prep_reader *r, prep_record *rec) {
     int status = PREP_READ_OK;
     if (!r->started) {
         r->started = 1;
         r->src = SRC_ARCHIVE;
-        r->limit = UINT64_MAX;
-        window_reset(r, 0);
+        r->limit = r->z_range ? r->z_limit : UINT64_MAX;
+        window_reset(r, r->z_stream_from);
         if (r->file_bytes == 0)
             return PREP_READ_DONE;
-        if (!(r->ar = raw_reader_new()))
+        if (!(r->ar = raw_reader_new()) ||
+            (r->z_range && !r->inner_buf && !(r->inner_buf = malloc(r->block_bytes))))
             FAIL(r, PREP_READ_ERR_NOMEM, "%s: out of memory", r->path);
-        if (archive_read_open_fd(r->ar, r->fd, r->block_bytes) != ARCHIVE_OK)
-            FAIL(r, archive_status(r->ar), "%s: decompressed offset 0: %s", r->path,
-                 archive_msg(r->ar));
+        r->file_pos = r->z_file_from;
+        if ((r->z_range ? archive_read_open(r->ar, r, NULL, file_read, NULL)
+                        : archive_read_open_fd(r->ar, r->fd, r->block_bytes)) != ARCHIVE_OK)
+            FAIL(r, archive_status(r->ar), "%s: decompressed offset %llu: %s", r->path,
+                 (ull)r->z_stream_from, archive_msg(r->ar));
         if ((status = raw_reader_start(r, r->ar, r->path)) != PREP_READ_OK)
+            goto fail;
+        if (r->z_sync && ((status = window_skip_to(r, r->z_sync_at)) != PREP_READ_OK ||
+                          (status = window_sync(r)) != PREP_READ_OK))
             goto fail;
     }
     return next_json_line(r, rec);
@@ -1496,6 +1673,35 @@ static int split_path(char *dst, const char **keys) {
     }
 }
 
+/* A unit of frames: where to start decoding, and the stream offsets its lines start in. The
+ * byte before the unit's first frame may sit in any earlier frame (frames may be empty). */
+static int frame_range(prep_reader *r, const prep_input *in, const prep_unit *u) {
+    const uint64_t *f = in->frames; /* (n_frames, 2) */
+    size_t n = in->n_frames, a = n, b = n;
+    for (size_t i = 0; i < n; i++) {
+        if (f[2 * i] == u->begin)
+            a = i;
+        if (f[2 * i] == u->end)
+            b = i;
+    }
+    if (u->begin == 0)
+        a = 0;
+    if (!f || a == n || (b == n && u->end != in->bytes) || a >= b)
+        return -1;
+    r->z_range = 1;
+    r->z_limit = b < n ? f[2 * b + 1] : UINT64_MAX;
+    if (a == 0 || f[2 * a + 1] == 0)
+        return 0; /* from the start of the stream */
+    size_t k = a - 1;
+    while (f[2 * k + 1] >= f[2 * a + 1]) /* an empty frame holds no byte */
+        k--;
+    r->z_file_from = f[2 * k];
+    r->z_stream_from = f[2 * k + 1];
+    r->z_sync = 1;
+    r->z_sync_at = f[2 * a + 1] - 1;
+    return 0;
+}
+
 int prep_reader_open(const prep_input *in, const prep_unit *u, const prep_read_opts *opts,
                      prep_reader **out) {
     int status = PREP_READ_OK;
@@ -1524,7 +1730,9 @@ int prep_reader_open(const prep_input *in, const prep_unit *u, const prep_read_o
              (int)opts->utf8);
     if (in->format < PREP_FMT_JSONL || in->format > PREP_FMT_TEXT)
         FAIL(r, PREP_READ_ERR_ARG, "%s: unknown format %d", r->path, (int)in->format);
-    if (u->begin > u->end || (in->format != PREP_FMT_JSONL && u->begin != 0))
+    int frames = in->format == PREP_FMT_JSONL_COMP && (u->begin != 0 || u->end != in->bytes);
+    if (u->begin > u->end || (in->format != PREP_FMT_JSONL && u->begin != 0 && !frames) ||
+        (frames && frame_range(r, in, u) != 0))
         FAIL(r, PREP_READ_ERR_ARG, "%s: unit [%llu, %llu) is not a range of this file", r->path,
              (ull)u->begin, (ull)u->end);
     r->begin = u->begin;

@@ -459,9 +459,9 @@ static void gen_random_jsonl(tbuf *b, uint64_t seed, int n_lines) {
 /* ---- tests: units and the byte-range property ---------------------------------------------- */
 
 static void test_units_make(void) {
-    prep_input in[3] = {{"a.jsonl", 10, PREP_FMT_JSONL},
-                        {"b.txt", 100, PREP_FMT_TEXT},
-                        {"c.jsonl", 0, PREP_FMT_JSONL}};
+    prep_input in[3] = {{"a.jsonl", 10, PREP_FMT_JSONL, NULL, 0},
+                        {"b.txt", 100, PREP_FMT_TEXT, NULL, 0},
+                        {"c.jsonl", 0, PREP_FMT_JSONL, NULL, 0}};
     prep_unit *u;
     size_t n;
     CHECK_EQ_INT(prep_units_make(in, 3, 3, &u, &n), PREP_READ_OK);
@@ -959,6 +959,119 @@ static void test_archives(const char *dir) {
     free(dz);
     free(hz);
     free(ez);
+}
+
+/* ---- tests: .zst files cut at their frames ------------------------------------------------ */
+
+/* data[0, n) as zstd frames cut at random places (lines cross frames; some frames are empty),
+ * with skippable frames at the start, in the middle and at the end. fcs: content sizes in the
+ * frame headers. Returns the number of data frames. */
+static int frames_zstd(const char *data, size_t n, uint64_t seed, size_t max_chunk, int fcs,
+                       tbuf *out) {
+    static const char skip[12] = {0x50, 0x2A, 0x4D, 0x18, 4, 0, 0, 0, 'p', 'a', 'd', '!'};
+    ZSTD_CCtx *cc = ZSTD_createCCtx();
+    uint64_t s = seed;
+    int n_frames = 0;
+    buf_put(out, skip, sizeof skip);
+    for (size_t at = 0; at < n || n_frames == 0;) {
+        size_t k = rnd(&s) % 7 == 0 ? 0 : 1 + rnd(&s) % max_chunk;
+        if (k > n - at)
+            k = n - at;
+        size_t cap = ZSTD_compressBound(k);
+        char *c = malloc(cap);
+        ZSTD_CCtx_reset(cc, ZSTD_reset_session_and_parameters);
+        ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, (int)(rnd(&s) % 2));
+        ZSTD_CCtx_setParameter(cc, ZSTD_c_contentSizeFlag, fcs);
+        size_t m = c ? ZSTD_compress2(cc, c, cap, data + at, k) : 0;
+        CHECK(c && !ZSTD_isError(m));
+        if (c && !ZSTD_isError(m))
+            buf_put(out, c, m);
+        free(c);
+        n_frames++;
+        at += k;
+        if (n_frames == 3)
+            buf_put(out, skip, sizeof skip);
+    }
+    buf_put(out, skip, sizeof skip);
+    ZSTD_freeCCtx(cc);
+    return n_frames;
+}
+
+static void test_zstd_frames(const char *dir) {
+    tbuf plain = {0};
+    gen_jsonl(&plain, 77, 3000, 300, 1);
+    buf_str(&plain, "{\"text\":\"");
+    for (int i = 0; i < 20000; i++) /* a line longer than many frames */
+        buf_str(&plain, "long ");
+    buf_str(&plain, "\"}\n");
+    gen_jsonl(&plain, 78, 500, 40, 0);
+    tresult exp;
+    res_init(&exp);
+    expect_jsonl(plain.d, plain.n, 64 * MiB, NULL, &exp);
+    int n_bad = 0;
+    for (int f = 0; f < 3; f++) {
+        tbuf z = {0};
+        size_t max_chunk = f == 0 ? 3000 : f == 1 ? 40000 : 5000;
+        int n_frames = frames_zstd(plain.d, plain.n, 100 + (uint64_t)f, max_chunk, f != 2, &z);
+        char path[4200], name[64];
+        snprintf(name, sizeof name, "frames-%d.jsonl.zst", f);
+        path_in(path, sizeof path, dir, name);
+        CHECK_EQ_INT(write_file(path, z.d, z.n), 0);
+        prep_input in;
+        if (input_of(path, &in) != 0) {
+            CHECK(0);
+            free(z.d);
+            continue;
+        }
+        char err[256];
+        CHECK_EQ_INT(prep_inputs_find_frames(&in, 1, 0, err, sizeof err), PREP_READ_OK);
+        /* without content sizes the file cannot be cut */
+        CHECK_EQ_INT(in.n_frames, f == 2 ? 0 : n_frames);
+        static const uint64_t unit_bytes[] = {1, 700, 5000, 60000, 1u << 30};
+        static const uint64_t blocks[] = {0, 3, 4096};
+        size_t most_units = 0;
+        for (size_t ui = 0; ui < sizeof unit_bytes / sizeof *unit_bytes; ui++)
+            for (size_t bi = 0; bi < sizeof blocks / sizeof *blocks; bi++) {
+                if (blocks[bi] == 3 && unit_bytes[ui] != 700)
+                    continue; /* a read per 3 bytes: once is enough */
+                prep_unit *u;
+                size_t n_units;
+                CHECK_EQ_INT(prep_units_make(&in, 1, unit_bytes[ui], &u, &n_units), PREP_READ_OK);
+                most_units = n_units > most_units ? n_units : most_units;
+                prep_read_opts o = prep_read_opts_default();
+                o.block_bytes = blocks[bi];
+                tresult got;
+                res_init(&got);
+                for (size_t i = 0; i < n_units && got.status == PREP_READ_DONE; i++) {
+                    CHECK(i == 0 || u[i].begin == u[i - 1].end);
+                    read_unit(&in, &u[i], &o, &got);
+                }
+                char what[4400];
+                snprintf(what, sizeof what, "%s unit_bytes %llu block %llu (%zu units)", path,
+                         (ull)unit_bytes[ui], (ull)blocks[bi], n_units);
+                if (got.status != PREP_READ_DONE || !got.shape_ok ||
+                    !same_records(&got, &exp, 0, what)) {
+                    fprintf(stderr, "%s: status %d %s\n", what, got.status, got.errmsg);
+                    n_bad++;
+                }
+                res_free(&got);
+                free(u);
+            }
+        printf("%s: %d frames, up to %zu units, the same records\n", name, n_frames, most_units);
+        CHECK(f == 2 ? most_units == 1 : most_units == (size_t)n_frames);
+        /* a unit that does not start at a frame is refused */
+        prep_unit bad = {0, 5, in.bytes};
+        prep_read_opts o = prep_read_opts_default();
+        prep_reader *r = NULL;
+        CHECK_EQ_INT(prep_reader_open(&in, &bad, &o, &r), PREP_READ_ERR_ARG);
+        prep_reader_free(r);
+        free(in.path);
+        free(in.frames);
+        free(z.d);
+    }
+    CHECK_EQ_INT(n_bad, 0);
+    res_free(&exp);
+    free(plain.d);
 }
 
 /* ---- tests: the JSON fast path against json-c -------------------------------------------- */
@@ -1705,7 +1818,7 @@ static void test_huge_line(const char *dir) {
 static void test_errors(const char *dir) {
     char path[4200];
     path_in(path, sizeof path, dir, "does-not-exist.jsonl");
-    prep_input in = {path, 10, PREP_FMT_JSONL};
+    prep_input in = {path, 10, PREP_FMT_JSONL, NULL, 0};
     prep_unit u = {0, 0, 10};
     prep_read_opts o = prep_read_opts_default();
     prep_reader *r = NULL;
@@ -1717,7 +1830,7 @@ static void test_errors(const char *dir) {
 
     path_in(path, sizeof path, dir, "args.txt");
     CHECK_EQ_INT(write_file(path, "text", 4), 0);
-    in = (prep_input){path, 4, PREP_FMT_TEXT};
+    in = (prep_input){path, 4, PREP_FMT_TEXT, NULL, 0};
     u = (prep_unit){0, 1, 4}; /* a range of a text file */
     CHECK_EQ_INT(prep_reader_open(&in, &u, &o, &r), PREP_READ_ERR_ARG);
     prep_reader_free(r);
@@ -1870,6 +1983,7 @@ int main(void) {
     test_units_make();
     test_ranges(dir);
     test_compressed(dir);
+    test_zstd_frames(dir);
     test_archives(dir);
     test_bad_json(dir);
     test_json_fast_path(dir);
