@@ -94,7 +94,8 @@ typedef struct {
     prep_recipe recipe;
     int threads;
     int strict;
-    uint64_t unit_bytes;   /* plain jsonl files are cut into units of this size (256 MiB) */
+    uint64_t unit_bytes;   /* plain jsonl files are cut into units of this size, multi-frame
+                              .zst files at frames about this far apart (256 MiB) */
     uint64_t shard_tokens; /* tokens per output shard file (default 1 << 28) */
     uint64_t max_doc_bytes;
     double progress_seconds;

@@ -91,8 +91,11 @@ static char *scan_key(const prep_opts *o, const tokenizer *tok, const prep_input
                      R->domain_path, R->domain_fixed);
     for (int g = 0; !bad && g < R->n_globs; g++)
         bad = append(&s, &n, &cap, "glob %s %s\n", R->glob_pattern[g], R->glob_domain[g]);
-    for (size_t i = 0; !bad && i < n_in; i++)
-        bad = append(&s, &n, &cap, "input %llu %s\n", (ull)in[i].bytes, in[i].path);
+    for (size_t i = 0; !bad && i < n_in; i++) /* a file cut at its zstd frames says so */
+        bad = in[i].n_frames
+                  ? append(&s, &n, &cap, "input %llu %s zstd_frames %zu\n", (ull)in[i].bytes,
+                           in[i].path, in[i].n_frames)
+                  : append(&s, &n, &cap, "input %llu %s\n", (ull)in[i].bytes, in[i].path);
     if (bad) {
         free(s);
         return NULL;
@@ -235,6 +238,9 @@ int prep_run(MPI_Comm comm, const prep_opts *o, char *err, size_t err_bytes) {
         snprintf(msg, sizeof msg, "no input files");
         st = PREP_ERR_INPUT;
     }
+    if (st == PREP_OK &&
+        prep_inputs_find_frames(in, n_in, o->unit_bytes, msg, sizeof msg) != PREP_READ_OK)
+        st = PREP_ERR_NOMEM;
     if (st == PREP_OK &&
         prep_units_make(in, n_in, o->unit_bytes, &units, &n_units) != PREP_READ_OK) {
         snprintf(msg, sizeof msg, "out of memory for the work units");

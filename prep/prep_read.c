@@ -62,6 +62,11 @@ struct prep_reader {
     const char *domain_key[MAX_KEYS]; /* (n_domain_keys); 0: no domain configured */
     int n_domain_keys;
     uint64_t begin, end; /* plain jsonl: the unit owns the lines starting in [begin, end) */
+    /* a run of frames of a .zst file: decoding starts at the frame at file offset z_file_from
+     * (stream offset z_stream_from); with z_sync, the unit's lines start after the first '\n'
+     * at or after stream offset z_sync_at; none starts at or after z_limit */
+    int z_range, z_sync;
+    uint64_t z_file_from, z_stream_from, z_sync_at, z_limit;
 
     int fd;
     uint64_t file_bytes;
@@ -86,7 +91,12 @@ struct prep_reader {
 
     json_tokener *tok;
     json_object *obj; /* the last parsed line: its strings are borrowed by the record */
-    char *out;        /* (out_cap + 1) text after U+FFFD replacement */
+    int json_c_only;  /* every line through json-c (tests compare the fast path with it) */
+    char *jtext;      /* (jtext_cap + 1) the text string unescaped by the fast path */
+    size_t jtext_cap, jtext_n;
+    char *jdom; /* (jdom_cap + 1) the domain string unescaped by the fast path */
+    size_t jdom_cap, jdom_n;
+    char *out; /* (out_cap + 1) text after U+FFFD replacement */
     size_t out_cap;
     char *dom; /* (dom_cap + 1) domain after U+FFFD replacement */
     size_t dom_cap;
@@ -224,6 +234,8 @@ static int list_add(input_list *l, const char *path, uint64_t bytes) {
     l->v[l->n].path = copy;
     l->v[l->n].bytes = bytes;
     l->v[l->n].format = format_of(path);
+    l->v[l->n].frames = NULL;
+    l->v[l->n].n_frames = 0;
     l->n++;
 fail:
     return status;
@@ -334,9 +346,125 @@ fail:
 void prep_inputs_free(prep_input *in, size_t n) {
     if (!in)
         return;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         free(in[i].path);
+        free(in[i].frames);
+    }
     free(in);
+}
+
+/* ---- zstd frames --------------------------------------------------------------------------- */
+
+#define ZSTD_FRAME_MAGIC     0xFD2FB528u
+#define ZSTD_SKIPPABLE_MAGIC 0x184D2A50u /* the low 4 bits are free */
+
+static int pread_exact(int fd, void *buf, size_t n, uint64_t off) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = pread(fd, (char *)buf + got, n - got, (off_t)(off + got));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        got += (size_t)k;
+    }
+    return 0;
+}
+
+static uint64_t get_le(const unsigned char *p, int n) {
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Walks the frames of a zstd file of `bytes` bytes (RFC 8878: frame header, 3-byte block
+ * headers, optional checksum; skippable frames). Returns the number of data frames with their
+ * offsets in *out (malloc'd, (n, 2)), 0 if the file cannot be cut (see prep_read.h), -1 out of
+ * memory. */
+static long zstd_frames(int fd, uint64_t bytes, uint64_t **out) {
+    uint64_t *v = NULL, off = 0, dec = 0;
+    size_t n = 0, cap = 0;
+    *out = NULL;
+    while (off < bytes) {
+        unsigned char h[18];
+        if (bytes - off < 8 || pread_exact(fd, h, 8, off) != 0)
+            goto whole;
+        uint32_t magic = (uint32_t)get_le(h, 4);
+        if ((magic & 0xFFFFFFF0u) == ZSTD_SKIPPABLE_MAGIC) {
+            off += 8 + get_le(h + 4, 4);
+            continue;
+        }
+        if (magic != ZSTD_FRAME_MAGIC)
+            goto whole;
+        unsigned fhd = h[4], fcs_flag = fhd >> 6, single = fhd >> 5 & 1u;
+        static const unsigned did_bytes[4] = {0, 1, 2, 4};
+        unsigned fcs_bytes = fcs_flag ? 1u << fcs_flag : single;
+        unsigned at = 5 + !single + did_bytes[fhd & 3u], hdr = at + fcs_bytes;
+        if ((fhd & 0x08u) || fcs_bytes == 0 || bytes - off < hdr + 3 ||
+            pread_exact(fd, h, hdr, off) != 0)
+            goto whole; /* a reserved bit, or no content size: where lines fall is unknown */
+        uint64_t size = get_le(h + at, (int)fcs_bytes) + (fcs_bytes == 2 ? 256 : 0);
+        if (size > UINT64_MAX - dec)
+            goto whole;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            uint64_t *p = realloc(v, cap * 2 * sizeof *v);
+            if (!p) {
+                free(v);
+                return -1;
+            }
+            v = p;
+        }
+        v[2 * n] = off;
+        v[2 * n + 1] = dec;
+        n++;
+        dec += size;
+        uint64_t b = off + hdr;
+        for (;;) {
+            unsigned char bh[3];
+            if (bytes - b < 3 || pread_exact(fd, bh, 3, b) != 0)
+                goto whole;
+            uint32_t x = (uint32_t)get_le(bh, 3), type = x >> 1 & 3u;
+            if (type == 3)
+                goto whole;
+            uint64_t skip = type == 1 ? 1 : x >> 3; /* an RLE block holds one byte */
+            if (bytes - b - 3 < skip)
+                goto whole;
+            b += 3 + skip;
+            if (x & 1u)
+                break;
+        }
+        off = b + (fhd & 0x04u ? 4 : 0); /* content checksum */
+    }
+    if (off != bytes || n < 2)
+        goto whole;
+    *out = v;
+    return (long)n;
+whole:
+    free(v);
+    return 0;
+}
+
+int prep_inputs_find_frames(prep_input *in, size_t n_in, uint64_t min_bytes, char *err,
+                            size_t err_bytes) {
+    for (size_t i = 0; i < n_in; i++) {
+        if (in[i].format != PREP_FMT_JSONL_COMP || in[i].bytes <= min_bytes || in[i].frames)
+            continue;
+        int fd = open(in[i].path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue; /* the read stage names the error */
+        uint64_t *f;
+        long n = zstd_frames(fd, in[i].bytes, &f);
+        close(fd);
+        if (n < 0) {
+            set_err(err, err_bytes, "%s: out of memory for its zstd frames", in[i].path);
+            return PREP_READ_ERR_NOMEM;
+        }
+        in[i].frames = f;
+        in[i].n_frames = (size_t)n;
+    }
+    return PREP_READ_OK;
 }
 
 /* ---- units --------------------------------------------------------------------------------- */
@@ -354,6 +482,8 @@ int prep_units_make(const prep_input *in, size_t n_in, uint64_t unit_bytes, prep
         uint64_t k = 1;
         if (in[i].format == PREP_FMT_JSONL && in[i].bytes > unit_bytes)
             k = in[i].bytes / unit_bytes + (in[i].bytes % unit_bytes != 0);
+        else if (in[i].n_frames > 1 && in[i].bytes > unit_bytes)
+            k = in[i].n_frames; /* at most */
         if (k > SIZE_MAX / sizeof(prep_unit) - n)
             return PREP_READ_ERR_NOMEM;
         n += k;
@@ -370,6 +500,16 @@ int prep_units_make(const prep_input *in, size_t n_in, uint64_t unit_bytes, prep
                 u[j].end = in[i].bytes - b > unit_bytes ? b + unit_bytes : in[i].bytes;
                 j++;
             }
+        } else if (in[i].n_frames > 1 && in[i].bytes > unit_bytes) {
+            u[j].input = (uint32_t)i;
+            u[j].begin = 0;
+            for (size_t f = 1; f < in[i].n_frames; f++)
+                if (in[i].frames[2 * f] - u[j].begin >= unit_bytes) {
+                    u[j].end = in[i].frames[2 * f];
+                    u[++j].input = (uint32_t)i;
+                    u[j].begin = in[i].frames[2 * f];
+                }
+            u[j++].end = in[i].bytes;
         } else {
             u[j].input = (uint32_t)i;
             u[j].begin = 0;
@@ -377,9 +517,9 @@ int prep_units_make(const prep_input *in, size_t n_in, uint64_t unit_bytes, prep
             j++;
         }
     }
-    assert(j == n);
+    assert(j <= n);
     *out = u;
-    *n_out = (size_t)n;
+    *n_out = j;
     return PREP_READ_OK;
 }
 
@@ -566,6 +706,366 @@ static const char *json_not_strict(const char *s, size_t n, size_t *col) {
     return NULL;
 }
 
+/* ---- the fast path for JSON lines --------------------------------------------------------- */
+
+/* json-c builds a tree of every line (each string copied twice, a hash table per object) only
+ * for prep to take one or two strings out of it, and json_not_strict() reads the line again.
+ * On 1 GB of SlimPajama-like jsonl that cost about 2 s of one core, with the tokenizer at about
+ * 19 s. The fast path reads a line once: it checks the RFC 8259 grammar and copies the text
+ * (and domain) strings out, unescaped, as it goes.
+ *
+ * It only decides lines it is sure of: a line of strict RFC 8259 JSON, an object, with a string
+ * at the text path (and at the domain path), all of which json-c (strict) accepts and reads as
+ * the fast path does. Anything else returns 0 and the line goes through json-c as before, so
+ * rejects and their details are unchanged:
+ *   - any JSON error, whitespace other than space, tab and CR;
+ *   - nesting deeper than JF_MAX_DEPTH (json-c's own limit is JSON_DEPTH);
+ *   - numbers with an exponent or longer than JF_MAX_NUMBER bytes (json-c refuses out-of-range
+ *     numbers in strict mode; these cannot be out of range);
+ *   - \u0000 and surrogate escapes (\uD800-\uDFFF) in any string (json-c turns lone
+ *     surrogates into U+FFFD and may cut keys at a NUL);
+ *   - a key with an escape, or a key of the path seen twice, in an object on the path (which
+ *     of two equal keys json-c returns is its business);
+ *   - no string at the text or the domain path.
+ * tests/prep/test_prep_read.c reads generated and mutated lines both ways and compares every
+ * record. */
+
+#define JF_MAX_DEPTH  32
+#define JF_MAX_NUMBER 32 /* bytes */
+
+typedef struct {
+    const char *p, *end;        /* the unread rest of the line */
+    const char *const *keys[2]; /* [0] text path, [1] domain path */
+    int n_keys[2];              /* 0: no such path */
+    char *out[2];               /* where each path's string is unescaped to */
+    size_t n_out[2];
+    int found[2];
+} jfast;
+
+static void jf_ws(jfast *j) {
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\r'))
+        j->p++;
+}
+
+static int jf_hex4(const char *p, uint32_t *cp) {
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned char c = (unsigned char)p[i];
+        uint32_t d;
+        if (c >= '0' && c <= '9')
+            d = c - '0';
+        else if (c >= 'a' && c <= 'f')
+            d = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+            d = c - 'A' + 10;
+        else
+            return 0;
+        v = v << 4 | d;
+    }
+    *cp = v;
+    return 1;
+}
+
+/* The bytes of w (8 bytes of the line, little-endian) that end a plain run in a string: '"',
+ * '\\', or below 0x20, as the high bit of each. Bits above the lowest one may be false alarms
+ * (borrows); the lowest one is a real such byte. */
+static uint64_t jf_special(uint64_t w) {
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+    return (((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w)) & high;
+}
+
+/* A string from just after its opening quote; copied unescaped to out (NULL: only checked), its
+ * length in *n_out. *has_escape tells whether it held any escape. 0: hand the line to json-c. */
+static int jf_string(jfast *j, char *out, size_t *n_out, int *has_escape) {
+    const char *p = j->p, *end = j->end;
+    char *o = out;
+    *has_escape = 0;
+    for (;;) {
+        while (end - p >= 8) {
+            uint64_t w;
+            memcpy(&w, p, 8);
+            uint64_t m = jf_special(w);
+            size_t k = m ? (size_t)__builtin_ctzll(m) / 8 : 8;
+            if (o) {
+                memcpy(o, p, k);
+                o += k;
+            }
+            p += k;
+            if (m)
+                break;
+        }
+        if (p == end)
+            return 0;
+        unsigned char c = (unsigned char)*p;
+        if (c == '"')
+            break;
+        if (c < 0x20)
+            return 0; /* a raw control character: json-c decides (json_not_strict rejects) */
+        if (c != '\\') {
+            if (o)
+                *o++ = (char)c;
+            p++;
+            continue;
+        }
+        *has_escape = 1;
+        if (end - p < 2)
+            return 0;
+        char e = p[1], x;
+        switch (e) {
+        case '"':
+        case '\\':
+        case '/':
+            x = e;
+            break;
+        case 'b':
+            x = '\b';
+            break;
+        case 'f':
+            x = '\f';
+            break;
+        case 'n':
+            x = '\n';
+            break;
+        case 'r':
+            x = '\r';
+            break;
+        case 't':
+            x = '\t';
+            break;
+        case 'u': {
+            uint32_t cp;
+            if (end - p < 6 || !jf_hex4(p + 2, &cp) || cp == 0 || (cp >= 0xD800 && cp <= 0xDFFF))
+                return 0;
+            if (o) {
+                if (cp < 0x80) {
+                    *o++ = (char)cp;
+                } else if (cp < 0x800) {
+                    *o++ = (char)(0xC0 | cp >> 6);
+                    *o++ = (char)(0x80 | (cp & 0x3F));
+                } else {
+                    *o++ = (char)(0xE0 | cp >> 12);
+                    *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+                    *o++ = (char)(0x80 | (cp & 0x3F));
+                }
+            }
+            p += 6;
+            continue;
+        }
+        default:
+            return 0;
+        }
+        if (o)
+            *o++ = x;
+        p += 2;
+    }
+    j->p = p + 1;
+    if (o) {
+        *o = '\0';
+        *n_out = (size_t)(o - out);
+    }
+    return 1;
+}
+
+/* A number: -?(0|[1-9][0-9]*)(.[0-9]+)?, no exponent, at most JF_MAX_NUMBER bytes. */
+static int jf_number(jfast *j) {
+    const char *p = j->p, *end = j->end;
+    if (p < end && *p == '-')
+        p++;
+    if (p == end || *p < '0' || *p > '9')
+        return 0;
+    if (*p == '0')
+        p++;
+    else
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+    if (p < end && *p == '.') {
+        p++;
+        if (p == end || *p < '0' || *p > '9')
+            return 0;
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    if ((p < end && (*p == 'e' || *p == 'E')) || p - j->p > JF_MAX_NUMBER)
+        return 0;
+    j->p = p;
+    return 1;
+}
+
+static int jf_value(jfast *j, int depth, unsigned active, unsigned target);
+
+/* An object from just after its '{'. Its keys are compared with key [depth] of the paths in
+ * active. */
+static int jf_object(jfast *j, int depth, unsigned active) {
+    unsigned seen = 0;
+    jf_ws(j);
+    if (j->p < j->end && *j->p == '}') {
+        j->p++;
+        return 1;
+    }
+    for (;;) {
+        if (j->p == j->end || *j->p != '"')
+            return 0;
+        j->p++;
+        const char *key = j->p;
+        int esc;
+        if (!jf_string(j, NULL, NULL, &esc))
+            return 0;
+        size_t n_key = (size_t)(j->p - 1 - key);
+        unsigned sub = 0, target = 0;
+        if (active && esc)
+            return 0;
+        for (int k = 0; k < 2; k++) {
+            if (!(active >> k & 1u) || strlen(j->keys[k][depth]) != n_key ||
+                memcmp(j->keys[k][depth], key, n_key) != 0)
+                continue;
+            if (seen >> k & 1u)
+                return 0; /* a key of the path twice */
+            seen |= 1u << k;
+            if (depth + 1 == j->n_keys[k])
+                target |= 1u << k;
+            else
+                sub |= 1u << k;
+        }
+        jf_ws(j);
+        if (j->p == j->end || *j->p != ':')
+            return 0;
+        j->p++;
+        jf_ws(j);
+        if (!jf_value(j, depth + 1, sub, target))
+            return 0;
+        jf_ws(j);
+        if (j->p == j->end)
+            return 0;
+        char c = *j->p++;
+        if (c == '}')
+            return 1;
+        if (c != ',')
+            return 0;
+        jf_ws(j);
+    }
+}
+
+/* A value at nesting depth; active: paths whose keys matched so far (it must be an object to
+ * go on); target: paths that end at this value (it must be a string). */
+static int jf_value(jfast *j, int depth, unsigned active, unsigned target) {
+    if (j->p == j->end || depth > JF_MAX_DEPTH)
+        return 0;
+    char c = *j->p;
+    if (target && c != '"')
+        return 0;
+    switch (c) {
+    case '{':
+        j->p++;
+        return jf_object(j, depth, active);
+    case '[':
+        j->p++;
+        jf_ws(j);
+        if (j->p < j->end && *j->p == ']') {
+            j->p++;
+            return 1;
+        }
+        for (;;) {
+            if (!jf_value(j, depth + 1, 0, 0))
+                return 0;
+            jf_ws(j);
+            if (j->p == j->end)
+                return 0;
+            c = *j->p++;
+            if (c == ']')
+                return 1;
+            if (c != ',')
+                return 0;
+            jf_ws(j);
+        }
+    case '"': {
+        j->p++;
+        int k = target & 1u ? 0 : 1, esc;
+        if (!jf_string(j, target ? j->out[k] : NULL, &j->n_out[k], &esc))
+            return 0;
+        if (target == 3u) { /* the same path for text and domain */
+            memcpy(j->out[1], j->out[0], j->n_out[0] + 1);
+            j->n_out[1] = j->n_out[0];
+        }
+        j->found[0] |= (int)(target & 1u);
+        j->found[1] |= (int)(target >> 1 & 1u);
+        return 1;
+    }
+    case 't':
+        if (j->end - j->p < 4 || memcmp(j->p, "true", 4) != 0)
+            return 0;
+        j->p += 4;
+        return 1;
+    case 'f':
+        if (j->end - j->p < 5 || memcmp(j->p, "false", 5) != 0)
+            return 0;
+        j->p += 5;
+        return 1;
+    case 'n':
+        if (j->end - j->p < 4 || memcmp(j->p, "null", 4) != 0)
+            return 0;
+        j->p += 4;
+        return 1;
+    default:
+        return jf_number(j);
+    }
+}
+
+/* The fast path: 1 with the text (and domain) strings of line[0, n), unescaped into r->jtext
+ * (and r->jdom), 0 when json-c must decide, -1 out of memory. */
+static int json_fast(prep_reader *r, const char *line, size_t n) {
+    if (grow(&r->jtext, &r->jtext_cap, n) != 0 ||
+        (r->n_domain_keys > 0 && grow(&r->jdom, &r->jdom_cap, n) != 0))
+        return -1;
+    jfast j;
+    memset(&j, 0, sizeof j);
+    j.p = line;
+    j.end = line + n;
+    j.keys[0] = r->text_key;
+    j.n_keys[0] = r->n_text_keys;
+    j.keys[1] = r->domain_key;
+    j.n_keys[1] = r->n_domain_keys;
+    j.out[0] = r->jtext;
+    j.out[1] = r->jdom;
+    jf_ws(&j);
+    if (j.p == j.end || *j.p != '{')
+        return 0;
+    if (!jf_value(&j, 0, r->n_domain_keys > 0 ? 3u : 1u, 0))
+        return 0;
+    jf_ws(&j);
+    if (j.p != j.end || !j.found[0] || (r->n_domain_keys > 0 && !j.found[1]))
+        return 0;
+    r->jtext_n = j.n_out[0];
+    r->jdom_n = j.n_out[1];
+    return 1;
+}
+
+/* What follows the JSON checks, for both paths: the domain's NUL check, the text's rules, the
+ * domain's UTF-8 policy. dom is NULL when no domain is configured. */
+static int json_fields(prep_reader *r, const char *text, size_t n_text, const char *dom,
+                       size_t n_dom, prep_record *rec) {
+    int status = PREP_READ_OK;
+    if (dom && memchr(dom, 0, n_dom))
+        return reject(r, rec, PREP_REJECT_DOMAIN, "\\u0000 in the domain");
+    status = text_record(r, text, n_text, 1, rec);
+    if (status != PREP_READ_OK || rec->reject || !dom)
+        return status;
+    size_t first, bad = utf8_invalid((const unsigned char *)dom, n_dom, 0, &first);
+    if (bad > 0 && r->utf8 == PREP_UTF8_REJECT)
+        return reject(r, rec, PREP_REJECT_UTF8, "invalid UTF-8 at byte %zu of the domain", first);
+    if (bad > 0) {
+        if (grow(&r->dom, &r->dom_cap, n_dom + 2 * bad) != 0)
+            FAIL(r, PREP_READ_ERR_NOMEM, "%s: out of memory", r->path);
+        utf8_replace((const unsigned char *)dom, n_dom, r->dom);
+        dom = r->dom;
+        n_dom += 2 * bad;
+    }
+    rec->domain = dom;
+    rec->n_domain = n_dom;
+fail:
+    return status;
+}
+
 /* One jsonl line (no '\n') at stream offset off into rec (started by the caller). */
 static int json_record(prep_reader *r, const char *line, size_t n, uint64_t off, prep_record *rec) {
     int status = PREP_READ_OK;
@@ -576,14 +1076,30 @@ static int json_record(prep_reader *r, const char *line, size_t n, uint64_t off,
     const char *nul = memchr(line, 0, n);
     if (nul) /* raw NUL is never JSON (a NUL in the text is written \u0000: BINARY below) */
         return reject(r, rec, PREP_REJECT_JSON, "NUL byte at column %zu", (size_t)(nul - line));
+    if (!r->json_c_only) {
+        int fast = json_fast(r, line, n);
+        if (fast < 0)
+            FAIL(r, PREP_READ_ERR_NOMEM, "%s: out of memory for a line of %zu bytes", r->path, n);
+        if (fast > 0)
+            return json_fields(r, r->jtext, r->jtext_n, r->n_domain_keys > 0 ? r->jdom : NULL,
+                               r->jdom_n, rec);
+    }
     json_tokener_reset(r->tok);
     r->obj = json_tokener_parse_ex(r->tok, line, (int)n);
     if (!r->obj) {
         enum json_tokener_error e = json_tokener_get_error(r->tok);
+        size_t col = json_tokener_get_parse_end(r->tok);
+        /* json_tokener_reset keeps a pending high surrogate ("\ud83d" at the end of a line):
+         * the next line's first \u escape would get a U+FFFD in front. A new tokener after a
+         * failed line keeps lines independent. */
+        json_tokener_free(r->tok);
+        if (!(r->tok = json_tokener_new_ex(JSON_DEPTH)))
+            FAIL(r, PREP_READ_ERR_NOMEM, "%s: out of memory", r->path);
+        json_tokener_set_flags(r->tok, JSON_TOKENER_STRICT);
         return reject(r, rec, PREP_REJECT_JSON, "%s at column %zu",
                       e == json_tokener_continue ? "unexpected end of line"
                                                  : json_tokener_error_desc(e),
-                      json_tokener_get_parse_end(r->tok));
+                      col);
     }
     if (!json_object_is_type(r->obj, json_type_object))
         return reject(r, rec, PREP_REJECT_JSON, "not a JSON object but a %s",
@@ -605,25 +1121,9 @@ static int json_record(prep_reader *r, const char *line, size_t n, uint64_t off,
                           d ? json_type_to_name(json_object_get_type(d)) : "absent");
         dom = json_object_get_string(d);
         n_dom = (size_t)json_object_get_string_len(d);
-        if (memchr(dom, 0, n_dom))
-            return reject(r, rec, PREP_REJECT_DOMAIN, "\\u0000 in the domain");
     }
-    status = text_record(r, json_object_get_string(text), (size_t)json_object_get_string_len(text),
-                         1, rec);
-    if (status != PREP_READ_OK || rec->reject || !dom)
-        return status;
-    size_t first, bad = utf8_invalid((const unsigned char *)dom, n_dom, 0, &first);
-    if (bad > 0 && r->utf8 == PREP_UTF8_REJECT)
-        return reject(r, rec, PREP_REJECT_UTF8, "invalid UTF-8 at byte %zu of the domain", first);
-    if (bad > 0) {
-        if (grow(&r->dom, &r->dom_cap, n_dom + 2 * bad) != 0)
-            FAIL(r, PREP_READ_ERR_NOMEM, "%s: out of memory", r->path);
-        utf8_replace((const unsigned char *)dom, n_dom, r->dom);
-        dom = r->dom;
-        n_dom += 2 * bad;
-    }
-    rec->domain = dom;
-    rec->n_domain = n_dom;
+    return json_fields(r, json_object_get_string(text), (size_t)json_object_get_string_len(text),
+                       dom, n_dom, rec);
 fail:
     return status;
 }
@@ -991,21 +1491,63 @@ static int next_jsonl(prep_reader *r, prep_record *rec) {
     return next_json_line(r, rec);
 }
 
+/* The file's bytes from r->file_pos, for a run of frames (libarchive's fd reader starts at 0). */
+static la_ssize_t file_read(struct archive *a, void *ud, const void **buf) {
+    prep_reader *r = ud;
+    ssize_t k;
+    do
+        k = pread(r->fd, r->inner_buf, r->block_bytes, (off_t)r->file_pos);
+    while (k < 0 && errno == EINTR);
+    if (k < 0) {
+        archive_set_error(a, errno, "read at offset %llu: %s", (ull)r->file_pos, strerror(errno));
+        return -1;
+    }
+    r->file_pos += (uint64_t)k;
+    *buf = r->inner_buf;
+    return (la_ssize_t)k;
+}
+
+/* Reads and drops the stream up to stream offset target. */
+static int window_skip_to(prep_reader *r, uint64_t target) {
+    int status = PREP_READ_OK;
+    while (r->buf_off < target) {
+        uint64_t left = target - r->buf_off;
+        size_t want = left < r->block_bytes ? (size_t)left : r->block_bytes, got;
+        r->lo = r->hi = r->scan = 0;
+        if ((status = src_read(r, r->buf, want, &got)) != PREP_READ_OK)
+            goto fail;
+        if (got == 0)
+            FAIL(r, PREP_READ_ERR_CORRUPT,
+                 "%s: the stream ends at decompressed offset %llu, before %llu where the frame "
+                 "headers say this unit starts",
+                 r->path, (ull)r->buf_off, (ull)target + 1);
+        r->buf_off += got;
+    }
+fail:
+    return status;
+}
+
 static int next_jsonl_comp(prep_reader *r, prep_record *rec) {
     int status = PREP_READ_OK;
     if (!r->started) {
         r->started = 1;
         r->src = SRC_ARCHIVE;
-        r->limit = UINT64_MAX;
-        window_reset(r, 0);
+        r->limit = r->z_range ? r->z_limit : UINT64_MAX;
+        window_reset(r, r->z_stream_from);
         if (r->file_bytes == 0)
             return PREP_READ_DONE;
-        if (!(r->ar = raw_reader_new()))
+        if (!(r->ar = raw_reader_new()) ||
+            (r->z_range && !r->inner_buf && !(r->inner_buf = malloc(r->block_bytes))))
             FAIL(r, PREP_READ_ERR_NOMEM, "%s: out of memory", r->path);
-        if (archive_read_open_fd(r->ar, r->fd, r->block_bytes) != ARCHIVE_OK)
-            FAIL(r, archive_status(r->ar), "%s: decompressed offset 0: %s", r->path,
-                 archive_msg(r->ar));
+        r->file_pos = r->z_file_from;
+        if ((r->z_range ? archive_read_open(r->ar, r, NULL, file_read, NULL)
+                        : archive_read_open_fd(r->ar, r->fd, r->block_bytes)) != ARCHIVE_OK)
+            FAIL(r, archive_status(r->ar), "%s: decompressed offset %llu: %s", r->path,
+                 (ull)r->z_stream_from, archive_msg(r->ar));
         if ((status = raw_reader_start(r, r->ar, r->path)) != PREP_READ_OK)
+            goto fail;
+        if (r->z_sync && ((status = window_skip_to(r, r->z_sync_at)) != PREP_READ_OK ||
+                          (status = window_sync(r)) != PREP_READ_OK))
             goto fail;
     }
     return next_json_line(r, rec);
@@ -1131,6 +1673,35 @@ static int split_path(char *dst, const char **keys) {
     }
 }
 
+/* A unit of frames: where to start decoding, and the stream offsets its lines start in. The
+ * byte before the unit's first frame may sit in any earlier frame (frames may be empty). */
+static int frame_range(prep_reader *r, const prep_input *in, const prep_unit *u) {
+    const uint64_t *f = in->frames; /* (n_frames, 2) */
+    size_t n = in->n_frames, a = n, b = n;
+    for (size_t i = 0; i < n; i++) {
+        if (f[2 * i] == u->begin)
+            a = i;
+        if (f[2 * i] == u->end)
+            b = i;
+    }
+    if (u->begin == 0)
+        a = 0;
+    if (!f || a == n || (b == n && u->end != in->bytes) || a >= b)
+        return -1;
+    r->z_range = 1;
+    r->z_limit = b < n ? f[2 * b + 1] : UINT64_MAX;
+    if (a == 0 || f[2 * a + 1] == 0)
+        return 0; /* from the start of the stream */
+    size_t k = a - 1;
+    while (f[2 * k + 1] >= f[2 * a + 1]) /* an empty frame holds no byte */
+        k--;
+    r->z_file_from = f[2 * k];
+    r->z_stream_from = f[2 * k + 1];
+    r->z_sync = 1;
+    r->z_sync_at = f[2 * a + 1] - 1;
+    return 0;
+}
+
 int prep_reader_open(const prep_input *in, const prep_unit *u, const prep_read_opts *opts,
                      prep_reader **out) {
     int status = PREP_READ_OK;
@@ -1146,6 +1717,7 @@ int prep_reader_open(const prep_input *in, const prep_unit *u, const prep_read_o
     snprintf(r->path, sizeof r->path, "%s", in->path);
     r->format = in->format;
     r->utf8 = opts->utf8;
+    r->json_c_only = opts->json_c_only;
     r->max_doc_bytes = opts->max_doc_bytes;
     r->block_bytes = opts->block_bytes ? (size_t)opts->block_bytes : READ_BLOCK_BYTES;
     if (r->max_doc_bytes == 0 || r->max_doc_bytes > MAX_DOC_LIMIT ||
@@ -1158,7 +1730,9 @@ int prep_reader_open(const prep_input *in, const prep_unit *u, const prep_read_o
              (int)opts->utf8);
     if (in->format < PREP_FMT_JSONL || in->format > PREP_FMT_TEXT)
         FAIL(r, PREP_READ_ERR_ARG, "%s: unknown format %d", r->path, (int)in->format);
-    if (u->begin > u->end || (in->format != PREP_FMT_JSONL && u->begin != 0))
+    int frames = in->format == PREP_FMT_JSONL_COMP && (u->begin != 0 || u->end != in->bytes);
+    if (u->begin > u->end || (in->format != PREP_FMT_JSONL && u->begin != 0 && !frames) ||
+        (frames && frame_range(r, in, u) != 0))
         FAIL(r, PREP_READ_ERR_ARG, "%s: unit [%llu, %llu) is not a range of this file", r->path,
              (ull)u->begin, (ull)u->end);
     r->begin = u->begin;
@@ -1254,5 +1828,7 @@ void prep_reader_free(prep_reader *r) {
     free(r->buf);
     free(r->out);
     free(r->dom);
+    free(r->jtext);
+    free(r->jdom);
     free(r);
 }

@@ -28,7 +28,8 @@
  * (json-c JSON_TOKENER_STRICT: no single quotes, no trailing commas, nothing after the object
  * but whitespace; and checked here: no raw control characters in strings, no NaN/Infinity, no
  * leading zeros). A line with a raw NUL byte is JSON (never valid); a text holding "\u0000" is
- * BINARY.
+ * BINARY. Plain lines are read by a single-pass parser that hands every line it is not sure of
+ * to json-c, so the records are the same as json-c's (prep_read.c, "the fast path").
  * Order of the checks: JSON, FIELD, DOMAIN, BINARY, EMPTY, TOO_LONG, UTF8 (text, then domain).
  * EMPTY means zero bytes of text (whitespace-only text is a document). A plain-text document
  * (offset 0) is checked for BINARY (a NUL byte), EMPTY, TOO_LONG and UTF8.
@@ -89,13 +90,21 @@ typedef struct {
     char *path;
     uint64_t bytes;
     prep_format format;
+    /* A .zst file of several frames (set by prep_inputs_find_frames): the compressed and the
+     * decompressed offset of each zstd frame, in file order (skippable frames are not listed).
+     * NULL and 0 otherwise. */
+    uint64_t *frames; /* (n_frames, 2) */
+    size_t n_frames;
 } prep_input;
 
-/* A work unit: a whole file, or a byte range of a plain jsonl file. A range owns the records
- * (lines) that START inside [begin, end): if begin > 0 its first line starts just after the
- * first '\n' at or after offset begin - 1; its last line is the one starting before end, and
- * may run past end. So for any cut, every line belongs to exactly one unit. A whole-file unit
- * is [0, bytes): a file that grew since the scan is read up to that size. */
+/* A work unit: a whole file, or a byte range of a plain jsonl file, or a run of frames of a
+ * .zst file. A range owns the records (lines) that START inside [begin, end): if begin > 0 its
+ * first line starts just after the first '\n' at or after offset begin - 1; its last line is
+ * the one starting before end, and may run past end. So for any cut, every line belongs to
+ * exactly one unit. For frames, begin and end are where frames start in the file (or end is
+ * the file's size), and the rule applies to the decompressed offsets of those frame starts (a
+ * line may cross frames). A whole-file unit is [0, bytes): a file that grew since the scan is
+ * read up to that size. */
 typedef struct {
     uint32_t input;
     uint64_t begin, end;
@@ -107,6 +116,8 @@ typedef struct {
     prep_utf8_policy utf8;
     uint64_t max_doc_bytes; /* default 64 MiB; at most 2^31 - 4097 (json-c string limit) */
     uint64_t block_bytes;   /* bytes per read, default 1 MiB (tests use tiny blocks); 0: default */
+    int json_c_only;        /* tests: every jsonl line through json-c, the reference for the fast
+                               path (default 0: the fast path decides the lines it is sure of) */
 } prep_read_opts;
 
 prep_read_opts prep_read_opts_default(void);
@@ -122,9 +133,22 @@ int prep_inputs_scan(char *const *paths, int n_paths, prep_input **out, size_t *
                      size_t err_bytes);
 void prep_inputs_free(prep_input *in, size_t n);
 
+/*! prep_inputs_find_frames() :
+ *  For each compressed jsonl input larger than min_bytes that is a zstd stream of two or more
+ *  frames, all with their content size in the frame header: fills in->frames, so that
+ *  prep_units_make can cut the file at frame starts (one large file feeds many ranks). Walks
+ *  frame and block headers only (a few bytes per 128 KiB block); nothing is decompressed. A
+ *  file that cannot be walked (not zstd, a frame without content size, damage, a read error)
+ *  is left whole: its reading reports any damage as before. Depends only on the files' bytes.
+ *  @return PREP_READ_OK, PREP_READ_ERR_NOMEM. */
+int prep_inputs_find_frames(prep_input *in, size_t n_in, uint64_t min_bytes, char *err,
+                            size_t err_bytes);
+
 /*! prep_units_make() :
  *  One unit per file, except plain jsonl files larger than unit_bytes, which are cut into
- *  ranges of unit_bytes (the last one shorter). Depends only on the inputs and unit_bytes.
+ *  ranges of unit_bytes (the last one shorter), and .zst files with frames (in->frames), cut
+ *  at the first frame start at or past each multiple of unit_bytes from the unit's start. A
+ *  single-frame file stays whole. Depends only on the inputs and unit_bytes.
  *  *out is malloc'd (never NULL on success); free() it. @return PREP_READ_OK,
  *  PREP_READ_ERR_ARG (unit_bytes 0), PREP_READ_ERR_NOMEM. */
 int prep_units_make(const prep_input *in, size_t n_in, uint64_t unit_bytes, prep_unit **out,

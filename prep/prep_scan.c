@@ -18,11 +18,12 @@
 
 typedef unsigned long long ull;
 
-#define META_MAGIC   "LCTXUMET"
-#define META_VERSION 1u
-#define META_REC     48u
-#define BATCH_BYTES  (8u << 20)
-#define BATCH_DOCS   4096u
+#define META_MAGIC      "LCTXUMET"
+#define META_VERSION    1u
+#define META_REC        48u
+#define BATCH_BYTES     (8u << 20)
+#define BATCH_DOCS      4096u
+#define WORK_ZSTD_LEVEL (-100) /* zstd --fast=100 */
 
 void prep_unit_path(char *out, size_t n, const char *dir, size_t unit, const char *ext) {
     snprintf(out, n, "%s/work/unit-%06zu.%s", dir, unit, ext);
@@ -207,7 +208,8 @@ const char *prep_domain_of(const prep_recipe *r, const prep_input *in, const pre
 typedef struct {
     const tokenizer *tok;
     tok_ctx *ctx;
-    char **text; /* batch documents */
+    const char *arena;  /* the batch's texts back to back */
+    uint64_t *text_off; /* (batch) where each text starts in arena */
     size_t *n_text;
     size_t d0, d1;
     uint32_t *ids; /* (ids_cap) tokens of d0..d1 back to back */
@@ -223,7 +225,8 @@ static void *scan_work(void *arg) {
     for (size_t i = w->d0; i < w->d1; i++) {
         const uint32_t *ids;
         size_t n;
-        if (tokenizer_encode(w->ctx, w->text[i], w->n_text[i], NULL, &ids, &n) != TOK_OK) {
+        if (tokenizer_encode(w->ctx, w->arena + w->text_off[i], w->n_text[i], NULL, &ids, &n) !=
+            TOK_OK) {
             w->err = 1;
             return NULL;
         }
@@ -247,14 +250,61 @@ static void *scan_work(void *arg) {
     return NULL;
 }
 
+/* A finished unit made durable by a helper thread while the next unit is read and tokenized:
+ * its shard is closed (last block, index, fsync, rename), then its meta written (fsync,
+ * rename), in that order, so a meta still means a complete unit. The fsyncs were about 0.8 s
+ * of waiting per GB of text on the benchmark (tests/bench/bench_prep.sh), more on slow disks. */
+typedef struct {
+    shard_writer *sw;
+    prep_unit_meta meta;
+    char meta_path[4200];
+    int running, joinable;
+    pthread_t th;
+    int st;
+    char err[PREP_ERRMSG_BYTES];
+} unit_closer;
+
+static void *close_unit(void *arg) {
+    unit_closer *c = arg;
+    c->st = PREP_OK;
+    if (shard_writer_close(c->sw) != SHARD_OK) {
+        snprintf(c->err, sizeof c->err, "%s", shard_writer_errmsg(c->sw));
+        c->st = PREP_ERR_IO;
+    } else {
+        c->st = prep_unit_meta_write(c->meta_path, &c->meta, c->err, sizeof c->err);
+    }
+    return NULL;
+}
+
+/* Waits for the unit being closed (if any) and frees it. Its status; err is set on failure. */
+static int closer_wait(unit_closer *c, char *err, size_t err_bytes) {
+    if (!c->running)
+        return PREP_OK;
+    if (c->joinable)
+        pthread_join(c->th, NULL);
+    c->running = c->joinable = 0;
+    shard_writer_free(c->sw);
+    c->sw = NULL;
+    for (uint32_t i = 0; i < c->meta.n_strings; i++)
+        free(c->meta.strings[i]);
+    free(c->meta.strings);
+    free(c->meta.recs);
+    memset(&c->meta, 0, sizeof c->meta);
+    if (c->st != PREP_OK)
+        snprintf(err, err_bytes, "%s", c->err);
+    return c->st;
+}
+
 typedef struct {
     const prep_opts *o;
     const tokenizer *tok;
     int n_threads;
     scan_worker *w;
     pthread_t *th;
-    /* the batch */
-    char **text;
+    /* the batch: batch_bytes of texts in arena (one copy of each, no allocation per document) */
+    char *arena; /* (arena_cap) */
+    size_t arena_cap;
+    uint64_t *text_off; /* (BATCH_DOCS) */
     size_t *n_text;
     uint64_t *rec_of; /* (BATCH_DOCS) record index of each batch document */
     uint64_t *end;
@@ -266,6 +316,7 @@ typedef struct {
     shard_writer *sw;
     uint64_t n_seqs;
     cluster_progress *progress;
+    unit_closer closer; /* the previous unit, being made durable */
 } scan_state;
 
 static uint32_t intern(scan_state *s, const char *str) {
@@ -293,7 +344,8 @@ static int flush_batch(scan_state *s, char *err, size_t err_bytes) {
     size_t d = 0;
     for (int k = 0; k < nt; k++) {
         scan_worker *w = &s->w[k];
-        w->text = s->text;
+        w->arena = s->arena;
+        w->text_off = s->text_off;
         w->n_text = s->n_text;
         w->end = s->end;
         w->d0 = d;
@@ -332,8 +384,6 @@ static int flush_batch(scan_state *s, char *err, size_t err_bytes) {
     }
     uint64_t delta[3] = {s->n_batch, s->batch_bytes, n_tokens};
     cluster_progress_add(s->progress, delta);
-    for (size_t i = 0; i < s->n_batch; i++)
-        free(s->text[i]);
     s->n_batch = 0;
     s->batch_bytes = 0;
     return PREP_OK;
@@ -379,7 +429,11 @@ static int scan_unit(scan_state *s, const prep_input *in, const prep_unit *u, si
              u->input, unit_index, (ull)tokenizer_checksum(s->tok));
     shard_writer_opts wo = shard_writer_opts_default();
     wo.vocab_size = tokenizer_vocab_size(s->tok);
-    wo.level = 1;              /* work files: speed over size */
+    /* Work files are read once, by the packing: token ids barely compress (1.29x at level 1,
+     * from Huffman-coded literals), and level 1 on 16 KiB blocks ran at 190 MB/s, about 2.7 s
+     * of one core per GB of text. A level this fast stores the blocks raw (5 GB/s) at 1.27x
+     * the size, and the packing decompresses at memory speed. */
+    wo.level = WORK_ZSTD_LEVEL;
     wo.block_bytes = 1u << 14; /* packing reads single documents: small blocks (34 s -> 3 s
                                   of packing on 1 GB, tests/bench/bench_prep.sh) */
     wo.meta_json = meta_json;
@@ -423,14 +477,25 @@ static int scan_unit(scan_state *s, const prep_input *in, const prep_unit *u, si
         XXH128_hash_t h = XXH3_128bits(rec.text, rec.n_text);
         r->hash[0] = h.low64;
         r->hash[1] = h.high64;
-        char *copy = malloc(rec.n_text ? rec.n_text : 1);
-        if (!copy || r->domain == PREP_NO_SEQ) {
-            free(copy);
+        if (r->domain == PREP_NO_SEQ) {
             st = PREP_ERR_NOMEM;
             goto done;
         }
-        memcpy(copy, rec.text, rec.n_text);
-        s->text[s->n_batch] = copy;
+        if (s->batch_bytes + rec.n_text > s->arena_cap) {
+            size_t cap = 2 * s->arena_cap > s->batch_bytes + rec.n_text
+                             ? 2 * s->arena_cap
+                             : s->batch_bytes + rec.n_text;
+            char *p = realloc(s->arena, cap);
+            if (!p) {
+                snprintf(err, err_bytes, "out of memory for a batch of %zu bytes", cap);
+                st = PREP_ERR_NOMEM;
+                goto done;
+            }
+            s->arena = p;
+            s->arena_cap = cap;
+        }
+        memcpy(s->arena + s->batch_bytes, rec.text, rec.n_text);
+        s->text_off[s->n_batch] = s->batch_bytes;
         s->n_text[s->n_batch] = rec.n_text;
         s->rec_of[s->n_batch] = s->meta.n_records - 1;
         s->n_batch++;
@@ -459,15 +524,20 @@ static int scan_unit(scan_state *s, const prep_input *in, const prep_unit *u, si
     }
     if ((st = flush_batch(s, err, err_bytes)) != PREP_OK)
         goto done;
-    if (shard_writer_close(s->sw) != SHARD_OK) {
-        snprintf(err, err_bytes, "%s", shard_writer_errmsg(s->sw));
-        st = PREP_ERR_IO;
+    /* the unit goes to the closer (one at a time): shard and meta move to it */
+    if ((st = closer_wait(&s->closer, err, err_bytes)) != PREP_OK)
         goto done;
-    }
-    st = prep_unit_meta_write(meta_path, &s->meta, err, err_bytes);
+    unit_closer *c = &s->closer;
+    c->sw = s->sw;
+    c->meta = s->meta;
+    snprintf(c->meta_path, sizeof c->meta_path, "%s", meta_path);
+    s->sw = NULL;
+    memset(&s->meta, 0, sizeof s->meta);
+    c->running = 1;
+    c->joinable = pthread_create(&c->th, NULL, close_unit, c) == 0;
+    if (!c->joinable)
+        close_unit(c); /* no thread: closed here */
 done:
-    for (size_t i = 0; i < s->n_batch; i++)
-        free(s->text[i]);
     s->n_batch = 0;
     s->batch_bytes = 0;
     prep_reader_free(rd);
@@ -494,11 +564,11 @@ int prep_scan(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, const pre
     s.n_threads = o->threads > 0 ? o->threads : 1;
     s.w = calloc((size_t)s.n_threads, sizeof *s.w);
     s.th = calloc((size_t)s.n_threads, sizeof *s.th);
-    s.text = calloc(BATCH_DOCS, sizeof *s.text);
+    s.text_off = calloc(BATCH_DOCS, sizeof *s.text_off);
     s.n_text = calloc(BATCH_DOCS, sizeof *s.n_text);
     s.rec_of = calloc(BATCH_DOCS, sizeof *s.rec_of);
     s.end = calloc(BATCH_DOCS, sizeof *s.end);
-    int st = s.w && s.th && s.text && s.n_text && s.rec_of && s.end ? PREP_OK : PREP_ERR_NOMEM;
+    int st = s.w && s.th && s.text_off && s.n_text && s.rec_of && s.end ? PREP_OK : PREP_ERR_NOMEM;
     for (int k = 0; st == PREP_OK && k < s.n_threads; k++) {
         s.w[k].tok = tok;
         if (tok_ctx_create(tok, &s.w[k].ctx) != TOK_OK)
@@ -545,6 +615,12 @@ int prep_scan(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, const pre
         if (cluster_stop_signal())
             break;
     }
+    char cerr[PREP_ERRMSG_BYTES];
+    int cst = closer_wait(&s.closer, cerr, sizeof cerr); /* the last unit */
+    if (cst != PREP_OK && st == PREP_OK) {
+        snprintf(err, err_bytes, "%s", cerr);
+        st = cst;
+    }
     if (cluster_stop_signal() && st == PREP_OK) {
         snprintf(err, err_bytes, "stopped by signal %d after %llu units; run again to resume",
                  cluster_stop_signal(), (ull)n_done);
@@ -562,7 +638,8 @@ done:
     }
     free(s.w);
     free(s.th);
-    free(s.text);
+    free(s.arena);
+    free(s.text_off);
     free(s.n_text);
     free(s.rec_of);
     free(s.end);

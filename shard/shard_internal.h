@@ -65,6 +65,35 @@ static inline uint32_t shard_token_bytes_for_vocab(uint32_t vocab_size) {
     return vocab_size <= SHARD_U16_MAX_VOCAB ? 2u : 4u;
 }
 
+/* The largest of n ids, to check them against vocab_size without a branch per token. Eight
+ * lanes, so that gcc -O2 vectorises the loop (a loop that leaves early, or one accumulator, it
+ * does not). */
+static inline uint32_t shard_max_u32(const uint32_t *t, uint64_t n) {
+    uint32_t m[8] = {0};
+    uint64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            m[k] = t[i + k] > m[k] ? t[i + k] : m[k];
+    for (; i < n; i++)
+        m[0] = t[i] > m[0] ? t[i] : m[0];
+    for (int k = 1; k < 8; k++)
+        m[0] = m[k] > m[0] ? m[k] : m[0];
+    return m[0];
+}
+
+static inline uint32_t shard_max_u16(const uint16_t *t, uint64_t n) {
+    uint16_t m[8] = {0};
+    uint64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            m[k] = t[i + k] > m[k] ? t[i + k] : m[k];
+    for (; i < n; i++)
+        m[0] = t[i] > m[0] ? t[i] : m[0];
+    for (int k = 1; k < 8; k++)
+        m[0] = m[k] > m[0] ? m[k] : m[0];
+    return m[0];
+}
+
 /* Checksums compare through this, so that fuzzing builds (as in zstd) can skip them and reach
  * the structural checks behind them. Never defined in a normal build. */
 #ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION

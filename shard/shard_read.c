@@ -425,18 +425,15 @@ int shard_reader_load_block(shard_reader *r, uint64_t b) {
     uint64_t n_docs =
         r->seq_doc_off[e->first_seq + e->n_seqs - 1] + r->seqs[e->first_seq + e->n_seqs - 1].n_docs;
     const uint32_t vocab = r->info.vocab_size;
-    if (r->info.token_bytes == 2) {
-        const uint16_t *t = (const uint16_t *)(const void *)r->raw;
-        for (uint64_t i = 0; i < n_tok; i++)
-            if (t[i] >= vocab)
-                FAIL(r, SHARD_ERR_CORRUPT, "%s: block %llu: token %llu is %u >= vocab_size %u",
-                     r->path, (ull)b, (ull)i, t[i], vocab);
-    } else {
-        const uint32_t *t = (const uint32_t *)(const void *)r->raw;
-        for (uint64_t i = 0; i < n_tok; i++)
-            if (t[i] >= vocab)
-                FAIL(r, SHARD_ERR_CORRUPT, "%s: block %llu: token %llu is %u >= vocab_size %u",
-                     r->path, (ull)b, (ull)i, t[i], vocab);
+    uint32_t max = r->info.token_bytes == 2
+                       ? shard_max_u16((const uint16_t *)(const void *)r->raw, n_tok)
+                       : shard_max_u32((const uint32_t *)(const void *)r->raw, n_tok);
+    for (uint64_t i = 0; max >= vocab && i < n_tok; i++) {
+        uint32_t id = r->info.token_bytes == 2 ? ((const uint16_t *)(const void *)r->raw)[i]
+                                               : ((const uint32_t *)(const void *)r->raw)[i];
+        if (id >= vocab)
+            FAIL(r, SHARD_ERR_CORRUPT, "%s: block %llu: token %llu is %u >= vocab_size %u", r->path,
+                 (ull)b, (ull)i, id, vocab);
     }
     if (!r->docs || n_docs > r->docs_cap) { /* never NULL: callers get docs + offset */
         free(r->docs);

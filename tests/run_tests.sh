@@ -55,8 +55,8 @@ cmake --build build-tsan -j "$JOBS" >/dev/null
 step "fuzz targets (libFuzzer, ${FUZZ_SECONDS}s each)"
 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DFUZZ=ON -DSANITIZE=address,undefined \
   -DBUILD_TESTING=ON >/dev/null
-cmake --build build-fuzz -j "$JOBS" --target fuzz_shard_read fuzz_tokenize fuzz_safetensors fuzz_config >/dev/null
-for t in fuzz_shard_read fuzz_tokenize fuzz_safetensors fuzz_config; do
+cmake --build build-fuzz -j "$JOBS" --target fuzz_shard_read fuzz_tokenize fuzz_safetensors fuzz_config fuzz_prep_json >/dev/null
+for t in fuzz_shard_read fuzz_tokenize fuzz_safetensors fuzz_config fuzz_prep_json; do
   corpus=$(mktemp -d); cp tests/fuzz/corpus/$t/* "$corpus"/
   ./build-fuzz/tests/fuzz/$t -max_total_time="$FUZZ_SECONDS" -max_len=8192 "$corpus" 2>&1 \
     | tail -n 1

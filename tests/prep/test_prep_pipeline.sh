@@ -122,4 +122,30 @@ $PY "$HERE/data/check_prep_output.py" --corpus-dir "$W/sp/train" --out "$W/pro1"
   --tokenizer "$TOK" --longctx "$LONGCTX" --bos 1 --eos 2 > "$W/checkpro.txt" 2>&1 ||
   { cat "$W/checkpro.txt"; exit 1; }
 ok "bestfit (prolong-64k): rank-independent, checker: $(tail -n 1 "$W/checkpro.txt")"
+
+# a .zst file of many frames (lines cut across frames) is cut into work units at its frames:
+# the same bytes at 1, 2 and 4 ranks, and the same documents and shards as the file in one frame
+mkdir -p "$W/fr"
+big=$(ls -S "$W"/sp/train/*/*.jsonl.zst | head -n 1)
+cp "$big" "$W/fr/one.jsonl.zst"
+FR=(--recipe fu2024-per-source --target-tokens 100000 --seq-len 2048)
+runfr() { # NP OUT
+  "$MPIEXEC" -np "$1" --oversubscribe "$LONGCTX" prep --tokenizer "$TOK" --output "$2" \
+    --unit-bytes 20000 --shard-tokens 50000 --progress-seconds 60 "${FR[@]}" "$W/fr" 2> "$2.log" ||
+    { cat "$2.log"; exit 1; }
+}
+runfr 1 "$W/fr-one"
+zstd -q -d -c "$big" > "$W/fr.jsonl"
+split -b 7777 -d -a 4 "$W/fr.jsonl" "$W/frpart."
+for p in "$W"/frpart.*; do zstd -q -c "$p"; done > "$W/fr/one.jsonl.zst"
+n_frames=$(ls "$W"/frpart.* | wc -l)
+for np in 1 2 4; do runfr $np "$W/fr$np"; done
+units=$(sed -n 's/.* input files\? in \([0-9]*\) work units.*/\1/p' "$W/fr1.log")
+[ "${units:-0}" -gt 1 ] || { echo "the file of $n_frames frames was not cut ($units units)"; exit 1; }
+diff -r "$W/fr1" "$W/fr2" > /dev/null && diff -r "$W/fr1" "$W/fr4" > /dev/null ||
+  { echo "frame units: output depends on the rank count"; diff -rq "$W/fr1" "$W/fr4" | head; exit 1; }
+diff "$W/fr-one/manifest.tsv" "$W/fr1/manifest.tsv" > /dev/null &&
+  diff -r "$W/fr-one/L2048" "$W/fr1/L2048" > /dev/null ||
+  { echo "frame units: other documents or shards than the file in one frame"; exit 1; }
+ok "a .zst of $n_frames frames in $units work units: np 1, 2, 4 byte-identical, same manifest and shards as one frame"
 echo "$passed passed, 0 failed"

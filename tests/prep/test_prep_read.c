@@ -459,9 +459,9 @@ static void gen_random_jsonl(tbuf *b, uint64_t seed, int n_lines) {
 /* ---- tests: units and the byte-range property ---------------------------------------------- */
 
 static void test_units_make(void) {
-    prep_input in[3] = {{"a.jsonl", 10, PREP_FMT_JSONL},
-                        {"b.txt", 100, PREP_FMT_TEXT},
-                        {"c.jsonl", 0, PREP_FMT_JSONL}};
+    prep_input in[3] = {{"a.jsonl", 10, PREP_FMT_JSONL, NULL, 0},
+                        {"b.txt", 100, PREP_FMT_TEXT, NULL, 0},
+                        {"c.jsonl", 0, PREP_FMT_JSONL, NULL, 0}};
     prep_unit *u;
     size_t n;
     CHECK_EQ_INT(prep_units_make(in, 3, 3, &u, &n), PREP_READ_OK);
@@ -961,6 +961,420 @@ static void test_archives(const char *dir) {
     free(ez);
 }
 
+/* ---- tests: .zst files cut at their frames ------------------------------------------------ */
+
+/* data[0, n) as zstd frames cut at random places (lines cross frames; some frames are empty),
+ * with skippable frames at the start, in the middle and at the end. fcs: content sizes in the
+ * frame headers. Returns the number of data frames. */
+static int frames_zstd(const char *data, size_t n, uint64_t seed, size_t max_chunk, int fcs,
+                       tbuf *out) {
+    static const char skip[12] = {0x50, 0x2A, 0x4D, 0x18, 4, 0, 0, 0, 'p', 'a', 'd', '!'};
+    ZSTD_CCtx *cc = ZSTD_createCCtx();
+    uint64_t s = seed;
+    int n_frames = 0;
+    buf_put(out, skip, sizeof skip);
+    for (size_t at = 0; at < n || n_frames == 0;) {
+        size_t k = rnd(&s) % 7 == 0 ? 0 : 1 + rnd(&s) % max_chunk;
+        if (k > n - at)
+            k = n - at;
+        size_t cap = ZSTD_compressBound(k);
+        char *c = malloc(cap);
+        ZSTD_CCtx_reset(cc, ZSTD_reset_session_and_parameters);
+        ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, (int)(rnd(&s) % 2));
+        ZSTD_CCtx_setParameter(cc, ZSTD_c_contentSizeFlag, fcs);
+        size_t m = c ? ZSTD_compress2(cc, c, cap, data + at, k) : 0;
+        CHECK(c && !ZSTD_isError(m));
+        if (c && !ZSTD_isError(m))
+            buf_put(out, c, m);
+        free(c);
+        n_frames++;
+        at += k;
+        if (n_frames == 3)
+            buf_put(out, skip, sizeof skip);
+    }
+    buf_put(out, skip, sizeof skip);
+    ZSTD_freeCCtx(cc);
+    return n_frames;
+}
+
+static void test_zstd_frames(const char *dir) {
+    tbuf plain = {0};
+    gen_jsonl(&plain, 77, 3000, 300, 1);
+    buf_str(&plain, "{\"text\":\"");
+    for (int i = 0; i < 20000; i++) /* a line longer than many frames */
+        buf_str(&plain, "long ");
+    buf_str(&plain, "\"}\n");
+    gen_jsonl(&plain, 78, 500, 40, 0);
+    tresult exp;
+    res_init(&exp);
+    expect_jsonl(plain.d, plain.n, 64 * MiB, NULL, &exp);
+    int n_bad = 0;
+    for (int f = 0; f < 3; f++) {
+        tbuf z = {0};
+        size_t max_chunk = f == 0 ? 3000 : f == 1 ? 40000 : 5000;
+        int n_frames = frames_zstd(plain.d, plain.n, 100 + (uint64_t)f, max_chunk, f != 2, &z);
+        char path[4200], name[64];
+        snprintf(name, sizeof name, "frames-%d.jsonl.zst", f);
+        path_in(path, sizeof path, dir, name);
+        CHECK_EQ_INT(write_file(path, z.d, z.n), 0);
+        prep_input in;
+        if (input_of(path, &in) != 0) {
+            CHECK(0);
+            free(z.d);
+            continue;
+        }
+        char err[256];
+        CHECK_EQ_INT(prep_inputs_find_frames(&in, 1, 0, err, sizeof err), PREP_READ_OK);
+        /* without content sizes the file cannot be cut */
+        CHECK_EQ_INT(in.n_frames, f == 2 ? 0 : n_frames);
+        static const uint64_t unit_bytes[] = {1, 700, 5000, 60000, 1u << 30};
+        static const uint64_t blocks[] = {0, 3, 4096};
+        size_t most_units = 0;
+        for (size_t ui = 0; ui < sizeof unit_bytes / sizeof *unit_bytes; ui++)
+            for (size_t bi = 0; bi < sizeof blocks / sizeof *blocks; bi++) {
+                if (blocks[bi] == 3 && unit_bytes[ui] != 700)
+                    continue; /* a read per 3 bytes: once is enough */
+                prep_unit *u;
+                size_t n_units;
+                CHECK_EQ_INT(prep_units_make(&in, 1, unit_bytes[ui], &u, &n_units), PREP_READ_OK);
+                most_units = n_units > most_units ? n_units : most_units;
+                prep_read_opts o = prep_read_opts_default();
+                o.block_bytes = blocks[bi];
+                tresult got;
+                res_init(&got);
+                for (size_t i = 0; i < n_units && got.status == PREP_READ_DONE; i++) {
+                    CHECK(i == 0 || u[i].begin == u[i - 1].end);
+                    read_unit(&in, &u[i], &o, &got);
+                }
+                char what[4400];
+                snprintf(what, sizeof what, "%s unit_bytes %llu block %llu (%zu units)", path,
+                         (ull)unit_bytes[ui], (ull)blocks[bi], n_units);
+                if (got.status != PREP_READ_DONE || !got.shape_ok ||
+                    !same_records(&got, &exp, 0, what)) {
+                    fprintf(stderr, "%s: status %d %s\n", what, got.status, got.errmsg);
+                    n_bad++;
+                }
+                res_free(&got);
+                free(u);
+            }
+        printf("%s: %d frames, up to %zu units, the same records\n", name, n_frames, most_units);
+        CHECK(f == 2 ? most_units == 1 : most_units == (size_t)n_frames);
+        /* a unit that does not start at a frame is refused */
+        prep_unit bad = {0, 5, in.bytes};
+        prep_read_opts o = prep_read_opts_default();
+        prep_reader *r = NULL;
+        CHECK_EQ_INT(prep_reader_open(&in, &bad, &o, &r), PREP_READ_ERR_ARG);
+        prep_reader_free(r);
+        free(in.path);
+        free(in.frames);
+        free(z.d);
+    }
+    CHECK_EQ_INT(n_bad, 0);
+    res_free(&exp);
+    free(plain.d);
+}
+
+/* ---- tests: the JSON fast path against json-c -------------------------------------------- */
+
+/* Random JSON-like values: mostly valid, with everything the fast path must hand to json-c
+ * (escapes of every kind, surrogates, \u0000, raw control bytes, odd numbers and literals,
+ * odd whitespace, repeated and escaped keys, deep nesting) at small rates. */
+static void gen_ws(tbuf *b, uint64_t *s) {
+    static const char *const ws[] = {"", "", "", " ", "\t", "\r", "  ", " \t "};
+    uint64_t k = rnd(s) % 64;
+    buf_str(b, k == 0 ? "\v" : k == 1 ? "\f" : k == 2 ? "\n" : ws[k % 8]);
+}
+
+static void gen_jstring(tbuf *b, uint64_t *s) {
+    static const char *const plain[] = {"a", "hello", " ", "0123456789abcdef", "{", "}", ",",
+                                        ":", "[",     "'"};
+    static const char *const fine[] = {
+        "\\n",           "\\t",          "\\\"",    "\\\\",
+        "\\/",           "\\b",          "\\f",     "\\r",
+        "\\u00e9",       "\\u0041",      "\\u20AC", "\\uffff",
+        "\xc3\xa9",      "\xe2\x82\xac", "\x7f",    "\xf0\x9f\x98\x80",
+        "\\ud83d\\ude00"};
+    static const char *const odd[] = {"\\u0000", "\\ud83d", "\\ude00",     "\xff",
+                                      "\x01",    "\x1f",    "\\x",         "\\u12",
+                                      "\\uzzzz", "\\",      "\xed\xa0\x80"};
+    int n = (int)(rnd(s) % 12);
+    buf_str(b, "\"");
+    for (int i = 0; i < n; i++) {
+        uint64_t k = rnd(s) % 200;
+        if (k < 150)
+            buf_str(b, plain[k % 10]);
+        else if (k < 196)
+            buf_str(b, fine[k % 17]);
+        else
+            buf_str(b, odd[rnd(s) % 11]);
+    }
+    buf_str(b, "\"");
+}
+
+static void gen_jvalue(tbuf *b, uint64_t *s, int depth, int want_obj);
+
+static void gen_jobject(tbuf *b, uint64_t *s, int depth) {
+    static const char *const keys[] = {"text",       "meta", "src",  "set",
+                                       "te\\u0078t", "",     "Text", "m\\u0065ta"};
+    int n = (int)(rnd(s) % 5);
+    buf_str(b, "{");
+    gen_ws(b, s);
+    for (int i = 0; i < n; i++) {
+        if (i > 0) {
+            buf_str(b, ",");
+            gen_ws(b, s);
+        }
+        uint64_t k = rnd(s) % 20;
+        buf_str(b, "\"");
+        buf_str(b, keys[k < 12 ? k % 4 : k % 8]);
+        buf_str(b, "\"");
+        gen_ws(b, s);
+        buf_str(b, rnd(s) % 50 ? ":" : "=");
+        gen_ws(b, s);
+        gen_jvalue(b, s, depth + 1, k % 4 == 1 && rnd(s) % 2);
+        gen_ws(b, s);
+    }
+    if (rnd(s) % 40 == 0)
+        buf_str(b, ",");
+    buf_str(b, "}");
+}
+
+static void gen_jvalue(tbuf *b, uint64_t *s, int depth, int want_obj) {
+    static const char *const atoms[] = {"true",
+                                        "false",
+                                        "null",
+                                        "0",
+                                        "-0",
+                                        "12",
+                                        "-3.25",
+                                        "0.5",
+                                        "1e5",
+                                        "2E-3",
+                                        "1.",
+                                        "01",
+                                        "-",
+                                        "1.5e+",
+                                        "NaN",
+                                        "Infinity",
+                                        "-Infinity",
+                                        "True",
+                                        "nul",
+                                        "123456789012345678",
+                                        "1234567890123456789012",
+                                        "-9223372036854775809",
+                                        "0.00000000000000000000000000001",
+                                        "1e400"};
+    uint64_t k = depth > 36 ? 3 : rnd(s) % 10;
+    if (want_obj || k < 2) {
+        if (depth < 40)
+            gen_jobject(b, s, depth);
+        else
+            buf_str(b, "{}");
+    } else if (k < 3 && depth < 40) {
+        int n = (int)(rnd(s) % 4);
+        buf_str(b, "[");
+        for (int i = 0; i < n; i++) {
+            if (i > 0)
+                buf_str(b, ",");
+            gen_ws(b, s);
+            gen_jvalue(b, s, depth + 1, 0);
+        }
+        buf_str(b, rnd(s) % 40 ? "]" : ",]");
+    } else if (k < 7) {
+        gen_jstring(b, s);
+    } else {
+        uint64_t a = rnd(s) % 60;
+        buf_str(b, atoms[a < 36 ? a % 8 : a % 24]);
+    }
+}
+
+/* Reads path with the fast path and with json-c only: every record must be the same, the
+ * details included. Returns the number of records (accepted ones in *n_ok). */
+static size_t compare_json_paths(const char *path, prep_read_opts o, size_t *n_ok) {
+    prep_input in;
+    *n_ok = 0;
+    if (input_of(path, &in) != 0) {
+        CHECK(0);
+        return 0;
+    }
+    prep_unit u = {0, 0, in.bytes};
+    prep_reader *fast = NULL, *slow = NULL;
+    o.json_c_only = 0;
+    int sf = prep_reader_open(&in, &u, &o, &fast);
+    o.json_c_only = 1;
+    int ss = prep_reader_open(&in, &u, &o, &slow);
+    size_t n = 0;
+    while (sf == PREP_READ_OK && ss == PREP_READ_OK) {
+        prep_record a, b;
+        sf = prep_reader_next(fast, &a);
+        ss = prep_reader_next(slow, &b);
+        if (sf != PREP_READ_OK || ss != PREP_READ_OK)
+            break;
+        n++;
+        int same = a.ordinal == b.ordinal && a.offset == b.offset && a.reject == b.reject &&
+                   a.n_text == b.n_text && !a.text == !b.text &&
+                   (!a.text || memcmp(a.text, b.text, a.n_text + 1) == 0) &&
+                   a.n_domain == b.n_domain && !a.domain == !b.domain &&
+                   (!a.domain || memcmp(a.domain, b.domain, a.n_domain) == 0) &&
+                   !a.detail == !b.detail && (!a.detail || strcmp(a.detail, b.detail) == 0);
+        *n_ok += !a.reject;
+        if (!same) {
+            fprintf(stderr,
+                    "%s: record %llu at offset %llu: fast path reject %d (%s), json-c %d "
+                    "(%s)\n",
+                    path, (ull)a.ordinal, (ull)a.offset, a.reject, a.detail ? a.detail : "",
+                    b.reject, b.detail ? b.detail : "");
+            fprintf(stderr, "  text %zu bytes '%.*s' vs %zu bytes '%.*s'\n", a.n_text,
+                    (int)a.n_text, a.text ? a.text : "", b.n_text, (int)b.n_text,
+                    b.text ? b.text : "");
+            fprintf(stderr, "  domain '%.*s' vs '%.*s'\n", (int)a.n_domain,
+                    a.domain ? a.domain : "", (int)b.n_domain, b.domain ? b.domain : "");
+            CHECK(0);
+            break;
+        }
+    }
+    CHECK_EQ_INT(sf, ss);
+    prep_reader_free(fast);
+    prep_reader_free(slow);
+    free(in.path);
+    return n;
+}
+
+/* Up to two dot paths, split into keys. */
+typedef struct {
+    char keys[2][4][16];
+    int n_keys[2];
+    int n_paths;
+} tpaths;
+
+static void paths_set(tpaths *P, const char *text_path, const char *domain_path) {
+    memset(P, 0, sizeof *P);
+    const char *path[2] = {text_path, domain_path};
+    for (int p = 0; p < 2 && path[p]; p++, P->n_paths++)
+        for (const char *c = path[p]; *c; c++) {
+            if (*c == '.') {
+                P->n_keys[p]++;
+                continue;
+            }
+            char *k = P->keys[p][P->n_keys[p]];
+            size_t n = strlen(k);
+            k[n] = *c;
+        }
+    for (int p = 0; p < P->n_paths; p++)
+        P->n_keys[p]++;
+}
+
+/* An object with a random string at each path of mask (paths sharing keys share objects), and
+ * random fields around them. */
+static void gen_at_paths(tbuf *b, uint64_t *s, const tpaths *P, unsigned mask, int depth) {
+    buf_str(b, "{");
+    int first = 1;
+    if (rnd(s) % 4 == 0) {
+        buf_str(b, "\"id\":");
+        gen_jvalue(b, s, depth + 1, 0);
+        first = 0;
+    }
+    unsigned done = 0;
+    for (int p = 0; p < 2; p++) {
+        if (!(mask >> p & 1u) || (done >> p & 1u))
+            continue;
+        const char *key = P->keys[p][depth];
+        unsigned sub = 0, leaf = 0;
+        for (int q = 0; q < 2; q++)
+            if ((mask >> q & 1u) && strcmp(P->keys[q][depth], key) == 0) {
+                sub |= 1u << q;
+                leaf |= P->n_keys[q] == depth + 1;
+            }
+        done |= sub;
+        buf_str(b, first ? "\"" : ",\"");
+        buf_str(b, key);
+        buf_str(b, "\":");
+        gen_ws(b, s);
+        if (leaf)
+            gen_jstring(b, s);
+        else
+            gen_at_paths(b, s, P, sub, depth + 1);
+        first = 0;
+    }
+    if (rnd(s) % 4 == 0) {
+        buf_str(b, first ? "\"x\":" : ",\"x\":");
+        gen_jvalue(b, s, depth + 1, 0);
+    }
+    buf_str(b, "}");
+}
+
+static void test_json_fast_path(const char *dir) {
+    static const char *const text_paths[] = {"text", "meta.text", "text", "meta.set.text"};
+    static const char *const domain_paths[] = {NULL, "src", "meta.src", "text"};
+    tbuf b = {0};
+    uint64_t s = 4242;
+    size_t n_total = 0, n_ok_total = 0;
+    for (int f = 0; f < 16; f++) {
+        tpaths P;
+        paths_set(&P, text_paths[f % 4], domain_paths[(f / 4) % 4]);
+        b.n = 0;
+        for (int i = 0; i < 3000; i++) {
+            size_t start = b.n;
+            gen_ws(&b, &s);
+            if (rnd(&s) % 30 == 0)
+                gen_jvalue(&b, &s, 0, 0); /* not always an object */
+            else if (rnd(&s) % 3 != 0)    /* the common shape: strings at the paths read */
+                gen_at_paths(&b, &s, &P, P.n_paths == 2 ? 3u : 1u, 0);
+            else
+                gen_jobject(&b, &s, 0);
+            gen_ws(&b, &s);
+            if (rnd(&s) % 8 == 0) { /* a mutation: one byte changed, dropped or doubled */
+                size_t at = start + rnd(&s) % (b.n - start + 1);
+                uint64_t m = rnd(&s) % 3;
+                if (at < b.n && m == 0)
+                    b.d[at] = (char)(rnd(&s) % 256);
+                else if (at < b.n && m == 1)
+                    memmove(b.d + at, b.d + at + 1, b.n-- - at - 1);
+                else if (at < b.n)
+                    buf_put(&b, b.d + b.n - 1, 1);
+            }
+            buf_str(&b, "\n");
+        }
+        char path[4200], name[64];
+        snprintf(name, sizeof name, "fast-%02d.jsonl", f);
+        path_in(path, sizeof path, dir, name);
+        CHECK_EQ_INT(write_file(path, b.d, b.n), 0);
+        prep_read_opts o = prep_read_opts_default();
+        o.text_path = text_paths[f % 4];
+        o.domain_path = domain_paths[(f / 4) % 4];
+        o.utf8 = f % 2 ? PREP_UTF8_REJECT : PREP_UTF8_REPLACE;
+        size_t n_ok;
+        n_total += compare_json_paths(path, o, &n_ok);
+        n_ok_total += n_ok;
+    }
+    /* the deepest nesting both accept, and one more level */
+    for (int depth = 30; depth <= 34; depth++) {
+        b.n = 0;
+        for (int i = 0; i < depth; i++)
+            buf_str(&b, "{\"a\":");
+        buf_str(&b, "1");
+        for (int i = 0; i < depth; i++)
+            buf_str(&b, "}");
+        buf_str(&b, "\n{\"text\":\"x\",\"a\":");
+        for (int i = 0; i < depth; i++)
+            buf_str(&b, "[");
+        for (int i = 0; i < depth; i++)
+            buf_str(&b, "]");
+        buf_str(&b, "}\n");
+        char path[4200];
+        path_in(path, sizeof path, dir, "fast-deep.jsonl");
+        CHECK_EQ_INT(write_file(path, b.d, b.n), 0);
+        size_t n_ok;
+        n_total += compare_json_paths(path, prep_read_opts_default(), &n_ok);
+        n_ok_total += n_ok;
+    }
+    free(b.d);
+    CHECK(n_total > 40000);
+    CHECK(n_ok_total > 12000); /* enough accepted records to have gone through the fast path */
+    printf("json fast path: %zu records (%zu accepted) the same as json-c's\n", n_total,
+           n_ok_total);
+}
+
 /* ---- tests: the bad-input corpus ----------------------------------------------------------- */
 
 typedef struct {
@@ -1090,6 +1504,16 @@ static void test_bad_json(const char *dir) {
     dom_rej[8].text = NULL;
     check_lines(dir, "domain-rej.jsonl", dom_rej, (int)(sizeof dom / sizeof *dom), &o, &got);
     res_free(&got);
+
+    /* a line ending in a high surrogate does not change the next line (json-c kept it) */
+    const tline sur[] = {L("{\"text\":\"\\ud83d", PREP_REJECT_JSON, NULL),
+                         L("{\"text\":\"\\u0041\"}", 0, "A")};
+    o = prep_read_opts_default();
+    for (int slow = 0; slow < 2; slow++) {
+        o.json_c_only = slow;
+        check_lines(dir, "surrogate-eol.jsonl", sur, 2, &o, &got);
+        res_free(&got);
+    }
 
     /* without a domain path, no domain */
     o = prep_read_opts_default();
@@ -1394,7 +1818,7 @@ static void test_huge_line(const char *dir) {
 static void test_errors(const char *dir) {
     char path[4200];
     path_in(path, sizeof path, dir, "does-not-exist.jsonl");
-    prep_input in = {path, 10, PREP_FMT_JSONL};
+    prep_input in = {path, 10, PREP_FMT_JSONL, NULL, 0};
     prep_unit u = {0, 0, 10};
     prep_read_opts o = prep_read_opts_default();
     prep_reader *r = NULL;
@@ -1406,7 +1830,7 @@ static void test_errors(const char *dir) {
 
     path_in(path, sizeof path, dir, "args.txt");
     CHECK_EQ_INT(write_file(path, "text", 4), 0);
-    in = (prep_input){path, 4, PREP_FMT_TEXT};
+    in = (prep_input){path, 4, PREP_FMT_TEXT, NULL, 0};
     u = (prep_unit){0, 1, 4}; /* a range of a text file */
     CHECK_EQ_INT(prep_reader_open(&in, &u, &o, &r), PREP_READ_ERR_ARG);
     prep_reader_free(r);
@@ -1559,8 +1983,10 @@ int main(void) {
     test_units_make();
     test_ranges(dir);
     test_compressed(dir);
+    test_zstd_frames(dir);
     test_archives(dir);
     test_bad_json(dir);
+    test_json_fast_path(dir);
     test_utf8(dir);
     test_max_exact(dir);
     test_empty_inputs(dir);
