@@ -52,7 +52,7 @@ AI void matvec_avx2(float *y, const float *x, const void *wv, size_t cols, size_
     const size_t esz = dtype == INFER_DT_F32 ? 4 : 2, row_bytes = cols * esz;
     /* rows shorter than 4 KiB: prefetch the same place in the next pass's rows (2 KiB ahead
      * would land in rows this pass already streams: 1024-column bf16 rows read 11.6 GB/s) */
-    const size_t ahead = row_bytes >= 4096 ? PREFETCH_BYTES : 8 * row_bytes;
+    const size_t ahead = row_bytes > 4096 ? PREFETCH_BYTES : 8 * row_bytes;
     const size_t n8 = cols & ~(size_t)7, n16 = cols & ~(size_t)15, n_tail = cols - n8;
     float x_tail[8] = {0};
     memcpy(x_tail, x + n8, n_tail * sizeof *x);

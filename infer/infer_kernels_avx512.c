@@ -61,7 +61,7 @@ AI void matvec_avx512(float *y, const float *x, const void *wv, size_t cols, siz
     const size_t esz = dtype == INFER_DT_F32 ? 4 : 2, row_bytes = cols * esz;
     /* rows shorter than 4 KiB: prefetch the same place in the next pass's rows (2 KiB ahead
      * would land in rows this pass already streams: 1024-column bf16 rows read 11.6 GB/s) */
-    const size_t ahead = row_bytes >= 4096 ? PREFETCH_BYTES : 8 * row_bytes;
+    const size_t ahead = row_bytes > 4096 ? PREFETCH_BYTES : 8 * row_bytes;
     const size_t n16 = cols & ~(size_t)15, n32 = cols & ~(size_t)31;
     const __mmask16 mt = tail_mask(cols - n16);
     const __m512 xt = _mm512_maskz_loadu_ps(mt, x + n16);
