@@ -67,11 +67,16 @@ typedef struct infer_state infer_state;
 /*! infer_model_load() :
  *  path is a HF model directory (config.json, model.safetensors or model.safetensors.index.json
  *  with its shards), or a llama2.c legacy checkpoint (.bin: 7 int32 then float32 weights,
- *  REFERENCE.md section 3; theta 10000, rms eps 1e-5, adjacent pairs). Safetensors files are
- *  mapped read-only and weights used in place; only the norms are widened to float32.
+ *  REFERENCE.md section 3; theta 10000, rms eps 1e-5, adjacent pairs). Weights stay in their
+ *  stored dtype, in place in the loaded file; only the norms are widened to float32.
  *  @return INFER_OK, INFER_ERR_IO, INFER_ERR_FORMAT (errmsg: file, offset or tensor, what),
  *  INFER_ERR_NOMEM. On failure *out holds only the message (or is NULL); free it. */
 int infer_model_load(const char *path, infer_model **out);
+/* How safetensors data reaches memory: INFER_LOAD_RAM (the default of infer_model_load) reads
+ * each file with pread into anonymous memory on transparent huge pages (faster decode: fewer
+ * TLB misses); INFER_LOAD_MMAP maps it read-only (no copy; pages shared with the page cache). */
+enum { INFER_LOAD_RAM = 0, INFER_LOAD_MMAP = 1 };
+int infer_model_load_mode(const char *path, int mode, infer_model **out);
 void infer_model_free(infer_model *m); /* NULL ok */
 const char *infer_model_errmsg(const infer_model *m);
 const infer_config *infer_model_config(const infer_model *m);

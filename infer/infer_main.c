@@ -210,7 +210,7 @@ typedef struct {
     long n_gen, top_k, ctx, chunk, threads;
     double temp, top_p;
     unsigned long long seed;
-    int kv_dtype, no_bos, ignore_eos, timings;
+    int kv_dtype, no_bos, ignore_eos, timings, load;
     uint64_t mem_limit;
 } infer_args;
 
@@ -652,6 +652,7 @@ int infer_main(int argc, char **argv) {
                                          {"timings", no_argument, NULL, 'S'},
                                          {"input", required_argument, NULL, 'I'},
                                          {"output", required_argument, NULL, 'O'},
+                                         {"load", required_argument, NULL, 'W'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     cluster_log_setup("infer", 0, 1, CLUSTER_LOG_INFO);
@@ -733,6 +734,13 @@ int infer_main(int argc, char **argv) {
         case 'I':
             a.batch_in = optarg;
             break;
+        case 'W':
+            if (strcmp(optarg, "ram") && strcmp(optarg, "mmap")) {
+                fprintf(stderr, "longctx infer: --load is ram or mmap, not '%s'\n", optarg);
+                return EXIT_USAGE;
+            }
+            a.load = strcmp(optarg, "ram") ? INFER_LOAD_MMAP : INFER_LOAD_RAM;
+            break;
         case 'O':
             a.batch_out = optarg;
             break;
@@ -783,7 +791,7 @@ int infer_main(int argc, char **argv) {
         return EXIT_USAGE;
     }
     infer_model *m;
-    int st = infer_model_load(a.model, &m);
+    int st = infer_model_load_mode(a.model, a.load, &m);
     if (st != INFER_OK) {
         LOG_ERROR("%s: %s", infer_strerror(st), infer_model_errmsg(m));
         infer_model_free(m);

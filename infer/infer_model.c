@@ -1,4 +1,5 @@
-/* infer_model.c - loading llama2.c legacy checkpoints. */
+/* infer_model.c - loading HF model directories and llama2.c legacy checkpoints. */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS, madvise */
 #include "infer_internal.h"
 #include "infer_kernels.h"
 
@@ -147,6 +148,7 @@ typedef struct {
     char *file[INFER_MAX_MAPS];
     int n;
     const char *dir;
+    int mode; /* INFER_LOAD_* */
 } hf_files;
 
 static int hf_map(infer_model *m, hf_files *hf, const char *name) {
@@ -172,8 +174,36 @@ static int hf_map(infer_model *m, hf_files *hf, const char *name) {
     int fd = open(path, O_RDONLY);
     struct stat sb;
     void *addr = MAP_FAILED;
-    if (fd >= 0 && fstat(fd, &sb) == 0 && sb.st_size > 0)
-        addr = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    size_t done = 0;
+    if (fd >= 0 && fstat(fd, &sb) == 0 && sb.st_size > 0) {
+        if (hf->mode == INFER_LOAD_RAM) {
+            /* anonymous memory on transparent huge pages, read with pread: decode of a 246M
+             * F32 model ran 12% faster than from the file mapping's 4 KiB pages (3.04 vs 3.44 s
+             * for 99 tokens, BENCHMARKS.md) */
+            addr = mmap(NULL, (size_t)sb.st_size, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (addr != MAP_FAILED) {
+                madvise(addr, (size_t)sb.st_size, MADV_HUGEPAGE);
+                while (done < (size_t)sb.st_size) {
+                    ssize_t got =
+                        pread(fd, (char *)addr + done, (size_t)sb.st_size - done, (off_t)done);
+                    if (got <= 0)
+                        break;
+                    done += (size_t)got;
+                }
+                if (done < (size_t)sb.st_size) {
+                    int e = errno;
+                    munmap(addr, (size_t)sb.st_size);
+                    close(fd);
+                    infer_st_free(st);
+                    return fail(m, INFER_ERR_IO, "%s: read %zu of %lld bytes: %s", path, done,
+                                (long long)sb.st_size, done ? strerror(e) : "end of file");
+                }
+            }
+        } else {
+            addr = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        }
+    }
     if (fd >= 0)
         close(fd);
     if (addr == MAP_FAILED) {
@@ -257,14 +287,14 @@ static int hf_load_files(infer_model *m, hf_files *hf) {
     return rc;
 }
 
-static int load_hf(infer_model *m, const char *dir) {
+static int load_hf(infer_model *m, const char *dir, int mode) {
     char path[4200], err[512] = "";
     snprintf(path, sizeof path, "%s/config.json", dir);
     int wbytes, rc = infer_config_from_json(path, &m->cfg, &wbytes, err, sizeof err);
     if (rc != INFER_OK)
         return fail(m, rc, "%s", err);
     const infer_config *c = &m->cfg;
-    hf_files hf = {.dir = dir};
+    hf_files hf = {.dir = dir, .mode = mode};
     rc = hf_load_files(m, &hf);
     const int64_t D = c->dim, H = c->hidden_dim, V = c->vocab_size, L = c->n_layers;
     const int64_t hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
@@ -326,6 +356,10 @@ static int load_hf(infer_model *m, const char *dir) {
 }
 
 int infer_model_load(const char *path, infer_model **out) {
+    return infer_model_load_mode(path, INFER_LOAD_RAM, out);
+}
+
+int infer_model_load_mode(const char *path, int mode, infer_model **out) {
     *out = NULL;
     infer_model *m = calloc(1, sizeof *m);
     if (!m)
@@ -336,12 +370,12 @@ int infer_model_load(const char *path, infer_model **out) {
     if (stat(path, &sb) != 0)
         return fail(m, INFER_ERR_IO, "%s: %s", path, strerror(errno));
     if (S_ISDIR(sb.st_mode))
-        return load_hf(m, path);
+        return load_hf(m, path, mode);
     size_t n = strlen(path);
     if (n >= 11 && !strcmp(path + n - 11, "config.json")) { /* the directory of a config.json */
         char dir[4200];
         snprintf(dir, sizeof dir, "%.*s", (int)(n > 12 ? n - 12 : 1), n > 12 ? path : ".");
-        return load_hf(m, dir);
+        return load_hf(m, dir, mode);
     }
     return load_llama2c(m, path);
 }

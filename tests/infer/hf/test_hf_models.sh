@@ -42,6 +42,7 @@ CASES=(
 "rope_dynamic4_under |--hidden 256 --heads 4 --kv-heads 2 --max-pos 512 --rope-scaling {\"rope_type\":\"dynamic\",\"factor\":4.0} --seed 12|100|all| |1e-4"
 "rope_yarn4          |--hidden 256 --heads 4 --kv-heads 2 --max-pos 1024 --rope-scaling {\"rope_type\":\"yarn\",\"factor\":4.0,\"original_max_position_embeddings\":256} --seed 13|400|all| |1e-4"
 "rope_llama3_8       |--hidden 256 --heads 4 --kv-heads 2 --rope-theta 500000 --max-pos 512 --rope-scaling {\"rope_type\":\"llama3\",\"factor\":8.0,\"low_freq_factor\":1.0,\"high_freq_factor\":4.0,\"original_max_position_embeddings\":64} --seed 14|300|all| |1e-4"
+"mmap_load_bf16      |--hidden 256 --heads 4 --kv-heads 2 --dtype BF16 --shards 2 --seed 20        |40   |all|--load mmap        |1e-2"
 "kv_bf16             |--hidden 256 --heads 4 --kv-heads 2 --seed 15                                 |100  |all|--kv-dtype bf16    |1e-2"
 "prefill_chunk7      |--hidden 256 --heads 4 --kv-heads 2 --seed 16                                 |50   |all|--prefill-chunk 7  |1e-4"
 "chunk7_dynamic_over |--hidden 256 --heads 4 --kv-heads 2 --max-pos 32 --rope-scaling {\"rope_type\":\"dynamic\",\"factor\":4.0} --seed 17|61|all|--prefill-chunk 7 --ctx 122|1e-4"
