@@ -179,6 +179,88 @@ T_AVX512 static void silu_mul_avx512(float *g, const float *u, size_t n) {
     silu_mul_scalar(g + i, u + i, n - i);
 }
 
+/* ---- decode attention: scores and weighted sums over a tile of keys ------------------------ */
+/* One call per tile instead of one ik_dot / ik_axpy per key: decode of the 246M bench model at
+ * 512-800 positions spent 17% of its time in the per-key calls (perf), now ~2%. */
+
+static void scores_scalar(float *s, const float *q, const float *k, size_t ldk, int n, int hd) {
+    for (int t = 0; t < n; t++) {
+        const float *kt = k + (size_t)t * ldk;
+        float v = 0;
+        for (int d = 0; d < hd; d++)
+            v = fmaf(q[d], kt[d], v);
+        s[t] = v;
+    }
+}
+
+static void wsum_scalar(float *acc, const float *p, const float *v, size_t ldv, int n, int hd) {
+    for (int t = 0; t < n; t++)
+        for (int d = 0; d < hd; d++)
+            acc[d] = fmaf(p[t], v[(size_t)t * ldv + (size_t)d], acc[d]);
+}
+
+T_AVX512 static void scores_avx512(float *s, const float *q, const float *k, size_t ldk, int n,
+                                   int hd) {
+    for (int t = 0; t < n; t++) {
+        const float *kt = k + (size_t)t * ldk;
+        __m512 a = _mm512_setzero_ps();
+        int d = 0;
+        for (; d + 16 <= hd; d += 16)
+            a = _mm512_fmadd_ps(_mm512_loadu_ps(q + d), _mm512_loadu_ps(kt + d), a);
+        if (d < hd) {
+            __mmask16 m = (__mmask16)((1u << (hd - d)) - 1);
+            a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + d), _mm512_maskz_loadu_ps(m, kt + d),
+                                a);
+        }
+        s[t] = _mm512_reduce_add_ps(a);
+    }
+}
+
+T_AVX512 static void wsum_avx512(float *acc, const float *p, const float *v, size_t ldv, int n,
+                                 int hd) {
+    int d = 0;
+    for (; d + 64 <= hd; d += 64) { /* four vectors of the accumulator stay in registers */
+        __m512 a0 = _mm512_loadu_ps(acc + d), a1 = _mm512_loadu_ps(acc + d + 16);
+        __m512 a2 = _mm512_loadu_ps(acc + d + 32), a3 = _mm512_loadu_ps(acc + d + 48);
+        for (int t = 0; t < n; t++) {
+            const float *vt = v + (size_t)t * ldv + d;
+            const __m512 pt = _mm512_set1_ps(p[t]);
+            a0 = _mm512_fmadd_ps(pt, _mm512_loadu_ps(vt), a0);
+            a1 = _mm512_fmadd_ps(pt, _mm512_loadu_ps(vt + 16), a1);
+            a2 = _mm512_fmadd_ps(pt, _mm512_loadu_ps(vt + 32), a2);
+            a3 = _mm512_fmadd_ps(pt, _mm512_loadu_ps(vt + 48), a3);
+        }
+        _mm512_storeu_ps(acc + d, a0);
+        _mm512_storeu_ps(acc + d + 16, a1);
+        _mm512_storeu_ps(acc + d + 32, a2);
+        _mm512_storeu_ps(acc + d + 48, a3);
+    }
+    for (; d < hd; d += 16) {
+        __mmask16 m = hd - d >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (hd - d)) - 1);
+        __m512 a = _mm512_maskz_loadu_ps(m, acc + d);
+        for (int t = 0; t < n; t++)
+            a = _mm512_fmadd_ps(_mm512_set1_ps(p[t]),
+                                _mm512_maskz_loadu_ps(m, v + (size_t)t * ldv + d), a);
+        _mm512_mask_storeu_ps(acc + d, m, a);
+    }
+}
+
+void infer_attn_scores(float *s, const float *q, const float *k, size_t ldk, int n, int hd) {
+    int isa = ik_isa_current();
+    if (isa == IK_AVX512 || isa == IK_AVX512BF16)
+        scores_avx512(s, q, k, ldk, n, hd);
+    else
+        scores_scalar(s, q, k, ldk, n, hd);
+}
+
+void infer_attn_wsum(float *acc, const float *p, const float *v, size_t ldv, int n, int hd) {
+    int isa = ik_isa_current();
+    if (isa == IK_AVX512 || isa == IK_AVX512BF16)
+        wsum_avx512(acc, p, v, ldv, n, hd);
+    else
+        wsum_scalar(acc, p, v, ldv, n, hd);
+}
+
 /* ---- dispatch ----------------------------------------------------------------------------- */
 
 float infer_exp_sum(float *x, int n, float m) {

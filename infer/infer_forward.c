@@ -279,6 +279,7 @@ typedef struct {
     int n_qb;  /* query blocks */
     int n_seg; /* segments of the last query (split mode) */
     int split; /* 1: tasks are (kv head, segment), partials merged after */
+    int vec;   /* decode: dot products instead of padded products */
     float scale;
 } attn_job;
 
@@ -289,8 +290,15 @@ static const void *kv_row(const infer_state *s, const void *cache, int layer, in
 
 /* One segment [k0, k1) of keys for R = nq * group query rows (q: (R, hd), scaled) with
  * positions qpos[r / group]: the segment's row max and sum in ml and its accumulator in acc. */
+/* keys of the tile at t0 that a decode query at position p sees (segment end k1) */
+static int decode_keys(int p, int t0, int k1) {
+    int n = p - t0 + 1;
+    n = n < k1 - t0 ? n : k1 - t0;
+    return n < BK ? n : BK;
+}
+
 static void attn_segment(const infer_state *s, scratch *w, int layer, int g, const float *q, int R,
-                         const int *qpos, int k0, int k1, float *acc, float *ml) {
+                         const int *qpos, int k0, int k1, float *acc, float *ml, int vec) {
     const int hd = s->hd, G = s->group;
     const size_t HD = (size_t)hd;
     for (int r = 0; r < R; r++) {
@@ -308,7 +316,9 @@ static void attn_segment(const infer_state *s, scratch *w, int layer, int g, con
             vt = (const float *)kv_row(s, s->vcache, layer, t0) + (size_t)g * HD;
             ld = s->kv_dim;
         } else {
-            for (int t = 0; t < tn; t++) {
+            /* decode needs only the keys up to its position */
+            const int nt = vec ? decode_keys(qpos[0], t0, k1) : tn;
+            for (int t = 0; t < nt; t++) {
                 const uint16_t *kr = kv_row(s, s->kcache, layer, t0 + t);
                 const uint16_t *vr = kv_row(s, s->vcache, layer, t0 + t);
                 ik_to_f32(w->kt + (size_t)t * HD, kr + (size_t)g * HD, INFER_DT_BF16, HD);
@@ -318,7 +328,14 @@ static void attn_segment(const infer_state *s, scratch *w, int layer, int g, con
             vt = w->vt;
             ld = hd;
         }
-        gemm(RM, 1, RP, tn, hd, q, hd, kt, ld, 0.0f, w->s, BK);
+        if (vec) { /* decode (one query position): dot products, no padded product */
+            const int nv = decode_keys(qpos[0], t0, k1);
+            for (int r = 0; r < R; r++)
+                infer_attn_scores(w->s + (size_t)r * BK, q + (size_t)r * HD, kt, (size_t)ld, nv,
+                                  hd);
+        } else {
+            gemm(RM, 1, RP, tn, hd, q, hd, kt, ld, 0.0f, w->s, BK);
+        }
         for (int r = 0; r < R; r++) {
             float *sr = w->s + (size_t)r * BK;
             const int p = qpos[r / G];
@@ -338,6 +355,13 @@ static void attn_segment(const infer_state *s, scratch *w, int layer, int g, con
             }
             ml[2 * r] = m_new;
             ml[2 * r + 1] += sum;
+        }
+        if (vec) {
+            const int nv = decode_keys(qpos[0], t0, k1);
+            for (int r = 0; r < R; r++)
+                infer_attn_wsum(acc + (size_t)r * HD, w->s + (size_t)r * BK, vt, (size_t)ld, nv,
+                                hd);
+            continue;
         }
         for (int r = R; r < RP; r++) /* padding rows: no weight on any key */
             memset(w->s + (size_t)r * BK, 0, BK * sizeof(float));
@@ -417,8 +441,8 @@ static void attn_task(void *arg, int task, int thread) {
         const int k1 = k0 + SEG < last ? k0 + SEG : last;
         const size_t R = (size_t)nq * (size_t)G, RP = (size_t)pad_rows((int)R);
         float *part = s->part + (size_t)task * RP * ((size_t)s->hd + 2);
-        attn_segment(s, w, j->layer, g, w->q, (int)R, qpos, k0, k1, part,
-                     part + RP * (size_t)s->hd);
+        attn_segment(s, w, j->layer, g, w->q, (int)R, qpos, k0, k1, part, part + RP * (size_t)s->hd,
+                     j->vec);
         return;
     }
     const int g = task / j->n_qb, qb = task % j->n_qb;
@@ -426,15 +450,15 @@ static void attn_task(void *arg, int task, int thread) {
     const int R = nq * s->group, last = qpos[nq - 1] + 1;
     for (int seg = 0, k0 = 0; k0 < last; seg++, k0 += SEG) {
         int k1 = k0 + SEG < last ? k0 + SEG : last;
-        attn_segment(s, w, j->layer, g, w->q, R, qpos, k0, k1, w->acc, w->ml);
+        attn_segment(s, w, j->layer, g, w->q, R, qpos, k0, k1, w->acc, w->ml, j->vec);
         attn_merge(w->tot, w->tml, w->acc, w->ml, R, s->hd, seg == 0);
     }
     attn_store(j, g, qb, nq, w->tot, w->tml);
 }
 
-static void attention(infer_state *s, int layer, int n, int pos0) {
+static void attention(infer_state *s, int layer, int n, int pos0, int decode) {
     const infer_config *c = &s->m->cfg;
-    attn_job j = {s, layer, n, pos0, (n + QB - 1) / QB, 0, 0, 0};
+    attn_job j = {s, layer, n, pos0, (n + QB - 1) / QB, 0, 0, decode, 0};
     j.scale = (float)(s->score_mult / sqrt((double)s->hd));
     const int tasks = c->n_kv_heads * j.n_qb, threads = infer_pool_threads(s->pool);
     j.n_seg = (pos0 + n + SEG - 1) / SEG;
@@ -517,7 +541,7 @@ static void layers(infer_state *s, int n, int pos0, int decode) {
                  sn);
         }
         store_kv(s, l, n, pos0);
-        attention(s, l, n, pos0);
+        attention(s, l, n, pos0, decode);
         linear(s, s->xb, s->ao, L->wo, n, D, s->q_dim, decode);
         for (size_t i = 0; i < (size_t)n * SD; i++)
             s->x[i] += s->xb[i];

@@ -71,6 +71,10 @@ float infer_exp_sum(float *x, int n, float m); /* x[i] = exp(x[i] - m); returns 
 float infer_max(const float *x, int n);        /* -inf when n == 0 */
 void infer_silu_mul(float *g, const float *u, size_t n); /* g = silu(g) * u */
 float infer_exp(float x);
+/* decode attention over n keys (rows of k / v, strides ldk / ldv): s[t] = q . k_t, and
+ * acc += sum_t p[t] v_t */
+void infer_attn_scores(float *s, const float *q, const float *k, size_t ldk, int n, int hd);
+void infer_attn_wsum(float *acc, const float *p, const float *v, size_t ldv, int n, int hd);
 
 /* ---- RoPE (infer_rope.c) ------------------------------------------------------------------ */
 
