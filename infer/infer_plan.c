@@ -69,7 +69,15 @@ static int rope_scaling(json_object *o, infer_config *c, const char *path, char 
     }
     c->rope_type = type;
     c->rope_factor = get_num(rs, "factor", 1);
-    c->rope_orig_max = (int)get_num(rs, "original_max_position_embeddings", 0);
+    const double orig = get_num(rs, "original_max_position_embeddings", 0);
+    if (!(orig >= 0 && orig <= (1 << 30))) { /* also NaN; (int) of a larger double is UB */
+        snprintf(err, err_bytes,
+                 "%s: rope_scaling original_max_position_embeddings %g is out of "
+                 "range",
+                 path, orig);
+        return INFER_ERR_FORMAT;
+    }
+    c->rope_orig_max = (int)orig;
     c->rope_low_freq = get_num(rs, "low_freq_factor", 1);
     c->rope_high_freq = get_num(rs, "high_freq_factor", 4);
     c->rope_beta_fast = get_num(rs, "beta_fast", 32);
@@ -198,14 +206,25 @@ static int config_from_object(json_object *o, const char *path, infer_config *c,
     c->n_kv_heads = (int)kv;
     c->vocab_size = (int)V;
     c->head_dim = hd > 0 ? (int)hd : (int)(d / h);
-    c->seq_len = get_int(o, "max_position_embeddings", &d) ? 0 : (int)d;
+    int64_t mp = 0;
+    const double theta = get_num(o, "rope_theta", 10000.0), eps = get_num(o, "rms_norm_eps", 1e-6);
+    if (!get_int(o, "max_position_embeddings", &mp) && (mp < 0 || mp > (1 << 30))) {
+        snprintf(err, err_bytes, "%s: max_position_embeddings %lld is out of range", path,
+                 (long long)mp);
+        json_object_put(o);
+        return INFER_ERR_FORMAT;
+    }
+    if (!(theta > 1 && theta < 1e30) || !(eps >= 0 && eps < 1)) { /* (float) of more is UB */
+        snprintf(err, err_bytes, "%s: rope_theta %g or rms_norm_eps %g is out of range", path,
+                 theta, eps);
+        json_object_put(o);
+        return INFER_ERR_FORMAT;
+    }
+    c->seq_len = (int)mp;
     c->shared_classifier =
         json_object_object_get_ex(o, "tie_word_embeddings", &x) && json_object_get_boolean(x);
-    c->rope_theta = json_object_object_get_ex(o, "rope_theta", &x)
-                        ? (float)json_object_get_double(x)
-                        : 10000.0f;
-    c->rms_eps =
-        json_object_object_get_ex(o, "rms_norm_eps", &x) ? (float)json_object_get_double(x) : 1e-6f;
+    c->rope_theta = (float)theta;
+    c->rms_eps = (float)eps;
     c->rope_pairing = INFER_PAIR_HALF;
     c->bos_id = get_id(o, "bos_token_id");
     c->eos_id = get_id(o, "eos_token_id");
