@@ -58,9 +58,13 @@ cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DFUZZ=ON -DSANITIZE=address,u
 cmake --build build-fuzz -j "$JOBS" --target fuzz_shard_read fuzz_tokenize fuzz_safetensors fuzz_config fuzz_prep_json >/dev/null
 for t in fuzz_shard_read fuzz_tokenize fuzz_safetensors fuzz_config fuzz_prep_json; do
   corpus=$(mktemp -d); cp tests/fuzz/corpus/$t/* "$corpus"/
-  ./build-fuzz/tests/fuzz/$t -max_total_time="$FUZZ_SECONDS" -max_len=8192 "$corpus" 2>&1 \
-    | tail -n 1
-  rm -rf "$corpus"
+  if ! ./build-fuzz/tests/fuzz/$t -max_total_time="$FUZZ_SECONDS" -max_len=8192 "$corpus" \
+      > "$corpus.log" 2>&1; then
+    # the finding: the sanitizer's report and the input (add it to tests/fuzz/corpus/$t)
+    echo "fuzz target $t failed:"; tail -n 40 "$corpus.log"; exit 1
+  fi
+  tail -n 1 "$corpus.log"
+  rm -rf "$corpus" "$corpus.log"
 done
 
 step "full suite (release build)"
