@@ -81,7 +81,6 @@ void infer_model_free(infer_model *m); /* NULL ok */
 const char *infer_model_errmsg(const infer_model *m);
 const infer_config *infer_model_config(const infer_model *m);
 int infer_model_weight_dtype(const infer_model *m); /* INFER_DT_* of the matrices */
-uint64_t infer_model_weight_bytes(const infer_model *m);
 
 typedef struct {
     int max_ctx;       /* positions of the KV cache */

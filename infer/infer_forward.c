@@ -21,13 +21,13 @@
 #include <string.h>
 
 /* OpenBLAS's sgemm gives a row bits that depend on the product's row count (its small-matrix
- * and tail kernels sum in other orders; tests/bench/... measured: 132 of 128 shapes differ
- * between M = 16 and M = 512). With a fixed row count the bits of a row do not depend on its
- * place in the call. So that a position's result does not depend on the chunk it is in, every
- * product runs in calls of exactly RL (linear layers) or RM (attention) rows, the last padded
- * with zero rows, and attention tiles
- * are always BK keys wide (keys past the valid ones get probability 0; the cache is allocated
- * to a multiple of BK positions). */
+ * and tail kernels sum in other orders: for 128 (N, K) shapes at row counts 16..512, 132 of the
+ * 4096 (shape, row count) pairs gave bits unlike the 512-row call). With a fixed row count the
+ * bits of a row do not depend on its place in the call. So that a position's result does not
+ * depend on the chunk it is in, every product runs in calls of exactly RL (linear layers) or RM
+ * (attention) rows, the last padded with zero rows, and attention tiles are always BK keys wide
+ * (keys past the valid ones get probability 0; the cache is allocated to a multiple of BK
+ * positions). */
 static int pad_rows(int n) {
     return (n + RM - 1) / RM * RM;
 }

@@ -24,9 +24,8 @@ typedef struct {
 
 struct infer_model {
     infer_config cfg;
-    int head_dim; /* resolved */
-    int dtype;    /* of the matrices */
-    uint64_t weight_bytes;
+    int head_dim;     /* resolved */
+    int dtype;        /* of the matrices */
     infer_mat emb;    /* (vocab, dim) */
     infer_mat wcls;   /* (vocab, dim), the embedding when tied */
     float *rms_final; /* (dim) */
@@ -49,9 +48,9 @@ enum {
     SEG = 2048, /* keys per segment (a multiple of BK) */
     LR = 64,    /* logit rows per classifier product (= RL) */
     RM = 32,    /* rows per attention sgemm call (see infer_forward.c) */
-    RL = 64,    /* rows per linear-layer sgemm call: 62 GFLOP/s vs 37 at 32 rows and 75 at
-                 * 512 (512x1024x2816 products, one thread, sgemm shapes measured in
-                 * BENCHMARKS.md); small enough that a short last chunk wastes little */
+    RL = 64,    /* rows per linear-layer sgemm call: 68 GFLOP/s vs 51 at 32 rows, 82 at 128,
+                 * 98 in one 512-row call (bench_sgemm, BENCHMARKS.md); small enough that a
+                 * short last chunk wastes little */
 };
 
 /* ---- thread pool (infer_pool.c) ----------------------------------------------------------- */

@@ -983,6 +983,7 @@ typedef struct {
     uint64_t n;
     FILE *per_token;
     int failed;
+    size_t vocab;
 } ppl_acc;
 
 static int ppl_bucket(int pos) { /* 0: 0..127, 1: 128..255, 2: 256..511, ... */
@@ -992,18 +993,9 @@ static int ppl_bucket(int pos) { /* 0: 0..127, 1: 128..255, 2: 256..511, ... */
     return b;
 }
 
-static size_t ppl_vocab;
-
 static int ppl_row(void *ctx, int pos, const float *lg) {
     ppl_acc *a = ctx;
-    double mx = lg[0];
-    for (size_t i = 1; i < ppl_vocab; i++)
-        mx = lg[i] > mx ? lg[i] : mx;
-    double se = 0;
-    for (size_t i = 0; i < ppl_vocab; i++)
-        se += exp((double)lg[i] - mx);
-    const uint32_t target = a->ids[pos + 1];
-    double nll = mx + log(se) - (double)lg[target];
+    const double nll = -log_prob(lg, a->vocab, a->ids[pos + 1]);
     int b = ppl_bucket(pos + 1);
     a->sum[b] += nll;
     a->count[b]++;
@@ -1236,14 +1228,11 @@ int perplexity_main(int argc, char **argv) {
     r.buf_cap = 1 << 16;
     r.buf = malloc(r.buf_cap);
     r.f = fopen(input, "rb");
-    infer_plan plan;
-    infer_plan_args pa = {(uint64_t)ctx,
-                          1,
-                          infer_model_weight_dtype(m) == INFER_DT_F32 ? 4 : 2,
-                          kv_dtype == INFER_DT_F32 ? 4 : 2,
-                          (uint64_t)(chunk ? chunk : 512),
-                          (int)threads};
-    infer_plan_make(cfg, &pa, &plan);
+    infer_args pa = {0}; /* what plan_fits reads */
+    pa.kv_dtype = kv_dtype;
+    pa.chunk = chunk;
+    pa.threads = threads;
+    pa.mem_limit = mem_limit;
     infer_state *s = NULL;
     infer_opts o = {(int)ctx, kv_dtype, (int)chunk, (int)threads};
     ppl_acc acc = {0};
@@ -1253,12 +1242,7 @@ int perplexity_main(int argc, char **argv) {
     if (!r.f || (per_token && !pt)) {
         LOG_ERROR("%s: %s", !r.f ? input : per_token, strerror(errno));
         rc = EXIT_RUNTIME;
-    } else if (plan.total_bytes > mem_limit) {
-        LOG_ERROR("the run needs %.2f GiB (weights %.2f, KV cache %.2f, activations %.2f), more "
-                  "than --mem-limit %.2f GiB",
-                  plan.total_bytes / 1073741824.0, plan.weights_bytes / 1073741824.0,
-                  plan.kv_bytes / 1073741824.0, plan.act_bytes / 1073741824.0,
-                  mem_limit / 1073741824.0);
+    } else if (!plan_fits(&pa, m, ctx)) {
         rc = EXIT_RUNTIME;
     } else if (!r.buf || !want || (r.tok && tok_ctx_create(r.tok, &r.tc) != TOK_OK) ||
                infer_state_create(m, &o, &s) != INFER_OK) {
@@ -1266,7 +1250,7 @@ int perplexity_main(int argc, char **argv) {
         rc = EXIT_RUNTIME;
     }
     acc.per_token = pt;
-    ppl_vocab = (size_t)cfg->vocab_size;
+    acc.vocab = (size_t)cfg->vocab_size;
     uint32_t *ids = NULL;
     uint64_t cap = 0, n = 0, docs = 0, windows = 0, short_docs = 0, doc_tokens = 0;
     double t0 = now();

@@ -112,7 +112,6 @@ static int load_llama2c(infer_model *m, const char *path) {
                     (unsigned long long)n);
     m->head_dim = (int)hs;
     m->dtype = INFER_DT_F32;
-    m->weight_bytes = 4 * n;
     float *p = m->data;
     m->emb = f32mat(p);
     p += V * dim;
@@ -342,12 +341,8 @@ static int load_hf(infer_model *m, const char *dir, int mode) {
         T(w2, "mlp.down_proj", D, H)
     }
 #undef T
-    if (rc == INFER_OK) {
+    if (rc == INFER_OK)
         m->dtype = m->layers[0].wq.dtype;
-        const uint64_t per = (uint64_t)(qd * D * 2 + kvd * D * 2 + 3 * H * D);
-        m->weight_bytes = (m->dtype == INFER_DT_F32 ? 4 : 2) *
-                          (per * (uint64_t)L + (uint64_t)(V * D) * (c->shared_classifier ? 1 : 2));
-    }
     for (int i = 0; i < hf.n; i++) {
         infer_st_free(hf.st[i]);
         free(hf.file[i]);
@@ -400,8 +395,4 @@ const infer_config *infer_model_config(const infer_model *m) {
 
 int infer_model_weight_dtype(const infer_model *m) {
     return m->dtype;
-}
-
-uint64_t infer_model_weight_bytes(const infer_model *m) {
-    return m->weight_bytes;
 }
