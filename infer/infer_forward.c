@@ -69,19 +69,23 @@ struct infer_state {
     size_t kv_elt;
     int ctx_alloc; /* cache positions: max_ctx rounded up to BK */
     /* activations of one chunk of C = chunk rows */
-    float *x;    /* (C, dim) the residual stream */
-    float *xb;   /* (C, dim) */
-    float *q;    /* (C, q_dim) */
-    float *k;    /* (C, kv_dim) */
-    float *v;    /* (C, kv_dim) */
-    float *ao;   /* (C, q_dim) attention output */
-    float *h1;   /* (C, hidden) */
-    float *h3;   /* (C, hidden) */
-    float *cs;   /* (C, hd / 2) cos, then sin */
-    float *sn;   /* (C, hd / 2) */
-    float *lg;   /* (LR, vocab) logits */
-    float *part; /* decode: (n_kv, segments, group, hd + 2) partial attention */
-    scratch *th; /* per thread */
+    float *x;     /* (C, dim) the residual stream */
+    float *xb;    /* (C, dim) */
+    float *q;     /* (C, q_dim) */
+    float *k;     /* (C, kv_dim) */
+    float *v;     /* (C, kv_dim) */
+    float *ao;    /* (C, q_dim) attention output */
+    float *h1;    /* (C, hidden) */
+    float *h3;    /* (C, hidden) */
+    float *cs;    /* (C, hd / 2) cos, then sin */
+    float *sn;    /* (C, hd / 2) */
+    float *lg;    /* (LR, vocab) logits */
+    int act;      /* INFER_ACT_*, resolved */
+    uint16_t *xh; /* BF16 / BF16X2: (C, win) a product's input in bf16, then (BF16X2) the lo
+                   * parts (C, win) */
+    size_t xh_lo; /* offset of the lo parts in xh (C * win) */
+    float *part;  /* decode: (n_kv, segments, group, hd + 2) partial attention */
+    scratch *th;  /* per thread */
 };
 
 /* ---- state --------------------------------------------------------------------------------- */
@@ -94,13 +98,18 @@ int infer_state_create(const infer_model *m, const infer_opts *o, infer_state **
     *out = NULL;
     const infer_config *c = &m->cfg;
     if (o->max_ctx <= 0 || o->prefill_chunk < 0 || o->threads < 0 ||
-        (o->kv_dtype != INFER_DT_F32 && o->kv_dtype != INFER_DT_BF16))
+        (o->kv_dtype != INFER_DT_F32 && o->kv_dtype != INFER_DT_BF16) ||
+        o->act_dtype < INFER_ACT_AUTO || o->act_dtype > INFER_ACT_BF16)
         return INFER_ERR_ARG;
+    const int act = infer_act_resolve(m->dtype, o->act_dtype);
+    if (act < 0)
+        return act;
     infer_state *s = calloc(1, sizeof *s);
     if (!s)
         return INFER_ERR_NOMEM;
     s->m = m;
     s->o = *o;
+    s->act = act;
     s->hd = m->head_dim;
     s->q_dim = c->n_heads * s->hd;
     s->kv_dim = c->n_kv_heads * s->hd;
@@ -109,7 +118,6 @@ int infer_state_create(const infer_model *m, const infer_opts *o, infer_state **
     if (s->chunk > o->max_ctx)
         s->chunk = o->max_ctx;
     s->kv_elt = o->kv_dtype == INFER_DT_F32 ? 4 : 2;
-    ik_init(NULL);
     openblas_set_num_threads(1); /* our threads split the products */
     const size_t C = (size_t)pad_lin(s->chunk), D = (size_t)c->dim, H = (size_t)c->hidden_dim;
     s->ctx_alloc = (o->max_ctx + BK - 1) / BK * BK;
@@ -134,12 +142,17 @@ int infer_state_create(const infer_model *m, const infer_opts *o, infer_state **
     s->part =
         zalloc((size_t)c->n_kv_heads * segs * (size_t)pad_rows((int)G) * (HD + 2), sizeof(float));
     s->th = zalloc((size_t)nt, sizeof *s->th);
-    int st = s->inv_freq && s->kcache && s->vcache && s->x && s->xb && s->q && s->k && s->v &&
-                     s->ao && s->h1 && s->h3 && s->cs && s->sn && s->lg && s->part && s->th
-                 ? infer_pool_create(nt, &s->pool)
-                 : INFER_ERR_NOMEM;
     size_t win = D > H ? D : H;
     win = win > (size_t)s->q_dim ? win : (size_t)s->q_dim;
+    const size_t planes = act == INFER_ACT_BF16 ? 1 : act == INFER_ACT_BF16X2 ? 2 : 0;
+    s->xh_lo = C * win;
+    if (planes)
+        s->xh = zalloc(planes * C * win, sizeof(uint16_t));
+    int st = s->inv_freq && s->kcache && s->vcache && s->x && s->xb && s->q && s->k && s->v &&
+                     s->ao && s->h1 && s->h3 && s->cs && s->sn && s->lg && s->part && s->th &&
+                     (s->xh || !planes)
+                 ? infer_pool_create(nt, &s->pool)
+                 : INFER_ERR_NOMEM;
     const size_t R = (size_t)pad_rows(QB * (int)G);
     for (int t = 0; st == INFER_OK && t < nt; t++) {
         scratch *w = &s->th[t];
@@ -196,6 +209,7 @@ void infer_state_free(infer_state *s) {
     free(s->cs);
     free(s->sn);
     free(s->lg);
+    free(s->xh);
     free(s->part);
     free(s);
 }
@@ -209,6 +223,7 @@ typedef struct {
     infer_mat w;
     int n, rows, cols;
     int decode;
+    int bf16; /* the input is in s->xh: ik_gemm_bf16 */
 } linear_job;
 
 static size_t dt_bytes(int dtype) {
@@ -223,8 +238,15 @@ static void linear_task(void *arg, int task, int thread) {
         ik_matvec(j->y + r0, j->x, j->w.p, j->w.dtype, cols, r0, r1);
         return;
     }
-    size_t r0 = (size_t)task * WB, nr = r0 + WB < rows ? WB : rows - r0;
+    const size_t per = j->bf16 ? BB : WB;
+    size_t r0 = (size_t)task * per, nr = r0 + per < rows ? per : rows - r0;
     const char *wp = (const char *)j->w.p + r0 * cols * dt_bytes(j->w.dtype);
+    if (j->bf16) { /* infer_state_create checked the ISA */
+        const infer_state *s = j->s;
+        ik_gemm_bf16(j->y + r0, rows, s->xh, s->act == INFER_ACT_BF16X2 ? s->xh + s->xh_lo : NULL,
+                     cols, wp, cols, (size_t)j->n, nr);
+        return;
+    }
     const float *b = (const float *)(const void *)wp;
     if (j->w.dtype != INFER_DT_F32 || ((uintptr_t)wp & 3)) {
         float *buf = j->s->th[thread].w;
@@ -235,13 +257,21 @@ static void linear_task(void *arg, int task, int thread) {
          j->rows);
 }
 
+/* same_x: x is the previous call's input, unchanged (its bf16 form in xh is reused) */
 static void linear(infer_state *s, float *y, const float *x, infer_mat w, int n, int rows, int cols,
-                   int decode) {
-    if (!decode) /* zero the padding rows of x (state buffers, sized for it) */
+                   int decode, int same_x) {
+    const int bf16 = !decode && s->xh && w.dtype == INFER_DT_BF16;
+    const size_t nx = (size_t)n * (size_t)cols;
+    if (bf16 && !same_x) { /* every element on its own: no padding rows */
+        if (s->act == INFER_ACT_BF16X2)
+            ik_split_bf16(s->xh, s->xh + s->xh_lo, x, nx);
+        else
+            ik_f32_to_bf16(s->xh, x, nx);
+    } else if (!bf16 && !decode) /* zero the padding rows of x (state buffers, sized for it) */
         memset((float *)x + (size_t)n * (size_t)cols, 0,
                (size_t)(pad_lin(n) - n) * (size_t)cols * sizeof(float));
-    linear_job j = {s, y, x, w, n, rows, cols, decode};
-    int per = decode ? MB : WB;
+    linear_job j = {s, y, x, w, n, rows, cols, decode, bf16};
+    int per = decode ? MB : bf16 ? BB : WB;
     infer_pool_run(s->pool, (rows + per - 1) / per, linear_task, &j);
 }
 
@@ -530,9 +560,9 @@ static void layers(infer_state *s, int n, int pos0, int decode) {
         /* attention */
         for (int i = 0; i < n; i++)
             rmsnorm(s->xb + (size_t)i * SD, s->x + (size_t)i * SD, L->rms_att, D, c->rms_eps);
-        linear(s, s->q, s->xb, L->wq, n, s->q_dim, D, decode);
-        linear(s, s->k, s->xb, L->wk, n, s->kv_dim, D, decode);
-        linear(s, s->v, s->xb, L->wv, n, s->kv_dim, D, decode);
+        linear(s, s->q, s->xb, L->wq, n, s->q_dim, D, decode, 0);
+        linear(s, s->k, s->xb, L->wk, n, s->kv_dim, D, decode, 1);
+        linear(s, s->v, s->xb, L->wv, n, s->kv_dim, D, decode, 1);
         for (int i = 0; i < n; i++) {
             const float *cs = s->cs + (size_t)i * (size_t)half,
                         *sn = s->sn + (size_t)i * (size_t)half;
@@ -542,16 +572,16 @@ static void layers(infer_state *s, int n, int pos0, int decode) {
         }
         store_kv(s, l, n, pos0);
         attention(s, l, n, pos0, decode);
-        linear(s, s->xb, s->ao, L->wo, n, D, s->q_dim, decode);
+        linear(s, s->xb, s->ao, L->wo, n, D, s->q_dim, decode, 0);
         for (size_t i = 0; i < (size_t)n * SD; i++)
             s->x[i] += s->xb[i];
         /* SwiGLU MLP */
         for (int i = 0; i < n; i++)
             rmsnorm(s->xb + (size_t)i * SD, s->x + (size_t)i * SD, L->rms_ffn, D, c->rms_eps);
-        linear(s, s->h1, s->xb, L->w1, n, H, D, decode);
-        linear(s, s->h3, s->xb, L->w3, n, H, D, decode);
+        linear(s, s->h1, s->xb, L->w1, n, H, D, decode, 0);
+        linear(s, s->h3, s->xb, L->w3, n, H, D, decode, 1);
         infer_silu_mul(s->h1, s->h3, (size_t)n * SH);
-        linear(s, s->xb, s->h1, L->w2, n, D, H, decode);
+        linear(s, s->xb, s->h1, L->w2, n, D, H, decode, 0);
         for (size_t i = 0; i < (size_t)n * SD; i++)
             s->x[i] += s->xb[i];
     }
@@ -596,7 +626,7 @@ int infer_prefill(infer_state *s, const uint32_t *ids, int n, int pos0, const ui
                 rows[nr++] = i;
             }
             if (nr == LR || (i == cn && nr > 0)) {
-                linear(s, s->lg, s->xb, m->wcls, nr, c->vocab_size, c->dim, 0);
+                linear(s, s->lg, s->xb, m->wcls, nr, c->vocab_size, c->dim, 0, 0);
                 for (int r = 0; r < nr; r++) {
                     int rc = fn(ctx, pos0 + c0 + rows[r], s->lg + (size_t)r * V);
                     if (rc)
@@ -620,9 +650,24 @@ int infer_forward(infer_state *s, uint32_t token, int pos, const float **logits)
     embed(s, &token, 1);
     layers(s, 1, pos, 1);
     rmsnorm(s->xb, s->x, m->rms_final, c->dim, c->rms_eps);
-    linear(s, s->lg, s->xb, m->wcls, 1, c->vocab_size, c->dim, 1);
+    linear(s, s->lg, s->xb, m->wcls, 1, c->vocab_size, c->dim, 1, 0);
     *logits = s->lg;
     return INFER_OK;
+}
+
+int infer_act_resolve(int weight_dtype, int act) {
+    if (act < INFER_ACT_AUTO || act > INFER_ACT_BF16)
+        return INFER_ERR_ARG;
+    ik_init(NULL);
+    const int can = weight_dtype == INFER_DT_BF16 && ik_isa_current() == IK_AVX512BF16;
+    if (act == INFER_ACT_AUTO)
+        return can ? INFER_ACT_BF16X2 : INFER_ACT_F32;
+    return act == INFER_ACT_F32 || can ? act : INFER_ERR_UNSUPPORTED;
+}
+
+const char *infer_act_name(int act) {
+    static const char *names[] = {"auto", "f32", "bf16x2", "bf16"};
+    return act >= INFER_ACT_AUTO && act <= INFER_ACT_BF16 ? names[act] : "unknown";
 }
 
 const char *infer_isa(void) {

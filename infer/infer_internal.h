@@ -43,6 +43,7 @@ struct infer_model {
 enum {
     WB = 256,   /* weight rows per task (prefill) */
     MB = 64,    /* weight rows per task (decode) */
+    BB = 60,    /* weight rows per task (prefill, bf16 products: any split gives the same bits) */
     QB = 32,    /* queries per attention task */
     BK = 128,   /* keys per attention tile */
     SEG = 2048, /* keys per segment (a multiple of BK) */

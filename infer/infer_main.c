@@ -42,6 +42,12 @@ static void usage(FILE *f) {
         "  --seed S            sampling seed (default 0)\n"
         "  --ctx N             KV cache positions (default: prompt + generated)\n"
         "  --kv-dtype D        f32 or bf16 KV cache (default f32)\n"
+        "  --act-dtype D       how prefill multiplies BF16 weights: auto (default: bf16x2\n"
+        "                      when the CPU has AVX512_BF16, else f32), f32 (OpenBLAS\n"
+        "                      sgemm on widened weights), bf16x2 (activations as two\n"
+        "                      bf16, vdpbf16ps: 1.5x sgemm, ~4e-6 per product) or bf16\n"
+        "                      (rounded to bf16 as llama.cpp does: 2.8x sgemm, ~1e-3 per\n"
+        "                      product, several 1e-3 in the logits)\n"
         "  --prefill-chunk N   prompt tokens per step; activations are O(N) (default 512)\n"
         "  --threads N         threads (default 1)\n"
         "  --mem-limit BYTES   refuse a run whose plan (longctx plan) exceeds it; suffixes\n"
@@ -210,9 +216,34 @@ typedef struct {
     long n_gen, top_k, ctx, chunk, threads;
     double temp, top_p;
     unsigned long long seed;
-    int kv_dtype, no_bos, ignore_eos, timings, load;
+    int kv_dtype, act_dtype, no_bos, ignore_eos, timings, load;
     uint64_t mem_limit;
 } infer_args;
+
+/* --act-dtype: a name to INFER_ACT_*, or -1 */
+static int parse_act_dtype(const char *s) {
+    for (int a = INFER_ACT_AUTO; a <= INFER_ACT_BF16; a++)
+        if (!strcmp(s, infer_act_name(a)))
+            return a;
+    return -1;
+}
+
+/* *act resolved for the model on this CPU (1), or says why it cannot run and returns 0 */
+static int act_dtype_ok(int *act, const infer_model *m, const char *model) {
+    const int wd = infer_model_weight_dtype(m), r = infer_act_resolve(wd, *act);
+    if (r >= 0) {
+        *act = r;
+        return 1;
+    }
+    static const char *names[] = {"f32", "bf16", "f16"};
+    if (wd != INFER_DT_BF16)
+        LOG_ERROR("--act-dtype %s needs BF16 weights; %s has %s", infer_act_name(*act), model,
+                  wd >= 0 && wd < 3 ? names[wd] : "other");
+    else
+        LOG_ERROR("--act-dtype %s needs a CPU with AVX512_BF16; the kernels run %s here",
+                  infer_act_name(*act), infer_isa());
+    return 0;
+}
 
 /* the model directory's tokenizer (tokenizer.json, then tokenizer.model), or NULL */
 static tokenizer *dir_tokenizer(const char *model) {
@@ -261,7 +292,8 @@ static int plan_fits(const infer_args *a, const infer_model *m, long max_ctx) {
                           infer_model_weight_dtype(m) == INFER_DT_F32 ? 4 : 2,
                           a->kv_dtype == INFER_DT_F32 ? 4 : 2,
                           (uint64_t)(a->chunk ? a->chunk : 512),
-                          (int)a->threads};
+                          (int)a->threads,
+                          a->act_dtype == INFER_ACT_BF16X2 ? 2 : a->act_dtype == INFER_ACT_BF16};
     infer_plan_make(cfg, &pa, &plan);
     if (plan.total_bytes <= a->mem_limit)
         return 1;
@@ -291,7 +323,7 @@ static int run(const infer_args *a, infer_model *m, tokenizer *tok, uint32_t *id
             return EXIT_USAGE;
         }
     /* the plan before allocating anything big */
-    infer_opts o = {(int)max_ctx, a->kv_dtype, (int)a->chunk, (int)a->threads};
+    infer_opts o = {(int)max_ctx, a->kv_dtype, (int)a->chunk, (int)a->threads, a->act_dtype};
     if (!plan_fits(a, m, max_ctx))
         return EXIT_RUNTIME;
     infer_state *s = NULL;
@@ -380,9 +412,10 @@ static int run(const infer_args *a, infer_model *m, tokenizer *tok, uint32_t *id
     if (a->timings)
         fprintf(stderr,
                 "timings: prefill_tokens=%zu prefill_s=%.6f decode_tokens=%ld decode_s=%.6f "
-                "threads=%ld kv=%s isa=%s\n",
+                "threads=%ld kv=%s act=%s isa=%s\n",
                 n_prompt, t1 - t0, n_decode, t2 - t1, a->threads ? a->threads : 1,
-                a->kv_dtype == INFER_DT_F32 ? "f32" : "bf16", infer_isa());
+                a->kv_dtype == INFER_DT_F32 ? "f32" : "bf16", infer_act_name(a->act_dtype),
+                infer_isa());
     if (sink.f && (fclose(sink.f) != 0 || sink.failed) && rc == 0) {
         LOG_ERROR("%s: %s", a->logits_out, strerror(errno));
         rc = EXIT_RUNTIME;
@@ -549,7 +582,7 @@ static int run_batch(const infer_args *a, infer_model *m, tokenizer *tok) {
     if (rc == 0 && !plan_fits(a, m, max_ctx))
         rc = EXIT_RUNTIME;
     infer_state *s = NULL;
-    infer_opts o = {(int)max_ctx, a->kv_dtype, (int)a->chunk, (int)a->threads};
+    infer_opts o = {(int)max_ctx, a->kv_dtype, (int)a->chunk, (int)a->threads, a->act_dtype};
     float *last = malloc(V * sizeof(float));
     prob_t *work = malloc(V * sizeof *work);
     if (rc == 0 && (!last || !work || infer_state_create(m, &o, &s) != INFER_OK)) {
@@ -644,6 +677,7 @@ int infer_main(int argc, char **argv) {
                                          {"logits-out", required_argument, NULL, 'o'},
                                          {"logits-positions", required_argument, NULL, 'L'},
                                          {"kv-dtype", required_argument, NULL, 'K'},
+                                         {"act-dtype", required_argument, NULL, 'A'},
                                          {"prefill-chunk", required_argument, NULL, 'C'},
                                          {"threads", required_argument, NULL, 'T'},
                                          {"mem-limit", required_argument, NULL, 'M'},
@@ -715,6 +749,14 @@ int infer_main(int argc, char **argv) {
                 return EXIT_USAGE;
             }
             a.kv_dtype = strcmp(optarg, "f32") ? INFER_DT_BF16 : INFER_DT_F32;
+            break;
+        case 'A':
+            if ((a.act_dtype = parse_act_dtype(optarg)) < 0) {
+                fprintf(stderr,
+                        "longctx infer: --act-dtype is auto, f32, bf16x2 or bf16, not '%s'\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
             break;
         case 'M':
             if (parse_bytes(optarg, &a.mem_limit) != 0) {
@@ -792,11 +834,12 @@ int infer_main(int argc, char **argv) {
     }
     infer_model *m;
     int st = infer_model_load_mode(a.model, a.load, &m);
-    if (st != INFER_OK) {
-        LOG_ERROR("%s: %s", infer_strerror(st), infer_model_errmsg(m));
+    if (st != INFER_OK || !act_dtype_ok(&a.act_dtype, m, a.model)) {
+        if (st != INFER_OK)
+            LOG_ERROR("%s: %s", infer_strerror(st), infer_model_errmsg(m));
         infer_model_free(m);
         free(ids);
-        return EXIT_RUNTIME;
+        return st != INFER_OK ? EXIT_RUNTIME : EXIT_USAGE;
     }
     tokenizer *tok = dir_tokenizer(a.model);
     int rc = 0;
@@ -844,13 +887,16 @@ int infer_main(int argc, char **argv) {
 static void plan_usage(FILE *f) {
     fprintf(f,
             "usage: longctx plan (--config config.json | --model DIR|model.bin) --ctx N [--tp P]\n"
-            "                    [--kv-dtype f32|bf16] [--prefill-chunk C]\n\n"
+            "                    [--kv-dtype f32|bf16] [--act-dtype D] [--prefill-chunk C]\n\n"
             "Bytes per rank for weights, KV cache and activations, before anything is\n"
             "loaded (JSON on stdout). Megatron-style tensor parallelism over P ranks:\n"
             "matrices and vocabulary split, norms replicated, KV heads split (one per rank\n"
             "when P exceeds them). Weights in the config's torch_dtype.\n"
             "  --tp P             tensor-parallel ranks (default 1)\n"
             "  --kv-dtype D       f32 or bf16 (default bf16)\n"
+            "  --act-dtype D      as for infer (default auto; bf16x2 and bf16 add bf16 copies\n"
+            "                     of a product's input; auto counts bf16x2 for 2-byte weights\n"
+            "                     on a CPU with AVX512_BF16)\n"
             "  --prefill-chunk C  tokens per prefill chunk (default 512)\n"
             "  --threads N        threads of infer (per-thread scratch; default 1)\n"
             "Activations are what infer allocates; the process's code, libraries and OpenBLAS\n"
@@ -863,12 +909,13 @@ int plan_main(int argc, char **argv) {
                                          {"ctx", required_argument, NULL, 'n'},
                                          {"tp", required_argument, NULL, 't'},
                                          {"kv-dtype", required_argument, NULL, 'k'},
+                                         {"act-dtype", required_argument, NULL, 'a'},
                                          {"prefill-chunk", required_argument, NULL, 'p'},
                                          {"threads", required_argument, NULL, 'T'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     cluster_log_setup("plan", 0, 1, CLUSTER_LOG_INFO);
-    const char *config = NULL, *model = NULL, *kvd = "bf16";
+    const char *config = NULL, *model = NULL, *kvd = "bf16", *actd = "f32";
     long long ctx = 0, tp = 1, chunk = 512, threads = 1;
     int c;
     char *end = NULL;
@@ -884,6 +931,9 @@ int plan_main(int argc, char **argv) {
             break;
         case 'k':
             kvd = optarg;
+            break;
+        case 'a':
+            actd = optarg;
             break;
         case 'n':
             ctx = strtoll(optarg, &end, 10);
@@ -910,9 +960,10 @@ int plan_main(int argc, char **argv) {
         }
     }
     if ((!config == !model) || ctx <= 0 || tp <= 0 || tp > 65536 || chunk <= 0 || threads <= 0 ||
-        threads > 1024 || (strcmp(kvd, "f32") && strcmp(kvd, "bf16")) || optind != argc) {
+        threads > 1024 || (strcmp(kvd, "f32") && strcmp(kvd, "bf16")) ||
+        parse_act_dtype(actd) < 0 || optind != argc) {
         fprintf(stderr, "longctx plan: need one of --config/--model, --ctx > 0, --tp > 0, "
-                        "--kv-dtype f32|bf16\n\n");
+                        "--kv-dtype f32|bf16, --act-dtype auto|f32|bf16x2|bf16\n\n");
         plan_usage(stderr);
         return EXIT_USAGE;
     }
@@ -940,8 +991,12 @@ int plan_main(int argc, char **argv) {
         return EXIT_RUNTIME;
     }
     infer_plan p;
-    infer_plan_args pa = {(uint64_t)ctx,   (int)tp,     wbytes, strcmp(kvd, "f32") ? 2 : 4,
-                          (uint64_t)chunk, (int)threads};
+    infer_plan_args pa = {(uint64_t)ctx,   (int)tp,      wbytes, strcmp(kvd, "f32") ? 2 : 4,
+                          (uint64_t)chunk, (int)threads, 0};
+    /* auto: bf16x2 counted for any 2-byte weights (F16 runs f32: an upper bound) */
+    const int act =
+        infer_act_resolve(wbytes == 2 ? INFER_DT_BF16 : INFER_DT_F32, parse_act_dtype(actd));
+    pa.act_planes = act == INFER_ACT_BF16X2 ? 2 : act == INFER_ACT_BF16 ? 1 : 0;
     infer_plan_make(&cfg, &pa, &p);
     printf("{\"params\": %llu, \"tp\": %lld, \"ctx\": %lld, \"weight_bytes_per_param\": %d, "
            "\"kv_dtype\": \"%s\", \"per_rank\": {\"weights_bytes\": %llu, \"kv_cache_bytes\": "
@@ -971,7 +1026,7 @@ static void ppl_usage(FILE *f) {
             "  --ctx N             window length (default: the model's max_position_embeddings)\n"
             "  --stride S          window step, 1..N (default N: disjoint windows)\n"
             "  --per-token FILE    float64 little-endian NLL of every scored token, in order\n"
-            "  --kv-dtype, --prefill-chunk, --threads, --mem-limit   as for infer\n");
+            "  --kv-dtype, --act-dtype, --prefill-chunk, --threads, --mem-limit   as for infer\n");
 }
 
 typedef struct {
@@ -1132,6 +1187,7 @@ int perplexity_main(int argc, char **argv) {
                                          {"stride", required_argument, NULL, 's'},
                                          {"per-token", required_argument, NULL, 'o'},
                                          {"kv-dtype", required_argument, NULL, 'K'},
+                                         {"act-dtype", required_argument, NULL, 'A'},
                                          {"prefill-chunk", required_argument, NULL, 'C'},
                                          {"threads", required_argument, NULL, 'T'},
                                          {"mem-limit", required_argument, NULL, 'M'},
@@ -1140,7 +1196,7 @@ int perplexity_main(int argc, char **argv) {
     cluster_log_setup("perplexity", 0, 1, CLUSTER_LOG_INFO);
     const char *model = NULL, *input = NULL, *per_token = NULL;
     long ctx = 0, stride = 0, chunk = 0, threads = 0;
-    int kv_dtype = INFER_DT_F32;
+    int kv_dtype = INFER_DT_F32, act_dtype = INFER_ACT_AUTO;
     uint64_t mem_limit = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
     int c;
     char *end;
@@ -1177,6 +1233,12 @@ int perplexity_main(int argc, char **argv) {
             }
             kv_dtype = strcmp(optarg, "f32") ? INFER_DT_BF16 : INFER_DT_F32;
             break;
+        case 'A':
+            if ((act_dtype = parse_act_dtype(optarg)) < 0) {
+                fprintf(stderr, "longctx perplexity: --act-dtype is auto, f32, bf16x2 or bf16\n");
+                return EXIT_USAGE;
+            }
+            break;
         case 'M':
             if (parse_bytes(optarg, &mem_limit) != 0) {
                 fprintf(stderr, "longctx perplexity: bad --mem-limit '%s'\n", optarg);
@@ -1203,10 +1265,11 @@ int perplexity_main(int argc, char **argv) {
     }
     infer_model *m;
     int st = infer_model_load(model, &m);
-    if (st != INFER_OK) {
-        LOG_ERROR("%s: %s", infer_strerror(st), infer_model_errmsg(m));
+    if (st != INFER_OK || !act_dtype_ok(&act_dtype, m, model)) {
+        if (st != INFER_OK)
+            LOG_ERROR("%s: %s", infer_strerror(st), infer_model_errmsg(m));
         infer_model_free(m);
-        return EXIT_RUNTIME;
+        return st != INFER_OK ? EXIT_RUNTIME : EXIT_USAGE;
     }
     const infer_config *cfg = infer_model_config(m);
     if (!ctx)
@@ -1230,11 +1293,12 @@ int perplexity_main(int argc, char **argv) {
     r.f = fopen(input, "rb");
     infer_args pa = {0}; /* what plan_fits reads */
     pa.kv_dtype = kv_dtype;
+    pa.act_dtype = act_dtype;
     pa.chunk = chunk;
     pa.threads = threads;
     pa.mem_limit = mem_limit;
     infer_state *s = NULL;
-    infer_opts o = {(int)ctx, kv_dtype, (int)chunk, (int)threads};
+    infer_opts o = {(int)ctx, kv_dtype, (int)chunk, (int)threads, act_dtype};
     ppl_acc acc = {0};
     uint8_t *want = calloc((size_t)ctx, 1);
     FILE *pt = per_token ? fopen(per_token, "wb") : NULL;

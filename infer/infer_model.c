@@ -27,6 +27,8 @@ const char *infer_strerror(int status) {
         return "malformed model file";
     case INFER_ERR_ARG:
         return "invalid argument";
+    case INFER_ERR_UNSUPPORTED:
+        return "not supported by this CPU or model";
     default:
         return "unknown status";
     }

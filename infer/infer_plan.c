@@ -273,7 +273,8 @@ void infer_plan_make(const infer_config *c, const infer_plan_args *a, infer_plan
     /* float32 activations as infer_state_create allocates them: the chunk's rows (padded to
      * RL) of the residual, norm output, q, k, v, attention output, the MLP's two products, the
      * RoPE tables; LR rows of logits; decode's per-segment partials; per thread the widened
-     * weight block and the attention scratch */
+     * weight block and the attention scratch; with bf16 activations a bf16 copy of the widest
+     * product input */
     const uint64_t C = round_up(a->chunk < a->ctx ? a->chunk : a->ctx, RL);
     const uint64_t G = (uint64_t)(c->n_heads / c->n_kv_heads), R = round_up(QB * G, RM);
     const uint64_t segs = (a->ctx + SEG - 1) / SEG;
@@ -282,6 +283,6 @@ void infer_plan_make(const infer_config *c, const infer_plan_args *a, infer_plan
     const uint64_t floats = C * (2 * d + 2 * qr + 2 * kvr + 2 * Ir + hd) + LR * Vr + hd / 2 +
                             kvh * segs * round_up(G, RM) * (hd + 2) +
                             T * (WB * win + 3 * R * hd + R * BK + 2 * BK * hd + 4 * R);
-    p->act_bytes = 4 * floats;
+    p->act_bytes = 4 * floats + 2 * (uint64_t)(a->act_planes > 0 ? a->act_planes : 0) * C * win;
     p->total_bytes = p->weights_bytes + p->kv_bytes + p->act_bytes;
 }

@@ -15,6 +15,7 @@
 # as not measured.
 # usage: bench_infer.sh [WORKDIR=/tmp/longctx-bench-infer]
 # env:   PROMPT=512 GEN=128 RUNS=3 THREADS="1 2" DTYPES="F32 BF16"
+#        ACTS="auto" (longctx --act-dtype values to run, each its own row: e.g. "auto bf16")
 #        HIDDEN=1024 INTER=2816 LAYERS=16 HEADS=16 KV_HEADS=4 VOCAB=32000
 #        LONGCTX=build/longctx  LONGCTX_HF_TOOLS=tests/infer/hf
 #        OURS_KV_BYTES=4 (for GB/s when the timings line does not name kv=f32|bf16)
@@ -26,7 +27,7 @@ LONGCTX=${LONGCTX:-$ROOT/build/longctx}
 HF=${LONGCTX_HF_TOOLS:-$ROOT/tests/infer/hf}
 PY=/usr/bin/python3
 PROMPT=${PROMPT:-512} GEN=${GEN:-128} RUNS=${RUNS:-3}
-THREADS=${THREADS:-"1 2"} DTYPES=${DTYPES:-"F32 BF16"}
+THREADS=${THREADS:-"1 2"} DTYPES=${DTYPES:-"F32 BF16"} ACTS=${ACTS:-auto}
 HIDDEN=${HIDDEN:-1024} INTER=${INTER:-2816} LAYERS=${LAYERS:-16} HEADS=${HEADS:-16}
 KV_HEADS=${KV_HEADS:-4} VOCAB=${VOCAB:-32000}
 OURS_KV_BYTES=${OURS_KV_BYTES:-4}
@@ -85,19 +86,24 @@ for dt in $DTYPES; do
         if [ -n "$line" ]; then echo "dtype=$dt $line" >>"$RAW"; else echo "llama.cpp failed:"; tail -3 "$W/lc.err"; fi
         [ $r = 1 ] && grep '^llamacpp_bench:' "$W/lc.err" | head -1 >>"$W/settings.txt"
       fi
-      if [ $have_ours = 1 ]; then
+      for act in $ACTS; do
+        [ $have_ours = 1 ] || break
+        af=
+        [ "$act" = auto ] || af="--act-dtype $act"
+        # an F32 model runs f32 whatever is asked: only its auto row
+        [ "$dt" = F32 ] && [ "$act" != auto ] && continue
         # --generate G+1: the first token comes from the prefill logits, then G decode steps
         # (llama.cpp's side also runs G single-token steps after the prompt)
         if "$LONGCTX" infer --model "$W/model-$dt" --prompt-ids "$IDS" --generate $((GEN + 1)) \
-          --threads "$t" --timings $OURS_FLAGS >/dev/null 2>"$W/ours.err"; then
+          --threads "$t" --timings $OURS_FLAGS $af >/dev/null 2>"$W/ours.err"; then
           line=$(grep '^timings:' "$W/ours.err" | tail -1)
           line=${line#timings: }
           case " $line" in *" threads="*) ;; *) line="threads=$t $line" ;; esac
           [ -n "$line" ] && echo "dtype=$dt ours $line" >>"$RAW"
         else
-          echo "longctx failed (dtype $dt, threads $t):"; tail -3 "$W/ours.err"
+          echo "longctx failed (dtype $dt, threads $t, act $act):"; tail -3 "$W/ours.err"
         fi
-      fi
+      done
     done
   done
 done
@@ -113,7 +119,9 @@ rows, kvname = {}, {}
 for line in open(raw):
     f = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
     eng = "llama.cpp" if " llamacpp " in line else "longctx"
-    if eng == "longctx" and "kv" in f:
+    if eng == "longctx" and "act" in f:  # the engine names how it multiplied (act=f32|bf16x2|bf16)
+        eng = "longctx act=" + f["act"]
+    if eng.startswith("longctx") and "kv" in f:
         kvname[(f["dtype"], int(f["threads"]))] = f["kv"]
     if eng == "llama.cpp" and "lc_prefill_s" in f:  # llama.cpp's own counters
         ps, ds, pn, dn = float(f["lc_prefill_s"]), float(f["lc_decode_s"]), int(f["lc_prompt_tokens"]), int(f["lc_eval_runs"])
@@ -147,7 +155,7 @@ for (dt, t, eng) in sorted(rows, key=lambda k: (k[0] != "F32", k[0], k[1], k[2] 
     w, kv = bytes_per_token(dt, kvb)
     gbs = (w + kv) * db / 1e9
     ratio_p = ratio_d = "-"
-    if eng == "longctx" and (dt, t, "llama.cpp") in rows:
+    if eng.startswith("longctx") and (dt, t, "llama.cpp") in rows:
         lv = rows[(dt, t, "llama.cpp")]
         ratio_p = "%.2f" % (pb / max(x[0] for x in lv))
         ratio_d = "%.2f" % (db / max(x[1] for x in lv))

@@ -6,7 +6,9 @@
 #   longctx infer --model DIR --prompt-ids LIST --logits-out OUT [extra]
 # ref_forward.py computes the same logits, compare_logits.py checks
 #   max over rows of max|got - want| / max|want| of the row  <=  tol
-# (1e-4 for F32 weights, 1e-2 for BF16/F16 weights or a bf16 KV cache).
+# (1e-4; 1e-2 with a bf16 KV cache). BF16 and F16 weights are widened exactly, so they too are
+# held to 1e-4 (the issue asks 1e-2) - on an AVX512_BF16 CPU this guards --act-dtype's default
+# bf16x2 (~1e-5 here); the lossy --act-dtype bf16 is tested in test_act_dtype.sh.
 # usage: test_hf_models.sh LONGCTX
 # env: HF_CASES=REGEX runs only the cases whose name matches (bash ERE);
 #      HF_KEEP=1 keeps the work directory (model, ids, got/want logits, stderr per case);
@@ -32,9 +34,9 @@ CASES=(
 "mha_hd64_f32        |--hidden 256 --heads 4 --vocab 1024 --seed 2                                  |7    |all|                 |1e-4"
 "gqa_hd64_f32_tied   |--hidden 256 --heads 4 --kv-heads 2 --tied --rms-eps 1e-6 --seed 3            |40   |all|                 |1e-4"
 "gqa_hd128_f32_2shard|--hidden 256 --heads 2 --kv-heads 1 --vocab 2048 --shards 2 --seed 4          |64   |all|                 |1e-4"
-"mha_hd128_bf16_3shard|--hidden 256 --heads 2 --vocab 512 --dtype BF16 --shards 3 --seed 5          |33   |all|                 |1e-2"
-"gqa_hd64_bf16_tied  |--hidden 256 --heads 4 --kv-heads 1 --dtype BF16 --tied --seed 6             |50   |all|                 |1e-2"
-"gqa_hd64_f16        |--hidden 256 --heads 4 --kv-heads 2 --vocab 1000 --dtype F16 --seed 7         |20   |all|                 |1e-2"
+"mha_hd128_bf16_3shard|--hidden 256 --heads 2 --vocab 512 --dtype BF16 --shards 3 --seed 5          |33   |all|                 |1e-4"
+"gqa_hd64_bf16_tied  |--hidden 256 --heads 4 --kv-heads 1 --dtype BF16 --tied --seed 6             |50   |all|                 |1e-4"
+"gqa_hd64_f16        |--hidden 256 --heads 4 --kv-heads 2 --vocab 1000 --dtype F16 --seed 7         |20   |all|                 |1e-4"
 "gqa_headdim64_ne_hid|--hidden 128 --intermediate 344 --heads 4 --kv-heads 2 --head-dim 64 --seed 8 |30   |all|                 |1e-4"
 "rope_abf_500k       |--hidden 256 --heads 4 --kv-heads 2 --rope-theta 500000 --seed 9              |300  |all|                 |1e-4"
 "rope_linear4        |--hidden 256 --heads 4 --kv-heads 2 --rope-scaling {\"rope_type\":\"linear\",\"factor\":4.0} --seed 10|150|all| |1e-4"
@@ -42,7 +44,7 @@ CASES=(
 "rope_dynamic4_under |--hidden 256 --heads 4 --kv-heads 2 --max-pos 512 --rope-scaling {\"rope_type\":\"dynamic\",\"factor\":4.0} --seed 12|100|all| |1e-4"
 "rope_yarn4          |--hidden 256 --heads 4 --kv-heads 2 --max-pos 1024 --rope-scaling {\"rope_type\":\"yarn\",\"factor\":4.0,\"original_max_position_embeddings\":256} --seed 13|400|all| |1e-4"
 "rope_llama3_8       |--hidden 256 --heads 4 --kv-heads 2 --rope-theta 500000 --max-pos 512 --rope-scaling {\"rope_type\":\"llama3\",\"factor\":8.0,\"low_freq_factor\":1.0,\"high_freq_factor\":4.0,\"original_max_position_embeddings\":64} --seed 14|300|all| |1e-4"
-"mmap_load_bf16      |--hidden 256 --heads 4 --kv-heads 2 --dtype BF16 --shards 2 --seed 20        |40   |all|--load mmap        |1e-2"
+"mmap_load_bf16      |--hidden 256 --heads 4 --kv-heads 2 --dtype BF16 --shards 2 --seed 20        |40   |all|--load mmap        |1e-4"
 "kv_bf16             |--hidden 256 --heads 4 --kv-heads 2 --seed 15                                 |100  |all|--kv-dtype bf16    |1e-2"
 "prefill_chunk7      |--hidden 256 --heads 4 --kv-heads 2 --seed 16                                 |50   |all|--prefill-chunk 7  |1e-4"
 "chunk7_dynamic_over |--hidden 256 --heads 4 --kv-heads 2 --max-pos 32 --rope-scaling {\"rope_type\":\"dynamic\",\"factor\":4.0} --seed 17|61|all|--prefill-chunk 7 --ctx 122|1e-4"
