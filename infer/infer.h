@@ -88,27 +88,24 @@ typedef struct {
     int kv_dtype;      /* INFER_DT_F32 or INFER_DT_BF16 */
     int prefill_chunk; /* tokens per prefill step (activation memory); 0: 512 */
     int threads;       /* 0: 1 */
-    int act_dtype;     /* INFER_ACT_*: how prefill multiplies by BF16 matrices; 0: auto */
+    int act_dtype;     /* INFER_ACT_* (0: f32) */
 } infer_opts;
 
-/* How prefill multiplies activations by BF16 weight matrices (infer_opts.act_dtype). F32 and
- * F16 matrices, and decode, always take f32 activations. bench_sgemm (BENCHMARKS.md) has the
- * rates and errors; every mode keeps prefill bit-identical across chunk sizes and threads. */
+/* What prefill multiplies weight matrices with (infer_opts.act_dtype). Decode always uses f32
+ * activations. Both keep prefill bit-identical across chunk sizes and threads; bench_sgemm
+ * (BENCHMARKS.md) has the rates and errors. */
 enum {
-    INFER_ACT_AUTO = 0, /* BF16X2 for BF16 matrices on a CPU with AVX512_BF16, else F32 */
-    INFER_ACT_F32 = 1,  /* weights widened to f32, OpenBLAS sgemm */
-    /* each activation split into two bf16 (hi + lo: 16 significant bits), AVX512_BF16's
-     * vdpbf16ps: 1.5x the sgemm rate, ~4e-6 relative error per product */
-    INFER_ACT_BF16X2 = 2,
-    /* activations rounded to bf16, as llama.cpp does for BF16 weights: 2.8x the sgemm rate,
-     * ~1e-3 relative error per product (several 1e-3 in the logits) */
-    INFER_ACT_BF16 = 3,
+    /* f32 activations, weights widened exactly: ik_gemm on AVX-512, else OpenBLAS sgemm */
+    INFER_ACT_F32 = 0,
+    /* activations rounded to bf16 for BF16 matrices, as llama.cpp does, multiplied with
+     * AVX512_BF16's vdpbf16ps: about 1.9x ik_gemm, ~1e-3 relative error per product (several
+     * 1e-3 in the logits). Needs BF16 matrices and AVX512_BF16. */
+    INFER_ACT_BF16 = 1,
 };
-/*! infer_act_resolve() : the mode that runs for matrices of weight_dtype (INFER_DT_*) on
- *  this CPU. @return an INFER_ACT_* other than AUTO, INFER_ERR_UNSUPPORTED (BF16X2 or BF16
- *  without AVX512_BF16 or without BF16 matrices) or INFER_ERR_ARG. */
-int infer_act_resolve(int weight_dtype, int act);
-const char *infer_act_name(int act); /* "auto", "f32", "bf16x2", "bf16" */
+/*! infer_act_check() : @return INFER_OK if act can run for matrices of weight_dtype
+ *  (INFER_DT_*) on this CPU, INFER_ERR_UNSUPPORTED if not, INFER_ERR_ARG for an unknown act. */
+int infer_act_check(int weight_dtype, int act);
+const char *infer_act_name(int act); /* "f32", "bf16" */
 
 /*! infer_state_create() : KV cache, activations and threads (m must outlive it).
  *  @return INFER_OK, INFER_ERR_ARG, INFER_ERR_NOMEM, INFER_ERR_UNSUPPORTED (act_dtype). */
@@ -164,8 +161,7 @@ typedef struct {
     int kv_bytes;     /* per cached value: 4 (f32) or 2 (bf16) */
     uint64_t chunk;   /* prefill chunk (tokens) */
     int threads;
-    int act_planes; /* bf16 copies of a chunk's widest product input: 0 (INFER_ACT_F32), 1
-                     * (INFER_ACT_BF16) or 2 (INFER_ACT_BF16X2) */
+    int act_bf16; /* INFER_ACT_BF16: a bf16 copy of a chunk's widest product input */
 } infer_plan_args;
 
 /*! infer_plan_make() : bytes per rank with Megatron-style tensor parallelism over tp ranks

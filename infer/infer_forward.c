@@ -80,10 +80,7 @@ struct infer_state {
     float *cs;    /* (C, hd / 2) cos, then sin */
     float *sn;    /* (C, hd / 2) */
     float *lg;    /* (LR, vocab) logits */
-    int act;      /* INFER_ACT_*, resolved */
-    uint16_t *xh; /* BF16 / BF16X2: (C, win) a product's input in bf16, then (BF16X2) the lo
-                   * parts (C, win) */
-    size_t xh_lo; /* offset of the lo parts in xh (C * win) */
+    uint16_t *xh; /* INFER_ACT_BF16: (C, max(dim, hidden, q_dim)) a product's input in bf16 */
     float *part;  /* decode: (n_kv, segments, group, hd + 2) partial attention */
     scratch *th;  /* per thread */
 };
@@ -99,17 +96,16 @@ int infer_state_create(const infer_model *m, const infer_opts *o, infer_state **
     const infer_config *c = &m->cfg;
     if (o->max_ctx <= 0 || o->prefill_chunk < 0 || o->threads < 0 ||
         (o->kv_dtype != INFER_DT_F32 && o->kv_dtype != INFER_DT_BF16) ||
-        o->act_dtype < INFER_ACT_AUTO || o->act_dtype > INFER_ACT_BF16)
+        o->act_dtype < INFER_ACT_F32 || o->act_dtype > INFER_ACT_BF16)
         return INFER_ERR_ARG;
-    const int act = infer_act_resolve(m->dtype, o->act_dtype);
-    if (act < 0)
-        return act;
+    const int act_st = infer_act_check(m->dtype, o->act_dtype); /* and ik_init */
+    if (act_st != INFER_OK)
+        return act_st;
     infer_state *s = calloc(1, sizeof *s);
     if (!s)
         return INFER_ERR_NOMEM;
     s->m = m;
     s->o = *o;
-    s->act = act;
     s->hd = m->head_dim;
     s->q_dim = c->n_heads * s->hd;
     s->kv_dim = c->n_kv_heads * s->hd;
@@ -144,13 +140,12 @@ int infer_state_create(const infer_model *m, const infer_opts *o, infer_state **
     s->th = zalloc((size_t)nt, sizeof *s->th);
     size_t win = D > H ? D : H;
     win = win > (size_t)s->q_dim ? win : (size_t)s->q_dim;
-    const size_t planes = act == INFER_ACT_BF16 ? 1 : act == INFER_ACT_BF16X2 ? 2 : 0;
-    s->xh_lo = C * win;
-    if (planes)
-        s->xh = zalloc(planes * C * win, sizeof(uint16_t));
+    const int bf16 = o->act_dtype == INFER_ACT_BF16;
+    if (bf16)
+        s->xh = zalloc(C * win, sizeof(uint16_t));
     int st = s->inv_freq && s->kcache && s->vcache && s->x && s->xb && s->q && s->k && s->v &&
                      s->ao && s->h1 && s->h3 && s->cs && s->sn && s->lg && s->part && s->th &&
-                     (s->xh || !planes)
+                     (s->xh || !bf16)
                  ? infer_pool_create(nt, &s->pool)
                  : INFER_ERR_NOMEM;
     const size_t R = (size_t)pad_rows(QB * (int)G);
@@ -222,9 +217,13 @@ typedef struct {
     const float *x;
     infer_mat w;
     int n, rows, cols;
-    int decode;
-    int bf16; /* the input is in s->xh: ik_gemm_bf16 */
+    int mode; /* LIN_* */
 } linear_job;
+
+/* How a product runs: decode's matrix-vector kernel; ik_gemm (AVX-512, f32 x, any weight
+ * dtype, no padding); ik_gemm_bf16 (--act-dtype bf16, x in s->xh); or OpenBLAS sgemm in fixed
+ * RL-row calls on widened weight blocks (without AVX-512). */
+enum { LIN_DECODE, LIN_OWN, LIN_BF16, LIN_SGEMM };
 
 static size_t dt_bytes(int dtype) {
     return dtype == INFER_DT_F32 ? 4 : 2;
@@ -233,18 +232,20 @@ static size_t dt_bytes(int dtype) {
 static void linear_task(void *arg, int task, int thread) {
     const linear_job *j = arg;
     const size_t cols = (size_t)j->cols, rows = (size_t)j->rows;
-    if (j->decode) { /* one row of X: the matrix-vector kernel, MB weight rows per task */
+    if (j->mode == LIN_DECODE) { /* one row of X: the matrix-vector kernel, MB rows per task */
         size_t r0 = (size_t)task * MB, r1 = r0 + MB < rows ? r0 + MB : rows;
         ik_matvec(j->y + r0, j->x, j->w.p, j->w.dtype, cols, r0, r1);
         return;
     }
-    const size_t per = j->bf16 ? BB : WB;
+    const size_t per = j->mode == LIN_SGEMM ? WB : BB;
     size_t r0 = (size_t)task * per, nr = r0 + per < rows ? per : rows - r0;
     const char *wp = (const char *)j->w.p + r0 * cols * dt_bytes(j->w.dtype);
-    if (j->bf16) { /* infer_state_create checked the ISA */
-        const infer_state *s = j->s;
-        ik_gemm_bf16(j->y + r0, rows, s->xh, s->act == INFER_ACT_BF16X2 ? s->xh + s->xh_lo : NULL,
-                     cols, wp, cols, (size_t)j->n, nr);
+    if (j->mode == LIN_OWN) {
+        ik_gemm(j->y + r0, rows, j->x, cols, wp, j->w.dtype, cols, (size_t)j->n, nr);
+        return;
+    }
+    if (j->mode == LIN_BF16) {
+        ik_gemm_bf16(j->y + r0, rows, j->s->xh, cols, wp, cols, (size_t)j->n, nr);
         return;
     }
     const float *b = (const float *)(const void *)wp;
@@ -260,18 +261,17 @@ static void linear_task(void *arg, int task, int thread) {
 /* same_x: x is the previous call's input, unchanged (its bf16 form in xh is reused) */
 static void linear(infer_state *s, float *y, const float *x, infer_mat w, int n, int rows, int cols,
                    int decode, int same_x) {
-    const int bf16 = !decode && s->xh && w.dtype == INFER_DT_BF16;
-    const size_t nx = (size_t)n * (size_t)cols;
-    if (bf16 && !same_x) { /* every element on its own: no padding rows */
-        if (s->act == INFER_ACT_BF16X2)
-            ik_split_bf16(s->xh, s->xh + s->xh_lo, x, nx);
-        else
-            ik_f32_to_bf16(s->xh, x, nx);
-    } else if (!bf16 && !decode) /* zero the padding rows of x (state buffers, sized for it) */
+    const int mode = decode                              ? LIN_DECODE
+                     : s->xh && w.dtype == INFER_DT_BF16 ? LIN_BF16
+                     : ik_isa_current() >= IK_AVX512     ? LIN_OWN
+                                                         : LIN_SGEMM;
+    if (mode == LIN_BF16 && !same_x)
+        ik_f32_to_bf16(s->xh, x, (size_t)n * (size_t)cols);
+    if (mode == LIN_SGEMM) /* zero the padding rows of x (state buffers, sized for it) */
         memset((float *)x + (size_t)n * (size_t)cols, 0,
                (size_t)(pad_lin(n) - n) * (size_t)cols * sizeof(float));
-    linear_job j = {s, y, x, w, n, rows, cols, decode, bf16};
-    int per = decode ? MB : bf16 ? BB : WB;
+    linear_job j = {s, y, x, w, n, rows, cols, mode};
+    const int per = mode == LIN_DECODE ? MB : mode == LIN_SGEMM ? WB : BB;
     infer_pool_run(s->pool, (rows + per - 1) / per, linear_task, &j);
 }
 
@@ -655,19 +655,18 @@ int infer_forward(infer_state *s, uint32_t token, int pos, const float **logits)
     return INFER_OK;
 }
 
-int infer_act_resolve(int weight_dtype, int act) {
-    if (act < INFER_ACT_AUTO || act > INFER_ACT_BF16)
+int infer_act_check(int weight_dtype, int act) {
+    if (act != INFER_ACT_F32 && act != INFER_ACT_BF16)
         return INFER_ERR_ARG;
     ik_init(NULL);
-    const int can = weight_dtype == INFER_DT_BF16 && ik_isa_current() == IK_AVX512BF16;
-    if (act == INFER_ACT_AUTO)
-        return can ? INFER_ACT_BF16X2 : INFER_ACT_F32;
-    return act == INFER_ACT_F32 || can ? act : INFER_ERR_UNSUPPORTED;
+    if (act == INFER_ACT_BF16 &&
+        (weight_dtype != INFER_DT_BF16 || ik_isa_current() != IK_AVX512BF16))
+        return INFER_ERR_UNSUPPORTED;
+    return INFER_OK;
 }
 
 const char *infer_act_name(int act) {
-    static const char *names[] = {"auto", "f32", "bf16x2", "bf16"};
-    return act >= INFER_ACT_AUTO && act <= INFER_ACT_BF16 ? names[act] : "unknown";
+    return act == INFER_ACT_F32 ? "f32" : act == INFER_ACT_BF16 ? "bf16" : "unknown";
 }
 
 const char *infer_isa(void) {

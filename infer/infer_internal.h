@@ -41,9 +41,10 @@ struct infer_model {
 
 /* Blocking of the forward pass (infer_forward.c), shared with the memory plan. */
 enum {
-    WB = 256,   /* weight rows per task (prefill) */
+    WB = 256,   /* weight rows per task (prefill, sgemm) */
     MB = 64,    /* weight rows per task (decode) */
-    BB = 60,    /* weight rows per task (prefill, bf16 products: any split gives the same bits) */
+    BB = 60,    /* weight rows per task (prefill, ik_gemm / ik_gemm_bf16: any split gives the
+                 * same bits; 6% faster than 240 at 2 threads, BENCHMARKS.md) */
     QB = 32,    /* queries per attention task */
     BK = 128,   /* keys per attention tile */
     SEG = 2048, /* keys per segment (a multiple of BK) */

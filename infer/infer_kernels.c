@@ -241,30 +241,30 @@ void ik_f32_to_bf16(uint16_t *dst, const float *src, size_t n) {
         ops_now()->f32_to_bf16(dst, src, n);
 }
 
-int ik_gemm_bf16(float *y, size_t ldy, const uint16_t *xh, const uint16_t *xl, size_t ldx,
-                 const void *w, size_t cols, size_t n, size_t m) {
+int ik_gemm(float *y, size_t ldy, const float *x, size_t ldx, const void *w, int dtype, size_t cols,
+            size_t n, size_t m) {
 #ifdef LONGCTX_IK_X86
-    if (ops_now()->isa == IK_AVX512BF16) {
+    if (ops_now()->isa >= IK_AVX512) {
         if (n && m)
-            ik_gemm_bf16_avx512bf16(y, ldy, xh, xl, ldx, w, cols, n, m);
+            ik_gemm_avx512(y, ldy, x, ldx, w, dtype, cols, n, m);
         return 0;
     }
 #endif
-    (void)y, (void)ldy, (void)xh, (void)xl, (void)ldx, (void)w, (void)cols, (void)n, (void)m;
+    (void)y, (void)ldy, (void)x, (void)ldx, (void)w, (void)dtype, (void)cols, (void)n, (void)m;
     return -1;
 }
 
-void ik_split_bf16(uint16_t *hi, uint16_t *lo, const float *x, size_t n) {
-    enum { B = 256 };
-    float r[B];
-    for (size_t i = 0; i < n; i += B) {
-        const size_t k = n - i < B ? n - i : B;
-        ik_f32_to_bf16(hi + i, x + i, k);
-        ik_to_f32(r, hi + i, INFER_DT_BF16, k);
-        for (size_t j = 0; j < k; j++)
-            r[j] = x[i + j] - r[j]; /* exact (Sterbenz) unless x is inf or NaN */
-        ik_f32_to_bf16(lo + i, r, k);
+int ik_gemm_bf16(float *y, size_t ldy, const uint16_t *x, size_t ldx, const void *w, size_t cols,
+                 size_t n, size_t m) {
+#ifdef LONGCTX_IK_X86
+    if (ops_now()->isa == IK_AVX512BF16) {
+        if (n && m)
+            ik_gemm_bf16_avx512bf16(y, ldy, x, ldx, w, cols, n, m);
+        return 0;
     }
+#endif
+    (void)y, (void)ldy, (void)x, (void)ldx, (void)w, (void)cols, (void)n, (void)m;
+    return -1;
 }
 
 float ik_dot(const float *a, const float *b, size_t n) {

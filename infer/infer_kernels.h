@@ -49,19 +49,20 @@ void ik_to_f32(float *dst, const void *src, int dtype, size_t n);
  * sign kept), infinities stay. */
 void ik_f32_to_bf16(uint16_t *dst, const float *src, size_t n);
 
-/*! ik_gemm_bf16() :
- *  y[t * ldy + r] = sum_c x[t][c] w[r][c] for t < n, r < m, w bf16 row-major (cols per row, any
- *  byte alignment) and x[t][c] = xh[t][c] in bf16, or with xl != NULL the sum xh + xl of two
- *  bf16 values (ik_split_bf16; rows of both ldx elements apart). AVX512_BF16 only (vdpbf16ps:
- *  exact products summed in f32, subnormals flushed; infer_gemm_bf16.c). An element's bits
- *  do not depend on n, m or its place. @return 0, or -1 when the current set is not
- *  avx512bf16 (nothing written). */
-int ik_gemm_bf16(float *y, size_t ldy, const uint16_t *xh, const uint16_t *xl, size_t ldx,
-                 const void *w, size_t cols, size_t n, size_t m);
+/*! ik_gemm() :
+ *  y[t * ldy + r] = sum_c x[t][c] w[r][c] for t < n, r < m: x f32 (rows ldx elements apart),
+ *  w row-major in dtype INFER_DT_* (cols per row, any byte alignment), widened exactly and
+ *  multiplied in f32. AVX-512 sets only (infer_gemm.c). An element's bits do not depend on n,
+ *  m or its place (one dot product in a fixed order). @return 0, or -1 when the current set
+ *  has no AVX-512 (nothing written; callers use sgemm). */
+int ik_gemm(float *y, size_t ldy, const float *x, size_t ldx, const void *w, int dtype, size_t cols,
+            size_t n, size_t m);
 
-/* hi[i] = bf16(x[i]) and lo[i] = bf16(x[i] - hi[i]) (both ik_f32_to_bf16's rounding): hi + lo
- * holds x to about 2^-17 relative (16 significant bits). */
-void ik_split_bf16(uint16_t *hi, uint16_t *lo, const float *x, size_t n);
+/*! ik_gemm_bf16() :
+ *  The same with x in bf16 and w bf16: AVX512_BF16's vdpbf16ps (exact products summed in f32,
+ *  subnormals flushed). @return 0, or -1 when the current set is not avx512bf16. */
+int ik_gemm_bf16(float *y, size_t ldy, const uint16_t *x, size_t ldx, const void *w, size_t cols,
+                 size_t n, size_t m);
 
 float ik_dot(const float *a, const float *b, size_t n);    /* sum a[i] b[i] */
 void ik_axpy(float *y, float a, const float *x, size_t n); /* y += a x */

@@ -37,9 +37,11 @@ extern const ik_ops ik_ops_avx512bf16; /* the above + AVX512_BF16 */
 /* the avx2 16-bit matvecs, which the avx512 sets use too (infer_kernels_avx512.c says why) */
 void ik_matvec_bf16_avx2(float *y, const float *x, const void *w, size_t cols, size_t n_rows);
 void ik_matvec_f16_avx2(float *y, const float *x, const void *w, size_t cols, size_t n_rows);
-/* infer_gemm_bf16.c, behind ik_gemm_bf16 */
-void ik_gemm_bf16_avx512bf16(float *y, size_t ldy, const uint16_t *xh, const uint16_t *xl,
-                             size_t ldx, const void *w, size_t cols, size_t n, size_t m);
+/* infer_gemm.c, behind ik_gemm and ik_gemm_bf16 */
+void ik_gemm_avx512(float *y, size_t ldy, const float *x, size_t ldx, const void *w, int dtype,
+                    size_t cols, size_t n, size_t m);
+void ik_gemm_bf16_avx512bf16(float *y, size_t ldy, const uint16_t *x, size_t ldx, const void *w,
+                             size_t cols, size_t n, size_t m);
 #endif
 
 /* ---- the element conversions that define every implementation's results ---------------- */

@@ -42,12 +42,10 @@ static void usage(FILE *f) {
         "  --seed S            sampling seed (default 0)\n"
         "  --ctx N             KV cache positions (default: prompt + generated)\n"
         "  --kv-dtype D        f32 or bf16 KV cache (default f32)\n"
-        "  --act-dtype D       how prefill multiplies BF16 weights: auto (default: bf16x2\n"
-        "                      when the CPU has AVX512_BF16, else f32), f32 (OpenBLAS\n"
-        "                      sgemm on widened weights), bf16x2 (activations as two\n"
-        "                      bf16, vdpbf16ps: 1.5x sgemm, ~4e-6 per product) or bf16\n"
-        "                      (rounded to bf16 as llama.cpp does: 2.8x sgemm, ~1e-3 per\n"
-        "                      product, several 1e-3 in the logits)\n"
+        "  --act-dtype D       f32 (default: exact products) or bf16: prefill rounds the\n"
+        "                      activations that meet BF16 weights to bf16 (AVX512_BF16\n"
+        "                      vdpbf16ps, as llama.cpp does): ~1.9x faster products,\n"
+        "                      several 1e-3 relative error in the logits\n"
         "  --prefill-chunk N   prompt tokens per step; activations are O(N) (default 512)\n"
         "  --threads N         threads (default 1)\n"
         "  --mem-limit BYTES   refuse a run whose plan (longctx plan) exceeds it; suffixes\n"
@@ -222,26 +220,24 @@ typedef struct {
 
 /* --act-dtype: a name to INFER_ACT_*, or -1 */
 static int parse_act_dtype(const char *s) {
-    for (int a = INFER_ACT_AUTO; a <= INFER_ACT_BF16; a++)
+    for (int a = INFER_ACT_F32; a <= INFER_ACT_BF16; a++)
         if (!strcmp(s, infer_act_name(a)))
             return a;
     return -1;
 }
 
-/* *act resolved for the model on this CPU (1), or says why it cannot run and returns 0 */
-static int act_dtype_ok(int *act, const infer_model *m, const char *model) {
-    const int wd = infer_model_weight_dtype(m), r = infer_act_resolve(wd, *act);
-    if (r >= 0) {
-        *act = r;
+/* 1 if the model and CPU can run act; else says why and returns 0 */
+static int act_dtype_ok(int act, const infer_model *m, const char *model) {
+    const int wd = infer_model_weight_dtype(m);
+    if (infer_act_check(wd, act) == INFER_OK)
         return 1;
-    }
     static const char *names[] = {"f32", "bf16", "f16"};
     if (wd != INFER_DT_BF16)
-        LOG_ERROR("--act-dtype %s needs BF16 weights; %s has %s", infer_act_name(*act), model,
+        LOG_ERROR("--act-dtype %s needs BF16 weights; %s has %s", infer_act_name(act), model,
                   wd >= 0 && wd < 3 ? names[wd] : "other");
     else
         LOG_ERROR("--act-dtype %s needs a CPU with AVX512_BF16; the kernels run %s here",
-                  infer_act_name(*act), infer_isa());
+                  infer_act_name(act), infer_isa());
     return 0;
 }
 
@@ -293,7 +289,7 @@ static int plan_fits(const infer_args *a, const infer_model *m, long max_ctx) {
                           a->kv_dtype == INFER_DT_F32 ? 4 : 2,
                           (uint64_t)(a->chunk ? a->chunk : 512),
                           (int)a->threads,
-                          a->act_dtype == INFER_ACT_BF16X2 ? 2 : a->act_dtype == INFER_ACT_BF16};
+                          a->act_dtype == INFER_ACT_BF16};
     infer_plan_make(cfg, &pa, &plan);
     if (plan.total_bytes <= a->mem_limit)
         return 1;
@@ -752,9 +748,7 @@ int infer_main(int argc, char **argv) {
             break;
         case 'A':
             if ((a.act_dtype = parse_act_dtype(optarg)) < 0) {
-                fprintf(stderr,
-                        "longctx infer: --act-dtype is auto, f32, bf16x2 or bf16, not '%s'\n",
-                        optarg);
+                fprintf(stderr, "longctx infer: --act-dtype is f32 or bf16, not '%s'\n", optarg);
                 return EXIT_USAGE;
             }
             break;
@@ -834,7 +828,7 @@ int infer_main(int argc, char **argv) {
     }
     infer_model *m;
     int st = infer_model_load_mode(a.model, a.load, &m);
-    if (st != INFER_OK || !act_dtype_ok(&a.act_dtype, m, a.model)) {
+    if (st != INFER_OK || !act_dtype_ok(a.act_dtype, m, a.model)) {
         if (st != INFER_OK)
             LOG_ERROR("%s: %s", infer_strerror(st), infer_model_errmsg(m));
         infer_model_free(m);
@@ -894,9 +888,8 @@ static void plan_usage(FILE *f) {
             "when P exceeds them). Weights in the config's torch_dtype.\n"
             "  --tp P             tensor-parallel ranks (default 1)\n"
             "  --kv-dtype D       f32 or bf16 (default bf16)\n"
-            "  --act-dtype D      as for infer (default auto; bf16x2 and bf16 add bf16 copies\n"
-            "                     of a product's input; auto counts bf16x2 for 2-byte weights\n"
-            "                     on a CPU with AVX512_BF16)\n"
+            "  --act-dtype D      f32 or bf16 (infer's; bf16 adds a bf16 copy of a product's\n"
+            "                     input)\n"
             "  --prefill-chunk C  tokens per prefill chunk (default 512)\n"
             "  --threads N        threads of infer (per-thread scratch; default 1)\n"
             "Activations are what infer allocates; the process's code, libraries and OpenBLAS\n"
@@ -963,7 +956,7 @@ int plan_main(int argc, char **argv) {
         threads > 1024 || (strcmp(kvd, "f32") && strcmp(kvd, "bf16")) ||
         parse_act_dtype(actd) < 0 || optind != argc) {
         fprintf(stderr, "longctx plan: need one of --config/--model, --ctx > 0, --tp > 0, "
-                        "--kv-dtype f32|bf16, --act-dtype auto|f32|bf16x2|bf16\n\n");
+                        "--kv-dtype f32|bf16, --act-dtype f32|bf16\n\n");
         plan_usage(stderr);
         return EXIT_USAGE;
     }
@@ -993,10 +986,7 @@ int plan_main(int argc, char **argv) {
     infer_plan p;
     infer_plan_args pa = {(uint64_t)ctx,   (int)tp,      wbytes, strcmp(kvd, "f32") ? 2 : 4,
                           (uint64_t)chunk, (int)threads, 0};
-    /* auto: bf16x2 counted for any 2-byte weights (F16 runs f32: an upper bound) */
-    const int act =
-        infer_act_resolve(wbytes == 2 ? INFER_DT_BF16 : INFER_DT_F32, parse_act_dtype(actd));
-    pa.act_planes = act == INFER_ACT_BF16X2 ? 2 : act == INFER_ACT_BF16 ? 1 : 0;
+    pa.act_bf16 = parse_act_dtype(actd) == INFER_ACT_BF16;
     infer_plan_make(&cfg, &pa, &p);
     printf("{\"params\": %llu, \"tp\": %lld, \"ctx\": %lld, \"weight_bytes_per_param\": %d, "
            "\"kv_dtype\": \"%s\", \"per_rank\": {\"weights_bytes\": %llu, \"kv_cache_bytes\": "
@@ -1196,7 +1186,7 @@ int perplexity_main(int argc, char **argv) {
     cluster_log_setup("perplexity", 0, 1, CLUSTER_LOG_INFO);
     const char *model = NULL, *input = NULL, *per_token = NULL;
     long ctx = 0, stride = 0, chunk = 0, threads = 0;
-    int kv_dtype = INFER_DT_F32, act_dtype = INFER_ACT_AUTO;
+    int kv_dtype = INFER_DT_F32, act_dtype = INFER_ACT_F32;
     uint64_t mem_limit = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
     int c;
     char *end;
@@ -1235,7 +1225,7 @@ int perplexity_main(int argc, char **argv) {
             break;
         case 'A':
             if ((act_dtype = parse_act_dtype(optarg)) < 0) {
-                fprintf(stderr, "longctx perplexity: --act-dtype is auto, f32, bf16x2 or bf16\n");
+                fprintf(stderr, "longctx perplexity: --act-dtype is f32 or bf16\n");
                 return EXIT_USAGE;
             }
             break;
@@ -1265,7 +1255,7 @@ int perplexity_main(int argc, char **argv) {
     }
     infer_model *m;
     int st = infer_model_load(model, &m);
-    if (st != INFER_OK || !act_dtype_ok(&act_dtype, m, model)) {
+    if (st != INFER_OK || !act_dtype_ok(act_dtype, m, model)) {
         if (st != INFER_OK)
             LOG_ERROR("%s: %s", infer_strerror(st), infer_model_errmsg(m));
         infer_model_free(m);

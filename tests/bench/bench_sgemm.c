@@ -3,9 +3,10 @@
  * several RL and WB, against one call of all M rows (the ceiling). infer runs linear layers in
  * calls of a fixed row count so that a position's bits do not depend on the chunk it is in
  * (infer_forward.c); this picks that count.
- * Then the opt-in bf16 product (ik_gemm_bf16, vdpbf16ps) on the same shape, bf16 weights, over
- * blocks of WB weight rows as infer runs it, rounding X to bf16 inside the timing, and its
- * largest difference from the f32 product (relative to the row's largest |y|).
+ * Then our own products on the same shape over blocks of weight rows, as infer runs them:
+ * ik_gemm (f32 x; f32 and bf16 weights) and the opt-in ik_gemm_bf16 (x rounded to bf16 inside
+ * the timing, vdpbf16ps), with their largest difference from the f32 sgemm (relative to the
+ * row's largest |y|).
  * usage: bench_sgemm [M] [K] [R]   defaults 512 1024 2816 (the MLP of the 246M bench model) */
 #include "infer_kernels.h"
 
@@ -61,7 +62,8 @@ int main(int argc, char **argv) {
             }
             printf("| %d | %d | %.1f |\n", rl, wb, 2.0 * M * (double)R * K / best / 1e9);
         }
-    /* the bf16 product */
+    /* our products on the same shape: ik_gemm (f32 x; f32, bf16 and f16 weights) and
+     * ik_gemm_bf16 (x rounded to bf16 inside the timing) */
     uint16_t *Xh = malloc((size_t)M * (size_t)K * sizeof *Xh);
     uint16_t *Wh = malloc((size_t)R * (size_t)K * sizeof *Wh);
     float *Yh = malloc((size_t)M * (size_t)R * sizeof *Yh);
@@ -73,51 +75,57 @@ int main(int argc, char **argv) {
         W[i] = (float)((i * 40503u) % 1000) / 1009.0f - 0.5f;
     ik_f32_to_bf16(Wh, W, (size_t)R * (size_t)K);
     ik_to_f32(W, Wh, 1 /* INFER_DT_BF16 */, (size_t)R * (size_t)K); /* the same weights in f32 */
-    ik_init(NULL);
-    uint16_t *Xl = malloc((size_t)M * (size_t)K * sizeof *Xl);
-    if (!Xl)
-        return 1;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, R, K, 1.0f, X, K, W, K, 0.0f, Y, R);
-    if (ik_gemm_bf16(Yh, (size_t)R, Xh, NULL, (size_t)K, Wh, (size_t)K, 0, 0) != 0) {
-        printf("\n# bf16 product: SKIP (the CPU has no AVX512_BF16; isa %s)\n",
-               ik_isa_name(ik_isa_current()));
-    } else {
-        printf("\n# bf16 products (ik_gemm_bf16; X rounded, or split into two bf16, inside the "
-               "timing), 1 thread\n| X in | weight rows per block | GFLOP/s (f32-equivalent) | "
-               "max |diff| / row max |y| vs f32 sgemm |\n|---|---|---|---|\n");
-        for (int split = 0; split < 2; split++)
-            for (int b = 0; b < 3; b++) {
-                const int wb = wbs[b];
-                double best = 1e30;
-                for (int rep = 0; rep < 5; rep++) {
-                    double t0 = now();
-                    if (split)
-                        ik_split_bf16(Xh, Xl, X, (size_t)M * (size_t)K);
+    ik_init(NULL);
+    printf("\n# our products (ik_gemm, ik_gemm_bf16), 1 thread, isa %s; error: max |diff| / row "
+           "max |y| against the f32 sgemm of the same weights\n| product | weights | GFLOP/s "
+           "(128 / 256 / 512 weight rows per block) | error |\n|---|---|---|---|\n",
+           ik_isa_name(ik_isa_current()));
+    for (int kind = 0; kind < 3; kind++) { /* ik_gemm f32 w, ik_gemm bf16 w, ik_gemm_bf16 */
+        const void *w = kind == 0 ? (const void *)W : (const void *)Wh;
+        const size_t wel = kind == 0 ? 4 : 2;
+        if ((kind < 2 ? ik_gemm(Yh, (size_t)R, X, (size_t)K, w, kind, (size_t)K, 0, 0)
+                      : ik_gemm_bf16(Yh, (size_t)R, Xh, (size_t)K, w, (size_t)K, 0, 0)) != 0) {
+            printf("| %s | %s | SKIP: not on this CPU | |\n", kind < 2 ? "ik_gemm" : "ik_gemm_bf16",
+                   kind == 0 ? "f32" : "bf16");
+            continue;
+        }
+        printf("| %s | %s | ", kind < 2 ? "ik_gemm (f32 x)" : "ik_gemm_bf16 (bf16 x)",
+               kind == 0 ? "f32" : "bf16");
+        for (int b = 0; b < 3; b++) {
+            const int wb = wbs[b];
+            double best = 1e30;
+            for (int rep = 0; rep < 5; rep++) {
+                double t0 = now();
+                if (kind == 2)
+                    ik_f32_to_bf16(Xh, X, (size_t)M * (size_t)K);
+                for (int r0 = 0; r0 < R; r0 += wb) {
+                    const int nr = r0 + wb < R ? wb : R - r0;
+                    const char *wr = (const char *)w + (size_t)r0 * (size_t)K * wel;
+                    if (kind < 2)
+                        ik_gemm(Yh + r0, (size_t)R, X, (size_t)K, wr, kind, (size_t)K, (size_t)M,
+                                (size_t)nr);
                     else
-                        ik_f32_to_bf16(Xh, X, (size_t)M * (size_t)K);
-                    for (int r0 = 0; r0 < R; r0 += wb) {
-                        int nr = r0 + wb < R ? wb : R - r0;
-                        ik_gemm_bf16(Yh + r0, (size_t)R, Xh, split ? Xl : NULL, (size_t)K,
-                                     Wh + (size_t)r0 * (size_t)K, (size_t)K, (size_t)M, (size_t)nr);
-                    }
-                    double t = now() - t0;
-                    best = t < best ? t : best;
+                        ik_gemm_bf16(Yh + r0, (size_t)R, Xh, (size_t)K, wr, (size_t)K, (size_t)M,
+                                     (size_t)nr);
                 }
-                double worst = 0;
-                for (int m = 0; m < M; m++) {
-                    double big = 0, diff = 0;
-                    for (int r = 0; r < R; r++) {
-                        size_t i = (size_t)m * (size_t)R + (size_t)r;
-                        big = fmax(big, fabs(Y[i]));
-                        diff = fmax(diff, fabs((double)Y[i] - Yh[i]));
-                    }
-                    worst = fmax(worst, diff / big);
-                }
-                printf("| %s | %d | %.1f | %.2e |\n", split ? "hi + lo" : "bf16", wb,
-                       2.0 * M * (double)R * K / best / 1e9, worst);
+                double t = now() - t0;
+                best = t < best ? t : best;
             }
+            printf("%.1f%s", 2.0 * M * (double)R * K / best / 1e9, b < 2 ? " / " : " | ");
+        }
+        double worst = 0;
+        for (int m = 0; m < M; m++) {
+            double big = 0, diff = 0;
+            for (int r = 0; r < R; r++) {
+                size_t i = (size_t)m * (size_t)R + (size_t)r;
+                big = fmax(big, fabs(Y[i]));
+                diff = fmax(diff, fabs((double)Y[i] - Yh[i]));
+            }
+            worst = fmax(worst, diff / big);
+        }
+        printf("%.2e |\n", worst);
     }
-    free(Xl);
     free(Xh);
     free(Wh);
     free(Yh);

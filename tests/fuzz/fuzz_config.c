@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         c.rope_type < INFER_ROPE_DEFAULT || c.rope_type > INFER_ROPE_LLAMA3 || (wb != 2 && wb != 4))
         __builtin_trap();
     infer_plan p;
-    infer_plan_args a = {131072, 8, wb, 2, 512, 2, 2};
+    infer_plan_args a = {131072, 8, wb, 2, 512, 2, 1};
     infer_plan_make(&c, &a, &p);
     return 0;
 }

@@ -1,8 +1,8 @@
 /* test_kernels.c - every kernel set this CPU can run, against float64 references written here
  * (independent of infer_kernels*.c): matvec for each weight dtype over many shapes, row ranges
  * and misaligned pointers; every bf16 and f16 bit pattern widened; f32 -> bf16 on special
- * values and millions of random ones; dot, axpy, scale; the bf16 product (ik_gemm_bf16, both
- * forms of x) and ik_split_bf16; and the dispatch rules.
+ * values and millions of random ones; dot, axpy, scale; the prefill products (ik_gemm for each
+ * weight dtype, ik_gemm_bf16); and the dispatch rules.
  *
  * LONGCTX_TEST_EXHAUSTIVE=1 also compares f32 -> bf16 of every SIMD set with the scalar one over
  * all 2^32 inputs (seconds per set in a release build; not run by ctest). */
@@ -415,73 +415,71 @@ static void test_blas1(const char *isa) {
 
 /* ---- dispatch ---------------------------------------------------------------------------- */
 
-/* ik_gemm_bf16 against float64 sums of the same bf16 values, misaligned weights, tails of every
- * length, and each element's bits equal to those of a 1 x 1 call on it alone */
-static void test_gemm_bf16(int isa) {
+/* ik_gemm (f32 x; f32, bf16, f16 weights) and ik_gemm_bf16 (bf16 x and weights) against
+ * float64 sums of the same values, misaligned weights, tails of every length, and each
+ * element's bits equal to those of a 1 x 1 call on it alone */
+static void test_gemm(int isa) {
     enum { MAXK = 1000, MAXN = 70, MAXM = 13, LDY = MAXM + 3 };
     static float x[MAXN * MAXK], y[MAXN * LDY], y1;
-    static uint16_t xh[MAXN * MAXK], xl[MAXN * MAXK], hi[MAXK];
-    static unsigned char wbuf[MAXM * MAXK * 2 + 1];
-    if (isa != IK_AVX512BF16) { /* refused, nothing written */
-        y[0] = 42.0f;
-        CHECK_EQ_INT(ik_gemm_bf16(y, LDY, xh, NULL, MAXK, wbuf, 4, 1, 1), -1);
-        CHECK(y[0] == 42.0f);
-        return;
-    }
-    static const size_t ks[] = {1, 7, 31, 32, 33, 64, 100, 1000};
+    static uint16_t xh[MAXN * MAXK];
+    static unsigned char wbuf[MAXM * MAXK * 4 + 1];
+    static double wv[MAXM * MAXK];
+    static const size_t ks[] = {1, 7, 15, 16, 17, 31, 32, 33, 64, 100, 1000};
     static const size_t ns[] = {1, 3, 4, 5, 13, 70};
     static const size_t ms[] = {1, 5, 6, 7, 13};
     const unsigned char *w = wbuf + 1; /* odd address: a tensor anywhere in a file */
-    for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
-        const size_t K = ks[ki], ldx = K + (K & 1); /* rows ldx apart, ldx >= K */
-        for (size_t i = 0; i < MAXN * ldx; i++)
-            x[i] = frand() * 4.0f;
-        for (size_t i = 0; i < MAXM * K; i++)
-            put_weight(wbuf + 1 + 2 * i, INFER_DT_BF16);
-        /* the split: hi is the rounding of x, hi + lo holds x to 2^-16 */
-        ik_split_bf16(xh, xl, x, MAXN * ldx);
-        int ok = 1;
-        for (size_t i = 0; i < MAXN * ldx; i += 1 + i / 4) {
-            ik_f32_to_bf16(hi, x + i, 1);
-            double sum = bf16_value(xh[i]) + bf16_value(xl[i]);
-            ok &= hi[0] == xh[i] && fabs(sum - x[i]) <= ldexp(fabs(x[i]), -16);
+    /* kind 0..2: ik_gemm with weights of that INFER_DT_*; 3: ik_gemm_bf16 */
+    for (int kind = 0; kind < 4; kind++) {
+        const int dtype = kind < 3 ? kind : INFER_DT_BF16,
+                  can = kind < 3 ? isa >= IK_AVX512 : isa == IK_AVX512BF16;
+        const size_t wel = dtype == INFER_DT_F32 ? 4 : 2;
+        if (!can) { /* refused, nothing written */
+            y[0] = 42.0f;
+            CHECK_EQ_INT(kind < 3 ? ik_gemm(y, LDY, x, MAXK, wbuf, dtype, 4, 1, 1)
+                                  : ik_gemm_bf16(y, LDY, xh, MAXK, wbuf, 4, 1, 1),
+                         -1);
+            CHECK(y[0] == 42.0f);
+            continue;
         }
-        CHECK(ok);
-        for (int split = 0; split < 2; split++) {
-            if (!split)
-                ik_f32_to_bf16(xh, x, MAXN * ldx);
-            else
-                ik_split_bf16(xh, xl, x, MAXN * ldx);
+        for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
+            const size_t K = ks[ki], ldx = K + (K & 1); /* rows ldx apart, ldx >= K */
+            for (size_t i = 0; i < MAXN * ldx; i++)
+                x[i] = frand() * 4.0f;
+            ik_f32_to_bf16(xh, x, MAXN * ldx);
+            for (size_t i = 0; i < MAXM * K; i++)
+                wv[i] = put_weight(wbuf + 1 + wel * i, dtype);
             for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
                 for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++) {
                     const size_t n = ns[ni], m = ms[mi];
                     for (size_t i = 0; i < MAXN * LDY; i++)
                         y[i] = -7.0f; /* the cells past m must stay */
-                    CHECK_EQ_INT(ik_gemm_bf16(y, LDY, xh, split ? xl : NULL, ldx, w, K, n, m), 0);
-                    ok = 1;
+                    CHECK_EQ_INT(kind < 3 ? ik_gemm(y, LDY, x, ldx, w, dtype, K, n, m)
+                                          : ik_gemm_bf16(y, LDY, xh, ldx, w, K, n, m),
+                                 0);
+                    int ok = 1;
                     for (size_t t = 0; t < n; t++) {
                         for (size_t r = 0; r < m; r++) {
                             double want = 0, abs_sum = 0;
                             for (size_t c = 0; c < K; c++) {
-                                uint16_t wh;
-                                memcpy(&wh, w + 2 * (r * K + c), 2);
-                                double xv = bf16_value(xh[t * ldx + c]) +
-                                            (split ? bf16_value(xl[t * ldx + c]) : 0.0);
-                                want += xv * bf16_value(wh);
-                                abs_sum += fabs(xv * bf16_value(wh));
+                                double xv = kind < 3 ? x[t * ldx + c] : bf16_value(xh[t * ldx + c]);
+                                want += xv * wv[r * K + c];
+                                abs_sum += fabs(xv * wv[r * K + c]);
                             }
                             const float got = y[t * LDY + r];
-                            ok &= sum_ok(got, want, abs_sum, (split + 1) * K);
+                            ok &= sum_ok(got, want, abs_sum, K);
                             /* the same bits alone (1 x 1) as inside any tile */
-                            ik_gemm_bf16(&y1, 1, xh + t * ldx, split ? xl + t * ldx : NULL, ldx,
-                                         w + 2 * r * K, K, 1, 1);
+                            const unsigned char *wr = w + wel * r * K;
+                            if (kind < 3)
+                                ik_gemm(&y1, 1, x + t * ldx, ldx, wr, dtype, K, 1, 1);
+                            else
+                                ik_gemm_bf16(&y1, 1, xh + t * ldx, ldx, wr, K, 1, 1);
                             ok &= f2u(y1) == f2u(got);
                         }
                         for (size_t r = m; r < LDY; r++)
                             ok &= y[t * LDY + r] == -7.0f;
                     }
                     if (!ok)
-                        printf("gemm_bf16 K=%zu n=%zu m=%zu split=%d: wrong\n", K, n, m, split);
+                        printf("gemm kind %d K=%zu n=%zu m=%zu: wrong\n", kind, K, n, m);
                     CHECK(ok);
                 }
         }
@@ -532,7 +530,7 @@ int main(void) {
         test_to_f32(isa_names[isa]);
         test_f32_to_bf16(isa_names[isa]);
         test_blas1(isa_names[isa]);
-        test_gemm_bf16(isa);
+        test_gemm(isa);
         if (ex && *ex && strcmp(ex, "0") != 0 && isa != IK_SCALAR)
             test_f32_to_bf16_exhaustive(isa);
     }

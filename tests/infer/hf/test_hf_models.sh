@@ -7,8 +7,8 @@
 # ref_forward.py computes the same logits, compare_logits.py checks
 #   max over rows of max|got - want| / max|want| of the row  <=  tol
 # (1e-4; 1e-2 with a bf16 KV cache). BF16 and F16 weights are widened exactly, so they too are
-# held to 1e-4 (the issue asks 1e-2) - on an AVX512_BF16 CPU this guards --act-dtype's default
-# bf16x2 (~1e-5 here); the lossy --act-dtype bf16 is tested in test_act_dtype.sh.
+# held to 1e-4 (the issue asks 1e-2); the lossy --act-dtype bf16 is tested in
+# test_prefill_paths.sh.
 # usage: test_hf_models.sh LONGCTX
 # env: HF_CASES=REGEX runs only the cases whose name matches (bash ERE);
 #      HF_KEEP=1 keeps the work directory (model, ids, got/want logits, stderr per case);
