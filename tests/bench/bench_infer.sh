@@ -15,7 +15,8 @@
 # as not measured.
 # usage: bench_infer.sh [WORKDIR=/tmp/longctx-bench-infer]
 # env:   PROMPT=512 GEN=128 RUNS=3 THREADS="1 2" DTYPES="F32 BF16"
-#        ACTS="auto" (longctx --act-dtype values to run, each its own row: e.g. "auto bf16")
+#        ACTS="f32" (longctx --act-dtype values to run, each its own row: e.g. "f32 bf16";
+#        bf16 runs on the BF16 model only)
 #        HIDDEN=1024 INTER=2816 LAYERS=16 HEADS=16 KV_HEADS=4 VOCAB=32000
 #        LONGCTX=build/longctx  LONGCTX_HF_TOOLS=tests/infer/hf
 #        OURS_KV_BYTES=4 (for GB/s when the timings line does not name kv=f32|bf16)
@@ -27,7 +28,7 @@ LONGCTX=${LONGCTX:-$ROOT/build/longctx}
 HF=${LONGCTX_HF_TOOLS:-$ROOT/tests/infer/hf}
 PY=/usr/bin/python3
 PROMPT=${PROMPT:-512} GEN=${GEN:-128} RUNS=${RUNS:-3}
-THREADS=${THREADS:-"1 2"} DTYPES=${DTYPES:-"F32 BF16"} ACTS=${ACTS:-auto}
+THREADS=${THREADS:-"1 2"} DTYPES=${DTYPES:-"F32 BF16"} ACTS=${ACTS:-f32}
 HIDDEN=${HIDDEN:-1024} INTER=${INTER:-2816} LAYERS=${LAYERS:-16} HEADS=${HEADS:-16}
 KV_HEADS=${KV_HEADS:-4} VOCAB=${VOCAB:-32000}
 OURS_KV_BYTES=${OURS_KV_BYTES:-4}
@@ -89,9 +90,8 @@ for dt in $DTYPES; do
       for act in $ACTS; do
         [ $have_ours = 1 ] || break
         af=
-        [ "$act" = auto ] || af="--act-dtype $act"
-        # an F32 model runs f32 whatever is asked: only its auto row
-        [ "$dt" = F32 ] && [ "$act" != auto ] && continue
+        [ "$act" = f32 ] || af="--act-dtype $act" # f32 is the default: no flag
+        [ "$dt" = F32 ] && [ "$act" != f32 ] && continue
         # --generate G+1: the first token comes from the prefill logits, then G decode steps
         # (llama.cpp's side also runs G single-token steps after the prompt)
         if "$LONGCTX" infer --model "$W/model-$dt" --prompt-ids "$IDS" --generate $((GEN + 1)) \
@@ -119,7 +119,7 @@ rows, kvname = {}, {}
 for line in open(raw):
     f = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
     eng = "llama.cpp" if " llamacpp " in line else "longctx"
-    if eng == "longctx" and "act" in f:  # the engine names how it multiplied (act=f32|bf16x2|bf16)
+    if eng == "longctx" and "act" in f:  # the engine names how it multiplied (act=f32|bf16)
         eng = "longctx act=" + f["act"]
     if eng.startswith("longctx") and "kv" in f:
         kvname[(f["dtype"], int(f["threads"]))] = f["kv"]
