@@ -419,12 +419,13 @@ static void test_blas1(const char *isa) {
  * float64 sums of the same values, misaligned weights, tails of every length, and each
  * element's bits equal to those of a 1 x 1 call on it alone */
 static void test_gemm(int isa) {
-    enum { MAXK = 1000, MAXN = 70, MAXM = 13, LDY = MAXM + 3 };
+    enum { MAXK = 2048, MAXN = 70, MAXM = 13, LDY = MAXM + 3 };
     static float x[MAXN * MAXK], y[MAXN * LDY], y1;
     static uint16_t xh[MAXN * MAXK];
     static unsigned char wbuf[MAXM * MAXK * 4 + 1];
     static double wv[MAXM * MAXK];
-    static const size_t ks[] = {1, 7, 15, 16, 17, 31, 32, 33, 64, 100, 1000};
+    /* 1024 and 2048: weight rows 4 KiB apart (f32, bf16), where infer_gemm.c tiles 4 rows */
+    static const size_t ks[] = {1, 7, 15, 16, 17, 31, 32, 33, 64, 100, 1000, 1024, 2048};
     static const size_t ns[] = {1, 3, 4, 5, 13, 70};
     static const size_t ms[] = {1, 5, 6, 7, 13};
     const unsigned char *w = wbuf + 1; /* odd address: a tensor anywhere in a file */
