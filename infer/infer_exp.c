@@ -261,7 +261,123 @@ void infer_attn_wsum(float *acc, const float *p, const float *v, size_t ldv, int
         wsum_scalar(acc, p, v, ldv, n, hd);
 }
 
+/* ---- prefill attention: the online softmax of one tile, rows in lanes --------------------- */
+/* Each row (lane) r: its max over its first n[r] scores, p = exp(s - m) for those keys, their
+ * sum as four partial sums over t mod 4, each in order of t, then (s0 + s1) + (s2 + s3). A key
+ * past n[r] adds +0 to a partial sum in the vector code (a sum of positive numbers: no change).
+ * The max is exact in any order, and exp is the same on every ISA: the same bits everywhere. */
+
+static void softmax_lane(float *st, size_t ld, int nr, float *m, float *l, float *c) {
+    float mx = -INFINITY, part[4] = {0, 0, 0, 0};
+    for (int t = 0; t < nr; t++)
+        mx = st[(size_t)t * ld] > mx ? st[(size_t)t * ld] : mx;
+    const float m_old = *m, m_new = mx > m_old ? mx : m_old;
+    for (int t = 0; t < nr; t++) {
+        const float e = exp_scalar(st[(size_t)t * ld] - m_new);
+        st[(size_t)t * ld] = e;
+        part[t & 3] += e;
+    }
+    const float sum = (part[0] + part[1]) + (part[2] + part[3]);
+    const float f = m_new != m_old && m_old != -INFINITY ? exp_scalar(m_old - m_new) : 1.0f;
+    const float kept = *l * f;
+    *l = kept + sum;
+    *m = m_new;
+    *c = f;
+}
+
+static void softmax_scalar(float *st, size_t ld, int n_keys, const int *n, float *m, float *l,
+                           float *c, int n_rows) {
+    (void)n_keys;
+    for (int r = 0; r < n_rows; r++)
+        softmax_lane(st + r, ld, n[r], m + r, l + r, c + r);
+}
+
+T_AVX2 static void softmax_avx2(float *st, size_t ld, int n_keys, const int *n, float *m, float *l,
+                                float *c, int n_rows) {
+    const __m256 ninf = _mm256_set1_ps(-INFINITY), one = _mm256_set1_ps(1.0f);
+    for (int r = 0; r < n_rows; r += 8) {
+        float *s = st + r;
+        const __m256i nv = _mm256_loadu_si256((const __m256i *)(n + r));
+        const __m256 m_old = _mm256_loadu_ps(m + r);
+        __m256 mx = ninf;
+        for (int t = 0; t < n_keys; t++) {
+            const __m256 on = _mm256_castsi256_ps(_mm256_cmpgt_epi32(nv, _mm256_set1_epi32(t)));
+            mx = _mm256_blendv_ps(mx, _mm256_max_ps(_mm256_loadu_ps(s + (size_t)t * ld), mx), on);
+        }
+        const __m256 m_new = _mm256_blendv_ps(m_old, mx, _mm256_cmp_ps(mx, m_old, _CMP_GT_OQ));
+        __m256 part[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                          _mm256_setzero_ps()};
+        for (int t = 0; t < n_keys; t++) {
+            const __m256 on = _mm256_castsi256_ps(_mm256_cmpgt_epi32(nv, _mm256_set1_epi32(t)));
+            float *p = s + (size_t)t * ld;
+            const __m256 e = _mm256_and_ps(exp8(_mm256_sub_ps(_mm256_loadu_ps(p), m_new)), on);
+            _mm256_storeu_ps(p, e);
+            part[t & 3] = _mm256_add_ps(part[t & 3], e);
+        }
+        const __m256 sum =
+            _mm256_add_ps(_mm256_add_ps(part[0], part[1]), _mm256_add_ps(part[2], part[3]));
+        const __m256 need = _mm256_and_ps(_mm256_cmp_ps(m_new, m_old, _CMP_NEQ_UQ),
+                                          _mm256_cmp_ps(m_old, ninf, _CMP_NEQ_UQ));
+        const __m256 f = _mm256_blendv_ps(one, exp8(_mm256_sub_ps(m_old, m_new)), need);
+        const __m256 kept = _mm256_mul_ps(_mm256_loadu_ps(l + r), f);
+        _mm256_storeu_ps(l + r, _mm256_add_ps(kept, sum));
+        _mm256_storeu_ps(m + r, m_new);
+        _mm256_storeu_ps(c + r, f);
+    }
+}
+
+T_AVX512 static void softmax_avx512(float *st, size_t ld, int n_keys, const int *n, float *m,
+                                    float *l, float *c, int n_rows) {
+    const __m512 ninf = _mm512_set1_ps(-INFINITY), one = _mm512_set1_ps(1.0f);
+    for (int r = 0; r < n_rows; r += 16) {
+        float *s = st + r;
+        const __m512i nv = _mm512_loadu_si512(n + r);
+        const __m512 m_old = _mm512_loadu_ps(m + r);
+        __m512 mx = ninf;
+        for (int t = 0; t < n_keys; t++) {
+            const __mmask16 on = _mm512_cmpgt_epi32_mask(nv, _mm512_set1_epi32(t));
+            mx = _mm512_mask_max_ps(mx, on, _mm512_loadu_ps(s + (size_t)t * ld), mx);
+        }
+        const __m512 m_new =
+            _mm512_mask_blend_ps(_mm512_cmp_ps_mask(mx, m_old, _CMP_GT_OQ), m_old, mx);
+        __m512 part[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                          _mm512_setzero_ps()};
+        for (int t = 0; t < n_keys; t++) {
+            const __mmask16 on = _mm512_cmpgt_epi32_mask(nv, _mm512_set1_epi32(t));
+            float *p = s + (size_t)t * ld;
+            const __m512 e =
+                _mm512_maskz_mov_ps(on, exp16(_mm512_sub_ps(_mm512_loadu_ps(p), m_new)));
+            _mm512_storeu_ps(p, e);
+            part[t & 3] = _mm512_add_ps(part[t & 3], e);
+        }
+        const __m512 sum =
+            _mm512_add_ps(_mm512_add_ps(part[0], part[1]), _mm512_add_ps(part[2], part[3]));
+        const __mmask16 need = _mm512_cmp_ps_mask(m_new, m_old, _CMP_NEQ_UQ) &
+                               _mm512_cmp_ps_mask(m_old, ninf, _CMP_NEQ_UQ);
+        const __m512 f = _mm512_mask_blend_ps(need, one, exp16(_mm512_sub_ps(m_old, m_new)));
+        const __m512 kept = _mm512_mul_ps(_mm512_loadu_ps(l + r), f);
+        _mm512_storeu_ps(l + r, _mm512_add_ps(kept, sum));
+        _mm512_storeu_ps(m + r, m_new);
+        _mm512_storeu_ps(c + r, f);
+    }
+}
+
 /* ---- dispatch ----------------------------------------------------------------------------- */
+
+void infer_attn_softmax(float *st, size_t ld, int n_keys, const int *n, float *m, float *l,
+                        float *c, int n_rows) {
+    switch (ik_isa_current()) {
+    case IK_AVX512:
+    case IK_AVX512BF16:
+        softmax_avx512(st, ld, n_keys, n, m, l, c, n_rows);
+        break;
+    case IK_AVX2:
+        softmax_avx2(st, ld, n_keys, n, m, l, c, n_rows);
+        break;
+    default:
+        softmax_scalar(st, ld, n_keys, n, m, l, c, n_rows);
+    }
+}
 
 float infer_exp_sum(float *x, int n, float m) {
     switch (ik_isa_current()) {
