@@ -47,7 +47,7 @@ enum {
     BK = 128,   /* keys per attention tile */
     SEG = 2048, /* keys per segment (a multiple of BK) */
     LR = 64,    /* logit rows per classifier product (= RL) */
-    RM = 32,    /* rows per attention sgemm call (see infer_forward.c) */
+    RM = 32,    /* attention scratch rows are allocated to a multiple of this */
     RL = 64,    /* rows per linear-layer sgemm call: 68 GFLOP/s vs 51 at 32 rows, 82 at 128,
                  * 98 in one 512-row call (bench_sgemm, BENCHMARKS.md); small enough that a
                  * short last chunk wastes little */
