@@ -67,7 +67,7 @@ struct infer_state {
     double *inv_freq; /* (hd / 2) */
     int64_t rope_len; /* the length inv_freq was made for (dynamic NTK) */
     double score_mult;
-    void *kcache, *vcache; /* (layers, max_ctx, kv_dim), kv_dtype */
+    void *kcache, *vcache; /* (layers, n_kv_heads, ctx_alloc, hd), kv_dtype: see kv_row */
     size_t kv_elt;
     int ctx_alloc; /* cache positions: max_ctx rounded up to BK */
     /* activations of one chunk of C = chunk rows */
@@ -290,8 +290,13 @@ typedef struct {
     float scale;
 } attn_job;
 
-static const void *kv_row(const infer_state *s, const void *cache, int layer, int pos) {
-    size_t idx = ((size_t)layer * (size_t)s->ctx_alloc + (size_t)pos) * (size_t)s->kv_dim;
+/* The key (or value) of kv head g at position pos. A head's positions are contiguous, so an
+ * attention tile reads one dense block: interleaving the heads per position, (layers, ctx,
+ * kv_dim), ran prefill attention at 32768 keys 15-25% slower, from the half-used cache lines
+ * (bench_attn, BENCHMARKS.md). */
+static const void *kv_row(const infer_state *s, const void *cache, int layer, int g, int pos) {
+    const size_t head = (size_t)layer * (size_t)s->m->cfg.n_kv_heads + (size_t)g;
+    const size_t idx = (head * (size_t)s->ctx_alloc + (size_t)pos) * (size_t)s->hd;
     return (const char *)cache + idx * s->kv_elt;
 }
 
@@ -322,25 +327,18 @@ static void attn_segment_decode(const infer_state *s, scratch *w, int layer, int
     for (int t0 = k0; t0 < k1; t0 += BK) {
         const int nv = decode_keys(qpos[0], t0, k1);
         const float *kt, *vt;
-        int ld;
         if (s->o.kv_dtype == INFER_DT_F32) {
-            kt = (const float *)kv_row(s, s->kcache, layer, t0) + (size_t)g * HD;
-            vt = (const float *)kv_row(s, s->vcache, layer, t0) + (size_t)g * HD;
-            ld = s->kv_dim;
+            kt = kv_row(s, s->kcache, layer, g, t0);
+            vt = kv_row(s, s->vcache, layer, g, t0);
         } else {
-            for (int t = 0; t < nv; t++) {
-                const uint16_t *kr = kv_row(s, s->kcache, layer, t0 + t);
-                const uint16_t *vr = kv_row(s, s->vcache, layer, t0 + t);
-                ik_to_f32(w->kt + (size_t)t * HD, kr + (size_t)g * HD, INFER_DT_BF16, HD);
-                ik_to_f32(w->vt + (size_t)t * HD, vr + (size_t)g * HD, INFER_DT_BF16, HD);
-            }
+            ik_to_f32(w->kt, kv_row(s, s->kcache, layer, g, t0), INFER_DT_BF16, (size_t)nv * HD);
+            ik_to_f32(w->vt, kv_row(s, s->vcache, layer, g, t0), INFER_DT_BF16, (size_t)nv * HD);
             kt = w->kt;
             vt = w->vt;
-            ld = hd;
         }
         for (int r = 0; r < R; r++) {
             float *sr = w->s + (size_t)r * BK;
-            infer_attn_scores(sr, q + (size_t)r * HD, kt, (size_t)ld, nv, hd);
+            infer_attn_scores(sr, q + (size_t)r * HD, kt, HD, nv, hd);
             float mx = infer_max(sr, nv);
             float m_old = ml[2 * r], m_new = mx > m_old ? mx : m_old;
             float sum = infer_exp_sum(sr, nv, m_new);
@@ -351,7 +349,7 @@ static void attn_segment_decode(const infer_state *s, scratch *w, int layer, int
             }
             ml[2 * r] = m_new;
             ml[2 * r + 1] += sum;
-            infer_attn_wsum(acc + (size_t)r * HD, sr, vt, (size_t)ld, nv, hd);
+            infer_attn_wsum(acc + (size_t)r * HD, sr, vt, HD, nv, hd);
         }
     }
 }
@@ -388,25 +386,18 @@ static void attn_segment_prefill(const infer_state *s, scratch *w, int layer, in
             nt = valid > nt ? valid : nt;
         }
         const float *kt, *vt;
-        size_t ld;
         if (s->o.kv_dtype == INFER_DT_F32) {
-            kt = (const float *)kv_row(s, s->kcache, layer, t0) + (size_t)g * HD;
-            vt = (const float *)kv_row(s, s->vcache, layer, t0) + (size_t)g * HD;
-            ld = (size_t)s->kv_dim;
+            kt = kv_row(s, s->kcache, layer, g, t0);
+            vt = kv_row(s, s->vcache, layer, g, t0);
         } else {
-            for (int t = 0; t < nt; t++) {
-                const uint16_t *kr = kv_row(s, s->kcache, layer, t0 + t);
-                const uint16_t *vr = kv_row(s, s->vcache, layer, t0 + t);
-                ik_to_f32(w->kt + (size_t)t * HD, kr + (size_t)g * HD, INFER_DT_BF16, HD);
-                ik_to_f32(w->vt + (size_t)t * HD, vr + (size_t)g * HD, INFER_DT_BF16, HD);
-            }
+            ik_to_f32(w->kt, kv_row(s, s->kcache, layer, g, t0), INFER_DT_BF16, (size_t)nt * HD);
+            ik_to_f32(w->vt, kv_row(s, s->vcache, layer, g, t0), INFER_DT_BF16, (size_t)nt * HD);
             kt = w->kt;
             vt = w->vt;
-            ld = HD;
         }
-        ik_attn_qk(w->s, qt, RS, kt, ld, nt, R, hd);
+        ik_attn_qk(w->s, qt, RS, kt, HD, nt, R, hd);
         infer_attn_softmax(w->s, RS, nt, nk, m, l, c, R);
-        ik_attn_pv(acc, HD, c, w->s, RS, vt, ld, nk, R, hd);
+        ik_attn_pv(acc, HD, c, w->s, RS, vt, HD, nk, R, hd);
     }
     for (int r = 0; r < R; r++) {
         ml[2 * r] = m[r];
@@ -545,18 +536,21 @@ static void attention(infer_state *s, int layer, int n, int pos0, int decode) {
 /* ---- a chunk of tokens --------------------------------------------------------------------- */
 
 static void store_kv(infer_state *s, int layer, int n, int pos0) {
-    const size_t KV = (size_t)s->kv_dim;
-    for (int i = 0; i < n; i++) {
-        void *kd = (void *)kv_row(s, s->kcache, layer, pos0 + i);
-        void *vd = (void *)kv_row(s, s->vcache, layer, pos0 + i);
-        if (s->o.kv_dtype == INFER_DT_F32) {
-            memcpy(kd, s->k + (size_t)i * KV, KV * sizeof(float));
-            memcpy(vd, s->v + (size_t)i * KV, KV * sizeof(float));
-        } else {
-            ik_f32_to_bf16(kd, s->k + (size_t)i * KV, KV);
-            ik_f32_to_bf16(vd, s->v + (size_t)i * KV, KV);
+    const size_t KV = (size_t)s->kv_dim, HD = (size_t)s->hd;
+    for (int g = 0; g < s->m->cfg.n_kv_heads; g++)
+        for (int i = 0; i < n; i++) {
+            void *kd = (void *)kv_row(s, s->kcache, layer, g, pos0 + i);
+            void *vd = (void *)kv_row(s, s->vcache, layer, g, pos0 + i);
+            const float *ks = s->k + (size_t)i * KV + (size_t)g * HD;
+            const float *vs = s->v + (size_t)i * KV + (size_t)g * HD;
+            if (s->o.kv_dtype == INFER_DT_F32) {
+                memcpy(kd, ks, HD * sizeof(float));
+                memcpy(vd, vs, HD * sizeof(float));
+            } else {
+                ik_f32_to_bf16(kd, ks, HD);
+                ik_f32_to_bf16(vd, vs, HD);
+            }
         }
-    }
 }
 
 static void rope_tables(infer_state *s, int n, int pos0) {
