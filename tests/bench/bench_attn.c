@@ -5,9 +5,11 @@
  *
  *   sgemm   the code of main before the kernels: per tile, OpenBLAS sgemm S = Q K^T in calls of
  *           32 rows, the row-wise softmax (infer_max, infer_exp_sum, ik_scale), acc += P V by
- *           sgemm; rows padded to 32, full 128-key tiles (kept here only for the comparison)
- *   kernels ik_attn_qk, infer_attn_softmax, ik_attn_pv per tile (attn_segment_prefill)
- *   qk, pv  one of those kernels alone over the same tiles
+ *           sgemm; rows padded to 32, full 128-key tiles (kept here only for the comparison);
+ *           main's cache layout (ctx, kv_dim), the task's head one of two per position
+ *   kernels ik_attn_qk, infer_attn_softmax, ik_attn_pv per tile (attn_segment_prefill), on main's
+ *           layout ("interleaved") and on infer's head-major one ((kv head, ctx, hd): dense)
+ *   qk, pv  one of those kernels alone over the same tiles (head-major)
  *
  * GFLOP/s counts 4 hd FLOP per (query row, key it attends): 2 hd for its score, 2 hd for its
  * share of P V; qk and pv count their 2 hd. Padding rows, masked keys and the softmax are not
@@ -64,8 +66,8 @@ static void *xalloc(size_t bytes) {
 typedef enum { RUN_SGEMM, RUN_KERNELS, RUN_QK, RUN_PV } run_kind;
 
 typedef struct {
-    int keys, hd, G, R, RS, kv_dim, bf16;
-    const void *kc, *vc; /* (keys, kv_dim) f32 or bf16; the task's head is the first */
+    int keys, hd, G, R, RS, ldkv, bf16;
+    const void *kc, *vc; /* (keys, ldkv) f32 or bf16; the task's head is the first */
     float *q;            /* (32, hd) rows for sgemm */
     float *qt;           /* (hd, RS) */
     float *s;            /* (32 * G padded, 128) or (128, RS) */
@@ -81,14 +83,14 @@ enum { TILE = 128, ROWS = 32 }; /* BK, and the sgemm row count RM of main */
 
 static void tile_ptrs(const task *a, int t0, int nt, const float **k, const float **v, size_t *ld) {
     if (!a->bf16) {
-        *k = (const float *)a->kc + (size_t)t0 * (size_t)a->kv_dim;
-        *v = (const float *)a->vc + (size_t)t0 * (size_t)a->kv_dim;
-        *ld = (size_t)a->kv_dim;
+        *k = (const float *)a->kc + (size_t)t0 * (size_t)a->ldkv;
+        *v = (const float *)a->vc + (size_t)t0 * (size_t)a->ldkv;
+        *ld = (size_t)a->ldkv;
         return;
     }
     for (int t = 0; t < nt; t++) {
-        const uint16_t *kr = (const uint16_t *)a->kc + (size_t)(t0 + t) * (size_t)a->kv_dim;
-        const uint16_t *vr = (const uint16_t *)a->vc + (size_t)(t0 + t) * (size_t)a->kv_dim;
+        const uint16_t *kr = (const uint16_t *)a->kc + (size_t)(t0 + t) * (size_t)a->ldkv;
+        const uint16_t *vr = (const uint16_t *)a->vc + (size_t)(t0 + t) * (size_t)a->ldkv;
         ik_to_f32(a->kt + (size_t)t * (size_t)a->hd, kr, INFER_DT_BF16, (size_t)a->hd);
         ik_to_f32(a->vt + (size_t)t * (size_t)a->hd, vr, INFER_DT_BF16, (size_t)a->hd);
     }
@@ -205,19 +207,28 @@ int main(int argc, char **argv) {
     }
     reps = reps > MAX_REPS ? MAX_REPS : reps;
     openblas_set_num_threads(1);
-    task a = {.keys = keys, .hd = hd, .G = G, .R = ROWS * G, .kv_dim = 2 * hd};
+    task a = {.keys = keys, .hd = hd, .G = G, .R = ROWS * G};
     a.RS = (a.R + IK_LANES - 1) / IK_LANES * IK_LANES;
     const int RP = (a.R + ROWS - 1) / ROWS * ROWS;
-    const size_t cache_elems = (size_t)keys * (size_t)a.kv_dim;
-    float *kf = xalloc(cache_elems * 4), *vf = xalloc(cache_elems * 4);
-    uint16_t *kb = xalloc(cache_elems * 2), *vb = xalloc(cache_elems * 2);
-    for (size_t i = 0; i < cache_elems; i++) {
-        kf[i] = frand();
-        vf[i] = frand();
-    }
+    /* [0]: main's layout, two heads per position; [1]: head-major, one head's keys dense */
+    float *kf[2], *vf[2];
+    uint16_t *kb[2], *vb[2];
     ik_init(NULL);
-    ik_f32_to_bf16(kb, kf, cache_elems);
-    ik_f32_to_bf16(vb, vf, cache_elems);
+    for (int lay = 0; lay < 2; lay++) {
+        const size_t n = (size_t)keys * (size_t)hd * (lay ? 1 : 2);
+        kf[lay] = xalloc(n * 4);
+        vf[lay] = xalloc(n * 4);
+        kb[lay] = xalloc(n * 2);
+        vb[lay] = xalloc(n * 2);
+        rng_state = 42; /* the same values in both layouts */
+        for (size_t i = 0; i < (size_t)keys * (size_t)hd; i++) {
+            const size_t at = lay ? i : i / (size_t)hd * 2 * (size_t)hd + i % (size_t)hd;
+            kf[lay][at] = frand();
+            vf[lay][at] = frand();
+        }
+        ik_f32_to_bf16(kb[lay], kf[lay], n);
+        ik_f32_to_bf16(vb[lay], vf[lay], n);
+    }
     a.q = xalloc((size_t)RP * (size_t)hd * 4);
     a.qt = xalloc((size_t)hd * (size_t)a.RS * 4);
     a.s = xalloc((size_t)(RP > a.RS ? RP : a.RS) * TILE * 4);
@@ -243,31 +254,38 @@ int main(int argc, char **argv) {
     }
     printf("keys %d, hd %d, group %d (%d query rows), best of %d [median], GFLOP/s, 1 thread\n\n",
            keys, hd, G, a.R, reps);
-    printf("| isa | cache | sgemm (main) | kernels | qk alone | pv alone "
-           "|\n|---|---|---|---|---|---|\n");
+    printf("| isa | cache | sgemm (main) | kernels, interleaved | kernels, head-major | qk alone | "
+           "pv alone |\n|---|---|---|---|---|---|---|\n");
     static const char *const isas[] = {"scalar", "avx2", "avx512", "avx512bf16"};
     for (int isa = 0; isa < 4; isa++) {
         if (ik_init(isas[isa]) < 0)
             continue;
         for (int bf = 0; bf < 2; bf++) {
             a.bf16 = bf;
-            a.kc = bf ? (const void *)kb : (const void *)kf;
-            a.vc = bf ? (const void *)vb : (const void *)vf;
-            double b[4], m[4];
-            const int slow = isa == 0; /* scalar: fewer runs */
-            for (int kind = RUN_SGEMM; kind <= RUN_PV; kind++) {
-                const double flop = (kind >= RUN_QK ? 2.0 : 4.0) * hd * attended;
-                measure(&a, (run_kind)kind, slow ? 1 : reps, flop, &b[kind], &m[kind]);
+            /* columns: sgemm and kernels on main's layout, then kernels, qk, pv head-major */
+            static const run_kind kinds[] = {RUN_SGEMM, RUN_KERNELS, RUN_KERNELS, RUN_QK, RUN_PV};
+            double b[5], m[5];
+            for (int col = 0; col < 5; col++) {
+                const int lay = col >= 2;
+                a.ldkv = lay ? hd : 2 * hd;
+                a.kc = bf ? (const void *)kb[lay] : (const void *)kf[lay];
+                a.vc = bf ? (const void *)vb[lay] : (const void *)vf[lay];
+                const double flop = (kinds[col] >= RUN_QK ? 2.0 : 4.0) * hd * attended;
+                measure(&a, kinds[col], isa == 0 ? 1 : reps, flop, &b[col], &m[col]);
             }
-            printf("| %s | %s | %.1f [%.1f] | %.1f [%.1f] | %.1f [%.1f] | %.1f [%.1f] |\n",
-                   isas[isa], bf ? "bf16" : "f32", b[0], m[0], b[1], m[1], b[2], m[2], b[3], m[3]);
+            printf("| %s | %s |", isas[isa], bf ? "bf16" : "f32");
+            for (int col = 0; col < 5; col++)
+                printf(" %.1f [%.1f] |", b[col], m[col]);
+            printf("\n");
             fflush(stdout);
         }
     }
-    free(kf);
-    free(vf);
-    free(kb);
-    free(vb);
+    for (int lay = 0; lay < 2; lay++) {
+        free(kf[lay]);
+        free(vf[lay]);
+        free(kb[lay]);
+        free(vb[lay]);
+    }
     free(a.q);
     free(a.qt);
     free(a.s);
