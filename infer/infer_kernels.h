@@ -10,9 +10,9 @@
  * Weights stay in their stored dtype (INFER_DT_F32, _BF16, _F16 of infer.h); activations are
  * float32. Every kernel accepts unaligned pointers (weights, `const void *`, at any byte
  * address; float and uint16_t pointers at least element-aligned) and any length, 0 included.
- * Conversions and ik_scale give the same bits on every ISA; ik_axpy rounds once (FMA) on the
- * SIMD sets and twice on scalar; matvec and dot differ between ISAs in summation order, within
- * n * 2^-24 * sum |a_i b_i|.
+ * Conversions and ik_scale give the same bits on every ISA; ik_axpy and the attention kernels
+ * round once per step (FMA) on the SIMD sets and twice on scalar; matvec and dot differ between
+ * ISAs in summation order, within n * 2^-24 * sum |a_i b_i|.
  *
  * ik_init() may run while other threads call kernels: each call runs wholly on one set. */
 #ifndef LONGCTX_INFER_KERNELS_H

@@ -6,7 +6,12 @@
  * accumulator), as in the SIMD kernels; here each step rounds twice (a product, then a sum:
  * without -mfma there is no fused instruction, and glibc's fmaf is emulated in software). The
  * inner loops run over independent elements, so a compiler may vectorise them without changing
- * a bit. */
+ * a bit.
+ *
+ * Slower than what they replace under LONGCTX_ISA=scalar: main's path used OpenBLAS's sgemm,
+ * SIMD inside, for the products (bench_attn 32768 keys, hd 64, group 2: a whole tile 5.1-5.5
+ * GFLOP/s against 7.7-8.1; qk alone 12.7-13.2, pv 11.2-12.3; the scalar softmax is most of
+ * the rest). Kept plain: it is the reference and the fallback for CPUs without AVX2. */
 #include "infer_kernels.h"
 #include "infer_kernels_internal.h"
 
