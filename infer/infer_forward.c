@@ -4,7 +4,8 @@
  *
  * A prefill chunk of n tokens is a set of matrix products (OpenBLAS sgemm, one thread per call,
  * our threads over blocks of weight rows; weights that are not float32 are widened block by block
- * into per-thread scratch). Decode (one token) uses the matrix-vector kernels of infer_kernels.
+ * into per-thread scratch) and attention tiles through the kernels ik_attn_qk / ik_attn_pv.
+ * Decode (one token) uses the matrix-vector kernels of infer_kernels.
  *
  * Bit-for-bit independence of chunk size and thread count: every output element is computed by
  * the same sequence of operations whatever the partition. Weight blocks have a fixed size; the
@@ -24,10 +25,9 @@
  * and tail kernels sum in other orders: for 128 (N, K) shapes at row counts 16..512, 132 of the
  * 4096 (shape, row count) pairs gave bits unlike the 512-row call). With a fixed row count the
  * bits of a row do not depend on its place in the call. So that a position's result does not
- * depend on the chunk it is in, every product runs in calls of exactly RL (linear layers) or RM
- * (attention) rows, the last padded with zero rows, and attention tiles are always BK keys wide
- * (keys past the valid ones get probability 0; the cache is allocated to a multiple of BK
- * positions). */
+ * depend on the chunk it is in, every linear-layer product runs in calls of exactly RL rows, the
+ * last padded with zero rows. Attention needs no padding: its kernels compute each element in a
+ * fixed order (infer_kernels.h); its scratch rows are allocated to a multiple of RM. */
 static int pad_rows(int n) {
     return (n + RM - 1) / RM * RM;
 }
@@ -47,14 +47,16 @@ static void gemm(int rm, int trans_b, int m, int n, int k, const float *a, int l
 
 typedef struct {
     float *w;   /* (WB, max in) widened weights */
-    float *q;   /* (QB * group, hd) */
-    float *s;   /* (QB * group, BK) scores, then probabilities */
+    float *q;   /* (QB * group, hd); prefill: (hd, lanes(QB * group)) transposed */
+    float *s;   /* (QB * group, BK); prefill: (BK, lanes) transposed. Scores, then probabilities */
     float *kt;  /* (BK, hd) a widened key tile */
     float *vt;  /* (BK, hd) */
     float *acc; /* (QB * group, hd) the segment's accumulator */
     float *ml;  /* (QB * group, 2) the segment's max and sum */
     float *tot; /* (QB * group, hd) the running total */
     float *tml; /* (QB * group, 2) */
+    float *mlc; /* prefill: (3, lanes) the segment's max, sum, and a tile's rescale factor */
+    int *nk;    /* prefill: (lanes) keys of the tile each row sees */
 } scratch;
 
 struct infer_state {
@@ -65,7 +67,7 @@ struct infer_state {
     double *inv_freq; /* (hd / 2) */
     int64_t rope_len; /* the length inv_freq was made for (dynamic NTK) */
     double score_mult;
-    void *kcache, *vcache; /* (layers, max_ctx, kv_dim), kv_dtype */
+    void *kcache, *vcache; /* (layers, n_kv_heads, ctx_alloc, hd), kv_dtype: see kv_row */
     size_t kv_elt;
     int ctx_alloc; /* cache positions: max_ctx rounded up to BK */
     /* activations of one chunk of C = chunk rows */
@@ -160,7 +162,10 @@ int infer_state_create(const infer_model *m, const infer_opts *o, infer_state **
         w->ml = zalloc(R * 2, sizeof(float));
         w->tot = zalloc(R * HD, sizeof(float));
         w->tml = zalloc(R * 2, sizeof(float));
-        if (!w->w || !w->q || !w->s || !w->kt || !w->vt || !w->acc || !w->ml || !w->tot || !w->tml)
+        w->mlc = zalloc(R * 3, sizeof(float));
+        w->nk = zalloc(R, sizeof(int));
+        if (!w->w || !w->q || !w->s || !w->kt || !w->vt || !w->acc || !w->ml || !w->tot ||
+            !w->tml || !w->mlc || !w->nk)
             st = INFER_ERR_NOMEM;
     }
     if (st != INFER_OK) {
@@ -188,6 +193,8 @@ void infer_state_free(infer_state *s) {
         free(w->ml);
         free(w->tot);
         free(w->tml);
+        free(w->mlc);
+        free(w->nk);
     }
     free(s->th);
     free(s->inv_freq);
@@ -313,13 +320,16 @@ typedef struct {
     float scale;
 } attn_job;
 
-static const void *kv_row(const infer_state *s, const void *cache, int layer, int pos) {
-    size_t idx = ((size_t)layer * (size_t)s->ctx_alloc + (size_t)pos) * (size_t)s->kv_dim;
+/* The key (or value) of kv head g at position pos. A head's positions are contiguous, so an
+ * attention tile reads one dense block: interleaving the heads per position, (layers, ctx,
+ * kv_dim), ran prefill attention at 32768 keys 15-25% slower, from the half-used cache lines
+ * (bench_attn, BENCHMARKS.md). */
+static const void *kv_row(const infer_state *s, const void *cache, int layer, int g, int pos) {
+    const size_t head = (size_t)layer * (size_t)s->m->cfg.n_kv_heads + (size_t)g;
+    const size_t idx = (head * (size_t)s->ctx_alloc + (size_t)pos) * (size_t)s->hd;
     return (const char *)cache + idx * s->kv_elt;
 }
 
-/* One segment [k0, k1) of keys for R = nq * group query rows (q: (R, hd), scaled) with
- * positions qpos[r / group]: the segment's row max and sum in ml and its accumulator in acc. */
 /* keys of the tile at t0 that a decode query at position p sees (segment end k1) */
 static int decode_keys(int p, int t0, int k1) {
     int n = p - t0 + 1;
@@ -327,57 +337,41 @@ static int decode_keys(int p, int t0, int k1) {
     return n < BK ? n : BK;
 }
 
-static void attn_segment(const infer_state *s, scratch *w, int layer, int g, const float *q, int R,
-                         const int *qpos, int k0, int k1, float *acc, float *ml, int vec) {
-    const int hd = s->hd, G = s->group;
+/* the row stride of prefill's transposed scratch (qt, st) for R rows */
+static size_t lanes(int R) {
+    return (size_t)(R + IK_LANES - 1) / IK_LANES * IK_LANES;
+}
+
+/* Decode: one segment [k0, k1) of keys for the R = group rows of one query (q: (R, hd),
+ * scaled) at position qpos[0]: the segment's row max and sum in ml (R, 2) and its accumulator
+ * in acc (R, hd). Dot products and weighted sums per key (infer_exp.c). */
+static void attn_segment_decode(const infer_state *s, scratch *w, int layer, int g, const float *q,
+                                int R, const int *qpos, int k0, int k1, float *acc, float *ml) {
+    const int hd = s->hd;
     const size_t HD = (size_t)hd;
     for (int r = 0; r < R; r++) {
         ml[2 * r] = -INFINITY;
         ml[2 * r + 1] = 0;
     }
-    memset(acc, 0, (size_t)pad_rows(R) * HD * sizeof(float));
-    const int RP = pad_rows(R);
+    memset(acc, 0, (size_t)R * HD * sizeof(float));
     for (int t0 = k0; t0 < k1; t0 += BK) {
-        const int tn = BK; /* full tiles: see pad_rows */
+        const int nv = decode_keys(qpos[0], t0, k1);
         const float *kt, *vt;
-        int ld;
         if (s->o.kv_dtype == INFER_DT_F32) {
-            kt = (const float *)kv_row(s, s->kcache, layer, t0) + (size_t)g * HD;
-            vt = (const float *)kv_row(s, s->vcache, layer, t0) + (size_t)g * HD;
-            ld = s->kv_dim;
+            kt = kv_row(s, s->kcache, layer, g, t0);
+            vt = kv_row(s, s->vcache, layer, g, t0);
         } else {
-            /* decode needs only the keys up to its position */
-            const int nt = vec ? decode_keys(qpos[0], t0, k1) : tn;
-            for (int t = 0; t < nt; t++) {
-                const uint16_t *kr = kv_row(s, s->kcache, layer, t0 + t);
-                const uint16_t *vr = kv_row(s, s->vcache, layer, t0 + t);
-                ik_to_f32(w->kt + (size_t)t * HD, kr + (size_t)g * HD, INFER_DT_BF16, HD);
-                ik_to_f32(w->vt + (size_t)t * HD, vr + (size_t)g * HD, INFER_DT_BF16, HD);
-            }
+            ik_to_f32(w->kt, kv_row(s, s->kcache, layer, g, t0), INFER_DT_BF16, (size_t)nv * HD);
+            ik_to_f32(w->vt, kv_row(s, s->vcache, layer, g, t0), INFER_DT_BF16, (size_t)nv * HD);
             kt = w->kt;
             vt = w->vt;
-            ld = hd;
-        }
-        if (vec) { /* decode (one query position): dot products, no padded product */
-            const int nv = decode_keys(qpos[0], t0, k1);
-            for (int r = 0; r < R; r++)
-                infer_attn_scores(w->s + (size_t)r * BK, q + (size_t)r * HD, kt, (size_t)ld, nv,
-                                  hd);
-        } else {
-            gemm(RM, 1, RP, tn, hd, q, hd, kt, ld, 0.0f, w->s, BK);
         }
         for (int r = 0; r < R; r++) {
             float *sr = w->s + (size_t)r * BK;
-            const int p = qpos[r / G];
-            const int in_tile = k1 - t0 < BK ? k1 - t0 : BK;
-            int valid = p - t0 + 1; /* causal: keys t <= p (and t < k1) */
-            valid = valid < 0 ? 0 : valid > in_tile ? in_tile : valid;
-            float mx = infer_max(sr, valid);
-            memset(sr + valid, 0, (size_t)(tn - valid) * sizeof(float));
-            if (valid == 0)
-                continue;
+            infer_attn_scores(sr, q + (size_t)r * HD, kt, HD, nv, hd);
+            float mx = infer_max(sr, nv);
             float m_old = ml[2 * r], m_new = mx > m_old ? mx : m_old;
-            float sum = infer_exp_sum(sr, valid, m_new);
+            float sum = infer_exp_sum(sr, nv, m_new);
             if (m_new != m_old && m_old != -INFINITY) {
                 float c = infer_exp(m_old - m_new);
                 ik_scale(acc + (size_t)r * HD, c, HD);
@@ -385,18 +379,68 @@ static void attn_segment(const infer_state *s, scratch *w, int layer, int g, con
             }
             ml[2 * r] = m_new;
             ml[2 * r + 1] += sum;
+            infer_attn_wsum(acc + (size_t)r * HD, sr, vt, HD, nv, hd);
         }
-        if (vec) {
-            const int nv = decode_keys(qpos[0], t0, k1);
-            for (int r = 0; r < R; r++)
-                infer_attn_wsum(acc + (size_t)r * HD, w->s + (size_t)r * BK, vt, (size_t)ld, nv,
-                                hd);
-            continue;
-        }
-        for (int r = R; r < RP; r++) /* padding rows: no weight on any key */
-            memset(w->s + (size_t)r * BK, 0, BK * sizeof(float));
-        gemm(RM, 0, RP, hd, tn, w->s, BK, vt, ld, 1.0f, acc, hd);
     }
+}
+
+/* Prefill: one segment [k0, k1) of keys for R = nq * group query rows, the lanes of qt
+ * (hd, lanes(R), scaled), row r at position qpos[r / group]: the same outputs as decode's.
+ *
+ * Row r takes exactly the keys t <= its position of each tile, through kernels that compute
+ * every element in a fixed order (infer_kernels.h), so its bits depend on its position alone,
+ * not on the other rows of the block (the block's extent depends on the chunk). Skipping the
+ * masked keys rather than adding 0 * v also keeps a -0 accumulator and an infinite v of a later
+ * position from changing a row. Only the diagonal tile's upper triangle is still computed (as
+ * scores nobody reads), because a vector of rows shares its keys. */
+static void attn_segment_prefill(const infer_state *s, scratch *w, int layer, int g,
+                                 const float *qt, int R, const int *qpos, int k0, int k1,
+                                 float *acc, float *ml) {
+    const int hd = s->hd, G = s->group;
+    const size_t HD = (size_t)hd, RS = lanes(R);
+    float *m = w->mlc, *l = m + RS, *c = l + RS;
+    int *nk = w->nk;
+    for (size_t r = 0; r < RS; r++) {
+        m[r] = -INFINITY;
+        l[r] = 0;
+        nk[r] = 0; /* padding lanes see no key */
+    }
+    memset(acc, 0, (size_t)R * HD * sizeof(float));
+    for (int t0 = k0; t0 < k1; t0 += BK) {
+        const int in_tile = k1 - t0 < BK ? k1 - t0 : BK;
+        int nt = 0;
+        for (int r = 0; r < R; r++) {
+            int valid = qpos[r / G] - t0 + 1; /* causal: keys t <= p (and t < k1) */
+            valid = valid < 0 ? 0 : valid > in_tile ? in_tile : valid;
+            nk[r] = valid;
+            nt = valid > nt ? valid : nt;
+        }
+        const float *kt, *vt;
+        if (s->o.kv_dtype == INFER_DT_F32) {
+            kt = kv_row(s, s->kcache, layer, g, t0);
+            vt = kv_row(s, s->vcache, layer, g, t0);
+        } else {
+            ik_to_f32(w->kt, kv_row(s, s->kcache, layer, g, t0), INFER_DT_BF16, (size_t)nt * HD);
+            ik_to_f32(w->vt, kv_row(s, s->vcache, layer, g, t0), INFER_DT_BF16, (size_t)nt * HD);
+            kt = w->kt;
+            vt = w->vt;
+        }
+        ik_attn_qk(w->s, qt, RS, kt, HD, nt, R, hd);
+        infer_attn_softmax(w->s, RS, nt, nk, m, l, c, R);
+        ik_attn_pv(acc, HD, c, w->s, RS, vt, HD, nk, R, hd);
+    }
+    for (int r = 0; r < R; r++) {
+        ml[2 * r] = m[r];
+        ml[2 * r + 1] = l[r];
+    }
+}
+
+static void attn_segment(const infer_state *s, scratch *w, int layer, int g, const float *q, int R,
+                         const int *qpos, int k0, int k1, float *acc, float *ml, int vec) {
+    if (vec)
+        attn_segment_decode(s, w, layer, g, q, R, qpos, k0, k1, acc, ml);
+    else
+        attn_segment_prefill(s, w, layer, g, q, R, qpos, k0, k1, acc, ml);
 }
 
 /* total (tml, tot) <- total merged with a segment (ml, acc), for R rows */
@@ -424,23 +468,29 @@ static void attn_merge(float *tot, float *tml, const float *acc, const float *ml
     }
 }
 
-/* the queries of kv head g, block qb: R rows scaled, their positions */
+/* the queries of kv head g, block qb, and their positions: R = nq * group rows, scaled, as
+ * rows (R, hd) for decode and transposed (hd, lanes(R)) with zero padding lanes for prefill */
 static int attn_gather(const attn_job *j, int g, int qb, float *q, int *qpos) {
     const infer_state *s = j->s;
     const int G = s->group, hd = s->hd, i0 = qb * QB;
     const int nq = i0 + QB < j->n ? QB : j->n - i0;
+    const size_t R = (size_t)nq * (size_t)G, RS = lanes((int)R);
     for (int i = 0; i < nq; i++) {
         qpos[i] = j->pos0 + i0 + i;
         for (int hh = 0; hh < G; hh++) {
             const float *src =
                 s->q + (size_t)(i0 + i) * (size_t)s->q_dim + (size_t)(g * G + hh) * (size_t)hd;
-            float *dst = q + ((size_t)i * (size_t)G + (size_t)hh) * (size_t)hd;
+            const size_t r = (size_t)i * (size_t)G + (size_t)hh;
             for (int d = 0; d < hd; d++)
-                dst[d] = src[d] * j->scale;
+                if (j->vec)
+                    q[r * (size_t)hd + (size_t)d] = src[d] * j->scale;
+                else
+                    q[(size_t)d * RS + r] = src[d] * j->scale;
         }
     }
-    const size_t R = (size_t)nq * (size_t)G;
-    memset(q + R * (size_t)hd, 0, ((size_t)pad_rows((int)R) - R) * (size_t)hd * sizeof(float));
+    if (!j->vec)
+        for (int d = 0; d < hd; d++)
+            memset(q + (size_t)d * RS + R, 0, (RS - R) * sizeof(float));
     return nq;
 }
 
@@ -516,18 +566,21 @@ static void attention(infer_state *s, int layer, int n, int pos0, int decode) {
 /* ---- a chunk of tokens --------------------------------------------------------------------- */
 
 static void store_kv(infer_state *s, int layer, int n, int pos0) {
-    const size_t KV = (size_t)s->kv_dim;
-    for (int i = 0; i < n; i++) {
-        void *kd = (void *)kv_row(s, s->kcache, layer, pos0 + i);
-        void *vd = (void *)kv_row(s, s->vcache, layer, pos0 + i);
-        if (s->o.kv_dtype == INFER_DT_F32) {
-            memcpy(kd, s->k + (size_t)i * KV, KV * sizeof(float));
-            memcpy(vd, s->v + (size_t)i * KV, KV * sizeof(float));
-        } else {
-            ik_f32_to_bf16(kd, s->k + (size_t)i * KV, KV);
-            ik_f32_to_bf16(vd, s->v + (size_t)i * KV, KV);
+    const size_t KV = (size_t)s->kv_dim, HD = (size_t)s->hd;
+    for (int g = 0; g < s->m->cfg.n_kv_heads; g++)
+        for (int i = 0; i < n; i++) {
+            void *kd = (void *)kv_row(s, s->kcache, layer, g, pos0 + i);
+            void *vd = (void *)kv_row(s, s->vcache, layer, g, pos0 + i);
+            const float *ks = s->k + (size_t)i * KV + (size_t)g * HD;
+            const float *vs = s->v + (size_t)i * KV + (size_t)g * HD;
+            if (s->o.kv_dtype == INFER_DT_F32) {
+                memcpy(kd, ks, HD * sizeof(float));
+                memcpy(vd, vs, HD * sizeof(float));
+            } else {
+                ik_f32_to_bf16(kd, ks, HD);
+                ik_f32_to_bf16(vd, vs, HD);
+            }
         }
-    }
 }
 
 static void rope_tables(infer_state *s, int n, int pos0) {

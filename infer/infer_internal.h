@@ -49,7 +49,7 @@ enum {
     BK = 128,   /* keys per attention tile */
     SEG = 2048, /* keys per segment (a multiple of BK) */
     LR = 64,    /* logit rows per classifier product (= RL) */
-    RM = 32,    /* rows per attention sgemm call (see infer_forward.c) */
+    RM = 32,    /* attention scratch rows are allocated to a multiple of this */
     RL = 64,    /* rows per linear-layer sgemm call: 68 GFLOP/s vs 51 at 32 rows, 82 at 128,
                  * 98 in one 512-row call (bench_sgemm, BENCHMARKS.md); small enough that a
                  * short last chunk wastes little */
@@ -76,6 +76,14 @@ float infer_exp(float x);
  * acc += sum_t p[t] v_t */
 void infer_attn_scores(float *s, const float *q, const float *k, size_t ldk, int n, int hd);
 void infer_attn_wsum(float *acc, const float *p, const float *v, size_t ldv, int n, int hd);
+/* prefill attention, one tile's online softmax for the rows (lanes) of st (n_keys, ld), laid out
+ * as for ik_attn_qk (infer_kernels.h), row r seeing its first n[r] keys: m[r] becomes the max
+ * of m[r] and those scores; st[t][r] = exp(s - m[r]) for t < n[r] (lanes past n[r] are left
+ * undefined); c[r] = exp(old m - new m), or 1 when the max did not move or was -inf; l[r] =
+ * l[r] c[r] + the row's sum of p. n, m, l, c hold round_up(n_rows, IK_LANES) lanes, any of
+ * which may be touched. The same bits on every ISA. */
+void infer_attn_softmax(float *st, size_t ld, int n_keys, const int *n, float *m, float *l,
+                        float *c, int n_rows);
 
 /* ---- RoPE (infer_rope.c) ------------------------------------------------------------------ */
 

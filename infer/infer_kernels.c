@@ -137,6 +137,8 @@ const ik_ops ik_ops_scalar = {
     .dot = dot_scalar,
     .axpy = axpy_scalar,
     .scale = scale_scalar,
+    .attn_qk = ik_attn_qk_scalar,
+    .attn_pv = ik_attn_pv_scalar,
 };
 
 /* ---- dispatch ---------------------------------------------------------------------------- */
@@ -279,4 +281,18 @@ void ik_axpy(float *y, float a, const float *x, size_t n) {
 void ik_scale(float *y, float a, size_t n) {
     if (n)
         ops_now()->scale(y, a, n);
+}
+
+void ik_attn_qk(float *st, const float *qt, size_t ld, const float *k, size_t ldk, int n_keys,
+                int n_rows, int hd) {
+    assert(ld % IK_LANES == 0 && (size_t)n_rows <= ld);
+    if (n_keys > 0 && n_rows > 0 && hd > 0)
+        ops_now()->attn_qk(st, qt, ld, k, ldk, n_keys, n_rows, hd);
+}
+
+void ik_attn_pv(float *acc, size_t ldacc, const float *c, const float *st, size_t ld,
+                const float *v, size_t ldv, const int *n, int n_rows, int hd) {
+    assert(ld % IK_LANES == 0 && (size_t)n_rows <= ld);
+    if (n_rows > 0 && hd > 0)
+        ops_now()->attn_pv(acc, ldacc, c, st, ld, v, ldv, n, n_rows, hd);
 }

@@ -10,9 +10,9 @@
  * Weights stay in their stored dtype (INFER_DT_F32, _BF16, _F16 of infer.h); activations are
  * float32. Every kernel accepts unaligned pointers (weights, `const void *`, at any byte
  * address; float and uint16_t pointers at least element-aligned) and any length, 0 included.
- * Conversions and ik_scale give the same bits on every ISA; ik_axpy rounds once (FMA) on the
- * SIMD sets and twice on scalar; matvec and dot differ between ISAs in summation order, within
- * n * 2^-24 * sum |a_i b_i|.
+ * Conversions and ik_scale give the same bits on every ISA; ik_axpy and the attention kernels
+ * round once per step (FMA) on the SIMD sets and twice on scalar; matvec and dot differ between
+ * ISAs in summation order, within n * 2^-24 * sum |a_i b_i|.
  *
  * ik_init() may run while other threads call kernels: each call runs wholly on one set. */
 #ifndef LONGCTX_INFER_KERNELS_H
@@ -67,5 +67,29 @@ int ik_gemm_bf16(float *y, size_t ldy, const uint16_t *x, size_t ldx, const void
 float ik_dot(const float *a, const float *b, size_t n);    /* sum a[i] b[i] */
 void ik_axpy(float *y, float a, const float *x, size_t n); /* y += a x */
 void ik_scale(float *y, float a, size_t n);                /* y *= a */
+
+/* ---- prefill attention over one tile of keys (infer_forward.c, attn_segment) ---------------
+ * The query rows are the lanes of transposed arrays whose row stride ld is a multiple of
+ * IK_LANES: qt (hd, ld) holds the scaled queries, q[r][d] at qt[d * ld + r], and st
+ * (n_keys, ld) the scores, then the probabilities, p[r][t] at st[t * ld + r]. A kernel may read
+ * and write every lane below round_up(n_rows, IK_LANES): the caller zeroes those padding lanes
+ * of qt and ignores them in st.
+ *
+ * Every element is computed by one fixed sequence of operations, whatever n_rows, the lane a
+ * row sits in, n_keys and the other rows' key counts. So a query's result does not depend on
+ * how queries are grouped into calls (--prefill-chunk, --threads). The SIMD sets fuse each
+ * multiply-add and give the same bits as each other; scalar rounds twice. */
+#define IK_LANES 16
+
+/* st[t][r] = sum over d = 0, 1, ..., hd - 1, in that order, of q[r][d] * k[t][d], from 0, for
+ * t < n_keys and r < n_rows; k is (n_keys, ldk). */
+void ik_attn_qk(float *st, const float *qt, size_t ld, const float *k, size_t ldk, int n_keys,
+                int n_rows, int hd);
+
+/* For r < n_rows: acc[r][d] *= c[r], then acc[r][d] += p[r][t] * v[t][d] for t = 0, 1, ...,
+ * n[r] - 1 in that order (keys at t >= n[r] are not touched, not even as 0 * v); acc is
+ * (n_rows, ldacc), v is (max n, ldv), d < hd. */
+void ik_attn_pv(float *acc, size_t ldacc, const float *c, const float *st, size_t ld,
+                const float *v, size_t ldv, const int *n, int n_rows, int hd);
 
 #endif

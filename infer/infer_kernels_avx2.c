@@ -226,4 +226,6 @@ const ik_ops ik_ops_avx2 = {
     .dot = dot_avx2,
     .axpy = axpy_avx2,
     .scale = scale_avx2,
+    .attn_qk = ik_attn_qk_avx2,
+    .attn_pv = ik_attn_pv_avx2,
 };

@@ -262,6 +262,8 @@ const ik_ops ik_ops_avx512 = {
     .dot = dot_avx512,
     .axpy = axpy_avx512,
     .scale = scale_avx512,
+    .attn_qk = ik_attn_qk_avx512,
+    .attn_pv = ik_attn_pv_avx512,
 };
 
 const ik_ops ik_ops_avx512bf16 = {
@@ -273,4 +275,6 @@ const ik_ops ik_ops_avx512bf16 = {
     .dot = dot_avx512,
     .axpy = axpy_avx512,
     .scale = scale_avx512,
+    .attn_qk = ik_attn_qk_avx512,
+    .attn_pv = ik_attn_pv_avx512,
 };

@@ -27,7 +27,17 @@ typedef struct {
     float (*dot)(const float *a, const float *b, size_t n);
     void (*axpy)(float *y, float a, const float *x, size_t n);
     void (*scale)(float *y, float a, size_t n);
+    /* prefill attention (infer_kernels_attn*.c); n_keys, n_rows, hd > 0 */
+    void (*attn_qk)(float *st, const float *qt, size_t ld, const float *k, size_t ldk, int n_keys,
+                    int n_rows, int hd);
+    void (*attn_pv)(float *acc, size_t ldacc, const float *c, const float *st, size_t ld,
+                    const float *v, size_t ldv, const int *n, int n_rows, int hd);
 } ik_ops;
+
+void ik_attn_qk_scalar(float *st, const float *qt, size_t ld, const float *k, size_t ldk,
+                       int n_keys, int n_rows, int hd);
+void ik_attn_pv_scalar(float *acc, size_t ldacc, const float *c, const float *st, size_t ld,
+                       const float *v, size_t ldv, const int *n, int n_rows, int hd);
 
 extern const ik_ops ik_ops_scalar;
 #ifdef LONGCTX_IK_X86
@@ -37,6 +47,14 @@ extern const ik_ops ik_ops_avx512bf16; /* the above + AVX512_BF16 */
 /* the avx2 16-bit matvecs, which the avx512 sets use too (infer_kernels_avx512.c says why) */
 void ik_matvec_bf16_avx2(float *y, const float *x, const void *w, size_t cols, size_t n_rows);
 void ik_matvec_f16_avx2(float *y, const float *x, const void *w, size_t cols, size_t n_rows);
+void ik_attn_qk_avx2(float *st, const float *qt, size_t ld, const float *k, size_t ldk, int n_keys,
+                     int n_rows, int hd);
+void ik_attn_pv_avx2(float *acc, size_t ldacc, const float *c, const float *st, size_t ld,
+                     const float *v, size_t ldv, const int *n, int n_rows, int hd);
+void ik_attn_qk_avx512(float *st, const float *qt, size_t ld, const float *k, size_t ldk,
+                       int n_keys, int n_rows, int hd);
+void ik_attn_pv_avx512(float *acc, size_t ldacc, const float *c, const float *st, size_t ld,
+                       const float *v, size_t ldv, const int *n, int n_rows, int hd);
 /* infer_gemm.c, behind ik_gemm and ik_gemm_bf16 */
 void ik_gemm_avx512(float *y, size_t ldy, const float *x, size_t ldx, const void *w, int dtype,
                     size_t cols, size_t n, size_t m);

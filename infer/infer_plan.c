@@ -282,7 +282,7 @@ void infer_plan_make(const infer_config *c, const infer_plan_args *a, infer_plan
     win = win > qr ? win : qr;
     const uint64_t floats = C * (2 * d + 2 * qr + 2 * kvr + 2 * Ir + hd) + LR * Vr + hd / 2 +
                             kvh * segs * round_up(G, RM) * (hd + 2) +
-                            T * (WB * win + 3 * R * hd + R * BK + 2 * BK * hd + 4 * R);
+                            T * (WB * win + 3 * R * hd + R * BK + 2 * BK * hd + 8 * R);
     p->act_bytes = 4 * floats + (a->act_bf16 ? 2 * C * win : 0);
     p->total_bytes = p->weights_bytes + p->kv_bytes + p->act_bytes;
 }

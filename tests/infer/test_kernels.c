@@ -8,6 +8,7 @@
  * all 2^32 inputs (seconds per set in a release build; not run by ctest). */
 #include "check.h"
 #include "infer.h"
+#include "infer_internal.h"
 #include "infer_kernels.h"
 
 #include <math.h>
@@ -413,6 +414,218 @@ static void test_blas1(const char *isa) {
     }
 }
 
+/* ---- prefill attention ------------------------------------------------------------------- */
+
+/* One step of the attention kernels' chains: fused on the SIMD sets, two roundings on scalar
+ * (separate statements, so that no compiler contracts them). */
+static float chain_step(float a, float b, float acc, int fused) {
+    if (fused)
+        return fmaf(a, b, acc);
+    const float prod = a * b;
+    return acc + prod;
+}
+
+static int same_bits(float a, float b) {
+    return f2u(a) == f2u(b);
+}
+
+static size_t lanes_of(int n) {
+    return (size_t)(n + IK_LANES - 1) / IK_LANES * IK_LANES;
+}
+
+/* ik_attn_qk: every score is the chain over d in order (exact bits), within the float64 bound,
+ * whatever the row count and the lane a row sits in; nothing written past the rows' lanes or
+ * the keys. */
+static void test_attn_qk(const char *isa, int hd, int n_rows, int n_keys) {
+    const int fused = strcmp(isa, "scalar") != 0;
+    const size_t ld = lanes_of(n_rows) + IK_LANES, ldk = (size_t)hd + 3;
+    const float canary = -777.0f;
+    float *qt = calloc((size_t)hd * ld, sizeof(float));
+    float *k = malloc(((size_t)n_keys * ldk + 1) * sizeof(float));
+    float *st = malloc(((size_t)n_keys + 1) * ld * sizeof(float));
+    for (int d = 0; d < hd; d++)
+        for (int r = 0; r < n_rows; r++)
+            qt[(size_t)d * ld + (size_t)r] = frand();
+    for (size_t i = 0; i < (size_t)n_keys * ldk + 1; i++)
+        k[i] = frand() * 4;
+    for (size_t i = 0; i < ((size_t)n_keys + 1) * ld; i++)
+        st[i] = canary;
+    ik_attn_qk(st, qt, ld, k, ldk, n_keys, n_rows, hd);
+    int ok = 1;
+    for (int t = 0; t <= n_keys; t++)
+        for (size_t r = 0; r < ld; r++) {
+            const float got = st[(size_t)t * ld + r];
+            if (t == n_keys || r >= lanes_of(n_rows)) {
+                ok &= got == canary;
+                continue;
+            }
+            if (r >= (size_t)n_rows)
+                continue; /* padding lanes: anything */
+            float chain = 0.0f;
+            double want = 0, abs_sum = 0;
+            for (int d = 0; d < hd; d++) {
+                const float q = qt[(size_t)d * ld + r], kd = k[(size_t)t * ldk + (size_t)d];
+                chain = chain_step(q, kd, chain, fused);
+                want += (double)q * kd;
+                abs_sum += fabs((double)q * kd);
+            }
+            ok &= same_bits(got, chain) && sum_ok(got, want, abs_sum, (size_t)hd);
+        }
+    CHECK(ok);
+    if (!ok)
+        fprintf(stderr, "  attn_qk %s hd %d rows %d keys %d\n", isa, hd, n_rows, n_keys);
+    free(qt);
+    free(k);
+    free(st);
+}
+
+/* ik_attn_pv: acc * c, then the chain over the row's own keys in order (exact bits); a row
+ * never reads a probability past its count (NaN there), a -0 accumulator of a row without keys
+ * stays -0, columns past hd are not written. */
+static void test_attn_pv(const char *isa, int hd, int n_rows, int n_keys) {
+    const int fused = strcmp(isa, "scalar") != 0;
+    const size_t ld = lanes_of(n_rows), ldacc = (size_t)hd + 5, ldv = (size_t)hd + 2;
+    const float canary = -777.0f;
+    float *acc = malloc((size_t)n_rows * ldacc * sizeof(float));
+    float *acc0 = malloc((size_t)n_rows * ldacc * sizeof(float));
+    float *c = malloc(ld * sizeof(float)), *st = malloc((size_t)n_keys * ld * sizeof(float));
+    float *v = malloc((size_t)n_keys * ldv * sizeof(float));
+    int *n = calloc(ld, sizeof(int));
+    for (int r = 0; r < n_rows; r++) {
+        n[r] = r % 5 == 1 ? 0 : r % 3 == 0 ? n_keys : (int)(rng() % (uint64_t)(n_keys + 1));
+        c[r] = r % 4 == 0 ? 1.0f : 0.5f + 0.5f * fabsf(frand());
+        for (size_t d = 0; d < ldacc; d++)
+            acc0[(size_t)r * ldacc + d] = d < (size_t)hd ? frand() : canary;
+        if (n[r] == 0)
+            acc0[(size_t)r * ldacc] = -0.0f;
+    }
+    memcpy(acc, acc0, (size_t)n_rows * ldacc * sizeof(float));
+    for (int t = 0; t < n_keys; t++) {
+        for (size_t r = 0; r < ld; r++)
+            st[(size_t)t * ld + r] = (int)r < n_rows && t < n[r] ? fabsf(frand()) : NAN;
+        for (size_t d = 0; d < ldv; d++)
+            v[(size_t)t * ldv + d] = frand() * 3;
+    }
+    ik_attn_pv(acc, ldacc, c, st, ld, v, ldv, n, n_rows, hd);
+    int ok = 1;
+    for (int r = 0; r < n_rows; r++)
+        for (size_t d = 0; d < ldacc; d++) {
+            const float got = acc[(size_t)r * ldacc + d];
+            if (d >= (size_t)hd) {
+                ok &= got == canary;
+                continue;
+            }
+            float chain = acc0[(size_t)r * ldacc + d] * c[r];
+            double want = chain, abs_sum = fabs(chain);
+            for (int t = 0; t < n[r]; t++) {
+                const float p = st[(size_t)t * ld + (size_t)r], vd = v[(size_t)t * ldv + d];
+                chain = chain_step(p, vd, chain, fused);
+                want += (double)p * vd;
+                abs_sum += fabs((double)p * vd);
+            }
+            ok &= same_bits(got, chain) && sum_ok(got, want, abs_sum, (size_t)n[r] + 1);
+        }
+    CHECK(ok);
+    if (!ok)
+        fprintf(stderr, "  attn_pv %s hd %d rows %d keys %d\n", isa, hd, n_rows, n_keys);
+    free(acc);
+    free(acc0);
+    free(c);
+    free(st);
+    free(v);
+    free(n);
+}
+
+/* infer_attn_softmax: against float64, and the scalar set's bits on every set. */
+static int close_rel(double got, double want, double tol) {
+    return fabs(got - want) <= tol * fabs(want);
+}
+
+static void test_attn_softmax(const char *isa, int n_rows, int n_keys) {
+    const size_t ld = lanes_of(n_rows), nst = (size_t)n_keys * ld;
+    float *s0 = malloc(nst * sizeof(float)), *st = malloc(nst * sizeof(float));
+    float *st1 = malloc(nst * sizeof(float));
+    float *m0 = malloc(ld * sizeof(float)), *l0 = malloc(ld * sizeof(float));
+    float *m = malloc(ld * sizeof(float)), *l = malloc(ld * sizeof(float));
+    float *c = malloc(ld * sizeof(float)), *m1 = malloc(ld * sizeof(float));
+    float *l1 = malloc(ld * sizeof(float)), *c1 = malloc(ld * sizeof(float));
+    int *n = calloc(ld, sizeof(int));
+    for (size_t r = 0; r < ld; r++) {
+        const int row = (int)r < n_rows;
+        n[r] = !row         ? 0
+               : r % 5 == 1 ? 0
+               : r % 3 == 0 ? n_keys
+                            : (int)(rng() % (uint64_t)(n_keys + 1));
+        /* a fresh row, a row whose max will not move, rows whose max may */
+        m0[r] = !row || r % 4 == 0 ? -INFINITY : r % 4 == 1 ? 30.0f : frand() * 5;
+        l0[r] = m0[r] == -INFINITY ? 0.0f : 1.0f + fabsf(frand()) * 10;
+    }
+    for (size_t i = 0; i < nst; i++)
+        s0[i] = frand() * 20;
+    memcpy(st, s0, nst * sizeof(float));
+    memcpy(st1, s0, nst * sizeof(float));
+    memcpy(m, m0, ld * sizeof(float));
+    memcpy(l, l0, ld * sizeof(float));
+    memcpy(m1, m0, ld * sizeof(float));
+    memcpy(l1, l0, ld * sizeof(float));
+    infer_attn_softmax(st, ld, n_keys, n, m, l, c, n_rows);
+    const int isa_now = ik_isa_current();
+    ik_init("scalar");
+    infer_attn_softmax(st1, ld, n_keys, n, m1, l1, c1, n_rows);
+    ik_init(isa_names[isa_now]);
+    int ok = 1;
+    for (int r = 0; r < n_rows; r++) {
+        ok &= same_bits(m[r], m1[r]) && same_bits(l[r], l1[r]) && same_bits(c[r], c1[r]);
+        float mx = m0[r];
+        for (int t = 0; t < n[r]; t++) {
+            const float x = s0[(size_t)t * ld + (size_t)r];
+            mx = x > mx ? x : mx;
+            ok &= same_bits(st[(size_t)t * ld + (size_t)r], st1[(size_t)t * ld + (size_t)r]);
+        }
+        ok &= same_bits(m[r], mx);
+        const double cw = mx != m0[r] && m0[r] != -INFINITY ? exp((double)m0[r] - mx) : 1.0;
+        double sum = 0;
+        for (int t = 0; t < n[r]; t++) {
+            const double p = exp((double)s0[(size_t)t * ld + (size_t)r] - mx);
+            ok &= close_rel(st[(size_t)t * ld + (size_t)r], p, 1e-5);
+            sum += p;
+        }
+        ok &= close_rel(c[r], cw, 1e-5);
+        ok &= n[r] || m0[r] != -INFINITY ? close_rel(l[r], l0[r] * cw + sum, 1e-5) : l[r] == 0;
+    }
+    CHECK(ok);
+    if (!ok)
+        fprintf(stderr, "  attn_softmax %s rows %d keys %d\n", isa, n_rows, n_keys);
+    free(s0);
+    free(st);
+    free(st1);
+    free(m0);
+    free(l0);
+    free(m);
+    free(l);
+    free(c);
+    free(m1);
+    free(l1);
+    free(c1);
+    free(n);
+}
+
+static void test_attn(const char *isa) {
+    static const int hds[] = {1, 7, 8, 16, 17, 48, 64, 80, 128};
+    static const int rows[] = {1, 2, 5, 6, 15, 16, 17, 31, 33, 64, 70};
+    static const int keys[] = {1, 5, 6, 7, 13, 24, 25, 128};
+    const int n_hd = sizeof hds / sizeof hds[0], n_rows = sizeof rows / sizeof rows[0];
+    for (int hi = 0; hi < n_hd; hi++)
+        for (int ri = 0; ri < n_rows; ri++) {
+            const int nk = keys[(hi + ri) % (int)(sizeof keys / sizeof keys[0])];
+            test_attn_qk(isa, hds[hi], rows[ri], nk);
+            test_attn_pv(isa, hds[hi], rows[ri], nk);
+        }
+    for (int ri = 0; ri < n_rows; ri++)
+        for (int ki = 0; ki < (int)(sizeof keys / sizeof keys[0]); ki++)
+            test_attn_softmax(isa, rows[ri], keys[ki]);
+}
+
 /* ---- dispatch ---------------------------------------------------------------------------- */
 
 /* ik_gemm (f32 x; f32, bf16, f16 weights) and ik_gemm_bf16 (bf16 x and weights) against
@@ -532,6 +745,7 @@ int main(void) {
         test_f32_to_bf16(isa_names[isa]);
         test_blas1(isa_names[isa]);
         test_gemm(isa);
+        test_attn(isa_names[isa]);
         if (ex && *ex && strcmp(ex, "0") != 0 && isa != IK_SCALAR)
             test_f32_to_bf16_exhaustive(isa);
     }

@@ -3,10 +3,11 @@
 # heads, head_dim 64, theta 500000) and a prompt of T random ids (default 8192; the issue's
 # 131072 with T=131072, see BENCHMARKS.md), run twice:
 #   A: --prefill-chunk 512 --threads 2      B: --prefill-chunk 1000 --threads 1
-# Checks: the logits at sampled positions are bit-identical between A and B; they match the
-# float64 reference (ref_forward.py) on the first min(T, 16384) tokens within 1e-4; A's peak
-# RSS (GNU time) is within 10% of `longctx plan` for the same run, once the process's own
-# baseline (RSS of `longctx --version`: code, libraries) is added to the plan.
+# Checks: the logits at sampled positions are bit-identical between A and B (and, on the first
+# 2049 ids, between chunk 512 and a last one-token chunk that splits its keys over 3 threads);
+# they match the float64 reference (ref_forward.py) on the first min(T, 16384) tokens within
+# 1e-4; A's peak RSS (GNU time) is within 10% of `longctx plan` for the same run, once the
+# process's own baseline (RSS of `longctx --version`: code, libraries) is added to the plan.
 # usage: test_long_prefill.sh LONGCTX [T]
 set -euo pipefail
 LONGCTX=$1
@@ -42,6 +43,19 @@ run 512 2 a
 run 1000 1 b
 cmp "$W/a.f32" "$W/b.f32" || { echo "FAIL: chunk 512 x 2 threads != chunk 1000 x 1 thread"; exit 1; }
 echo "same bits at positions $pos for (chunk 512, 2 threads) and (chunk 1000, 1 thread)"
+# a one-token chunk past the first 2048-key segment with more threads than tasks: attention
+# splits the keys over threads (tasks = kv head x segment) and merges the segments in order
+if [ "$T" -gt 2048 ]; then
+    tr ' ' '\n' < "$W/ids.txt" | head -n 2049 | paste -sd ' ' > "$W/ids2049.txt"
+    for cfg in "2048 3 s" "512 1 u"; do
+        set -- $cfg
+        "$LONGCTX" infer --model "$W/m" --prompt-ids "@$W/ids2049.txt" --prefill-chunk "$1" \
+            --threads "$2" --logits-out "$W/$3.f32" --logits-positions 2047,2048 > /dev/null \
+            2> "$W/err.$3" || { cat "$W/err.$3"; exit 1; }
+    done
+    cmp "$W/s.f32" "$W/u.f32" || { echo "FAIL: split one-token chunk != chunk 512"; exit 1; }
+    echo "same bits at 2047, 2048 for (chunk 2048 then 1, 3 threads: split keys) and (chunk 512)"
+fi
 # the reference on the prefix
 
 $PY "$HERE/hf/ref_forward.py" "$W/m" --prompt-ids "$(cat "$W/prefix.txt")" \
