@@ -46,7 +46,7 @@ echo "same bits at positions $pos for (chunk 512, 2 threads) and (chunk 1000, 1 
 # a one-token chunk past the first 2048-key segment with more threads than tasks: attention
 # splits the keys over threads (tasks = kv head x segment) and merges the segments in order
 if [ "$T" -gt 2048 ]; then
-    tr ' ' '\n' < "$W/ids.txt" | head -n 2049 | paste -sd ' ' > "$W/ids2049.txt"
+    cut -d' ' -f1-2049 < "$W/ids.txt" > "$W/ids2049.txt" # no pipe: head would SIGPIPE tr at large T
     for cfg in "2048 3 s" "512 1 u"; do
         set -- $cfg
         "$LONGCTX" infer --model "$W/m" --prompt-ids "@$W/ids2049.txt" --prefill-chunk "$1" \
