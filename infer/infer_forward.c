@@ -330,6 +330,22 @@ static const void *kv_row(const infer_state *s, const void *cache, int layer, in
     return (const char *)cache + idx * s->kv_elt;
 }
 
+/* the n keys and values of kv head g from position t0 as f32: the cache itself (f32), or widened
+ * into the thread's tile scratch (bf16) */
+static void kv_tile(const infer_state *s, scratch *w, int layer, int g, int t0, int n,
+                    const float **kt, const float **vt) {
+    if (s->o.kv_dtype == INFER_DT_F32) {
+        *kt = kv_row(s, s->kcache, layer, g, t0);
+        *vt = kv_row(s, s->vcache, layer, g, t0);
+        return;
+    }
+    const size_t len = (size_t)n * (size_t)s->hd;
+    ik_to_f32(w->kt, kv_row(s, s->kcache, layer, g, t0), INFER_DT_BF16, len);
+    ik_to_f32(w->vt, kv_row(s, s->vcache, layer, g, t0), INFER_DT_BF16, len);
+    *kt = w->kt;
+    *vt = w->vt;
+}
+
 /* keys of the tile at t0 that a decode query at position p sees (segment end k1) */
 static int decode_keys(int p, int t0, int k1) {
     int n = p - t0 + 1;
@@ -357,15 +373,7 @@ static void attn_segment_decode(const infer_state *s, scratch *w, int layer, int
     for (int t0 = k0; t0 < k1; t0 += BK) {
         const int nv = decode_keys(qpos[0], t0, k1);
         const float *kt, *vt;
-        if (s->o.kv_dtype == INFER_DT_F32) {
-            kt = kv_row(s, s->kcache, layer, g, t0);
-            vt = kv_row(s, s->vcache, layer, g, t0);
-        } else {
-            ik_to_f32(w->kt, kv_row(s, s->kcache, layer, g, t0), INFER_DT_BF16, (size_t)nv * HD);
-            ik_to_f32(w->vt, kv_row(s, s->vcache, layer, g, t0), INFER_DT_BF16, (size_t)nv * HD);
-            kt = w->kt;
-            vt = w->vt;
-        }
+        kv_tile(s, w, layer, g, t0, nv, &kt, &vt);
         for (int r = 0; r < R; r++) {
             float *sr = w->s + (size_t)r * BK;
             infer_attn_scores(sr, q + (size_t)r * HD, kt, HD, nv, hd);
@@ -416,15 +424,7 @@ static void attn_segment_prefill(const infer_state *s, scratch *w, int layer, in
             nt = valid > nt ? valid : nt;
         }
         const float *kt, *vt;
-        if (s->o.kv_dtype == INFER_DT_F32) {
-            kt = kv_row(s, s->kcache, layer, g, t0);
-            vt = kv_row(s, s->vcache, layer, g, t0);
-        } else {
-            ik_to_f32(w->kt, kv_row(s, s->kcache, layer, g, t0), INFER_DT_BF16, (size_t)nt * HD);
-            ik_to_f32(w->vt, kv_row(s, s->vcache, layer, g, t0), INFER_DT_BF16, (size_t)nt * HD);
-            kt = w->kt;
-            vt = w->vt;
-        }
+        kv_tile(s, w, layer, g, t0, nt, &kt, &vt);
         ik_attn_qk(w->s, qt, RS, kt, HD, nt, R, hd);
         infer_attn_softmax(w->s, RS, nt, nk, m, l, c, R);
         ik_attn_pv(acc, HD, c, w->s, RS, vt, HD, nk, R, hd);
