@@ -40,6 +40,23 @@
 
 enum { TM = 4, TN = 6, XB = 64 };
 
+/* the tile's accumulators, and their fixed horizontal sums into y (rows ldy apart) */
+AI void zero_acc(__m512 acc[TM][TN], int tm, int tn) {
+#pragma GCC unroll 8
+    for (int i = 0; i < tm; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < tn; j++)
+            acc[i][j] = _mm512_setzero_ps();
+}
+
+AI void store_acc(float *y, size_t ldy, __m512 acc[TM][TN], int tm, int tn) {
+#pragma GCC unroll 8
+    for (int i = 0; i < tm; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < tn; j++)
+            y[(size_t)i * ldy + (size_t)j] = _mm512_reduce_add_ps(acc[i][j]);
+}
+
 /* ---- f32 X ------------------------------------------------------------------------------- */
 
 /* 16 weights at p (any byte alignment) as f32; the last step loads only the lanes of m */
@@ -75,21 +92,13 @@ AI void tile_f32(float *y, size_t ldy, const float *x, size_t ldx, const char *w
                  int tn, int dtype) {
     const size_t wrow = K * (dtype == INFER_DT_F32 ? 4 : 2);
     __m512 acc[TM][TN];
-#pragma GCC unroll 8
-    for (int i = 0; i < tm; i++)
-#pragma GCC unroll 8
-        for (int j = 0; j < tn; j++)
-            acc[i][j] = _mm512_setzero_ps();
+    zero_acc(acc, tm, tn);
     size_t k = 0;
     for (; k + 16 <= K; k += 16)
         step_f32(acc, x, ldx, w, wrow, k, tm, tn, dtype, 1, 0);
     if (k < K)
         step_f32(acc, x, ldx, w, wrow, k, tm, tn, dtype, 0, (__mmask16)((1u << (K - k)) - 1));
-#pragma GCC unroll 8
-    for (int i = 0; i < tm; i++)
-#pragma GCC unroll 8
-        for (int j = 0; j < tn; j++)
-            y[(size_t)i * ldy + (size_t)j] = _mm512_reduce_add_ps(acc[i][j]);
+    store_acc(y, ldy, acc, tm, tn);
 }
 
 /* ---- bf16 X (vdpbf16ps) ------------------------------------------------------------------ */
@@ -116,21 +125,13 @@ AI BF16 void step_bh(__m512 acc[TM][TN], const uint16_t *x, size_t ldx, const ch
 AI BF16 void tile_bh(float *y, size_t ldy, const uint16_t *x, size_t ldx, const char *w, size_t K,
                      int tm, int tn) {
     __m512 acc[TM][TN];
-#pragma GCC unroll 8
-    for (int i = 0; i < tm; i++)
-#pragma GCC unroll 8
-        for (int j = 0; j < tn; j++)
-            acc[i][j] = _mm512_setzero_ps();
+    zero_acc(acc, tm, tn);
     size_t k = 0;
     for (; k + 32 <= K; k += 32)
         step_bh(acc, x, ldx, w, K, k, tm, tn, 1, 0);
     if (k < K)
         step_bh(acc, x, ldx, w, K, k, tm, tn, 0, (__mmask32)((1ull << (K - k)) - 1));
-#pragma GCC unroll 8
-    for (int i = 0; i < tm; i++)
-#pragma GCC unroll 8
-        for (int j = 0; j < tn; j++)
-            y[(size_t)i * ldy + (size_t)j] = _mm512_reduce_add_ps(acc[i][j]);
+    store_acc(y, ldy, acc, tm, tn);
 }
 
 /* ---- one instance per tile shape: the constants unroll the loops, acc stays in registers -- */
