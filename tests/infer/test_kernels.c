@@ -2,7 +2,8 @@
  * (independent of infer_kernels*.c): matvec for each weight dtype over many shapes, row ranges
  * and misaligned pointers; every bf16 and f16 bit pattern widened; f32 -> bf16 on special
  * values and millions of random ones; dot, axpy, scale; the prefill products (ik_gemm for each
- * weight dtype, ik_gemm_bf16); and the dispatch rules.
+ * weight dtype, ik_gemm_bf16); the exponentials and decode attention of infer_exp.c (the
+ * scalar set's bits on every set where infer_internal.h promises them); and the dispatch rules.
  *
  * LONGCTX_TEST_EXHAUSTIVE=1 also compares f32 -> bf16 of every SIMD set with the scalar one over
  * all 2^32 inputs (seconds per set in a release build; not run by ctest). */
@@ -626,6 +627,116 @@ static void test_attn(const char *isa) {
             test_attn_softmax(isa, rows[ri], keys[ki]);
 }
 
+/* ---- exponentials and decode attention (infer_exp.c) -------------------------------------- */
+
+/* infer_exp_sum, infer_silu_mul, infer_max: the scalar set's bits on every set, and float64;
+ * infer_attn_scores / _wsum: float64, and on the sets without an AVX-512 version (scalar,
+ * avx2) the exact fmaf chain over d (scores) or t (sums) that infer_exp.c computes. */
+static void test_exp(const char *isa) {
+    static const int lens[] = {0, 1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 100, 1000};
+    const int isa_now = ik_isa_current(), chain = isa_now < IK_AVX512;
+    enum { MAXN = 1000 };
+    float *x = malloc(MAXN * sizeof(float)), *x0 = malloc(MAXN * sizeof(float));
+    float *x1 = malloc(MAXN * sizeof(float)), *u = malloc(MAXN * sizeof(float));
+    int ok = 1;
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        const int n = lens[li];
+        for (int i = 0; i < n; i++) {
+            x0[i] = frand() * (i % 7 == 0 ? 120.0f : 12.0f); /* some past the clamp */
+            u[i] = frand();
+        }
+        double mx = -INFINITY;
+        for (int i = 0; i < n; i++)
+            mx = x0[i] > mx ? x0[i] : mx;
+        const float got_max = infer_max(x0, n);
+        ok &= n ? got_max == (float)mx : got_max == -INFINITY;
+        const float m = n ? (float)mx : 0.0f;
+        memcpy(x, x0, (size_t)n * sizeof(float));
+        memcpy(x1, x0, (size_t)n * sizeof(float));
+        const float sum = infer_exp_sum(x, n, m);
+        ik_init("scalar");
+        const float sum1 = infer_exp_sum(x1, n, m);
+        ik_init(isa_names[isa_now]);
+        ok &= same_bits(sum, sum1);
+        double want_sum = 0;
+        for (int i = 0; i < n; i++) {
+            const double d = x0[i] - m, e = exp(d < -87 ? -87 : d); /* the float difference */
+            ok &= same_bits(x[i], x1[i]) && close_rel(x[i], e, 2e-6);
+            want_sum += x[i];
+        }
+        ok &= close_rel(sum, want_sum, 1e-5) || (n == 0 && sum == 0);
+        memcpy(x, x0, (size_t)n * sizeof(float));
+        memcpy(x1, x0, (size_t)n * sizeof(float));
+        infer_silu_mul(x, u, (size_t)n);
+        ik_init("scalar");
+        infer_silu_mul(x1, u, (size_t)n);
+        ik_init(isa_names[isa_now]);
+        for (int i = 0; i < n; i++) {
+            const double g = x0[i], want = g / (1 + exp(-g)) * u[i];
+            ok &= same_bits(x[i], x1[i]) && fabs(x[i] - want) <= 2e-6 * fabs(want) + 1e-30;
+        }
+        if (!ok) {
+            fprintf(stderr, "  exp %s n %d\n", isa, n);
+            break;
+        }
+    }
+    CHECK(ok);
+    ok &= infer_exp(0.0f) == 1.0f && close_rel(infer_exp(-3.5f), exp(-3.5), 1e-6);
+    CHECK(ok);
+    /* scores and weighted sums over a tile of n keys, rows ldk / ldv apart */
+    static const int hds[] = {1, 8, 15, 16, 17, 64, 80, 128};
+    for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++) {
+        const int hd = hds[hi], nk = 1 + (int)(hi * 5) % 13;
+        const size_t ldk = (size_t)hd + 3;
+        float *q = malloc((size_t)hd * sizeof(float)), *k = malloc(nk * ldk * sizeof(float));
+        float *s = malloc((size_t)nk * sizeof(float)), *p = malloc((size_t)nk * sizeof(float));
+        float *acc = malloc((size_t)hd * sizeof(float)), *acc0 = malloc((size_t)hd * sizeof(float));
+        for (int d = 0; d < hd; d++)
+            q[d] = frand(), acc0[d] = frand();
+        for (size_t i = 0; i < nk * ldk; i++)
+            k[i] = frand();
+        for (int t = 0; t < nk; t++)
+            p[t] = fabsf(frand());
+        infer_attn_scores(s, q, k, ldk, nk, hd);
+        for (int t = 0; t < nk; t++) {
+            double want = 0, mag = 0;
+            float f = 0;
+            for (int d = 0; d < hd; d++) {
+                want += (double)q[d] * k[(size_t)t * ldk + (size_t)d];
+                mag += fabs((double)q[d] * k[(size_t)t * ldk + (size_t)d]);
+                f = fmaf(q[d], k[(size_t)t * ldk + (size_t)d], f);
+            }
+            ok &= fabs(s[t] - want) <= hd * 0x1p-24 * mag && (!chain || same_bits(s[t], f));
+        }
+        memcpy(acc, acc0, (size_t)hd * sizeof(float));
+        infer_attn_wsum(acc, p, k, ldk, nk, hd);
+        for (int d = 0; d < hd; d++) {
+            double want = acc0[d], mag = fabs(acc0[d]);
+            float f = acc0[d];
+            for (int t = 0; t < nk; t++) {
+                want += (double)p[t] * k[(size_t)t * ldk + (size_t)d];
+                mag += fabs((double)p[t] * k[(size_t)t * ldk + (size_t)d]);
+                f = fmaf(p[t], k[(size_t)t * ldk + (size_t)d], f);
+            }
+            ok &=
+                fabs(acc[d] - want) <= (nk + 1) * 0x1p-24 * mag && (!chain || same_bits(acc[d], f));
+        }
+        if (!ok)
+            fprintf(stderr, "  attn scores/wsum %s hd %d keys %d\n", isa, hd, nk);
+        CHECK(ok);
+        free(q);
+        free(k);
+        free(s);
+        free(p);
+        free(acc);
+        free(acc0);
+    }
+    free(x);
+    free(x0);
+    free(x1);
+    free(u);
+}
+
 /* ---- dispatch ---------------------------------------------------------------------------- */
 
 /* ik_gemm (f32 x; f32, bf16, f16 weights) and ik_gemm_bf16 (bf16 x and weights) against
@@ -746,6 +857,7 @@ int main(void) {
         test_blas1(isa_names[isa]);
         test_gemm(isa);
         test_attn(isa_names[isa]);
+        test_exp(isa_names[isa]);
         if (ex && *ex && strcmp(ex, "0") != 0 && isa != IK_SCALAR)
             test_f32_to_bf16_exhaustive(isa);
     }
