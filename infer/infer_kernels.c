@@ -1,5 +1,6 @@
-/* infer_kernels.c - run-time choice of the kernel set, the public entry points, and the scalar
- * kernels (the reference for the SIMD ones and the fallback for CPUs without AVX2).
+/* infer_kernels.c - run-time choice of the kernel set (the one SIMD dispatch of infer/, for
+ * infer_exp.c's kernels too), the public entry points, and the scalar kernels (the reference
+ * for the SIMD ones and the fallback for CPUs without AVX2 and for non-x86 builds).
  *
  * The SIMD sets live in infer_kernels_avx2.c and infer_kernels_avx512.c, each compiled with
  * its own -m flags rather than __attribute__((target)) on every function: gcc and clang then
@@ -139,6 +140,12 @@ const ik_ops ik_ops_scalar = {
     .scale = scale_scalar,
     .attn_qk = ik_attn_qk_scalar,
     .attn_pv = ik_attn_pv_scalar,
+    .exp_sum = ik_exp_sum_scalar,
+    .max = ik_max_scalar,
+    .silu_mul = ik_silu_mul_scalar,
+    .attn_scores = ik_attn_scores_scalar,
+    .attn_wsum = ik_attn_wsum_scalar,
+    .attn_softmax = ik_attn_softmax_scalar,
 };
 
 /* ---- dispatch ---------------------------------------------------------------------------- */
@@ -205,7 +212,7 @@ int ik_isa_current(void) {
     return atomic_load_explicit(&g_ops, memory_order_relaxed)->isa;
 }
 
-static const ik_ops *ops_now(void) {
+const ik_ops *ik_ops_now(void) {
     return atomic_load_explicit(&g_ops, memory_order_relaxed);
 }
 
@@ -222,8 +229,8 @@ void ik_matvec(float *y, const float *x, const void *w, int dtype, size_t cols, 
         return;
     }
     size_t elem_bytes = dtype == INFER_DT_F32 ? 4 : 2;
-    ops_now()->matvec[dtype](y, x, (const unsigned char *)w + row0 * cols * elem_bytes, cols,
-                             row1 - row0);
+    ik_ops_now()->matvec[dtype](y, x, (const unsigned char *)w + row0 * cols * elem_bytes, cols,
+                                row1 - row0);
 }
 
 void ik_to_f32(float *dst, const void *src, int dtype, size_t n) {
@@ -233,20 +240,20 @@ void ik_to_f32(float *dst, const void *src, int dtype, size_t n) {
     if (dtype == INFER_DT_F32)
         memcpy(dst, src, n * sizeof *dst);
     else if (dtype == INFER_DT_BF16)
-        ops_now()->bf16_to_f32(dst, src, n);
+        ik_ops_now()->bf16_to_f32(dst, src, n);
     else
-        ops_now()->f16_to_f32(dst, src, n);
+        ik_ops_now()->f16_to_f32(dst, src, n);
 }
 
 void ik_f32_to_bf16(uint16_t *dst, const float *src, size_t n) {
     if (n)
-        ops_now()->f32_to_bf16(dst, src, n);
+        ik_ops_now()->f32_to_bf16(dst, src, n);
 }
 
 int ik_gemm(float *y, size_t ldy, const float *x, size_t ldx, const void *w, int dtype, size_t cols,
             size_t n, size_t m) {
 #ifdef LONGCTX_IK_X86
-    if (ops_now()->isa >= IK_AVX512) {
+    if (ik_ops_now()->isa >= IK_AVX512) {
         if (n && m)
             ik_gemm_avx512(y, ldy, x, ldx, w, dtype, cols, n, m);
         return 0;
@@ -259,7 +266,7 @@ int ik_gemm(float *y, size_t ldy, const float *x, size_t ldx, const void *w, int
 int ik_gemm_bf16(float *y, size_t ldy, const uint16_t *x, size_t ldx, const void *w, size_t cols,
                  size_t n, size_t m) {
 #ifdef LONGCTX_IK_X86
-    if (ops_now()->isa == IK_AVX512BF16) {
+    if (ik_ops_now()->isa == IK_AVX512BF16) {
         if (n && m)
             ik_gemm_bf16_avx512bf16(y, ldy, x, ldx, w, cols, n, m);
         return 0;
@@ -270,29 +277,29 @@ int ik_gemm_bf16(float *y, size_t ldy, const uint16_t *x, size_t ldx, const void
 }
 
 float ik_dot(const float *a, const float *b, size_t n) {
-    return n ? ops_now()->dot(a, b, n) : 0.0f;
+    return n ? ik_ops_now()->dot(a, b, n) : 0.0f;
 }
 
 void ik_axpy(float *y, float a, const float *x, size_t n) {
     if (n)
-        ops_now()->axpy(y, a, x, n);
+        ik_ops_now()->axpy(y, a, x, n);
 }
 
 void ik_scale(float *y, float a, size_t n) {
     if (n)
-        ops_now()->scale(y, a, n);
+        ik_ops_now()->scale(y, a, n);
 }
 
 void ik_attn_qk(float *st, const float *qt, size_t ld, const float *k, size_t ldk, int n_keys,
                 int n_rows, int hd) {
     assert(ld % IK_LANES == 0 && (size_t)n_rows <= ld);
     if (n_keys > 0 && n_rows > 0 && hd > 0)
-        ops_now()->attn_qk(st, qt, ld, k, ldk, n_keys, n_rows, hd);
+        ik_ops_now()->attn_qk(st, qt, ld, k, ldk, n_keys, n_rows, hd);
 }
 
 void ik_attn_pv(float *acc, size_t ldacc, const float *c, const float *st, size_t ld,
                 const float *v, size_t ldv, const int *n, int n_rows, int hd) {
     assert(ld % IK_LANES == 0 && (size_t)n_rows <= ld);
     if (n_rows > 0 && hd > 0)
-        ops_now()->attn_pv(acc, ldacc, c, st, ld, v, ldv, n, n_rows, hd);
+        ik_ops_now()->attn_pv(acc, ldacc, c, st, ld, v, ldv, n, n_rows, hd);
 }

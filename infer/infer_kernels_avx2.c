@@ -11,6 +11,9 @@
 #include <immintrin.h>
 #include <math.h>
 
+#define IK_VEC_AVX2
+#include "infer_kernels_exp_body.h" /* exp_sum_vec, silu_mul_vec, attn_softmax_vec */
+
 /* ---- 8 weights -> 8 floats --------------------------------------------------------------- */
 
 #define AI static inline __attribute__((always_inline))
@@ -228,4 +231,10 @@ const ik_ops ik_ops_avx2 = {
     .scale = scale_avx2,
     .attn_qk = ik_attn_qk_avx2,
     .attn_pv = ik_attn_pv_avx2,
+    .exp_sum = exp_sum_vec,
+    .max = ik_max_scalar, /* these three have no AVX2 versions (infer_exp.c) */
+    .silu_mul = silu_mul_vec,
+    .attn_scores = ik_attn_scores_scalar,
+    .attn_wsum = ik_attn_wsum_scalar,
+    .attn_softmax = attn_softmax_vec,
 };

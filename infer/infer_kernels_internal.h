@@ -1,12 +1,17 @@
-/* infer_kernels_internal.h - the per-ISA kernel tables behind infer_kernels.h, and the scalar
- * element conversions every implementation shares for its definition of a result.
+/* infer_kernels_internal.h - the per-ISA kernel tables behind infer_kernels.h and the
+ * exponentials of infer_internal.h, and the scalar element operations every implementation
+ * shares for its definition of a result.
  *
- * infer_kernels.c holds the scalar kernels and the dispatch; infer_kernels_avx2.c and
- * infer_kernels_avx512.c are compiled with their own -m flags (infer/CMakeLists.txt) and only
- * called after ik_init() has seen the CPU report those features. */
+ * This table is the one SIMD dispatch of infer/: ik_init() picks a set once (CPU features or
+ * LONGCTX_ISA) and every kernel entry point calls through ik_ops_now(). infer_kernels.c and
+ * infer_exp.c hold the scalar kernels; infer_kernels_avx2.c and infer_kernels_avx512.c (with
+ * their _attn_ companions) are compiled with their own -m flags (infer/CMakeLists.txt), only on
+ * x86-64 and only with -DLONGCTX_SIMD=ON, and only called after ik_init() has seen the CPU
+ * report those features. Nothing outside those files includes <immintrin.h>. */
 #ifndef LONGCTX_INFER_KERNELS_INTERNAL_H
 #define LONGCTX_INFER_KERNELS_INTERNAL_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -32,12 +37,31 @@ typedef struct {
                     int n_rows, int hd);
     void (*attn_pv)(float *acc, size_t ldacc, const float *c, const float *st, size_t ld,
                     const float *v, size_t ldv, const int *n, int n_rows, int hd);
+    /* the exponentials and decode attention of infer_internal.h (infer_exp.c); n >= 0 */
+    float (*exp_sum)(float *x, int n, float m);
+    float (*max)(const float *x, int n);
+    void (*silu_mul)(float *g, const float *u, size_t n);
+    void (*attn_scores)(float *s, const float *q, const float *k, size_t ldk, int n, int hd);
+    void (*attn_wsum)(float *acc, const float *p, const float *v, size_t ldv, int n, int hd);
+    void (*attn_softmax)(float *st, size_t ld, int n_keys, const int *n, float *m, float *l,
+                         float *c, int n_rows);
 } ik_ops;
+
+/*! ik_ops_now() : the set ik_init() chose (scalar until the first call); never NULL. */
+const ik_ops *ik_ops_now(void);
 
 void ik_attn_qk_scalar(float *st, const float *qt, size_t ld, const float *k, size_t ldk,
                        int n_keys, int n_rows, int hd);
 void ik_attn_pv_scalar(float *acc, size_t ldacc, const float *c, const float *st, size_t ld,
                        const float *v, size_t ldv, const int *n, int n_rows, int hd);
+/* infer_exp.c: the scalar exponentials, also the avx2 set's max and decode attention */
+float ik_exp_sum_scalar(float *x, int n, float m);
+float ik_max_scalar(const float *x, int n);
+void ik_silu_mul_scalar(float *g, const float *u, size_t n);
+void ik_attn_scores_scalar(float *s, const float *q, const float *k, size_t ldk, int n, int hd);
+void ik_attn_wsum_scalar(float *acc, const float *p, const float *v, size_t ldv, int n, int hd);
+void ik_attn_softmax_scalar(float *st, size_t ld, int n_keys, const int *n, float *m, float *l,
+                            float *c, int n_rows);
 
 extern const ik_ops ik_ops_scalar;
 #ifdef LONGCTX_IK_X86
@@ -106,6 +130,46 @@ static inline uint16_t ik_f32_to_bf16_1(float f) {
     if ((u & 0x7fffffffu) > 0x7f800000u)
         return (uint16_t)((u >> 16) | 0x40);
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
+}
+
+/* ---- exp: one fixed sequence of operations on every ISA ---------------------------------- */
+/* Cephes' expf polynomial (about 1 ulp), fused multiply-adds in a fixed order; the vector
+ * version is ik_vec_exp in infer_kernels_exp_body.h. */
+
+#define IK_EXP_LO (-87.0f) /* inputs are clamped: 2^n stays normal */
+#define IK_EXP_HI 88.0f
+#define IK_LOG2E  1.44269504088896341f
+#define IK_LN2_HI 0.693359375f
+#define IK_LN2_LO (-2.12194440e-4f)
+#define IK_EXP_P0 1.9875691500e-4f
+#define IK_EXP_P1 1.3981999507e-3f
+#define IK_EXP_P2 8.3334519073e-3f
+#define IK_EXP_P3 4.1665795894e-2f
+#define IK_EXP_P4 1.6666665459e-1f
+#define IK_EXP_P5 5.0000001201e-1f
+
+static inline float ik_exp_1(float x) {
+    x = x < IK_EXP_LO ? IK_EXP_LO : x > IK_EXP_HI ? IK_EXP_HI : x;
+    float n = nearbyintf(x * IK_LOG2E);
+    float r = fmaf(n, -IK_LN2_HI, x);
+    r = fmaf(n, -IK_LN2_LO, r);
+    float p = fmaf(IK_EXP_P0, r, IK_EXP_P1);
+    p = fmaf(p, r, IK_EXP_P2);
+    p = fmaf(p, r, IK_EXP_P3);
+    p = fmaf(p, r, IK_EXP_P4);
+    p = fmaf(p, r, IK_EXP_P5);
+    float y = fmaf(p, r * r, r) + 1.0f;
+    return ldexpf(y, (int)n);
+}
+
+/* the fixed reduction of 16 lane sums (element i of a sum goes into lane i mod 16) */
+static inline float ik_sum16(const float *l) {
+    float a[8], b[4];
+    for (int i = 0; i < 8; i++)
+        a[i] = l[i] + l[i + 8];
+    for (int i = 0; i < 4; i++)
+        b[i] = a[i] + a[i + 4];
+    return (b[0] + b[2]) + (b[1] + b[3]);
 }
 
 #endif
