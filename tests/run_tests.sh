@@ -5,7 +5,8 @@
 #   3. an ASan+UBSan build (clang) running the full suite again
 #   4. a ThreadSanitizer build (clang) running the threaded tests
 #   5. the libFuzzer targets built and run briefly (clang)
-#   6. style gates: clang-format, MPI_COMM_WORLD only in *_main.c and tests/
+#   6. a portable scalar build (-DLONGCTX_SIMD=OFF, -mno-avx on x86-64) running test_kernels
+#   7. style gates: clang-format, MPI_COMM_WORLD only in *_main.c and tests/
 # Settings (environment overrides):
 set -euo pipefail
 JOBS=${JOBS:-$(nproc)}
@@ -51,6 +52,13 @@ cmake -S . -B build-tsan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DSAN
   -DWERROR=ON >/dev/null
 cmake --build build-tsan -j "$JOBS" >/dev/null
 ( cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest -L threads --output-on-failure --timeout 900 )
+
+step "portable scalar build (-DLONGCTX_SIMD=OFF, no AVX): test_kernels"
+no_avx=""; [ "$(uname -m)" = x86_64 ] && no_avx="-mno-avx"
+cmake -S . -B build-scalar -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLONGCTX_SIMD=OFF \
+  -DCMAKE_C_FLAGS="$no_avx" -DWERROR=ON >/dev/null
+cmake --build build-scalar -j "$JOBS" --target test_kernels >/dev/null
+( cd build-scalar && ctest -R '^test_kernels$' --output-on-failure )
 
 step "fuzz targets (libFuzzer, ${FUZZ_SECONDS}s each)"
 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DFUZZ=ON -DSANITIZE=address,undefined \
