@@ -3,8 +3,10 @@
  * (infer/CMakeLists.txt); the one AVX512_BF16 function carries its own target attribute.
  * Reached only through ik_ops_avx512 / ik_ops_avx512bf16 once ik_init() has checked the CPU.
  *
- * Tails use masked loads and stores (a masked-off lane is never touched, so no read past the
- * end), and go through the same conversions as full vectors. */
+ * The kernels written once over the vector width come from infer_kernels_body.h and
+ * infer_kernels_exp_body.h at 16 lanes; this file keeps what is AVX-512's own: f32 -> bf16,
+ * dot, the row max and decode attention, and the tables. Tails use masked loads and stores (a
+ * masked-off lane is never touched, so no read past the end). */
 #include "infer_kernels.h"
 #include "infer_kernels_internal.h"
 
@@ -14,131 +16,21 @@
 #include <immintrin.h>
 
 #define IK_VEC_AVX512
+#include "infer_kernels_body.h"     /* matvec_vec, *_to_f32_vec, axpy_vec, scale_vec */
 #include "infer_kernels_exp_body.h" /* exp_sum_vec, silu_mul_vec, attn_softmax_vec */
 
-/* ---- 16 weights -> 16 floats, whole or masked -------------------------------------------- */
-
-#define AI static inline __attribute__((always_inline))
-
-AI __m512 widen16_bf16(__m256i h) {
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
-
-/* dtype is a constant wherever these are inlined: one branch-free loop per dtype */
-AI __m512 ld16(const unsigned char *p, int dtype) {
-    if (dtype == INFER_DT_F32)
-        return _mm512_loadu_ps(p);
-    const __m256i h = _mm256_loadu_si256((const __m256i *)p);
-    return dtype == INFER_DT_BF16 ? widen16_bf16(h) : _mm512_cvtph_ps(h);
-}
-
-AI __m512 ld16m(const unsigned char *p, __mmask16 m, int dtype) {
-    if (dtype == INFER_DT_F32)
-        return _mm512_maskz_loadu_ps(m, p);
-    const __m256i h = _mm256_maskz_loadu_epi16(m, p);
-    return dtype == INFER_DT_BF16 ? widen16_bf16(h) : _mm512_cvtph_ps(h);
-}
-
-static inline __mmask16 tail_mask(size_t n) {
-    assert(n < 16);
-    return (__mmask16)((1u << n) - 1);
-}
-
-/* Each row's stream is also prefetched into L2 this far ahead (bench_kernels, 1 thread, without
- * -> with: avx512 f32 25-26 -> 29-31 GB/s, avx2 bf16 20-22 -> 22-24). 2 KiB beat 0.5, 1 and
- * 4 KiB; prefetcht0 lost 4-6 GB/s at any distance (scratch runs). A prefetch past the end of w
- * is harmless: it never faults. */
-#define PREFETCH_BYTES 2048
-
-/* ---- matvec ------------------------------------------------------------------------------ */
-
-/* Eight rows per pass, 16 columns per step: x is loaded once for eight rows, eight independent
- * FMA chains, and eight concurrent read streams - more streams is what lifts one core's read
- * rate here (1 thread, f32, no prefetch: 4 rows x 32 columns 23-24 GB/s, 8 x 16 26-27,
- * 16 x 16 23-24; a scratch harness timed like bench_kernels, not kept).
- * avx512 matvec f32, 8192x4096, 1 thread (bench_kernels): 30.8 GB/s (avx2 29.7, scalar 18.7,
- * OpenBLAS sgemv 23.4, read ceiling 32.6). */
-AI void matvec_avx512(float *y, const float *x, const void *wv, size_t cols, size_t n_rows,
-                      int dtype) {
-    const unsigned char *w = wv;
-    const size_t esz = dtype == INFER_DT_F32 ? 4 : 2, row_bytes = cols * esz;
-    /* rows shorter than 4 KiB: prefetch the same place in the next pass's rows (2 KiB ahead
-     * would land in rows this pass already streams: 1024-column bf16 rows read 11.6 GB/s) */
-    const size_t ahead = row_bytes > 4096 ? PREFETCH_BYTES : 8 * row_bytes;
-    const size_t n16 = cols & ~(size_t)15, n32 = cols & ~(size_t)31;
-    const __mmask16 mt = tail_mask(cols - n16);
-    const __m512 xt = _mm512_maskz_loadu_ps(mt, x + n16);
-    size_t r = 0;
-    for (; r + 8 <= n_rows; r += 8) {
-        const unsigned char *w0 = w + r * row_bytes;
-        __m512 acc[8];
-        for (int i = 0; i < 8; i++)
-            acc[i] = _mm512_setzero_ps();
-        for (size_t c = 0; c < n16; c += 16) {
-            const __m512 xc = _mm512_loadu_ps(x + c);
-#pragma GCC unroll 8
-            for (int i = 0; i < 8; i++) {
-                const unsigned char *p = w0 + i * row_bytes + c * esz;
-                _mm_prefetch((const char *)p + ahead, _MM_HINT_T1);
-                acc[i] = _mm512_fmadd_ps(ld16(p, dtype), xc, acc[i]);
-            }
-        }
-        if (mt)
-            for (int i = 0; i < 8; i++)
-                acc[i] =
-                    _mm512_fmadd_ps(ld16m(w0 + i * row_bytes + n16 * esz, mt, dtype), xt, acc[i]);
-        for (int i = 0; i < 8; i++)
-            y[r + i] = _mm512_reduce_add_ps(acc[i]);
-    }
-    for (; r < n_rows; r++) { /* the last n_rows % 8 */
-        const unsigned char *w0 = w + r * row_bytes;
-        __m512 a = _mm512_setzero_ps(), b = a;
-        for (size_t c = 0; c < n32; c += 32) {
-            a = _mm512_fmadd_ps(ld16(w0 + c * esz, dtype), _mm512_loadu_ps(x + c), a);
-            b = _mm512_fmadd_ps(ld16(w0 + (c + 16) * esz, dtype), _mm512_loadu_ps(x + c + 16), b);
-        }
-        if (n16 > n32)
-            a = _mm512_fmadd_ps(ld16(w0 + n32 * esz, dtype), _mm512_loadu_ps(x + n32), a);
-        if (mt)
-            b = _mm512_fmadd_ps(ld16m(w0 + n16 * esz, mt, dtype), xt, b);
-        y[r] = _mm512_reduce_add_ps(_mm512_add_ps(a, b));
-    }
-}
+/* ---- matvec: infer_kernels_body.h at 16 lanes --------------------------------------------- */
 
 static void matvec_f32_avx512(float *y, const float *x, const void *w, size_t cols, size_t n_rows) {
-    matvec_avx512(y, x, w, cols, n_rows, INFER_DT_F32);
+    matvec_vec(y, x, w, cols, n_rows, INFER_DT_F32);
 }
 
 /* bf16 and f16 weights go through the avx2 kernel (ik_matvec_bf16_avx2, _f16_avx2): with the
- * 512-bit widening (vpmovzxwd / vcvtph2ps zmm) this loop streamed 23-24 GB/s on one Zen 4 core,
+ * 512-bit widening (vpmovzxwd / vcvtph2ps zmm) matvec_vec streamed 23-24 GB/s on one Zen 4 core,
  * the 256-bit one 25-27 (A/B of the two in one scratch binary, 8192x4096, best of 7, twice).
- * A CPU with full-width 512-bit units may prefer matvec_avx512(..., INFER_DT_BF16): measure. */
+ * A CPU with full-width 512-bit units may prefer matvec_vec(..., INFER_DT_BF16) here: measure. */
 
-/* ---- conversions ------------------------------------------------------------------------- */
-
-/* avx512 to_f32 (bench_kernels, 64 Ki elements in L2): bf16 19.0 G elements/s, f16 19.3 - the
- * same as avx2 on Zen 4, which splits 512-bit operations in two (scalar 3.6 / 0.9). */
-static void bf16_to_f32_avx512(float *dst, const void *src, size_t n) {
-    const unsigned char *s = src;
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(dst + i, ld16(s + 2 * i, INFER_DT_BF16));
-    if (i < n) {
-        const __mmask16 m = tail_mask(n - i);
-        _mm512_mask_storeu_ps(dst + i, m, ld16m(s + 2 * i, m, INFER_DT_BF16));
-    }
-}
-
-static void f16_to_f32_avx512(float *dst, const void *src, size_t n) {
-    const unsigned char *s = src;
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(dst + i, ld16(s + 2 * i, INFER_DT_F16));
-    if (i < n) {
-        const __mmask16 m = tail_mask(n - i);
-        _mm512_mask_storeu_ps(dst + i, m, ld16m(s + 2 * i, m, INFER_DT_F16));
-    }
-}
+/* ---- f32 -> bf16 (per ISA: infer_kernels_avx2.c says why) ------------------------------- */
 
 /* ik_f32_to_bf16_1 on 16 lanes, widened: integer round to nearest even, NaN made quiet. */
 static inline __m512i round16_bf16(__m512 f) {
@@ -160,7 +52,7 @@ static void f32_to_bf16_avx512(uint16_t *dst, const float *src, size_t n) {
         _mm256_storeu_si256((__m256i *)(dst + i),
                             _mm512_cvtepi32_epi16(round16_bf16(_mm512_loadu_ps(src + i))));
     if (i < n) {
-        const __mmask16 m = tail_mask(n - i);
+        const __mmask16 m = ik_vec_part_mask(n - i);
         _mm512_mask_cvtepi32_storeu_epi16(dst + i, m,
                                           round16_bf16(_mm512_maskz_loadu_ps(m, src + i)));
     }
@@ -189,12 +81,12 @@ static void f32_to_bf16_avx512bf16(uint16_t *dst, const float *src, size_t n) {
     for (; i + 16 <= n; i += 16)
         _mm256_storeu_si256((__m256i *)(dst + i), cvt16_bf16(_mm512_loadu_ps(src + i)));
     if (i < n) {
-        const __mmask16 m = tail_mask(n - i);
+        const __mmask16 m = ik_vec_part_mask(n - i);
         _mm256_mask_storeu_epi16(dst + i, m, cvt16_bf16(_mm512_maskz_loadu_ps(m, src + i)));
     }
 }
 
-/* ---- level-1 ----------------------------------------------------------------------------- */
+/* ---- dot (per ISA: infer_kernels_avx2.c says why) ---------------------------------------- */
 
 /* avx512 dot (bench_kernels, 2 x 2 Ki floats in L1): 26.4 G elements/s, no faster than avx2's
  * 27.7 on Zen 4 (split 512-bit ops); kept for CPUs with full-width units and for the masked
@@ -211,49 +103,10 @@ static float dot_avx512(const float *a, const float *b, size_t n) {
     for (; i + 16 <= n; i += 16)
         s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
     if (i < n) {
-        const __mmask16 m = tail_mask(n - i);
+        const __mmask16 m = ik_vec_part_mask(n - i);
         s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s1);
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
-}
-
-/* avx512 axpy (bench_kernels, 2 x 2 Ki floats in L1): 23.3 G elements/s, avx2 24.5, scalar 1.8:
- * as for dot. */
-static void axpy_avx512(float *y, float a, const float *x, size_t n) {
-    const __m512 va = _mm512_set1_ps(a);
-    size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        _mm512_storeu_ps(y + i,
-                         _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
-        _mm512_storeu_ps(y + i + 16, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i + 16),
-                                                     _mm512_loadu_ps(y + i + 16)));
-    }
-    for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(y + i,
-                         _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
-    if (i < n) {
-        const __mmask16 m = tail_mask(n - i);
-        _mm512_mask_storeu_ps(
-            y + i, m,
-            _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
-    }
-}
-
-/* avx512 scale (bench_kernels, 2 Ki floats in L1): 29.1 G elements/s, avx2 29.0, scalar 3.6:
- * as for dot. */
-static void scale_avx512(float *y, float a, size_t n) {
-    const __m512 va = _mm512_set1_ps(a);
-    size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        _mm512_storeu_ps(y + i, _mm512_mul_ps(va, _mm512_loadu_ps(y + i)));
-        _mm512_storeu_ps(y + i + 16, _mm512_mul_ps(va, _mm512_loadu_ps(y + i + 16)));
-    }
-    for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(y + i, _mm512_mul_ps(va, _mm512_loadu_ps(y + i)));
-    if (i < n) {
-        const __mmask16 m = tail_mask(n - i);
-        _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(va, _mm512_maskz_loadu_ps(m, y + i)));
-    }
 }
 
 /* ---- the row max and decode attention (infer_exp.c's entry points) ----------------------- */
@@ -322,12 +175,12 @@ static void attn_wsum_avx512(float *acc, const float *p, const float *v, size_t 
 const ik_ops ik_ops_avx512 = {
     .isa = IK_AVX512,
     .matvec = {matvec_f32_avx512, ik_matvec_bf16_avx2, ik_matvec_f16_avx2},
-    .bf16_to_f32 = bf16_to_f32_avx512,
-    .f16_to_f32 = f16_to_f32_avx512,
+    .bf16_to_f32 = bf16_to_f32_vec,
+    .f16_to_f32 = f16_to_f32_vec,
     .f32_to_bf16 = f32_to_bf16_avx512,
     .dot = dot_avx512,
-    .axpy = axpy_avx512,
-    .scale = scale_avx512,
+    .axpy = axpy_vec,
+    .scale = scale_vec,
     .attn_qk = ik_attn_qk_avx512,
     .attn_pv = ik_attn_pv_avx512,
     .exp_sum = exp_sum_vec,
@@ -341,12 +194,12 @@ const ik_ops ik_ops_avx512 = {
 const ik_ops ik_ops_avx512bf16 = {
     .isa = IK_AVX512BF16,
     .matvec = {matvec_f32_avx512, ik_matvec_bf16_avx2, ik_matvec_f16_avx2},
-    .bf16_to_f32 = bf16_to_f32_avx512,
-    .f16_to_f32 = f16_to_f32_avx512,
+    .bf16_to_f32 = bf16_to_f32_vec,
+    .f16_to_f32 = f16_to_f32_vec,
     .f32_to_bf16 = f32_to_bf16_avx512bf16,
     .dot = dot_avx512,
-    .axpy = axpy_avx512,
-    .scale = scale_avx512,
+    .axpy = axpy_vec,
+    .scale = scale_vec,
     .attn_qk = ik_attn_qk_avx512,
     .attn_pv = ik_attn_pv_avx512,
     .exp_sum = exp_sum_vec,

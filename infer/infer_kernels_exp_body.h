@@ -19,11 +19,9 @@
 
 #include <math.h>
 
-#define IK_AI static inline __attribute__((always_inline))
-
 enum { EXP_NV = 16 / F32_EPR }; /* registers per 16 sum lanes */
 
-IK_AI F32_VEC ik_vec_exp(F32_VEC x) {
+IK_VEC_AI F32_VEC ik_vec_exp(F32_VEC x) {
     x = F32_VEC_MAX(F32_VEC_MIN(x, F32_VEC_SET1(IK_EXP_HI)), F32_VEC_SET1(IK_EXP_LO));
     F32_VEC n = F32_VEC_ROUND(F32_VEC_MUL(x, F32_VEC_SET1(IK_LOG2E)));
     F32_VEC r = F32_VEC_FMA(n, F32_VEC_SET1(-IK_LN2_HI), x);
@@ -88,14 +86,14 @@ static void silu_mul_vec(float *g, const float *u, size_t n) {
 
 /* one key for F32_EPR lanes: the running max, or exp and the partial sum; `full`: every lane
  * sees every key (no mask), a constant wherever these are inlined */
-IK_AI F32_VEC max_step(const float *p, I32_VEC nv, int t, int full, F32_VEC pm) {
+IK_VEC_AI F32_VEC max_step(const float *p, I32_VEC nv, int t, int full, F32_VEC pm) {
     const F32_VEC x = F32_VEC_LOAD(p);
     if (full)
         return F32_VEC_MAX(x, pm);
     return F32_VEC_MAX_MASK(pm, x, F32_MASK_GT_I32(nv, I32_VEC_SET1(t)));
 }
 
-IK_AI F32_VEC exp_step(float *p, I32_VEC nv, int t, int full, F32_VEC m, F32_VEC part) {
+IK_VEC_AI F32_VEC exp_step(float *p, I32_VEC nv, int t, int full, F32_VEC m, F32_VEC part) {
     F32_VEC e = ik_vec_exp(F32_VEC_SUB(F32_VEC_LOAD(p), m));
     if (!full)
         e = F32_VEC_ZERO_MASK(e, F32_MASK_GT_I32(nv, I32_VEC_SET1(t)));
@@ -104,8 +102,8 @@ IK_AI F32_VEC exp_step(float *p, I32_VEC nv, int t, int full, F32_VEC m, F32_VEC
 }
 
 /* F32_EPR lanes of one tile: returns the new max, the probabilities in s, the sum in *sum */
-IK_AI F32_VEC softmax_lanes(float *s, size_t ld, int n_keys, I32_VEC nv, F32_VEC m_old,
-                            F32_VEC *sum, int full) {
+IK_VEC_AI F32_VEC softmax_lanes(float *s, size_t ld, int n_keys, I32_VEC nv, F32_VEC m_old,
+                                F32_VEC *sum, int full) {
     const F32_VEC ninf = F32_VEC_SET1(-INFINITY);
     F32_VEC p0 = ninf, p1 = ninf, p2 = ninf, p3 = ninf;
     int t = 0;

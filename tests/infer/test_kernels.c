@@ -688,6 +688,7 @@ static void test_exp(const char *isa) {
     static const int hds[] = {1, 8, 15, 16, 17, 64, 80, 128};
     for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++) {
         const int hd = hds[hi], nk = 1 + (int)(hi * 5) % 13;
+        ok = 1;
         const size_t ldk = (size_t)hd + 3;
         float *q = malloc((size_t)hd * sizeof(float)), *k = malloc(nk * ldk * sizeof(float));
         float *s = malloc((size_t)nk * sizeof(float)), *p = malloc((size_t)nk * sizeof(float));
