@@ -6,6 +6,11 @@
  * the two sets give the same bits; the register tiles are smaller (16 ymm registers: 12
  * accumulators). infer_kernels_attn_avx512.c says why these kernels exist.
  *
+ * Not written once over F32_VEC_* (infer_kernels_vec.h) as matvec is: the register tiles are
+ * the speed, and they differ by width (qk 6 keys x 2 vectors or 12 x 1 here, 6 x 4 down to
+ * 24 x 1 there; the tail columns are vmaskmovps lanes here and mask registers there, and the
+ * per-row key mask a blend here and a masked FMA there).
+ *
  * bench_attn 32768 keys, hd 64, group 2, f32 cache, 1 thread, three runs (BENCHMARKS.md): a
  * whole tile 69.8-71.7 GFLOP/s against 50.8-52.3 for main's sgemm path under this set; qk alone
  * 89.3-92.3, pv alone 80.2-83.7. */

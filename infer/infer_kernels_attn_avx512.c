@@ -8,7 +8,8 @@
  * order, so any grouping of rows gives the same bits, and a row stops at its last causal key.
  *
  * Register tiles: every accumulator of a tile stays in a zmm register for the whole reduction
- * (24 of the 32), and each loaded vector or broadcast value feeds 4 to 6 FMAs.
+ * (24 of the 32), and each loaded vector or broadcast value feeds 4 to 6 FMAs. The tiles are
+ * sized for 32 registers, so this file and infer_kernels_attn_avx2.c (16) stay separate.
  *
  * bench_attn 32768 keys, hd 64, group 2, f32 cache, 1 thread, three runs (BENCHMARKS.md): a
  * whole tile (qk, softmax, pv) 90.9-92.2 GFLOP/s against 58.8-59.9 for main's sgemm path; qk
