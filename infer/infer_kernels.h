@@ -5,7 +5,8 @@
  * portable binary and picked at run time from what the CPU reports (__builtin_cpu_supports).
  * LONGCTX_ISA=scalar|avx2|avx512| avx512bf16 forces one (a request the CPU cannot run is refused,
  * never executed). avx512bf16 differs from avx512 only in ik_f32_to_bf16 (vcvtneps2bf16); no kernel
- * rounds x to bf16.
+ * rounds x to bf16. A build with -DLONGCTX_SIMD=OFF, and any non-x86-64 build, holds the scalar
+ * set only: there every other name is refused as a set this CPU lacks.
  *
  * Weights stay in their stored dtype (INFER_DT_F32, _BF16, _F16 of infer.h); activations are
  * float32. Every kernel accepts unaligned pointers (weights, `const void *`, at any byte
