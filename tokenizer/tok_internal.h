@@ -127,7 +127,7 @@ static inline uint8_t tok_class(const tokenizer *t, uint32_t cp) {
     return t->class_blocks[((uint32_t)t->class_index[cp >> 8] << 8) | (cp & 0xff)];
 }
 
-/* ---- loaders ------------------------------------------------------------------------------ */
+/* ---- loaders (tok_load_hf.c, tok_load_spm.c; called only by tokenizer_load in tok_load.c) */
 int tok_load_hf(tokenizer *t, const char *path, const char *text, size_t n);
 int tok_load_spm(tokenizer *t, const char *path, const uint8_t *data, size_t n);
 
