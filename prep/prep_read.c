@@ -14,7 +14,7 @@
  *                whole.
  */
 #include "prep_read.h"
-#include "tok_internal.h" /* tok_utf8_next: one definition of valid UTF-8 for all of prep */
+#include "tokenizer.h" /* tok_utf8_next: one definition of valid UTF-8 for all of prep */
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -23,7 +23,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 

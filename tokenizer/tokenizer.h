@@ -85,4 +85,43 @@ int tokenizer_encode(tok_ctx *c, const char *text, size_t n, const tok_encode_op
 int tokenizer_decode(tok_ctx *c, const uint32_t *ids, size_t n_ids, const char **out,
                      size_t *n_out);
 
+/* ---- UTF-8 -------------------------------------------------------------------------------- */
+/* The one definition of valid UTF-8 (RFC 3629) for the tokenizer and all of prep: no overlong
+ * forms, no surrogates, nothing above U+10FFFF. */
+#define TOK_INVALID_CP 0x110000u /* *cp of an invalid byte */
+
+/*! tok_utf8_next() :
+ *  Decodes one code point at s[0..n), n >= 1.
+ *  @return its length (1..4); an invalid or truncated sequence yields 1 and *cp = TOK_INVALID_CP.
+ */
+static inline size_t tok_utf8_next(const unsigned char *s, size_t n, uint32_t *cp) {
+    unsigned c = s[0];
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    if (c >= 0xc2 && c <= 0xdf && n >= 2 && (s[1] & 0xc0) == 0x80) {
+        *cp = ((c & 0x1fu) << 6) | (s[1] & 0x3fu);
+        return 2;
+    }
+    if (c >= 0xe0 && c <= 0xef && n >= 3 && (s[1] & 0xc0) == 0x80 && (s[2] & 0xc0) == 0x80) {
+        uint32_t v = ((c & 0x0fu) << 12) | ((s[1] & 0x3fu) << 6) | (s[2] & 0x3fu);
+        if (v >= 0x800 && (v < 0xd800 || v > 0xdfff)) {
+            *cp = v;
+            return 3;
+        }
+    }
+    if (c >= 0xf0 && c <= 0xf4 && n >= 4 && (s[1] & 0xc0) == 0x80 && (s[2] & 0xc0) == 0x80 &&
+        (s[3] & 0xc0) == 0x80) {
+        uint32_t v =
+            ((c & 0x07u) << 18) | ((s[1] & 0x3fu) << 12) | ((s[2] & 0x3fu) << 6) | (s[3] & 0x3fu);
+        if (v >= 0x10000 && v <= 0x10ffff) {
+            *cp = v;
+            return 4;
+        }
+    }
+    *cp = TOK_INVALID_CP;
+    return 1;
+}
+
 #endif
