@@ -85,6 +85,10 @@ typedef enum {
     PREP_UTF8_REJECT = 1,
 } prep_utf8_policy;
 
+/*! prep_format_from_name() : the format a file (or an archive member) has by its name, by the
+ *  rules above; case does not matter. */
+prep_format prep_format_from_name(const char *name);
+
 /* One input file. */
 typedef struct {
     char *path;
