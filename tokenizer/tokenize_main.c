@@ -65,7 +65,7 @@ static int read_batch(reader *r, doc **docs, size_t *docs_cap, size_t *n_docs) {
             r->offset += n;
             while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
                 n--;
-            if (n == 0) { /* empty lines are skipped, as the peers' readers do */
+            if (tok_json_is_blank(line, n)) { /* blank lines are skipped, as prep does */
                 free(line);
                 continue;
             }
@@ -136,8 +136,7 @@ typedef struct {
     const tokenizer *tok;
     tok_ctx *ctx;
     const tok_encode_opts *opts;
-    const char *field;
-    int jsonl;
+    tok_json *json; /* --jsonl: this thread's extractor of the text field */
     doc *docs;
     size_t d0, d1;
     uint32_t *ids; /* (ids_cap) ids of docs d0..d1, back to back */
@@ -167,37 +166,21 @@ static void *work(void *arg) {
             return NULL;
         }
     }
-    json_tokener *jt = w->jsonl ? json_tokener_new() : NULL;
     for (size_t i = w->d0; i < w->d1; i++) {
         doc *d = &w->docs[i];
         const char *text = d->line;
         size_t n = d->n;
-        json_object *obj = NULL, *v;
-        if (w->jsonl) {
-            json_tokener_reset(jt);
-            obj = json_tokener_parse_ex(jt, d->line, (int)d->n);
-            enum json_tokener_error e = json_tokener_get_error(jt);
-            if (!obj || e != json_tokener_success || json_tokener_get_parse_end(jt) != d->n) {
-                w->err = 1;
+        if (w->json) {
+            tok_json_fields f;
+            int jst = tok_json_extract(w->json, d->line, d->n, &f);
+            if (jst != TOK_JSON_OK) {
+                w->err = jst == TOK_JSON_ERR_NOMEM ? -1 : 1;
                 w->err_doc = i;
-                snprintf(w->err_msg, sizeof w->err_msg, "invalid JSON at column %zu: %s",
-                         json_tokener_get_parse_end(jt) + 1,
-                         e != json_tokener_success ? json_tokener_error_desc(e)
-                                                   : "trailing characters");
-                json_object_put(obj);
+                snprintf(w->err_msg, sizeof w->err_msg, "%s", tok_json_errmsg(w->json));
                 break;
             }
-            if (!json_object_is_type(obj, json_type_object) ||
-                !json_object_object_get_ex(obj, w->field, &v) ||
-                !json_object_is_type(v, json_type_string)) {
-                w->err = 1;
-                w->err_doc = i;
-                snprintf(w->err_msg, sizeof w->err_msg, "no string field \"%s\"", w->field);
-                json_object_put(obj);
-                break;
-            }
-            text = json_object_get_string(v);
-            n = (size_t)json_object_get_string_len(v);
+            text = f.text;
+            n = f.n_text;
         }
         const uint32_t *ids;
         size_t n_ids;
@@ -217,7 +200,6 @@ static void *work(void *arg) {
                 st = TOK_ERR_NOMEM;
             }
         }
-        json_object_put(obj);
         if (st != TOK_OK) {
             w->err = -1;
             w->err_doc = i;
@@ -229,8 +211,6 @@ static void *work(void *arg) {
         w->n_ids += n_ids;
         w->doc_end[i - w->d0] = w->n_ids;
     }
-    if (jt)
-        json_tokener_free(jt);
     return NULL;
 }
 
@@ -239,7 +219,7 @@ static void *work(void *arg) {
 static void tokenize_usage(FILE *f) {
     fprintf(f,
             "usage: longctx tokenize --tokenizer PATH [--input FILE|-] [--jsonl [--text-field "
-            "NAME]]\n"
+            "PATH]]\n"
             "                        [--output FILE|-] [--format text|u32] [--add-bos] "
             "[--add-eos]\n"
             "                        [--parse-special] [--threads N] [--stats]\n\n"
@@ -247,10 +227,11 @@ static void tokenize_usage(FILE *f) {
             "SentencePiece .model), bit-exact with HF tokenizers and sentencepiece.\n"
             "  --tokenizer PATH   tokenizer.json or tokenizer.model (required)\n"
             "  --input FILE       input (default - = stdin)\n"
-            "  --jsonl            every line is a JSON object whose text field is one document\n"
-            "                     (empty lines are skipped); without it the whole input is one\n"
-            "                     document\n"
-            "  --text-field NAME  the field (default text)\n"
+            "  --jsonl            every line is a JSON object (strict RFC 8259, as prep reads\n"
+            "                     it) whose text field is one document; blank lines are\n"
+            "                     skipped; without it the whole input is one document\n"
+            "  --text-field PATH  dot-separated path of the text string (default text;\n"
+            "                     meta.body: the key body of the object at meta)\n"
             "  --output FILE      output (default - = stdout)\n"
             "  --format text|u32  text: one line per document, ids separated by spaces\n"
             "                     (default); u32: per document a uint32 count then the uint32\n"
@@ -314,10 +295,14 @@ static int tokenize_run(const tokenize_args *a) {
     for (int k = 0; rc == 0 && k < nt; k++) {
         w[k].tok = tok;
         w[k].opts = &a->opts;
-        w[k].field = a->field;
-        w[k].jsonl = a->jsonl;
         if (tok_ctx_create(tok, &w[k].ctx) != TOK_OK)
             rc = EXIT_RUNTIME;
+        int jst = a->jsonl ? tok_json_create(a->field, NULL, 0, &w[k].json) : TOK_JSON_OK;
+        if (jst != TOK_JSON_OK) {
+            LOG_ERROR("--text-field '%s': %s", a->field,
+                      jst == TOK_JSON_ERR_ARG ? "not a dot path of keys" : tok_json_strerror(jst));
+            rc = EXIT_RUNTIME;
+        }
     }
     reader r = {in, a->input, a->jsonl, 0, 0, 0, 0, NULL, 0};
     doc *docs = NULL;
@@ -394,6 +379,7 @@ static int tokenize_run(const tokenize_args *a) {
                 encode_s > 0 ? (double)n_bytes / 1e6 / encode_s : 0.0, nt);
     for (int k = 0; w && k < nt; k++) {
         tok_ctx_free(w[k].ctx);
+        tok_json_free(w[k].json);
         free(w[k].ids);
         free(w[k].doc_end);
     }

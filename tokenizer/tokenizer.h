@@ -13,6 +13,9 @@
  *   - SentencePiece-style: each invalid byte becomes U+FFFD before encoding, as the
  *     sentencepiece normaliser does; decoding gives U+FFFD back.
  *
+ * Also here, as every module that reads text links the tokenizer: the one definition of valid
+ * UTF-8 (tok_utf8_next) and the one extractor of text fields from JSON lines (tok_json_*).
+ *
  * Thread safety: a tokenizer is read-only after load and may be shared; each thread encodes
  * with its own tok_ctx (scratch buffers and the word cache).
  */
@@ -84,6 +87,65 @@ int tokenizer_encode(tok_ctx *c, const char *text, size_t n, const tok_encode_op
  *  of range), TOK_ERR_NOMEM. */
 int tokenizer_decode(tok_ctx *c, const uint32_t *ids, size_t n_ids, const char **out,
                      size_t *n_out);
+
+/* ---- JSON lines (tok_json.c) ------------------------------------------------------------ */
+/* The one extractor of text fields from JSON lines, for prep, tokenize and infer. A line is
+ * parsed as strict RFC 8259 JSON (json-c JSON_TOKENER_STRICT, and checked here: no raw control
+ * characters in strings, no NaN/Infinity, no leading zeros, no raw NUL byte) and must be an
+ * object with a string at the text path (and at the domain path, if one is set). Paths are
+ * dot-separated keys ("text", "meta.source"). A fast single-pass parser decides the lines it is
+ * sure of; the others go through json-c, so results and messages are json-c's. */
+
+#define TOK_JSON_MAX_KEYS     16  /* keys of a dot path */
+#define TOK_JSON_ERRMSG_BYTES 256 /* tok_json_errmsg, NUL included */
+#define TOK_JSON_JSONC_ONLY   1u  /* flag: every line through json-c (the tests' reference) */
+
+typedef enum {
+    TOK_JSON_OK = 0,
+    TOK_JSON_ERR_NOMEM = -1,
+    TOK_JSON_ERR_ARG = -2,        /* create: a path that is not 1..TOK_JSON_MAX_KEYS keys */
+    TOK_JSON_ERR_SYNTAX = -3,     /* not JSON (detail: what and the column) */
+    TOK_JSON_ERR_NOT_OBJECT = -4, /* JSON, but not an object (detail: its type) */
+    TOK_JSON_ERR_NOT_STRICT = -5, /* json-c accepts it, RFC 8259 does not (detail: column) */
+    TOK_JSON_ERR_NO_TEXT = -6,    /* no string at the text path (detail: what is there) */
+    TOK_JSON_ERR_NO_DOMAIN = -7,  /* no string at the domain path (detail: what is there) */
+} tok_json_status;
+
+const char *tok_json_strerror(int status); /* static string, never NULL */
+
+typedef struct tok_json tok_json;
+
+/* The strings of one line, unescaped (they may hold NUL bytes, written \u0000; text[n_text] ==
+ * '\0'). Borrowed from the handle: valid until the next tok_json_extract or tok_json_free. */
+typedef struct {
+    const char *text;
+    size_t n_text;
+    const char *domain; /* NULL if no domain path is set */
+    size_t n_domain;
+} tok_json_fields;
+
+/*! tok_json_create() :
+ *  An extractor of the string at text_path (and at domain_path; NULL or "" for none). flags: 0
+ *  or TOK_JSON_JSONC_ONLY. Not thread-safe: one handle per thread.
+ *  @return TOK_JSON_OK, TOK_JSON_ERR_ARG (a path of no key, an empty key or more than
+ *  TOK_JSON_MAX_KEYS keys), TOK_JSON_ERR_NOMEM; on failure *out is NULL. */
+int tok_json_create(const char *text_path, const char *domain_path, unsigned flags, tok_json **out);
+
+/*! tok_json_extract() :
+ *  The fields of line[0, n) (no '\n'; a trailing '\r' is whitespace) into *out.
+ *  @return TOK_JSON_OK, or a status above with its detail in tok_json_errmsg (out zeroed):
+ *  TOK_JSON_ERR_SYNTAX, _NOT_OBJECT, _NOT_STRICT, _NO_TEXT, _NO_DOMAIN, _NOMEM. */
+int tok_json_extract(tok_json *j, const char *line, size_t n, tok_json_fields *out);
+
+/*! tok_json_errmsg() : the detail of the last failed extract ("expected ':' at column 14"),
+ *  "" after a success; valid until the next call on j. */
+const char *tok_json_errmsg(const tok_json *j);
+
+/*! tok_json_is_blank() : 1 if s[0, n) holds only JSON whitespace (space, tab, CR, LF): a blank
+ *  line, which is no record. */
+int tok_json_is_blank(const char *s, size_t n);
+
+void tok_json_free(tok_json *j); /* NULL ok */
 
 /* ---- UTF-8 -------------------------------------------------------------------------------- */
 /* The one definition of valid UTF-8 (RFC 3629) for the tokenizer and all of prep: no overlong
