@@ -88,6 +88,34 @@ int tokenizer_encode(tok_ctx *c, const char *text, size_t n, const tok_encode_op
 int tokenizer_decode(tok_ctx *c, const uint32_t *ids, size_t n_ids, const char **out,
                      size_t *n_out);
 
+/* ---- encoding batches on threads (tok_pool.c) --------------------------------------------- */
+typedef struct tok_pool tok_pool;
+
+typedef struct {
+    const char *text; /* (n_bytes) borrowed for the tok_pool_encode call */
+    size_t n_bytes;
+} tok_text;
+
+/*! tok_pool_create() :
+ *  A pool of n_threads encoders of t (which must outlive it), each with its own tok_ctx:
+ *  n_threads - 1 threads started here, and the caller's thread inside tok_pool_encode.
+ *  @return TOK_OK, TOK_ERR_ARG (n_threads < 1), TOK_ERR_NOMEM (also: no thread could be
+ *  started); on failure *out is NULL. */
+int tok_pool_create(const tokenizer *t, int n_threads, tok_pool **out);
+
+/*! tok_pool_encode() :
+ *  Encodes docs[0, n_docs) with opts (NULL: defaults), cut into contiguous ranges of about
+ *  equal bytes, one per thread; returns when all are done. Not reentrant: one caller at a time.
+ *  The ids of each document are the same as tokenizer_encode's, for any n_threads.
+ *  @return TOK_OK, TOK_ERR_NOMEM (no ids are then available), TOK_ERR_ARG. */
+int tok_pool_encode(tok_pool *p, const tok_text *docs, size_t n_docs, const tok_encode_opts *opts);
+
+/*! tok_pool_ids() : the ids of document doc of the last batch (*n_ids of them; may be NULL if
+ *  *n_ids is 0). Borrowed from p: valid until the next tok_pool_encode or tok_pool_free. */
+const uint32_t *tok_pool_ids(const tok_pool *p, size_t doc, size_t *n_ids);
+
+void tok_pool_free(tok_pool *p); /* NULL ok; stops and joins the threads */
+
 /* ---- JSON lines (tok_json.c) ------------------------------------------------------------ */
 /* The one extractor of text fields from JSON lines, for prep, tokenize and infer. A line is
  * parsed as strict RFC 8259 JSON (json-c JSON_TOKENER_STRICT, and checked here: no raw control
