@@ -47,6 +47,16 @@ static int is_jsonl_name(const char *s, size_t n) {
     return ends_with(s, n, ".jsonl") || ends_with(s, n, ".json");
 }
 
+int prep_name_is_compressed(const char *name) {
+    static const char *const compressed[] = {".gz",  ".tgz", ".zst",  ".tzst", ".xz",
+                                             ".txz", ".bz2", ".tbz2", ".tbz"};
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof compressed / sizeof *compressed; i++)
+        if (ends_with(name, n, compressed[i]))
+            return 1;
+    return 0;
+}
+
 prep_format prep_format_from_name(const char *name) {
     static const char *const archives[] = {".tar",  ".tar.gz", ".tgz", ".tar.zst",
                                            ".tzst", ".tar.xz", ".txz", ".tar.bz2",

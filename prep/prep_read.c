@@ -732,8 +732,11 @@ static int next_jsonl_comp(prep_reader *r, prep_record *rec) {
         r->src = SRC_ARCHIVE;
         r->limit = r->z_range ? r->z_limit : UINT64_MAX;
         window_reset(r, r->z_stream_from);
-        if (r->file_bytes == 0)
-            return PREP_READ_DONE;
+        if (r->file_bytes == 0) /* zstd -t, gzip -t, xz -t, bzip2 -t: not an empty stream */
+            FAIL(r, PREP_READ_ERR_CORRUPT,
+                 "%s: offset 0: 0 bytes, truncated (a compressed "
+                 "stream holds at least a header)",
+                 r->path);
         if (!(r->ar = raw_reader_new()) ||
             (r->z_range && !r->inner_buf && !(r->inner_buf = malloc(r->block_bytes))))
             FAIL(r, PREP_READ_ERR_NOMEM, "%s: out of memory", r->path);
@@ -782,6 +785,11 @@ static int next_archive(prep_reader *r, prep_record *rec) {
     if (!r->started) {
         r->started = 1;
         r->limit = UINT64_MAX;
+        if (r->file_bytes == 0 && prep_name_is_compressed(r->path)) /* tar -tzf rejects it */
+            FAIL(r, PREP_READ_ERR_CORRUPT,
+                 "%s: offset 0: 0 bytes, truncated (a compressed "
+                 "stream holds at least a header)",
+                 r->path);
         if (!(r->ar = archive_read_new()) || !support_filters(r->ar) ||
             archive_read_support_format_all(r->ar) != ARCHIVE_OK)
             FAIL(r, PREP_READ_ERR_NOMEM, "%s: out of memory", r->path);
