@@ -197,6 +197,22 @@ static int write_doc(FILE *out, int u32, const uint32_t *ids, size_t n) {
     return putc('\n', out) == EOF ? -1 : 0;
 }
 
+/* The output in messages: "-" is stdout. */
+static const char *out_name(const char *path) {
+    return strcmp(path, "-") ? path : "stdout";
+}
+
+/* The final flush of out, and its close unless it is stdout (which is flushed and checked
+ * here, so that no error is left for exit to drop). 0, or -1 with errno set. */
+static int out_finish(FILE *out) {
+    int bad = fflush(out) != 0 || ferror(out);
+    int saved = errno;
+    if (out != stdout && fclose(out) != 0)
+        return -1;
+    errno = saved;
+    return bad ? -1 : 0;
+}
+
 static int tokenize_run(const tokenize_args *a) {
     double t_load = now();
     tokenizer *tok;
@@ -259,7 +275,7 @@ static int tokenize_run(const tokenize_args *a) {
             size_t n;
             const uint32_t *ids = tok_pool_ids(pool, i, &n);
             if (write_doc(out, a->u32, ids, n) != 0) {
-                LOG_ERROR("%s: write: %s", a->output, strerror(errno));
+                LOG_ERROR("%s: write: %s", out_name(a->output), strerror(errno));
                 rc = EXIT_RUNTIME;
             }
             n_bytes += b.texts[i].n_bytes;
@@ -273,8 +289,8 @@ static int tokenize_run(const tokenize_args *a) {
             rc = EXIT_RUNTIME;
         }
     }
-    if (out && fflush(out) != 0 && rc == 0) {
-        LOG_ERROR("%s: write: %s", a->output, strerror(errno));
+    if (out && out_finish(out) != 0 && rc == 0) {
+        LOG_ERROR("%s: write: %s", out_name(a->output), strerror(errno));
         rc = EXIT_RUNTIME;
     }
     if (rc == 0 && a->stats)
@@ -288,10 +304,6 @@ static int tokenize_run(const tokenize_args *a) {
     free(b.texts);
     if (in && in != stdin)
         fclose(in);
-    if (out && out != stdout && fclose(out) != 0 && rc == 0) {
-        LOG_ERROR("%s: close: %s", a->output, strerror(errno));
-        rc = EXIT_RUNTIME;
-    }
     tok_json_free(r.json);
     tok_pool_free(pool);
     tokenizer_free(tok);
@@ -457,23 +469,29 @@ int detokenize_main(int argc, char **argv) {
             rc = EXIT_RUNTIME;
             break;
         }
+        int wst;
         if (a.jsonl) {
             json_object *o = json_object_new_object();
             json_object_object_add(o, "text", json_object_new_string_len(text, (int)m));
-            fprintf(out, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+            wst = fprintf(out, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
             json_object_put(o);
         } else {
-            fwrite(text, 1, m, out);
+            wst = fwrite(text, 1, m, out) == m ? 0 : -1;
+        }
+        if (wst < 0) {
+            LOG_ERROR("%s: write: %s", out_name(a.output), strerror(errno));
+            rc = EXIT_RUNTIME;
+            break;
         }
         doc_no++;
     }
-    if (out && fflush(out) != 0 && rc == 0)
+    if (out && out_finish(out) != 0 && rc == 0) {
+        LOG_ERROR("%s: write: %s", out_name(a.output), strerror(errno));
         rc = EXIT_RUNTIME;
+    }
     free(ids);
     if (in && in != stdin)
         fclose(in);
-    if (out && out != stdout)
-        fclose(out);
     tok_ctx_free(ctx);
     tokenizer_free(tok);
     return rc;
