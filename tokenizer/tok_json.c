@@ -5,6 +5,7 @@
 #include "tokenizer.h"
 
 #include <json-c/json.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -516,6 +517,8 @@ int tok_json_extract(tok_json *x, const char *line, size_t n, tok_json_fields *o
     x->errmsg[0] = '\0';
     json_object_put(x->obj);
     x->obj = NULL;
+    if (n > INT_MAX) /* json-c takes an int length */
+        return set_err(x, TOK_JSON_ERR_ARG, "a line of %zu bytes (at most %d)", n, INT_MAX);
     const char *nul = memchr(line, 0, n);
     if (nul) /* raw NUL is never JSON (a NUL in a string is written \u0000) */
         return set_err(x, TOK_JSON_ERR_SYNTAX, "NUL byte at column %zu", (size_t)(nul - line));

@@ -162,7 +162,8 @@ int tok_json_create(const char *text_path, const char *domain_path, unsigned fla
 /*! tok_json_extract() :
  *  The fields of line[0, n) (no '\n'; a trailing '\r' is whitespace) into *out.
  *  @return TOK_JSON_OK, or a status above with its detail in tok_json_errmsg (out zeroed):
- *  TOK_JSON_ERR_SYNTAX, _NOT_OBJECT, _NOT_STRICT, _NO_TEXT, _NO_DOMAIN, _NOMEM. */
+ *  TOK_JSON_ERR_SYNTAX, _NOT_OBJECT, _NOT_STRICT, _NO_TEXT, _NO_DOMAIN, _NOMEM, or _ARG for a
+ *  line longer than INT_MAX bytes (json-c's limit). */
 int tok_json_extract(tok_json *j, const char *line, size_t n, tok_json_fields *out);
 
 /*! tok_json_errmsg() : the detail of the last failed extract ("expected ':' at column 14"),
