@@ -1,5 +1,7 @@
-/* prep_read.c - the read stage of prep: input files, work units, and a streaming reader of the
- * records in one unit (plain and compressed jsonl, archives, text files).
+/* prep_read.c - the reader of the read stage of prep: the records of one work unit (plain and
+ * compressed jsonl, archives, text files) and the rules that make a record a document (UTF-8,
+ * emptiness, size). Inputs and work units are in prep_inputs.c; JSON lines are parsed by the
+ * tokenizer module's extractor (tok_json.c).
  *
  * Every format ends in the same two places: jsonl lines go through line_next() and
  * json_record(), whole documents through read_doc() and text_record(). Bytes come from one of
@@ -14,16 +16,17 @@
  *                whole.
  */
 #include "prep_read.h"
-#include "tok_internal.h" /* tok_utf8_next: one definition of valid UTF-8 for all of prep */
+#include "tokenizer.h" /* tok_utf8_next (valid UTF-8), tok_json (jsonl lines) */
 
 #include <archive.h>
 #include <archive_entry.h>
 #include <assert.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <json-c/json.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -32,9 +35,6 @@ typedef unsigned long long ull;
 #define READ_BLOCK_BYTES (1u << 20)          /* default bytes per read */
 #define MAX_BLOCK_BYTES  (64u << 20)         /* larger reads gain nothing */
 #define MAX_DOC_LIMIT    (INT32_MAX - 4096u) /* json-c string lengths are int */
-#define MAX_KEYS         16                  /* components of a dot path */
-#define JSON_DEPTH       64                  /* nesting json-c accepts in a record */
-#define SCAN_MAX_DEPTH   128                 /* directory levels prep_inputs_scan descends */
 #define ERRMSG_BYTES     1024
 #define DETAIL_BYTES     256
 #define MEMBER_BYTES     4096
@@ -56,11 +56,6 @@ struct prep_reader {
     prep_utf8_policy utf8;
     uint64_t max_doc_bytes;
     size_t block_bytes;
-    char *keys;                     /* text_path and domain_path, split at '.' in place */
-    const char *text_key[MAX_KEYS]; /* (n_text_keys) */
-    int n_text_keys;
-    const char *domain_key[MAX_KEYS]; /* (n_domain_keys); 0: no domain configured */
-    int n_domain_keys;
     uint64_t begin, end; /* plain jsonl: the unit owns the lines starting in [begin, end) */
     /* a run of frames of a .zst file: decoding starts at the frame at file offset z_file_from
      * (stream offset z_stream_from); with z_sync, the unit's lines start after the first '\n'
@@ -89,14 +84,8 @@ struct prep_reader {
     uint64_t limit; /* no line starting at or after this stream offset is read */
     int eof;
 
-    json_tokener *tok;
-    json_object *obj; /* the last parsed line: its strings are borrowed by the record */
-    int json_c_only;  /* every line through json-c (tests compare the fast path with it) */
-    char *jtext;      /* (jtext_cap + 1) the text string unescaped by the fast path */
-    size_t jtext_cap, jtext_n;
-    char *jdom; /* (jdom_cap + 1) the domain string unescaped by the fast path */
-    size_t jdom_cap, jdom_n;
-    char *out; /* (out_cap + 1) text after U+FFFD replacement */
+    tok_json *json; /* the extractor of the text (and domain) strings of a jsonl line */
+    char *out;      /* (out_cap + 1) text after U+FFFD replacement */
     size_t out_cap;
     char *dom; /* (dom_cap + 1) domain after U+FFFD replacement */
     size_t dom_cap;
@@ -161,366 +150,6 @@ prep_read_opts prep_read_opts_default(void) {
     o.max_doc_bytes = 64ull << 20;
     o.block_bytes = READ_BLOCK_BYTES;
     return o;
-}
-
-/* ---- formats by name ----------------------------------------------------------------------- */
-
-static int ends_with(const char *s, size_t n, const char *suffix) {
-    size_t k = strlen(suffix);
-    if (k > n)
-        return 0;
-    for (size_t i = 0; i < k; i++) {
-        unsigned char c = (unsigned char)s[n - k + i];
-        if (c >= 'A' && c <= 'Z')
-            c = (unsigned char)(c - 'A' + 'a');
-        if (c != (unsigned char)suffix[i])
-            return 0;
-    }
-    return 1;
-}
-
-static int is_jsonl_name(const char *s, size_t n) {
-    return ends_with(s, n, ".jsonl") || ends_with(s, n, ".json");
-}
-
-/* The format a file (or an archive member) has by its name; case does not matter. */
-static prep_format format_of(const char *name) {
-    static const char *const archives[] = {".tar",  ".tar.gz", ".tgz", ".tar.zst",
-                                           ".tzst", ".tar.xz", ".txz", ".tar.bz2",
-                                           ".tbz2", ".tbz",    ".zip", ".7z"};
-    static const char *const filters[] = {".zst", ".gz", ".xz", ".bz2"};
-    size_t n = strlen(name);
-    for (size_t i = 0; i < sizeof archives / sizeof *archives; i++)
-        if (ends_with(name, n, archives[i]))
-            return PREP_FMT_ARCHIVE;
-    if (is_jsonl_name(name, n))
-        return PREP_FMT_JSONL;
-    for (size_t i = 0; i < sizeof filters / sizeof *filters; i++)
-        if (ends_with(name, n, filters[i]) && is_jsonl_name(name, n - strlen(filters[i])))
-            return PREP_FMT_JSONL_COMP;
-    return PREP_FMT_TEXT;
-}
-
-/* ---- inputs -------------------------------------------------------------------------------- */
-
-typedef struct {
-    prep_input *v; /* (cap) */
-    size_t n, cap;
-    char *err;
-    size_t err_bytes;
-} input_list;
-
-#define SCAN_FAIL(l, st, ...)                                                                      \
-    do {                                                                                           \
-        set_err((l)->err, (l)->err_bytes, __VA_ARGS__);                                            \
-        status = (st);                                                                             \
-        goto fail;                                                                                 \
-    } while (0)
-
-static int list_add(input_list *l, const char *path, uint64_t bytes) {
-    int status = PREP_READ_OK;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 64;
-        prep_input *v = realloc(l->v, cap * sizeof *v);
-        if (!v)
-            SCAN_FAIL(l, PREP_READ_ERR_NOMEM, "out of memory for %zu inputs", cap);
-        l->v = v;
-        l->cap = cap;
-    }
-    char *copy = malloc(strlen(path) + 1);
-    if (!copy)
-        SCAN_FAIL(l, PREP_READ_ERR_NOMEM, "out of memory");
-    strcpy(copy, path);
-    l->v[l->n].path = copy;
-    l->v[l->n].bytes = bytes;
-    l->v[l->n].format = format_of(path);
-    l->v[l->n].frames = NULL;
-    l->v[l->n].n_frames = 0;
-    l->n++;
-fail:
-    return status;
-}
-
-static int scan_dir(input_list *l, const char *dir, int depth) {
-    int status = PREP_READ_OK;
-    char *child = NULL;
-    DIR *d = NULL;
-    if (depth > SCAN_MAX_DEPTH)
-        SCAN_FAIL(l, PREP_READ_ERR_IO, "%s: more than %d directory levels", dir, SCAN_MAX_DEPTH);
-    d = opendir(dir);
-    if (!d)
-        SCAN_FAIL(l, PREP_READ_ERR_IO, "%s: cannot open directory: %s", dir, strerror(errno));
-    size_t n_dir = strlen(dir);
-    while (n_dir > 1 && dir[n_dir - 1] == '/')
-        n_dir--;
-    for (;;) {
-        errno = 0;
-        struct dirent *e = readdir(d);
-        if (!e) {
-            if (errno != 0)
-                SCAN_FAIL(l, PREP_READ_ERR_IO, "%s: readdir: %s", dir, strerror(errno));
-            break;
-        }
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        free(child);
-        size_t n_child = n_dir + 1 + strlen(e->d_name) + 1;
-        child = malloc(n_child);
-        if (!child)
-            SCAN_FAIL(l, PREP_READ_ERR_NOMEM, "out of memory");
-        snprintf(child, n_child, "%.*s%s%s", (int)n_dir, dir,
-                 n_dir > 0 && dir[n_dir - 1] == '/' ? "" : "/", e->d_name);
-        struct stat sb;
-        if (lstat(child, &sb) != 0)
-            SCAN_FAIL(l, PREP_READ_ERR_IO, "%s: %s", child, strerror(errno));
-        if (S_ISDIR(sb.st_mode)) {
-            if ((status = scan_dir(l, child, depth + 1)) != PREP_READ_OK)
-                goto fail;
-        } else if (S_ISLNK(sb.st_mode)) {
-            /* a link to a file counts; links to directories are not followed (no cycles) and
-             * dangling links are ignored */
-            if (stat(child, &sb) == 0 && S_ISREG(sb.st_mode) &&
-                (status = list_add(l, child, (uint64_t)sb.st_size)) != PREP_READ_OK)
-                goto fail;
-        } else if (S_ISREG(sb.st_mode)) {
-            if ((status = list_add(l, child, (uint64_t)sb.st_size)) != PREP_READ_OK)
-                goto fail;
-        }
-    }
-fail:
-    free(child);
-    if (d)
-        closedir(d);
-    return status;
-}
-
-static int cmp_input(const void *a, const void *b) {
-    return strcmp(((const prep_input *)a)->path, ((const prep_input *)b)->path);
-}
-
-int prep_inputs_scan(char *const *paths, int n_paths, prep_input **out, size_t *n_out, char *err,
-                     size_t err_bytes) {
-    int status = PREP_READ_OK;
-    input_list l = {NULL, 0, 0, err, err_bytes};
-    set_err(err, err_bytes, "%s", "");
-    if (out)
-        *out = NULL;
-    if (n_out)
-        *n_out = 0;
-    if (!out || !n_out || n_paths < 0 || (n_paths > 0 && !paths))
-        SCAN_FAIL(&l, PREP_READ_ERR_ARG, "prep_inputs_scan: invalid arguments");
-    for (int i = 0; i < n_paths; i++) {
-        struct stat sb;
-        if (!paths[i] || stat(paths[i], &sb) != 0)
-            SCAN_FAIL(&l, PREP_READ_ERR_IO, "%s: %s", paths[i] ? paths[i] : "(null)",
-                      strerror(paths[i] ? errno : EINVAL));
-        if (S_ISDIR(sb.st_mode))
-            status = scan_dir(&l, paths[i], 0);
-        else if (S_ISREG(sb.st_mode))
-            status = list_add(&l, paths[i], (uint64_t)sb.st_size);
-        else
-            SCAN_FAIL(&l, PREP_READ_ERR_IO, "%s: not a regular file or a directory", paths[i]);
-        if (status != PREP_READ_OK)
-            goto fail;
-    }
-    if (l.n > 1)
-        qsort(l.v, l.n, sizeof *l.v, cmp_input);
-    size_t k = 0; /* a file named twice (a folder and a file in it) is read once */
-    for (size_t i = 0; i < l.n; i++) {
-        if (k > 0 && strcmp(l.v[k - 1].path, l.v[i].path) == 0)
-            free(l.v[i].path);
-        else
-            l.v[k++] = l.v[i];
-    }
-    l.n = k;
-    if (!l.v && !(l.v = malloc(sizeof *l.v))) /* never NULL on success */
-        SCAN_FAIL(&l, PREP_READ_ERR_NOMEM, "out of memory");
-    *out = l.v;
-    *n_out = l.n;
-    return PREP_READ_OK;
-fail:
-    prep_inputs_free(l.v, l.n);
-    return status;
-}
-
-void prep_inputs_free(prep_input *in, size_t n) {
-    if (!in)
-        return;
-    for (size_t i = 0; i < n; i++) {
-        free(in[i].path);
-        free(in[i].frames);
-    }
-    free(in);
-}
-
-/* ---- zstd frames --------------------------------------------------------------------------- */
-
-#define ZSTD_FRAME_MAGIC     0xFD2FB528u
-#define ZSTD_SKIPPABLE_MAGIC 0x184D2A50u /* the low 4 bits are free */
-
-static int pread_exact(int fd, void *buf, size_t n, uint64_t off) {
-    size_t got = 0;
-    while (got < n) {
-        ssize_t k = pread(fd, (char *)buf + got, n - got, (off_t)(off + got));
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return -1;
-        got += (size_t)k;
-    }
-    return 0;
-}
-
-static uint64_t get_le(const unsigned char *p, int n) {
-    uint64_t v = 0;
-    for (int i = n - 1; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-/* Walks the frames of a zstd file of `bytes` bytes (RFC 8878: frame header, 3-byte block
- * headers, optional checksum; skippable frames). Returns the number of data frames with their
- * offsets in *out (malloc'd, (n, 2)), 0 if the file cannot be cut (see prep_read.h), -1 out of
- * memory. */
-static long zstd_frames(int fd, uint64_t bytes, uint64_t **out) {
-    uint64_t *v = NULL, off = 0, dec = 0;
-    size_t n = 0, cap = 0;
-    *out = NULL;
-    while (off < bytes) {
-        unsigned char h[18];
-        if (bytes - off < 8 || pread_exact(fd, h, 8, off) != 0)
-            goto whole;
-        uint32_t magic = (uint32_t)get_le(h, 4);
-        if ((magic & 0xFFFFFFF0u) == ZSTD_SKIPPABLE_MAGIC) {
-            off += 8 + get_le(h + 4, 4);
-            continue;
-        }
-        if (magic != ZSTD_FRAME_MAGIC)
-            goto whole;
-        unsigned fhd = h[4], fcs_flag = fhd >> 6, single = fhd >> 5 & 1u;
-        static const unsigned did_bytes[4] = {0, 1, 2, 4};
-        unsigned fcs_bytes = fcs_flag ? 1u << fcs_flag : single;
-        unsigned at = 5 + !single + did_bytes[fhd & 3u], hdr = at + fcs_bytes;
-        if ((fhd & 0x08u) || fcs_bytes == 0 || bytes - off < hdr + 3 ||
-            pread_exact(fd, h, hdr, off) != 0)
-            goto whole; /* a reserved bit, or no content size: where lines fall is unknown */
-        uint64_t size = get_le(h + at, (int)fcs_bytes) + (fcs_bytes == 2 ? 256 : 0);
-        if (size > UINT64_MAX - dec)
-            goto whole;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 64;
-            uint64_t *p = realloc(v, cap * 2 * sizeof *v);
-            if (!p) {
-                free(v);
-                return -1;
-            }
-            v = p;
-        }
-        v[2 * n] = off;
-        v[2 * n + 1] = dec;
-        n++;
-        dec += size;
-        uint64_t b = off + hdr;
-        for (;;) {
-            unsigned char bh[3];
-            if (bytes - b < 3 || pread_exact(fd, bh, 3, b) != 0)
-                goto whole;
-            uint32_t x = (uint32_t)get_le(bh, 3), type = x >> 1 & 3u;
-            if (type == 3)
-                goto whole;
-            uint64_t skip = type == 1 ? 1 : x >> 3; /* an RLE block holds one byte */
-            if (bytes - b - 3 < skip)
-                goto whole;
-            b += 3 + skip;
-            if (x & 1u)
-                break;
-        }
-        off = b + (fhd & 0x04u ? 4 : 0); /* content checksum */
-    }
-    if (off != bytes || n < 2)
-        goto whole;
-    *out = v;
-    return (long)n;
-whole:
-    free(v);
-    return 0;
-}
-
-int prep_inputs_find_frames(prep_input *in, size_t n_in, uint64_t min_bytes, char *err,
-                            size_t err_bytes) {
-    for (size_t i = 0; i < n_in; i++) {
-        if (in[i].format != PREP_FMT_JSONL_COMP || in[i].bytes <= min_bytes || in[i].frames)
-            continue;
-        int fd = open(in[i].path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            continue; /* the read stage names the error */
-        uint64_t *f;
-        long n = zstd_frames(fd, in[i].bytes, &f);
-        close(fd);
-        if (n < 0) {
-            set_err(err, err_bytes, "%s: out of memory for its zstd frames", in[i].path);
-            return PREP_READ_ERR_NOMEM;
-        }
-        in[i].frames = f;
-        in[i].n_frames = (size_t)n;
-    }
-    return PREP_READ_OK;
-}
-
-/* ---- units --------------------------------------------------------------------------------- */
-
-int prep_units_make(const prep_input *in, size_t n_in, uint64_t unit_bytes, prep_unit **out,
-                    size_t *n_out) {
-    if (!out || !n_out)
-        return PREP_READ_ERR_ARG;
-    *out = NULL;
-    *n_out = 0;
-    if (unit_bytes == 0 || (n_in > 0 && !in) || n_in > UINT32_MAX)
-        return PREP_READ_ERR_ARG;
-    uint64_t n = 0;
-    for (size_t i = 0; i < n_in; i++) {
-        uint64_t k = 1;
-        if (in[i].format == PREP_FMT_JSONL && in[i].bytes > unit_bytes)
-            k = in[i].bytes / unit_bytes + (in[i].bytes % unit_bytes != 0);
-        else if (in[i].n_frames > 1 && in[i].bytes > unit_bytes)
-            k = in[i].n_frames; /* at most */
-        if (k > SIZE_MAX / sizeof(prep_unit) - n)
-            return PREP_READ_ERR_NOMEM;
-        n += k;
-    }
-    prep_unit *u = malloc((n ? n : 1) * sizeof *u);
-    if (!u)
-        return PREP_READ_ERR_NOMEM;
-    size_t j = 0;
-    for (size_t i = 0; i < n_in; i++) {
-        if (in[i].format == PREP_FMT_JSONL && in[i].bytes > unit_bytes) {
-            for (uint64_t b = 0; b < in[i].bytes; b += unit_bytes) {
-                u[j].input = (uint32_t)i;
-                u[j].begin = b;
-                u[j].end = in[i].bytes - b > unit_bytes ? b + unit_bytes : in[i].bytes;
-                j++;
-            }
-        } else if (in[i].n_frames > 1 && in[i].bytes > unit_bytes) {
-            u[j].input = (uint32_t)i;
-            u[j].begin = 0;
-            for (size_t f = 1; f < in[i].n_frames; f++)
-                if (in[i].frames[2 * f] - u[j].begin >= unit_bytes) {
-                    u[j].end = in[i].frames[2 * f];
-                    u[++j].input = (uint32_t)i;
-                    u[j].begin = in[i].frames[2 * f];
-                }
-            u[j++].end = in[i].bytes;
-        } else {
-            u[j].input = (uint32_t)i;
-            u[j].begin = 0;
-            u[j].end = in[i].bytes;
-            j++;
-        }
-    }
-    assert(j <= n);
-    *out = u;
-    *n_out = j;
-    return PREP_READ_OK;
 }
 
 /* ---- UTF-8 --------------------------------------------------------------------------------- */
@@ -646,400 +275,6 @@ fail:
     return status;
 }
 
-/* The value at a dot path, or NULL. */
-static json_object *json_at(json_object *o, const char *const *keys, int n_keys) {
-    for (int i = 0; i < n_keys; i++) {
-        json_object *next;
-        if (!json_object_is_type(o, json_type_object) ||
-            !json_object_object_get_ex(o, keys[i], &next))
-            return NULL;
-        o = next;
-    }
-    return o;
-}
-
-static int is_blank(const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
-            return 0;
-    return 1;
-}
-
-/* What json-c accepts but RFC 8259 does not: raw control characters in strings, NaN and
- * Infinity, numbers with leading zeros. NULL if the line has none of them. */
-static const char *json_not_strict(const char *s, size_t n, size_t *col) {
-    int in_str = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        *col = i;
-        if (in_str) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_str = 0;
-            else if (c < 0x20)
-                return "a raw control character in a string";
-            continue;
-        }
-        if (c == '"') {
-            in_str = 1;
-        } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
-            size_t j = i;
-            while (j < n && ((s[j] >= 'a' && s[j] <= 'z') || (s[j] >= 'A' && s[j] <= 'Z')))
-                j++;
-            if (!((j - i == 4 && (!memcmp(s + i, "true", 4) || !memcmp(s + i, "null", 4))) ||
-                  (j - i == 5 && !memcmp(s + i, "false", 5))))
-                return "a literal other than true, false or null";
-            i = j - 1;
-        } else if (c == '-' || (c >= '0' && c <= '9')) {
-            size_t j = c == '-' ? i + 1 : i;
-            if (j < n && s[j] == '0' && j + 1 < n && s[j + 1] >= '0' && s[j + 1] <= '9')
-                return "a number with a leading zero";
-            if (c == '-' && (j >= n || s[j] < '0' || s[j] > '9'))
-                return "a '-' that starts no number";
-            while (j < n && ((s[j] >= '0' && s[j] <= '9') || s[j] == '.' || s[j] == 'e' ||
-                             s[j] == 'E' || s[j] == '+' || s[j] == '-'))
-                j++;
-            i = j - 1;
-        }
-    }
-    return NULL;
-}
-
-/* ---- the fast path for JSON lines --------------------------------------------------------- */
-
-/* json-c builds a tree of every line (each string copied twice, a hash table per object) only
- * for prep to take one or two strings out of it, and json_not_strict() reads the line again.
- * On 1 GB of SlimPajama-like jsonl that cost about 2 s of one core, with the tokenizer at about
- * 19 s. The fast path reads a line once: it checks the RFC 8259 grammar and copies the text
- * (and domain) strings out, unescaped, as it goes.
- *
- * It only decides lines it is sure of: a line of strict RFC 8259 JSON, an object, with a string
- * at the text path (and at the domain path), all of which json-c (strict) accepts and reads as
- * the fast path does. Anything else returns 0 and the line goes through json-c as before, so
- * rejects and their details are unchanged:
- *   - any JSON error, whitespace other than space, tab and CR;
- *   - nesting deeper than JF_MAX_DEPTH (json-c's own limit is JSON_DEPTH);
- *   - numbers with an exponent or longer than JF_MAX_NUMBER bytes (json-c refuses out-of-range
- *     numbers in strict mode; these cannot be out of range);
- *   - \u0000 and surrogate escapes (\uD800-\uDFFF) in any string (json-c turns lone
- *     surrogates into U+FFFD and may cut keys at a NUL);
- *   - a key with an escape, or a key of the path seen twice, in an object on the path (which
- *     of two equal keys json-c returns is its business);
- *   - no string at the text or the domain path.
- * tests/prep/test_prep_read.c reads generated and mutated lines both ways and compares every
- * record. */
-
-#define JF_MAX_DEPTH  32
-#define JF_MAX_NUMBER 32 /* bytes */
-
-typedef struct {
-    const char *p, *end;        /* the unread rest of the line */
-    const char *const *keys[2]; /* [0] text path, [1] domain path */
-    int n_keys[2];              /* 0: no such path */
-    char *out[2];               /* where each path's string is unescaped to */
-    size_t n_out[2];
-    int found[2];
-} jfast;
-
-static void jf_ws(jfast *j) {
-    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\r'))
-        j->p++;
-}
-
-static int jf_hex4(const char *p, uint32_t *cp) {
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) {
-        unsigned char c = (unsigned char)p[i];
-        uint32_t d;
-        if (c >= '0' && c <= '9')
-            d = c - '0';
-        else if (c >= 'a' && c <= 'f')
-            d = c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F')
-            d = c - 'A' + 10;
-        else
-            return 0;
-        v = v << 4 | d;
-    }
-    *cp = v;
-    return 1;
-}
-
-/* The bytes of w (8 bytes of the line, little-endian) that end a plain run in a string: '"',
- * '\\', or below 0x20, as the high bit of each. Bits above the lowest one may be false alarms
- * (borrows); the lowest one is a real such byte. */
-static uint64_t jf_special(uint64_t w) {
-    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
-    return (((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w)) & high;
-}
-
-/* A string from just after its opening quote; copied unescaped to out (NULL: only checked), its
- * length in *n_out. *has_escape tells whether it held any escape. 0: hand the line to json-c. */
-static int jf_string(jfast *j, char *out, size_t *n_out, int *has_escape) {
-    const char *p = j->p, *end = j->end;
-    char *o = out;
-    *has_escape = 0;
-    for (;;) {
-        while (end - p >= 8) {
-            uint64_t w;
-            memcpy(&w, p, 8);
-            uint64_t m = jf_special(w);
-            size_t k = m ? (size_t)__builtin_ctzll(m) / 8 : 8;
-            if (o) {
-                memcpy(o, p, k);
-                o += k;
-            }
-            p += k;
-            if (m)
-                break;
-        }
-        if (p == end)
-            return 0;
-        unsigned char c = (unsigned char)*p;
-        if (c == '"')
-            break;
-        if (c < 0x20)
-            return 0; /* a raw control character: json-c decides (json_not_strict rejects) */
-        if (c != '\\') {
-            if (o)
-                *o++ = (char)c;
-            p++;
-            continue;
-        }
-        *has_escape = 1;
-        if (end - p < 2)
-            return 0;
-        char e = p[1], x;
-        switch (e) {
-        case '"':
-        case '\\':
-        case '/':
-            x = e;
-            break;
-        case 'b':
-            x = '\b';
-            break;
-        case 'f':
-            x = '\f';
-            break;
-        case 'n':
-            x = '\n';
-            break;
-        case 'r':
-            x = '\r';
-            break;
-        case 't':
-            x = '\t';
-            break;
-        case 'u': {
-            uint32_t cp;
-            if (end - p < 6 || !jf_hex4(p + 2, &cp) || cp == 0 || (cp >= 0xD800 && cp <= 0xDFFF))
-                return 0;
-            if (o) {
-                if (cp < 0x80) {
-                    *o++ = (char)cp;
-                } else if (cp < 0x800) {
-                    *o++ = (char)(0xC0 | cp >> 6);
-                    *o++ = (char)(0x80 | (cp & 0x3F));
-                } else {
-                    *o++ = (char)(0xE0 | cp >> 12);
-                    *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-                    *o++ = (char)(0x80 | (cp & 0x3F));
-                }
-            }
-            p += 6;
-            continue;
-        }
-        default:
-            return 0;
-        }
-        if (o)
-            *o++ = x;
-        p += 2;
-    }
-    j->p = p + 1;
-    if (o) {
-        *o = '\0';
-        *n_out = (size_t)(o - out);
-    }
-    return 1;
-}
-
-/* A number: -?(0|[1-9][0-9]*)(.[0-9]+)?, no exponent, at most JF_MAX_NUMBER bytes. */
-static int jf_number(jfast *j) {
-    const char *p = j->p, *end = j->end;
-    if (p < end && *p == '-')
-        p++;
-    if (p == end || *p < '0' || *p > '9')
-        return 0;
-    if (*p == '0')
-        p++;
-    else
-        while (p < end && *p >= '0' && *p <= '9')
-            p++;
-    if (p < end && *p == '.') {
-        p++;
-        if (p == end || *p < '0' || *p > '9')
-            return 0;
-        while (p < end && *p >= '0' && *p <= '9')
-            p++;
-    }
-    if ((p < end && (*p == 'e' || *p == 'E')) || p - j->p > JF_MAX_NUMBER)
-        return 0;
-    j->p = p;
-    return 1;
-}
-
-static int jf_value(jfast *j, int depth, unsigned active, unsigned target);
-
-/* An object from just after its '{'. Its keys are compared with key [depth] of the paths in
- * active. */
-static int jf_object(jfast *j, int depth, unsigned active) {
-    unsigned seen = 0;
-    jf_ws(j);
-    if (j->p < j->end && *j->p == '}') {
-        j->p++;
-        return 1;
-    }
-    for (;;) {
-        if (j->p == j->end || *j->p != '"')
-            return 0;
-        j->p++;
-        const char *key = j->p;
-        int esc;
-        if (!jf_string(j, NULL, NULL, &esc))
-            return 0;
-        size_t n_key = (size_t)(j->p - 1 - key);
-        unsigned sub = 0, target = 0;
-        if (active && esc)
-            return 0;
-        for (int k = 0; k < 2; k++) {
-            if (!(active >> k & 1u) || strlen(j->keys[k][depth]) != n_key ||
-                memcmp(j->keys[k][depth], key, n_key) != 0)
-                continue;
-            if (seen >> k & 1u)
-                return 0; /* a key of the path twice */
-            seen |= 1u << k;
-            if (depth + 1 == j->n_keys[k])
-                target |= 1u << k;
-            else
-                sub |= 1u << k;
-        }
-        jf_ws(j);
-        if (j->p == j->end || *j->p != ':')
-            return 0;
-        j->p++;
-        jf_ws(j);
-        if (!jf_value(j, depth + 1, sub, target))
-            return 0;
-        jf_ws(j);
-        if (j->p == j->end)
-            return 0;
-        char c = *j->p++;
-        if (c == '}')
-            return 1;
-        if (c != ',')
-            return 0;
-        jf_ws(j);
-    }
-}
-
-/* A value at nesting depth; active: paths whose keys matched so far (it must be an object to
- * go on); target: paths that end at this value (it must be a string). */
-static int jf_value(jfast *j, int depth, unsigned active, unsigned target) {
-    if (j->p == j->end || depth > JF_MAX_DEPTH)
-        return 0;
-    char c = *j->p;
-    if (target && c != '"')
-        return 0;
-    switch (c) {
-    case '{':
-        j->p++;
-        return jf_object(j, depth, active);
-    case '[':
-        j->p++;
-        jf_ws(j);
-        if (j->p < j->end && *j->p == ']') {
-            j->p++;
-            return 1;
-        }
-        for (;;) {
-            if (!jf_value(j, depth + 1, 0, 0))
-                return 0;
-            jf_ws(j);
-            if (j->p == j->end)
-                return 0;
-            c = *j->p++;
-            if (c == ']')
-                return 1;
-            if (c != ',')
-                return 0;
-            jf_ws(j);
-        }
-    case '"': {
-        j->p++;
-        int k = target & 1u ? 0 : 1, esc;
-        if (!jf_string(j, target ? j->out[k] : NULL, &j->n_out[k], &esc))
-            return 0;
-        if (target == 3u) { /* the same path for text and domain */
-            memcpy(j->out[1], j->out[0], j->n_out[0] + 1);
-            j->n_out[1] = j->n_out[0];
-        }
-        j->found[0] |= (int)(target & 1u);
-        j->found[1] |= (int)(target >> 1 & 1u);
-        return 1;
-    }
-    case 't':
-        if (j->end - j->p < 4 || memcmp(j->p, "true", 4) != 0)
-            return 0;
-        j->p += 4;
-        return 1;
-    case 'f':
-        if (j->end - j->p < 5 || memcmp(j->p, "false", 5) != 0)
-            return 0;
-        j->p += 5;
-        return 1;
-    case 'n':
-        if (j->end - j->p < 4 || memcmp(j->p, "null", 4) != 0)
-            return 0;
-        j->p += 4;
-        return 1;
-    default:
-        return jf_number(j);
-    }
-}
-
-/* The fast path: 1 with the text (and domain) strings of line[0, n), unescaped into r->jtext
- * (and r->jdom), 0 when json-c must decide, -1 out of memory. */
-static int json_fast(prep_reader *r, const char *line, size_t n) {
-    if (grow(&r->jtext, &r->jtext_cap, n) != 0 ||
-        (r->n_domain_keys > 0 && grow(&r->jdom, &r->jdom_cap, n) != 0))
-        return -1;
-    jfast j;
-    memset(&j, 0, sizeof j);
-    j.p = line;
-    j.end = line + n;
-    j.keys[0] = r->text_key;
-    j.n_keys[0] = r->n_text_keys;
-    j.keys[1] = r->domain_key;
-    j.n_keys[1] = r->n_domain_keys;
-    j.out[0] = r->jtext;
-    j.out[1] = r->jdom;
-    jf_ws(&j);
-    if (j.p == j.end || *j.p != '{')
-        return 0;
-    if (!jf_value(&j, 0, r->n_domain_keys > 0 ? 3u : 1u, 0))
-        return 0;
-    jf_ws(&j);
-    if (j.p != j.end || !j.found[0] || (r->n_domain_keys > 0 && !j.found[1]))
-        return 0;
-    r->jtext_n = j.n_out[0];
-    r->jdom_n = j.n_out[1];
-    return 1;
-}
-
 /* What follows the JSON checks, for both paths: the domain's NUL check, the text's rules, the
  * domain's UTF-8 policy. dom is NULL when no domain is configured. */
 static int json_fields(prep_reader *r, const char *text, size_t n_text, const char *dom,
@@ -1073,57 +308,20 @@ static int json_record(prep_reader *r, const char *line, size_t n, uint64_t off,
         line += 3;
         n -= 3;
     }
-    const char *nul = memchr(line, 0, n);
-    if (nul) /* raw NUL is never JSON (a NUL in the text is written \u0000: BINARY below) */
-        return reject(r, rec, PREP_REJECT_JSON, "NUL byte at column %zu", (size_t)(nul - line));
-    if (!r->json_c_only) {
-        int fast = json_fast(r, line, n);
-        if (fast < 0)
-            FAIL(r, PREP_READ_ERR_NOMEM, "%s: out of memory for a line of %zu bytes", r->path, n);
-        if (fast > 0)
-            return json_fields(r, r->jtext, r->jtext_n, r->n_domain_keys > 0 ? r->jdom : NULL,
-                               r->jdom_n, rec);
+    tok_json_fields f;
+    int st = tok_json_extract(r->json, line, n, &f);
+    switch (st) {
+    case TOK_JSON_OK:
+        return json_fields(r, f.text, f.n_text, f.domain, f.n_domain, rec);
+    case TOK_JSON_ERR_NOMEM:
+        FAIL(r, PREP_READ_ERR_NOMEM, "%s: %s", r->path, tok_json_errmsg(r->json));
+    case TOK_JSON_ERR_NO_TEXT:
+        return reject(r, rec, PREP_REJECT_FIELD, "%s", tok_json_errmsg(r->json));
+    case TOK_JSON_ERR_NO_DOMAIN:
+        return reject(r, rec, PREP_REJECT_DOMAIN, "%s", tok_json_errmsg(r->json));
+    default: /* not JSON, not an object, not strict */
+        return reject(r, rec, PREP_REJECT_JSON, "%s", tok_json_errmsg(r->json));
     }
-    json_tokener_reset(r->tok);
-    r->obj = json_tokener_parse_ex(r->tok, line, (int)n);
-    if (!r->obj) {
-        enum json_tokener_error e = json_tokener_get_error(r->tok);
-        size_t col = json_tokener_get_parse_end(r->tok);
-        /* json_tokener_reset keeps a pending high surrogate ("\ud83d" at the end of a line):
-         * the next line's first \u escape would get a U+FFFD in front. A new tokener after a
-         * failed line keeps lines independent. */
-        json_tokener_free(r->tok);
-        if (!(r->tok = json_tokener_new_ex(JSON_DEPTH)))
-            FAIL(r, PREP_READ_ERR_NOMEM, "%s: out of memory", r->path);
-        json_tokener_set_flags(r->tok, JSON_TOKENER_STRICT);
-        return reject(r, rec, PREP_REJECT_JSON, "%s at column %zu",
-                      e == json_tokener_continue ? "unexpected end of line"
-                                                 : json_tokener_error_desc(e),
-                      col);
-    }
-    if (!json_object_is_type(r->obj, json_type_object))
-        return reject(r, rec, PREP_REJECT_JSON, "not a JSON object but a %s",
-                      json_type_to_name(json_object_get_type(r->obj)));
-    size_t col;
-    const char *why = json_not_strict(line, n, &col);
-    if (why)
-        return reject(r, rec, PREP_REJECT_JSON, "%s at column %zu", why, col + 1);
-    json_object *text = json_at(r->obj, r->text_key, r->n_text_keys);
-    if (!text || !json_object_is_type(text, json_type_string))
-        return reject(r, rec, PREP_REJECT_FIELD, "no string at the text path (%s)",
-                      text ? json_type_to_name(json_object_get_type(text)) : "absent");
-    const char *dom = NULL;
-    size_t n_dom = 0;
-    if (r->n_domain_keys > 0) {
-        json_object *d = json_at(r->obj, r->domain_key, r->n_domain_keys);
-        if (!d || !json_object_is_type(d, json_type_string))
-            return reject(r, rec, PREP_REJECT_DOMAIN, "no string at the domain path (%s)",
-                          d ? json_type_to_name(json_object_get_type(d)) : "absent");
-        dom = json_object_get_string(d);
-        n_dom = (size_t)json_object_get_string_len(d);
-    }
-    return json_fields(r, json_object_get_string(text), (size_t)json_object_get_string_len(text),
-                       dom, n_dom, rec);
 fail:
     return status;
 }
@@ -1413,7 +611,7 @@ static int next_json_line(prep_reader *r, prep_record *rec) {
             return reject(r, rec, PREP_REJECT_TOO_LONG, "line of %llu bytes > max_doc_bytes %llu",
                           (ull)too_long, (ull)r->max_doc_bytes);
         }
-        if (is_blank(line, n))
+        if (tok_json_is_blank(line, n))
             continue;
         record_start(r, rec, off);
         return json_record(r, line, n, off, rec);
@@ -1534,8 +732,11 @@ static int next_jsonl_comp(prep_reader *r, prep_record *rec) {
         r->src = SRC_ARCHIVE;
         r->limit = r->z_range ? r->z_limit : UINT64_MAX;
         window_reset(r, r->z_stream_from);
-        if (r->file_bytes == 0)
-            return PREP_READ_DONE;
+        if (r->file_bytes == 0) /* zstd -t, gzip -t, xz -t, bzip2 -t: not an empty stream */
+            FAIL(r, PREP_READ_ERR_CORRUPT,
+                 "%s: offset 0: 0 bytes, truncated (a compressed "
+                 "stream holds at least a header)",
+                 r->path);
         if (!(r->ar = raw_reader_new()) ||
             (r->z_range && !r->inner_buf && !(r->inner_buf = malloc(r->block_bytes))))
             FAIL(r, PREP_READ_ERR_NOMEM, "%s: out of memory", r->path);
@@ -1584,6 +785,11 @@ static int next_archive(prep_reader *r, prep_record *rec) {
     if (!r->started) {
         r->started = 1;
         r->limit = UINT64_MAX;
+        if (r->file_bytes == 0 && prep_name_is_compressed(r->path)) /* tar -tzf rejects it */
+            FAIL(r, PREP_READ_ERR_CORRUPT,
+                 "%s: offset 0: 0 bytes, truncated (a compressed "
+                 "stream holds at least a header)",
+                 r->path);
         if (!(r->ar = archive_read_new()) || !support_filters(r->ar) ||
             archive_read_support_format_all(r->ar) != ARCHIVE_OK)
             FAIL(r, PREP_READ_ERR_NOMEM, "%s: out of memory", r->path);
@@ -1623,7 +829,7 @@ static int next_archive(prep_reader *r, prep_record *rec) {
         r->has_member = 1;
         r->src = SRC_ARCHIVE;
         window_reset(r, 0);
-        prep_format f = format_of(r->member);
+        prep_format f = prep_format_from_name(r->member);
         if (f == PREP_FMT_JSONL) {
             r->in_member = 1;
         } else if (f == PREP_FMT_JSONL_COMP) {
@@ -1656,22 +862,6 @@ static int next_text(prep_reader *r, prep_record *rec) {
 }
 
 /* ---- the reader ---------------------------------------------------------------------------- */
-
-/* Splits a dot path (copied into dst) into keys. Returns the number of keys, -1 if malformed. */
-static int split_path(char *dst, const char **keys) {
-    int n = 0;
-    for (char *p = dst;;) {
-        char *dot = strchr(p, '.');
-        if (dot)
-            *dot = '\0';
-        if (*p == '\0' || n == MAX_KEYS)
-            return -1;
-        keys[n++] = p;
-        if (!dot)
-            return n;
-        p = dot + 1;
-    }
-}
 
 /* A unit of frames: where to start decoding, and the stream offsets its lines start in. The
  * byte before the unit's first frame may sit in any earlier frame (frames may be empty). */
@@ -1717,7 +907,6 @@ int prep_reader_open(const prep_input *in, const prep_unit *u, const prep_read_o
     snprintf(r->path, sizeof r->path, "%s", in->path);
     r->format = in->format;
     r->utf8 = opts->utf8;
-    r->json_c_only = opts->json_c_only;
     r->max_doc_bytes = opts->max_doc_bytes;
     r->block_bytes = opts->block_bytes ? (size_t)opts->block_bytes : READ_BLOCK_BYTES;
     if (r->max_doc_bytes == 0 || r->max_doc_bytes > MAX_DOC_LIMIT ||
@@ -1738,29 +927,20 @@ int prep_reader_open(const prep_input *in, const prep_unit *u, const prep_read_o
     r->begin = u->begin;
     r->end = u->end;
 
-    const char *tp = opts->text_path ? opts->text_path : "";
-    const char *dp = opts->domain_path ? opts->domain_path : "";
-    size_t n_tp = strlen(tp), n_dp = strlen(dp);
-    if (!(r->keys = malloc(n_tp + n_dp + 2)))
+    unsigned jflags = opts->json_c_only ? TOK_JSON_JSONC_ONLY : 0;
+    int jst = tok_json_create(opts->text_path, opts->domain_path, jflags, &r->json);
+    if (jst == TOK_JSON_ERR_NOMEM)
         FAIL(r, PREP_READ_ERR_NOMEM, "%s: out of memory", r->path);
-    memcpy(r->keys, tp, n_tp + 1);
-    memcpy(r->keys + n_tp + 1, dp, n_dp + 1);
-    r->n_text_keys = split_path(r->keys, r->text_key);
-    r->n_domain_keys = n_dp ? split_path(r->keys + n_tp + 1, r->domain_key) : 0;
-    if (r->n_text_keys < 0 || r->n_domain_keys < 0)
+    if (jst != TOK_JSON_OK)
         FAIL(r, PREP_READ_ERR_ARG,
              "text path '%s' or domain path '%s' is not a dot path of 1..%d "
              "keys",
-             tp, dp, MAX_KEYS);
+             opts->text_path ? opts->text_path : "", opts->domain_path ? opts->domain_path : "",
+             TOK_JSON_MAX_KEYS);
 
     r->cap = r->block_bytes;
     if (!(r->buf = malloc(r->cap + 1)))
         FAIL(r, PREP_READ_ERR_NOMEM, "%s: out of memory", r->path);
-    if (r->format != PREP_FMT_TEXT) {
-        if (!(r->tok = json_tokener_new_ex(JSON_DEPTH)))
-            FAIL(r, PREP_READ_ERR_NOMEM, "%s: out of memory", r->path);
-        json_tokener_set_flags(r->tok, JSON_TOKENER_STRICT);
-    }
     r->fd = open(r->path, O_RDONLY | O_CLOEXEC);
     if (r->fd < 0)
         FAIL(r, PREP_READ_ERR_IO, "%s: cannot open: %s", r->path, strerror(errno));
@@ -1782,8 +962,6 @@ int prep_reader_next(prep_reader *r, prep_record *rec) {
         return PREP_READ_ERR_ARG;
     if (r->status != PREP_READ_OK)
         return r->status;
-    json_object_put(r->obj);
-    r->obj = NULL;
     memset(rec, 0, sizeof *rec);
     int st;
     switch (r->format) {
@@ -1814,9 +992,7 @@ const char *prep_reader_errmsg(const prep_reader *r) {
 void prep_reader_free(prep_reader *r) {
     if (!r)
         return;
-    json_object_put(r->obj);
-    if (r->tok)
-        json_tokener_free(r->tok);
+    tok_json_free(r->json);
     if (r->inner)
         archive_read_free(r->inner);
     if (r->ar)
@@ -1824,11 +1000,8 @@ void prep_reader_free(prep_reader *r) {
     if (r->fd >= 0)
         close(r->fd);
     free(r->inner_buf);
-    free(r->keys);
     free(r->buf);
     free(r->out);
     free(r->dom);
-    free(r->jtext);
-    free(r->jdom);
     free(r);
 }

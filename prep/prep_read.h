@@ -6,7 +6,8 @@
  *   .jsonl / .json            one JSON object per line (plain: may be cut into byte ranges)
  *   .jsonl.zst, .jsonl.gz, .jsonl.xz, .jsonl.bz2   the same, compressed (libarchive's raw
  *                             format; filters gzip, bzip2, xz, lzma, zstd, told apart by content;
- *                             a file so named whose content is not compressed is CORRUPT)
+ *                             a file so named whose content is not compressed, or of 0 bytes,
+ *                             is CORRUPT)
  *   .tar .tar.gz .tgz .tar.zst .tzst .tar.xz .txz .tar.bz2 .tbz2 .tbz .zip .7z
  *                             archives (libarchive, the same filters): a regular member named
  *                             like a (compressed) jsonl file above gives one record per line (a
@@ -84,6 +85,15 @@ typedef enum {
     PREP_UTF8_REPLACE = 0, /* each invalid byte becomes U+FFFD (what sentencepiece does) */
     PREP_UTF8_REJECT = 1,
 } prep_utf8_policy;
+
+/*! prep_format_from_name() : the format a file (or an archive member) has by its name, by the
+ *  rules above; case does not matter. */
+prep_format prep_format_from_name(const char *name);
+
+/*! prep_name_is_compressed() : 1 if the name ends like a compressed file (.gz .tgz .zst .tzst
+ *  .xz .txz .bz2 .tbz2 .tbz, any case): such a file of 0 bytes is truncated (CORRUPT), as
+ *  zstd -t, gzip -t, xz -t and bzip2 -t say, not empty. */
+int prep_name_is_compressed(const char *name);
 
 /* One input file. */
 typedef struct {

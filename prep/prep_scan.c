@@ -205,51 +205,6 @@ const char *prep_domain_of(const prep_recipe *r, const prep_input *in, const pre
 
 /* ==== one unit ===============================================================================*/
 
-typedef struct {
-    const tokenizer *tok;
-    tok_ctx *ctx;
-    const char *arena;  /* the batch's texts back to back */
-    uint64_t *text_off; /* (batch) where each text starts in arena */
-    size_t *n_text;
-    size_t d0, d1;
-    uint32_t *ids; /* (ids_cap) tokens of d0..d1 back to back */
-    size_t n_ids, ids_cap;
-    uint64_t *end; /* (batch) end of each document in ids */
-    int err;
-} scan_worker;
-
-static void *scan_work(void *arg) {
-    scan_worker *w = arg;
-    w->n_ids = 0;
-    w->err = 0;
-    for (size_t i = w->d0; i < w->d1; i++) {
-        const uint32_t *ids;
-        size_t n;
-        if (tokenizer_encode(w->ctx, w->arena + w->text_off[i], w->n_text[i], NULL, &ids, &n) !=
-            TOK_OK) {
-            w->err = 1;
-            return NULL;
-        }
-        if (w->n_ids + n > w->ids_cap) {
-            size_t cap = w->ids_cap ? w->ids_cap : 1 << 16;
-            while (cap < w->n_ids + n)
-                cap *= 2;
-            uint32_t *p = realloc(w->ids, cap * 4);
-            if (!p) {
-                w->err = 1;
-                return NULL;
-            }
-            w->ids = p;
-            w->ids_cap = cap;
-        }
-        if (n) /* w->ids may still be NULL */
-            memcpy(w->ids + w->n_ids, ids, n * 4);
-        w->n_ids += n;
-        w->end[i] = w->n_ids;
-    }
-    return NULL;
-}
-
 /* A finished unit made durable by a helper thread while the next unit is read and tokenized:
  * its shard is closed (last block, index, fsync, rename), then its meta written (fsync,
  * rename), in that order, so a meta still means a complete unit. The fsyncs were about 0.8 s
@@ -298,16 +253,14 @@ static int closer_wait(unit_closer *c, char *err, size_t err_bytes) {
 typedef struct {
     const prep_opts *o;
     const tokenizer *tok;
-    int n_threads;
-    scan_worker *w;
-    pthread_t *th;
+    tok_pool *pool; /* the tokenize threads */
     /* the batch: batch_bytes of texts in arena (one copy of each, no allocation per document) */
     char *arena; /* (arena_cap) */
     size_t arena_cap;
     uint64_t *text_off; /* (BATCH_DOCS) */
     size_t *n_text;
     uint64_t *rec_of; /* (BATCH_DOCS) record index of each batch document */
-    uint64_t *end;
+    tok_text *docs;   /* (BATCH_DOCS) the batch's texts for the pool */
     size_t n_batch, batch_bytes;
     /* the unit */
     prep_unit_meta meta;
@@ -339,48 +292,27 @@ static uint32_t intern(scan_state *s, const char *str) {
 static int flush_batch(scan_state *s, char *err, size_t err_bytes) {
     if (s->n_batch == 0)
         return PREP_OK;
-    int nt = s->n_threads;
-    uint64_t total = s->batch_bytes, acc = 0;
-    size_t d = 0;
-    for (int k = 0; k < nt; k++) {
-        scan_worker *w = &s->w[k];
-        w->arena = s->arena;
-        w->text_off = s->text_off;
-        w->n_text = s->n_text;
-        w->end = s->end;
-        w->d0 = d;
-        uint64_t goal = total * (uint64_t)(k + 1) / (uint64_t)nt;
-        while (d < s->n_batch && (acc < goal || k == nt - 1))
-            acc += s->n_text[d++];
-        w->d1 = d;
+    for (size_t i = 0; i < s->n_batch; i++) {
+        s->docs[i].text = s->arena + s->text_off[i];
+        s->docs[i].n_bytes = s->n_text[i];
     }
-    for (int k = 1; k < nt; k++)
-        pthread_create(&s->th[k], NULL, scan_work, &s->w[k]);
-    scan_work(&s->w[0]);
-    for (int k = 1; k < nt; k++)
-        pthread_join(s->th[k], NULL);
+    if (tok_pool_encode(s->pool, s->docs, s->n_batch, NULL) != TOK_OK) {
+        snprintf(err, err_bytes, "tokenizer: out of memory");
+        return PREP_ERR_NOMEM;
+    }
     uint64_t n_tokens = 0;
-    for (int k = 0; k < nt; k++) {
-        scan_worker *w = &s->w[k];
-        if (w->err) {
-            snprintf(err, err_bytes, "tokenizer: out of memory");
-            return PREP_ERR_NOMEM;
+    for (size_t i = 0; i < s->n_batch; i++) {
+        prep_unit_rec *r = &s->meta.recs[s->rec_of[i]];
+        size_t m;
+        const uint32_t *ids = tok_pool_ids(s->pool, i, &m);
+        shard_doc piece = {0, s->rec_of[i], 0};
+        if (shard_writer_append(s->sw, ids, m, &piece, 1) != SHARD_OK) {
+            snprintf(err, err_bytes, "%s", shard_writer_errmsg(s->sw));
+            return PREP_ERR_IO;
         }
-        uint64_t prev = 0;
-        for (size_t i = w->d0; i < w->d1; i++) {
-            prep_unit_rec *r = &s->meta.recs[s->rec_of[i]];
-            uint64_t m = s->end[i] - prev;
-            shard_doc piece = {0, s->rec_of[i], 0};
-            if (shard_writer_append(s->sw, w->ids ? w->ids + prev : NULL, m, &piece, 1) !=
-                SHARD_OK) {
-                snprintf(err, err_bytes, "%s", shard_writer_errmsg(s->sw));
-                return PREP_ERR_IO;
-            }
-            r->n_tokens = m;
-            r->seq = (uint32_t)s->n_seqs++;
-            n_tokens += m;
-            prev = s->end[i];
-        }
+        r->n_tokens = m;
+        r->seq = (uint32_t)s->n_seqs++;
+        n_tokens += m;
     }
     uint64_t delta[3] = {s->n_batch, s->batch_bytes, n_tokens};
     cluster_progress_add(s->progress, delta);
@@ -561,19 +493,13 @@ int prep_scan(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, const pre
     memset(&s, 0, sizeof s);
     s.o = o;
     s.tok = tok;
-    s.n_threads = o->threads > 0 ? o->threads : 1;
-    s.w = calloc((size_t)s.n_threads, sizeof *s.w);
-    s.th = calloc((size_t)s.n_threads, sizeof *s.th);
     s.text_off = calloc(BATCH_DOCS, sizeof *s.text_off);
     s.n_text = calloc(BATCH_DOCS, sizeof *s.n_text);
     s.rec_of = calloc(BATCH_DOCS, sizeof *s.rec_of);
-    s.end = calloc(BATCH_DOCS, sizeof *s.end);
-    int st = s.w && s.th && s.text_off && s.n_text && s.rec_of && s.end ? PREP_OK : PREP_ERR_NOMEM;
-    for (int k = 0; st == PREP_OK && k < s.n_threads; k++) {
-        s.w[k].tok = tok;
-        if (tok_ctx_create(tok, &s.w[k].ctx) != TOK_OK)
-            st = PREP_ERR_NOMEM;
-    }
+    s.docs = calloc(BATCH_DOCS, sizeof *s.docs);
+    int st = s.text_off && s.n_text && s.rec_of && s.docs ? PREP_OK : PREP_ERR_NOMEM;
+    if (st == PREP_OK && tok_pool_create(tok, o->threads > 0 ? o->threads : 1, &s.pool) != TOK_OK)
+        st = PREP_ERR_NOMEM;
     uint64_t total_bytes = 0;
     for (size_t u = 0; u < n_units; u++)
         total_bytes += units[u].end - units[u].begin;
@@ -632,17 +558,12 @@ int prep_scan(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, const pre
 done:
     cluster_queue_free(q);
     cluster_progress_free(s.progress);
-    for (int k = 0; s.w && k < s.n_threads; k++) {
-        tok_ctx_free(s.w[k].ctx);
-        free(s.w[k].ids);
-    }
-    free(s.w);
-    free(s.th);
+    tok_pool_free(s.pool);
     free(s.arena);
     free(s.text_off);
     free(s.n_text);
     free(s.rec_of);
-    free(s.end);
+    free(s.docs);
     char msg[PREP_ERRMSG_BYTES];
     snprintf(msg, sizeof msg, "%s", err);
     return cluster_agree_msg(comm, st, msg, err, err_bytes, NULL);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Throughput on the inputs that make tokenizers quadratic (tests/prep/test_tokenizer_worst.c
+# Throughput on the inputs that make tokenizers quadratic (tests/tokenizer/test_tokenizer_worst.c
 # checks their correctness): 10 MB without whitespace, a 10 MB run of one letter, 1 MB of
 # digits, 1 MB of random bytes; longctx with both tokenizers, and HF tokenizers on 1 MB
 # versions of the first two (120 s limit) for comparison.

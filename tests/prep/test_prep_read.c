@@ -720,6 +720,30 @@ static void test_compressed(const char *dir) {
         CHECK(strstr(got.errmsg, "not a compressed stream") != NULL);
         res_free(&got);
     }
+
+    /* 0 bytes named compressed: truncated (zstd -t, gzip -t, xz -t and bzip2 -t reject it), not
+     * an empty file; likewise a compressed tar. A plain .tar or .jsonl of 0 bytes is empty. */
+    static const char *const empty[] = {"e.jsonl.zst", "e.jsonl.gz", "e.jsonl.xz", "e.jsonl.bz2",
+                                        "e.tar.gz",    "e.tgz",      "e.tar.zst",  "e.tzst",
+                                        "e.tar.xz",    "e.txz",      "e.tar.bz2",  "e.tbz2",
+                                        "e.tbz",       "e.jsonl",    "e.tar"};
+    for (size_t i = 0; i < sizeof empty / sizeof *empty; i++) {
+        char path[4200];
+        path_in(path, sizeof path, dir, empty[i]);
+        CHECK_EQ_INT(write_file(path, "", 0), 0);
+        int plain = strstr(empty[i], ".jsonl") == empty[i] + 1 && !strchr(empty[i] + 3, '.');
+        plain |= strcmp(empty[i], "e.tar") == 0;
+        prep_read_opts o = prep_read_opts_default();
+        tresult got;
+        res_init(&got);
+        read_path(path, &o, &got);
+        CHECK_EQ_INT(got.status, plain ? PREP_READ_DONE : PREP_READ_ERR_CORRUPT);
+        if (got.status != (plain ? PREP_READ_DONE : PREP_READ_ERR_CORRUPT))
+            fprintf(stderr, "%s: status %d\n", empty[i], got.status);
+        CHECK_EQ_INT(got.n, 0);
+        CHECK(plain || strstr(got.errmsg, path) != NULL);
+        res_free(&got);
+    }
     res_free(&exp);
     free(b.d);
 }
@@ -1631,7 +1655,6 @@ static void test_empty_inputs(const char *dir) {
     } cases[] = {
         {"empty.jsonl", "", 0, 0, 0},
         {"empty.txt", "", 0, 1, PREP_REJECT_EMPTY},
-        {"empty0.jsonl.zst", "", 0, 0, 0},  /* a file of zero bytes */
         {"empty1.jsonl.zst", ez, nz, 0, 0}, /* a zstd frame of nothing */
         {"empty2.jsonl.gz", eg, ng, 0, 0},  /* a gzip stream of nothing */
         {"empty.tar", "", 0, 0, 0},

@@ -2,7 +2,7 @@
 #ifndef LONGCTX_TOK_INTERNAL_H
 #define LONGCTX_TOK_INTERNAL_H
 
-#include "tokenizer.h"
+#include "tokenizer.h" /* tok_utf8_next: the one definition of valid UTF-8 */
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -127,7 +127,7 @@ static inline uint8_t tok_class(const tokenizer *t, uint32_t cp) {
     return t->class_blocks[((uint32_t)t->class_index[cp >> 8] << 8) | (cp & 0xff)];
 }
 
-/* ---- loaders ------------------------------------------------------------------------------ */
+/* ---- loaders (tok_load_hf.c, tok_load_spm.c; called only by tokenizer_load in tok_load.c) */
 int tok_load_hf(tokenizer *t, const char *path, const char *text, size_t n);
 int tok_load_spm(tokenizer *t, const char *path, const uint8_t *data, size_t n);
 
@@ -140,40 +140,6 @@ static inline int tok_byte_piece(const char *s, size_t n) {
     if (!hi || !lo || !s[3] || !s[4])
         return -1;
     return (int)((hi - hex) * 16 + (lo - hex));
-}
-
-/* ---- UTF-8 -------------------------------------------------------------------------------- */
-/* Decodes one code point at s[0..n); returns its length (1..4). An invalid or truncated
- * sequence yields length 1 and *cp = TOK_INVALID_CP. */
-#define TOK_INVALID_CP 0x110000u
-static inline size_t tok_utf8_next(const unsigned char *s, size_t n, uint32_t *cp) {
-    unsigned c = s[0];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    if (c >= 0xc2 && c <= 0xdf && n >= 2 && (s[1] & 0xc0) == 0x80) {
-        *cp = ((c & 0x1fu) << 6) | (s[1] & 0x3fu);
-        return 2;
-    }
-    if (c >= 0xe0 && c <= 0xef && n >= 3 && (s[1] & 0xc0) == 0x80 && (s[2] & 0xc0) == 0x80) {
-        uint32_t v = ((c & 0x0fu) << 12) | ((s[1] & 0x3fu) << 6) | (s[2] & 0x3fu);
-        if (v >= 0x800 && (v < 0xd800 || v > 0xdfff)) {
-            *cp = v;
-            return 3;
-        }
-    }
-    if (c >= 0xf0 && c <= 0xf4 && n >= 4 && (s[1] & 0xc0) == 0x80 && (s[2] & 0xc0) == 0x80 &&
-        (s[3] & 0xc0) == 0x80) {
-        uint32_t v =
-            ((c & 0x07u) << 18) | ((s[1] & 0x3fu) << 12) | ((s[2] & 0x3fu) << 6) | (s[3] & 0x3fu);
-        if (v >= 0x10000 && v <= 0x10ffff) {
-            *cp = v;
-            return 4;
-        }
-    }
-    *cp = TOK_INVALID_CP;
-    return 1;
 }
 
 #endif

@@ -4,10 +4,10 @@
 #include "shard.h"
 #include "tokenizer.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <getopt.h>
 #include <json-c/json.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,32 +27,56 @@ static double now(void) {
 
 /* ==== input: documents in batches ============================================================*/
 
+/* The documents of one batch: each one's bytes in its own buffer. */
 typedef struct {
-    char *line; /* jsonl: the raw line; else the whole text */
-    size_t n;
-    uint64_t index; /* document number */
-    uint64_t line_no;
-    uint64_t offset; /* byte offset of the line in the input */
-} doc;
+    char **buf;      /* (cap) owned */
+    tok_text *texts; /* (cap) texts[i] is buf[i][0, n_bytes) */
+    size_t n, cap;
+} batch;
+
+static int batch_push(batch *b, char *buf, size_t n) {
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 1024;
+        char **nb = realloc(b->buf, cap * sizeof *nb);
+        if (nb)
+            b->buf = nb;
+        tok_text *nt = nb ? realloc(b->texts, cap * sizeof *nt) : NULL;
+        if (!nt)
+            return -1;
+        b->texts = nt;
+        b->cap = cap;
+    }
+    b->buf[b->n] = buf;
+    b->texts[b->n].text = buf;
+    b->texts[b->n].n_bytes = n;
+    b->n++;
+    return 0;
+}
+
+static void batch_clear(batch *b) {
+    for (size_t i = 0; i < b->n; i++)
+        free(b->buf[i]);
+    b->n = 0;
+}
 
 typedef struct {
     FILE *f;
-    const char *name;
-    int jsonl;
+    tok_json *json; /* --jsonl: the text field of each line; NULL: the input is one document */
     int eof;
-    uint64_t line_no, offset, n_docs;
-    char *buf;
-    size_t buf_cap;
+    uint64_t line_no, offset;
+    int bad; /* a line that is no document ends the input after the documents before it */
+    uint64_t bad_line_no, bad_offset;
+    char bad_msg[TOK_JSON_ERRMSG_BYTES];
 } reader;
 
-/* Reads the next batch of documents (at least one unless at the end). Returns the count. */
-static int read_batch(reader *r, doc **docs, size_t *docs_cap, size_t *n_docs) {
-    *n_docs = 0;
+/* Reads the next batch of documents (none at the end). Returns 0, -1 out of memory, -2 a read
+ * error (errno). */
+static int read_batch(reader *r, batch *b) {
     size_t bytes = 0;
     while (!r->eof && bytes < BATCH_BYTES) {
         char *line = NULL;
         size_t cap = 0, n;
-        if (r->jsonl) {
+        if (r->json) {
             ssize_t got = getline(&line, &cap, r->f);
             if (got < 0) {
                 free(line);
@@ -65,31 +89,30 @@ static int read_batch(reader *r, doc **docs, size_t *docs_cap, size_t *n_docs) {
             r->offset += n;
             while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
                 n--;
-            if (n == 0) { /* empty lines are skipped, as the peers' readers do */
+            if (tok_json_is_blank(line, n)) { /* blank lines are skipped, as prep does */
                 free(line);
                 continue;
             }
-            if (*n_docs == *docs_cap) {
-                size_t nc = *docs_cap ? 2 * *docs_cap : 1024;
-                doc *d = realloc(*docs, nc * sizeof *d);
-                if (!d) {
-                    free(line);
+            tok_json_fields f;
+            int st = tok_json_extract(r->json, line, n, &f);
+            if (st != TOK_JSON_OK) {
+                free(line);
+                if (st == TOK_JSON_ERR_NOMEM)
                     return -1;
-                }
-                *docs = d;
-                *docs_cap = nc;
+                r->bad = r->eof = 1;
+                r->bad_line_no = r->line_no;
+                r->bad_offset = off;
+                snprintf(r->bad_msg, sizeof r->bad_msg, "%s", tok_json_errmsg(r->json));
+                break;
             }
-            doc *d = &(*docs)[(*n_docs)++];
-            d->line = line;
-            d->n = n;
-            d->index = r->n_docs++;
-            d->line_no = r->line_no;
-            d->offset = off;
-            bytes += n;
+            assert(f.n_text <= n); /* unescaping never makes a string longer */
+            memmove(line, f.text, f.n_text);
+            line[f.n_text] = '\0';
+            n = f.n_text;
         } else { /* the whole input is one document */
-            size_t len = 0;
+            n = 0;
             for (;;) {
-                if (len + 65536 > cap) {
+                if (n + 65536 > cap) {
                     size_t nc = cap ? 2 * cap : 1 << 20;
                     char *p = realloc(line, nc);
                     if (!p) {
@@ -99,8 +122,8 @@ static int read_batch(reader *r, doc **docs, size_t *docs_cap, size_t *n_docs) {
                     line = p;
                     cap = nc;
                 }
-                size_t got = fread(line + len, 1, cap - len, r->f);
-                len += got;
+                size_t got = fread(line + n, 1, cap - n, r->f);
+                n += got;
                 if (got == 0)
                     break;
             }
@@ -109,129 +132,16 @@ static int read_batch(reader *r, doc **docs, size_t *docs_cap, size_t *n_docs) {
                 return -2;
             }
             r->eof = 1;
-            if (*docs_cap == 0) {
-                *docs = malloc(sizeof **docs);
-                if (!*docs) {
-                    free(line);
-                    return -1;
-                }
-                *docs_cap = 1;
-            }
-            doc *d = &(*docs)[(*n_docs)++];
-            d->line = line;
-            d->n = len;
-            d->index = r->n_docs++;
-            d->line_no = 1;
-            d->offset = 0;
         }
+        if (batch_push(b, line, n) != 0) {
+            free(line);
+            return -1;
+        }
+        bytes += n;
     }
-    if (r->jsonl && ferror(r->f))
+    if (r->json && ferror(r->f))
         return -2;
     return 0;
-}
-
-/* ==== workers ================================================================================*/
-
-typedef struct {
-    const tokenizer *tok;
-    tok_ctx *ctx;
-    const tok_encode_opts *opts;
-    const char *field;
-    int jsonl;
-    doc *docs;
-    size_t d0, d1;
-    uint32_t *ids; /* (ids_cap) ids of docs d0..d1, back to back */
-    size_t n_ids, ids_cap;
-    uint64_t *doc_end; /* (d1 - d0) end of each document in ids */
-    size_t doc_end_cap;
-    uint64_t n_bytes;
-    double encode_s;
-    int err;        /* 0, or 1 bad input, -1 out of memory */
-    size_t err_doc; /* the first bad document */
-    char err_msg[256];
-} worker;
-
-static void *work(void *arg) {
-    worker *w = arg;
-    w->n_ids = 0;
-    w->n_bytes = 0;
-    w->encode_s = 0;
-    w->err = 0;
-    size_t nd = w->d1 - w->d0;
-    if (nd > w->doc_end_cap) {
-        free(w->doc_end);
-        w->doc_end = malloc(nd * sizeof *w->doc_end);
-        w->doc_end_cap = w->doc_end ? nd : 0;
-        if (!w->doc_end) {
-            w->err = -1;
-            return NULL;
-        }
-    }
-    json_tokener *jt = w->jsonl ? json_tokener_new() : NULL;
-    for (size_t i = w->d0; i < w->d1; i++) {
-        doc *d = &w->docs[i];
-        const char *text = d->line;
-        size_t n = d->n;
-        json_object *obj = NULL, *v;
-        if (w->jsonl) {
-            json_tokener_reset(jt);
-            obj = json_tokener_parse_ex(jt, d->line, (int)d->n);
-            enum json_tokener_error e = json_tokener_get_error(jt);
-            if (!obj || e != json_tokener_success || json_tokener_get_parse_end(jt) != d->n) {
-                w->err = 1;
-                w->err_doc = i;
-                snprintf(w->err_msg, sizeof w->err_msg, "invalid JSON at column %zu: %s",
-                         json_tokener_get_parse_end(jt) + 1,
-                         e != json_tokener_success ? json_tokener_error_desc(e)
-                                                   : "trailing characters");
-                json_object_put(obj);
-                break;
-            }
-            if (!json_object_is_type(obj, json_type_object) ||
-                !json_object_object_get_ex(obj, w->field, &v) ||
-                !json_object_is_type(v, json_type_string)) {
-                w->err = 1;
-                w->err_doc = i;
-                snprintf(w->err_msg, sizeof w->err_msg, "no string field \"%s\"", w->field);
-                json_object_put(obj);
-                break;
-            }
-            text = json_object_get_string(v);
-            n = (size_t)json_object_get_string_len(v);
-        }
-        const uint32_t *ids;
-        size_t n_ids;
-        double t0 = now();
-        int st = tokenizer_encode(w->ctx, text, n, w->opts, &ids, &n_ids);
-        w->encode_s += now() - t0;
-        w->n_bytes += n;
-        if (st == TOK_OK && w->n_ids + n_ids > w->ids_cap) {
-            size_t nc = w->ids_cap ? w->ids_cap : 1 << 16;
-            while (nc < w->n_ids + n_ids)
-                nc *= 2;
-            uint32_t *p = realloc(w->ids, nc * 4);
-            if (p) {
-                w->ids = p;
-                w->ids_cap = nc;
-            } else {
-                st = TOK_ERR_NOMEM;
-            }
-        }
-        json_object_put(obj);
-        if (st != TOK_OK) {
-            w->err = -1;
-            w->err_doc = i;
-            snprintf(w->err_msg, sizeof w->err_msg, "%s", tok_strerror(st));
-            break;
-        }
-        if (n_ids) /* w->ids may still be NULL */
-            memcpy(w->ids + w->n_ids, ids, n_ids * 4);
-        w->n_ids += n_ids;
-        w->doc_end[i - w->d0] = w->n_ids;
-    }
-    if (jt)
-        json_tokener_free(jt);
-    return NULL;
 }
 
 /* ==== tokenize ===============================================================================*/
@@ -239,7 +149,7 @@ static void *work(void *arg) {
 static void tokenize_usage(FILE *f) {
     fprintf(f,
             "usage: longctx tokenize --tokenizer PATH [--input FILE|-] [--jsonl [--text-field "
-            "NAME]]\n"
+            "PATH]]\n"
             "                        [--output FILE|-] [--format text|u32] [--add-bos] "
             "[--add-eos]\n"
             "                        [--parse-special] [--threads N] [--stats]\n\n"
@@ -247,10 +157,11 @@ static void tokenize_usage(FILE *f) {
             "SentencePiece .model), bit-exact with HF tokenizers and sentencepiece.\n"
             "  --tokenizer PATH   tokenizer.json or tokenizer.model (required)\n"
             "  --input FILE       input (default - = stdin)\n"
-            "  --jsonl            every line is a JSON object whose text field is one document\n"
-            "                     (empty lines are skipped); without it the whole input is one\n"
-            "                     document\n"
-            "  --text-field NAME  the field (default text)\n"
+            "  --jsonl            every line is a JSON object (strict RFC 8259, as prep reads\n"
+            "                     it) whose text field is one document; blank lines are\n"
+            "                     skipped; without it the whole input is one document\n"
+            "  --text-field PATH  dot-separated path of the text string (default text;\n"
+            "                     meta.body: the key body of the object at meta)\n"
             "  --output FILE      output (default - = stdout)\n"
             "  --format text|u32  text: one line per document, ids separated by spaces\n"
             "                     (default); u32: per document a uint32 count then the uint32\n"
@@ -286,6 +197,22 @@ static int write_doc(FILE *out, int u32, const uint32_t *ids, size_t n) {
     return putc('\n', out) == EOF ? -1 : 0;
 }
 
+/* The output in messages: "-" is stdout. */
+static const char *out_name(const char *path) {
+    return strcmp(path, "-") ? path : "stdout";
+}
+
+/* The final flush of out, and its close unless it is stdout (which is flushed and checked
+ * here, so that no error is left for exit to drop). 0, or -1 with errno set. */
+static int out_finish(FILE *out) {
+    int bad = fflush(out) != 0 || ferror(out);
+    int saved = errno;
+    if (out != stdout && fclose(out) != 0)
+        return -1;
+    errno = saved;
+    return bad ? -1 : 0;
+}
+
 static int tokenize_run(const tokenize_args *a) {
     double t_load = now();
     tokenizer *tok;
@@ -296,116 +223,89 @@ static int tokenize_run(const tokenize_args *a) {
         return EXIT_RUNTIME;
     }
     t_load = now() - t_load;
-    FILE *in = strcmp(a->input, "-") ? fopen(a->input, "rb") : stdin;
-    FILE *out = strcmp(a->output, "-") ? fopen(a->output, "wb") : stdout;
-    if (!in || !out) {
-        LOG_ERROR("%s: cannot open: %s", !in ? a->input : a->output, strerror(errno));
-        if (in && in != stdin)
-            fclose(in);
-        tokenizer_free(tok);
-        return EXIT_RUNTIME;
+    reader r;
+    memset(&r, 0, sizeof r);
+    tok_pool *pool = NULL;
+    int rc = 0;
+    st = tok_pool_create(tok, a->threads, &pool);
+    if (st != TOK_OK) {
+        LOG_ERROR("%d tokenize threads: %s", a->threads, tok_strerror(st));
+        rc = EXIT_RUNTIME;
+    }
+    int jst = rc == 0 && a->jsonl ? tok_json_create(a->field, NULL, 0, &r.json) : TOK_JSON_OK;
+    if (jst != TOK_JSON_OK) {
+        LOG_ERROR("--text-field '%s': %s", a->field,
+                  jst == TOK_JSON_ERR_ARG ? "not a dot path of keys" : tok_json_strerror(jst));
+        rc = EXIT_RUNTIME;
+    }
+    FILE *in = NULL, *out = NULL;
+    if (rc == 0) {
+        in = strcmp(a->input, "-") ? fopen(a->input, "rb") : stdin;
+        out = in && strcmp(a->output, "-") ? fopen(a->output, "wb") : stdout;
+        if (!in || !out) {
+            LOG_ERROR("%s: cannot open: %s", !in ? a->input : a->output, strerror(errno));
+            rc = EXIT_RUNTIME;
+        }
     }
     static char obuf[1 << 20];
-    setvbuf(out, obuf, _IOFBF, sizeof obuf);
-    int nt = a->threads;
-    worker *w = calloc((size_t)nt, sizeof *w);
-    pthread_t *th = calloc((size_t)nt, sizeof *th);
-    int rc = w && th ? 0 : EXIT_RUNTIME;
-    for (int k = 0; rc == 0 && k < nt; k++) {
-        w[k].tok = tok;
-        w[k].opts = &a->opts;
-        w[k].field = a->field;
-        w[k].jsonl = a->jsonl;
-        if (tok_ctx_create(tok, &w[k].ctx) != TOK_OK)
-            rc = EXIT_RUNTIME;
-    }
-    reader r = {in, a->input, a->jsonl, 0, 0, 0, 0, NULL, 0};
-    doc *docs = NULL;
-    size_t docs_cap = 0, n_docs;
-    uint64_t n_bytes = 0, n_tokens = 0, n_total_docs = 0;
+    if (out)
+        setvbuf(out, obuf, _IOFBF, sizeof obuf);
+    r.f = in;
+    batch b = {NULL, NULL, 0, 0};
+    uint64_t n_bytes = 0, n_tokens = 0, n_docs = 0;
     double encode_s = 0;
     while (rc == 0) {
-        int rst = read_batch(&r, &docs, &docs_cap, &n_docs);
+        int rst = read_batch(&r, &b);
         if (rst != 0) {
             LOG_ERROR("%s: %s", a->input, rst == -1 ? "out of memory" : strerror(errno));
             rc = EXIT_RUNTIME;
             break;
         }
-        if (n_docs == 0)
+        if (b.n == 0 && !r.bad)
             break;
-        /* contiguous ranges of about equal bytes, so output order is simply thread order */
-        uint64_t total = 0, acc = 0;
-        for (size_t i = 0; i < n_docs; i++)
-            total += docs[i].n;
-        size_t d = 0;
-        for (int k = 0; k < nt; k++) {
-            w[k].docs = docs;
-            w[k].d0 = d;
-            uint64_t goal = total * (uint64_t)(k + 1) / (uint64_t)nt;
-            while (d < n_docs && (acc < goal || k == nt - 1)) {
-                acc += docs[d].n;
-                d++;
-            }
-            w[k].d1 = d;
+        double t0 = now();
+        st = tok_pool_encode(pool, b.texts, b.n, &a->opts);
+        encode_s += now() - t0;
+        if (st != TOK_OK) {
+            LOG_ERROR("%s: %s", a->input, tok_strerror(st));
+            rc = EXIT_RUNTIME;
+            break;
         }
-        for (int k = 1; k < nt; k++)
-            pthread_create(&th[k], NULL, work, &w[k]);
-        work(&w[0]);
-        for (int k = 1; k < nt; k++)
-            pthread_join(th[k], NULL);
-        double batch_s = 0;
-        for (int k = 0; k < nt && rc == 0; k++) {
-            if (w[k].encode_s > batch_s)
-                batch_s = w[k].encode_s;
-            if (w[k].err) {
-                const doc *bad = &docs[w[k].err_doc];
-                LOG_ERROR("%s: line %llu (offset %llu): %s", a->input, (ull)bad->line_no,
-                          (ull)bad->offset, w[k].err_msg);
+        for (size_t i = 0; i < b.n && rc == 0; i++) {
+            size_t n;
+            const uint32_t *ids = tok_pool_ids(pool, i, &n);
+            if (write_doc(out, a->u32, ids, n) != 0) {
+                LOG_ERROR("%s: write: %s", out_name(a->output), strerror(errno));
                 rc = EXIT_RUNTIME;
-                break;
             }
-            uint64_t prev = 0;
-            for (size_t i = w[k].d0; i < w[k].d1; i++) {
-                uint64_t end = w[k].doc_end[i - w[k].d0];
-                if (write_doc(out, a->u32, w[k].ids ? w[k].ids + prev : NULL, end - prev) != 0) {
-                    LOG_ERROR("%s: write: %s", a->output, strerror(errno));
-                    rc = EXIT_RUNTIME;
-                    break;
-                }
-                prev = end;
-            }
-            n_bytes += w[k].n_bytes;
-            n_tokens += w[k].n_ids;
+            n_bytes += b.texts[i].n_bytes;
+            n_tokens += n;
         }
-        encode_s += batch_s;
-        n_total_docs += n_docs;
-        for (size_t i = 0; i < n_docs; i++)
-            free(docs[i].line);
+        n_docs += b.n;
+        batch_clear(&b);
+        if (r.bad && rc == 0) {
+            LOG_ERROR("%s: line %llu (offset %llu): %s", a->input, (ull)r.bad_line_no,
+                      (ull)r.bad_offset, r.bad_msg);
+            rc = EXIT_RUNTIME;
+        }
     }
-    if (fflush(out) != 0 && rc == 0) {
-        LOG_ERROR("%s: write: %s", a->output, strerror(errno));
+    if (out && out_finish(out) != 0 && rc == 0) {
+        LOG_ERROR("%s: write: %s", out_name(a->output), strerror(errno));
         rc = EXIT_RUNTIME;
     }
     if (rc == 0 && a->stats)
         fprintf(stderr,
                 "{\"tool\":\"longctx\",\"docs\":%llu,\"bytes\":%llu,\"tokens\":%llu,"
                 "\"load_s\":%.4f,\"encode_s\":%.4f,\"MB_per_s\":%.3f,\"threads\":%d}\n",
-                (ull)n_total_docs, (ull)n_bytes, (ull)n_tokens, t_load, encode_s,
-                encode_s > 0 ? (double)n_bytes / 1e6 / encode_s : 0.0, nt);
-    for (int k = 0; w && k < nt; k++) {
-        tok_ctx_free(w[k].ctx);
-        free(w[k].ids);
-        free(w[k].doc_end);
-    }
-    free(w);
-    free(th);
-    free(docs);
-    if (in != stdin)
+                (ull)n_docs, (ull)n_bytes, (ull)n_tokens, t_load, encode_s,
+                encode_s > 0 ? (double)n_bytes / 1e6 / encode_s : 0.0, a->threads);
+    batch_clear(&b);
+    free(b.buf);
+    free(b.texts);
+    if (in && in != stdin)
         fclose(in);
-    if (out != stdout && fclose(out) != 0 && rc == 0) {
-        LOG_ERROR("%s: close: %s", a->output, strerror(errno));
-        rc = EXIT_RUNTIME;
-    }
+    tok_json_free(r.json);
+    tok_pool_free(pool);
     tokenizer_free(tok);
     return rc;
 }
@@ -569,23 +469,29 @@ int detokenize_main(int argc, char **argv) {
             rc = EXIT_RUNTIME;
             break;
         }
+        int wst;
         if (a.jsonl) {
             json_object *o = json_object_new_object();
             json_object_object_add(o, "text", json_object_new_string_len(text, (int)m));
-            fprintf(out, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+            wst = fprintf(out, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
             json_object_put(o);
         } else {
-            fwrite(text, 1, m, out);
+            wst = fwrite(text, 1, m, out) == m ? 0 : -1;
+        }
+        if (wst < 0) {
+            LOG_ERROR("%s: write: %s", out_name(a.output), strerror(errno));
+            rc = EXIT_RUNTIME;
+            break;
         }
         doc_no++;
     }
-    if (out && fflush(out) != 0 && rc == 0)
+    if (out && out_finish(out) != 0 && rc == 0) {
+        LOG_ERROR("%s: write: %s", out_name(a.output), strerror(errno));
         rc = EXIT_RUNTIME;
+    }
     free(ids);
     if (in && in != stdin)
         fclose(in);
-    if (out && out != stdout)
-        fclose(out);
     tok_ctx_free(ctx);
     tokenizer_free(tok);
     return rc;
