@@ -190,18 +190,4 @@ int shard_verify(const char *path, shard_verify_report *report, char *errmsg, si
 int shard_ids_read(FILE *in, int u32, uint32_t **ids, uint64_t *cap, uint64_t *n, uint64_t *offset,
                    const char **why);
 
-/* ---- Megatron indexed dataset (single process pieces; the MPI driver is in shard_main) ---- */
-
-#define MEGATRON_MAGIC        "MMIDIDX\x00\x00"
-#define MEGATRON_HEADER_BYTES 34u
-#define MEGATRON_DTYPE_INT32  4
-#define MEGATRON_DTYPE_UINT16 8
-
-/* Megatron's dtype for a vocabulary: uint16 (8) when vocab_size < 65500, else int32 (4). */
-int shard_megatron_dtype_for_vocab(uint32_t vocab_size);
-
-/* Writes the 34-byte .idx header. */
-void shard_megatron_header(uint8_t out[MEGATRON_HEADER_BYTES], int dtype, uint64_t n_seqs,
-                           uint64_t n_doc_indices);
-
 #endif
