@@ -451,6 +451,7 @@ static int cmd_import(int argc, char **argv) {
 /* ==== pack ====================================================================================*/
 
 static void pack_usage(FILE *f) {
+    shard_pack_opts d = shard_pack_opts_default();
     fprintf(f,
             "usage: longctx shard pack --output FILE --vocab-size N [--seq-len L] [--format "
             "text|u32]\n"
@@ -461,25 +462,15 @@ static void pack_usage(FILE *f) {
             "sequence may be shorter; no token is dropped.\n"
             "  --format text  one document per line, ids separated by spaces (default)\n"
             "  --format u32   per document a uint32 count then the ids, little-endian\n"
-            "  --seq-len L    tokens per sequence (default 131072)\n"
+            "  --seq-len L    tokens per sequence (default %llu)\n"
             "  --bos ID       prepend ID to every document (default: none)\n"
             "  --eos ID       append ID to every document (default: none)\n"
-            "  --level L      zstd level (default 3)\n");
+            "  --level L      zstd level (default %d)\n",
+            (ull)d.seq_len, d.level);
 }
 
-/* The next document: 0, 1 at the end, -1 on bad input (logged with file and offset). */
-static int next_doc(FILE *in, int u32, uint32_t **ids, uint64_t *cap, uint64_t *n, uint64_t *offset,
-                    const char *name) {
-    const char *why;
-    int st = shard_ids_read(in, u32, ids, cap, n, offset, &why);
-    if (st == SHARD_ERR_CORRUPT)
-        LOG_ERROR("%s: offset %llu: %s", name, (ull)*offset, why);
-    else if (st == SHARD_ERR_NOMEM)
-        LOG_ERROR("out of memory");
-    return st == SHARD_OK ? 0 : st == SHARD_DONE ? 1 : -1;
-}
-
-static int cmd_pack(int argc, char **argv) {
+/* Parses the options into *o, *out; 0, or the exit code (help, usage error). */
+static int pack_parse(int argc, char **argv, shard_pack_opts *o, const char **out) {
     static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
                                          {"vocab-size", required_argument, NULL, 'V'},
                                          {"seq-len", required_argument, NULL, 'L'},
@@ -489,35 +480,33 @@ static int cmd_pack(int argc, char **argv) {
                                          {"level", required_argument, NULL, 'l'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *out = NULL;
-    unsigned long long vocab = 0, seq_len = 131072, bos = UINT64_MAX, eos = UINT64_MAX;
-    long level = 3;
-    int u32 = 0, c;
+    unsigned long long vocab = 0;
+    int c;
     char *end = NULL;
     while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
         errno = 0;
         switch (c) {
         case 'o':
-            out = optarg;
+            *out = optarg;
             break;
         case 'V':
             vocab = strtoull(optarg, &end, 10);
             break;
         case 'L':
-            seq_len = strtoull(optarg, &end, 10);
+            o->seq_len = strtoull(optarg, &end, 10);
             break;
         case 'B':
-            bos = strtoull(optarg, &end, 10);
+            o->bos = strtoull(optarg, &end, 10);
             break;
         case 'E':
-            eos = strtoull(optarg, &end, 10);
+            o->eos = strtoull(optarg, &end, 10);
             break;
         case 'l':
-            level = strtol(optarg, &end, 10);
+            o->level = (int)strtol(optarg, &end, 10);
             break;
         case 'f':
             if (!strcmp(optarg, "u32")) {
-                u32 = 1;
+                o->u32 = 1;
             } else if (strcmp(optarg, "text") != 0) {
                 fprintf(stderr, "longctx shard pack: unknown format '%s'\n", optarg);
                 return EXIT_USAGE;
@@ -525,7 +514,7 @@ static int cmd_pack(int argc, char **argv) {
             break;
         case 'h':
             pack_usage(stdout);
-            return 0;
+            return EXIT_HELP;
         default:
             pack_usage(stderr);
             return EXIT_USAGE;
@@ -536,79 +525,41 @@ static int cmd_pack(int argc, char **argv) {
         }
         end = NULL;
     }
-    if (!out || vocab == 0 || vocab > UINT32_MAX || seq_len == 0 || optind < argc - 1 ||
-        (bos != UINT64_MAX && bos >= vocab) || (eos != UINT64_MAX && eos >= vocab)) {
+    if (!*out || vocab == 0 || vocab > UINT32_MAX || o->seq_len == 0 || optind < argc - 1 ||
+        (o->bos != SHARD_PACK_NONE && o->bos >= vocab) ||
+        (o->eos != SHARD_PACK_NONE && o->eos >= vocab)) {
         fprintf(stderr, "longctx shard pack: need --output, --vocab-size (ids, --bos and --eos "
                         "below it), --seq-len > 0 and at most one INPUT\n\n");
         pack_usage(stderr);
         return EXIT_USAGE;
     }
+    o->vocab_size = (uint32_t)vocab;
+    return 0;
+}
+
+static int cmd_pack(int argc, char **argv) {
+    shard_pack_opts o = shard_pack_opts_default();
+    const char *out = NULL;
+    int rc = pack_parse(argc, argv, &o, &out);
+    if (rc != 0)
+        return rc == EXIT_HELP ? 0 : rc;
     const char *name = optind < argc ? argv[optind] : "-";
     FILE *in = strcmp(name, "-") ? fopen(name, "rb") : stdin;
     if (!in) {
         LOG_ERROR("%s: cannot open: %s", name, strerror(errno));
         return EXIT_RUNTIME;
     }
-    char meta[256];
-    snprintf(meta, sizeof meta,
-             "{\"source\":\"shard pack\",\"seq_len\":%llu,\"packing\":\"concat\"}", seq_len);
-    shard_writer_opts o = shard_writer_opts_default();
-    o.vocab_size = (uint32_t)vocab;
-    o.level = (int)level;
-    o.meta_json = meta;
-    shard_writer *w;
-    int st = shard_writer_create(out, &o, &w), rc = EXIT_RUNTIME, more;
-    uint32_t *ids = NULL, *dbuf = NULL;
-    uint64_t cap = 0, dcap = 0, n, byte_off = 0, doc = 0, fill = 0, n_tokens = 0;
-    while (st == SHARD_OK && (more = next_doc(in, u32, &ids, &cap, &n, &byte_off, name)) == 0) {
-        /* the document as packed: [bos] ids [eos] */
-        uint64_t m = n + (bos != UINT64_MAX) + (eos != UINT64_MAX), k = 0;
-        if (m > dcap && !(dbuf = realloc(dbuf, (size_t)((dcap = m) * 4)))) {
-            st = SHARD_ERR_NOMEM;
-            break;
-        }
-        if (bos != UINT64_MAX)
-            dbuf[k++] = (uint32_t)bos;
-        memcpy(dbuf + k, ids, n * 4);
-        if (eos != UINT64_MAX)
-            dbuf[k + n] = (uint32_t)eos;
-        k = 0;
-        do { /* one piece per sequence the document touches; an empty document gets one too */
-            if (fill == seq_len && k < m) {
-                st = shard_writer_seq_end(w);
-                fill = 0;
-            }
-            shard_doc d = {fill, doc, k};
-            uint64_t take = m - k < seq_len - fill ? m - k : seq_len - fill;
-            if (st == SHARD_OK)
-                st = shard_writer_seq_doc(w, &d);
-            if (st == SHARD_OK)
-                st = shard_writer_seq_tokens(w, dbuf + k, take);
-            k += take;
-            fill += take;
-        } while (st == SHARD_OK && k < m);
-        n_tokens += m;
-        doc++;
-    }
-    if (st == SHARD_OK && more < 0)
-        st = SHARD_ERR_ARG;
-    else if (st == SHARD_OK && doc > 0)
-        st = shard_writer_seq_end(w);
-    if (st == SHARD_OK)
-        st = shard_writer_close(w);
-    if (st != SHARD_OK) {
-        if (more >= 0)
-            LOG_ERROR("%s", shard_writer_errmsg(w));
-    } else {
-        LOG_INFO("packed %llu documents, %llu tokens into %s", (ull)doc, (ull)n_tokens, out);
-        rc = 0;
-    }
-    shard_writer_free(w);
-    free(ids);
-    free(dbuf);
+    shard_pack_report rep;
+    char err[1024];
+    int st = shard_pack(in, name, out, &o, &rep, err, sizeof err);
+    if (st != SHARD_OK)
+        LOG_ERROR("%s", err);
+    else
+        LOG_INFO("packed %llu documents, %llu tokens into %s", (ull)rep.n_docs, (ull)rep.n_tokens,
+                 out);
     if (in != stdin)
         fclose(in);
-    return rc;
+    return st == SHARD_OK ? 0 : EXIT_RUNTIME;
 }
 
 /* ==== dispatch ================================================================================*/
