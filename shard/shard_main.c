@@ -575,8 +575,7 @@ static void usage(FILE *f) {
                "longctx shard <command> --help for each command's options.\n");
 }
 
-int shard_main(int argc, char **argv) {
-    cluster_log_setup("shard", 0, 1, CLUSTER_LOG_INFO);
+static int run(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;
@@ -602,4 +601,17 @@ int shard_main(int argc, char **argv) {
     fprintf(stderr, "longctx shard: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return EXIT_USAGE;
+}
+
+int shard_main(int argc, char **argv) {
+    cluster_log_setup("shard", 0, 1, CLUSTER_LOG_INFO);
+    int rc = run(argc, argv);
+    /* stdout carries the results: a write that failed (a full disk, /dev/full) is a failure,
+     * also when the last buffer is flushed only here */
+    errno = 0;
+    if ((fflush(stdout) != 0 || ferror(stdout)) && rc == 0) {
+        LOG_ERROR("writing stdout: %s", errno ? strerror(errno) : "write error");
+        rc = EXIT_RUNTIME;
+    }
+    return rc;
 }
