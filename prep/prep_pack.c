@@ -98,22 +98,21 @@ static copy_t *make_copies(const prep_sel *sel, size_t n_sel, uint64_t seed, siz
     return c;
 }
 
+/* Concat: the copies in key order, cut by the shard library's concat rule (the one `shard
+ * pack` uses). An empty copy has no piece here: it holds no tokens. */
 static int plan_concat(const prep_sel *sel, const copy_t *c, size_t n_copies, uint64_t L,
                        plan_t *p) {
-    uint64_t fill = L;
+    shard_concat cut = shard_concat_init(L);
     for (size_t i = 0; i < n_copies; i++) {
         uint64_t len = sel[c[i].sel].n_tokens, off = 0;
         while (off < len) {
-            if (fill == L) {
-                if (plan_seq(p))
-                    return -1;
-                fill = 0;
-            }
-            uint64_t take = len - off < L - fill ? len - off : L - fill;
+            int opened;
+            uint64_t start, take = shard_concat_next(&cut, len - off, &opened, &start);
+            if (opened && plan_seq(p))
+                return -1;
             if (plan_piece(p, c[i].sel, off, take))
                 return -1;
             off += take;
-            fill += take;
         }
     }
     return 0;

@@ -190,18 +190,61 @@ int shard_verify(const char *path, shard_verify_report *report, char *errmsg, si
 int shard_ids_read(FILE *in, int u32, uint32_t **ids, uint64_t *cap, uint64_t *n, uint64_t *offset,
                    const char **why);
 
-/* ---- Megatron indexed dataset (single process pieces; the MPI driver is in shard_main) ---- */
+/* ---- concat packing ----------------------------------------------------------------------- */
 
-#define MEGATRON_MAGIC        "MMIDIDX\x00\x00"
-#define MEGATRON_HEADER_BYTES 34u
-#define MEGATRON_DTYPE_INT32  4
-#define MEGATRON_DTYPE_UINT16 8
+/* Concat packing (Fu et al.): documents run back to back across sequences of seq_len tokens,
+ * one document piece per sequence a document touches. The one implementation of the policy:
+ * prep plans with shard_concat_next on document lengths, `shard pack` writes with
+ * shard_pack. Plain data: start from shard_concat_init. */
+typedef struct {
+    uint64_t seq_len; /* tokens per sequence (the last one may be shorter) */
+    uint64_t fill;    /* tokens in the open sequence */
+    uint64_t n_seqs;  /* sequences opened so far */
+} shard_concat;
 
-/* Megatron's dtype for a vocabulary: uint16 (8) when vocab_size < 65500, else int32 (4). */
-int shard_megatron_dtype_for_vocab(uint32_t vocab_size);
+shard_concat shard_concat_init(uint64_t seq_len); /* seq_len > 0 */
 
-/* Writes the 34-byte .idx header. */
-void shard_megatron_header(uint8_t out[MEGATRON_HEADER_BYTES], int dtype, uint64_t n_seqs,
-                           uint64_t n_doc_indices);
+/*! shard_concat_next() :
+ *  Places the next piece of a document that has n_left tokens still to place: a new sequence
+ *  opens for the first piece ever and when the open sequence is full. An empty document
+ *  (n_left 0) gets one empty piece in the open sequence. @return the piece's tokens (call
+ *  again while tokens are left); *opened is 1 when the piece begins a new sequence, *start is
+ *  its token offset in its sequence. */
+uint64_t shard_concat_next(shard_concat *c, uint64_t n_left, int *opened, uint64_t *start);
+
+/*! shard_concat_append() :
+ *  Packs one document (n_tokens ids; its pieces get doc_id and their offset in it) into w,
+ *  ending each sequence that it fills. @return as shard_writer_append. */
+int shard_concat_append(shard_concat *c, shard_writer *w, const uint32_t *tokens, uint64_t n_tokens,
+                        uint64_t doc_id);
+/* Ends the last sequence, if any. Then close w. */
+int shard_concat_finish(shard_concat *c, shard_writer *w);
+
+#define SHARD_PACK_NONE UINT64_MAX /* no BOS / EOS */
+
+typedef struct {
+    uint32_t vocab_size; /* required: ids, bos and eos below it */
+    uint64_t seq_len;    /* tokens per sequence (default 131072) */
+    int u32;             /* input format: 0 text (default), 1 u32 (see shard_ids_read) */
+    uint64_t bos;        /* prepended to every document (default SHARD_PACK_NONE) */
+    uint64_t eos;        /* appended to every document (default SHARD_PACK_NONE) */
+    int level;           /* zstd level (default 3) */
+} shard_pack_opts;
+
+shard_pack_opts shard_pack_opts_default(void);
+
+typedef struct {
+    uint64_t n_docs;
+    uint64_t n_tokens; /* as packed, BOS/EOS included */
+    uint64_t n_seqs;
+} shard_pack_report;
+
+/*! shard_pack() :
+ *  Reads documents from `in` (shard_ids_read; `in_name` names it in messages), numbers them
+ *  from 0 and concat-packs them into the shard `out` (complete or absent). No token is
+ *  dropped. @return SHARD_OK, SHARD_ERR_CORRUPT (bad input: err has name and offset),
+ *  SHARD_ERR_ARG (bad options, an id >= vocab_size), SHARD_ERR_IO, SHARD_ERR_NOMEM. */
+int shard_pack(FILE *in, const char *in_name, const char *out, const shard_pack_opts *opts,
+               shard_pack_report *report, char *err, size_t err_bytes);
 
 #endif

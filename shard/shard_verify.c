@@ -1,4 +1,4 @@
-/* shard_verify.c - check every checksum and structural rule of a shard; Megatron helpers. */
+/* shard_verify.c - check every checksum and structural rule of a shard. */
 #include "shard_internal.h"
 
 #include <json-c/json.h>
@@ -60,19 +60,4 @@ int shard_verify(const char *path, shard_verify_report *report, char *errmsg, si
     if (report)
         *report = rep;
     return st;
-}
-
-/* ---- Megatron ------------------------------------------------------------------------------ */
-
-int shard_megatron_dtype_for_vocab(uint32_t vocab_size) {
-    return vocab_size < 65500u ? MEGATRON_DTYPE_UINT16 : MEGATRON_DTYPE_INT32;
-}
-
-void shard_megatron_header(uint8_t out[MEGATRON_HEADER_BYTES], int dtype, uint64_t n_seqs,
-                           uint64_t n_doc_indices) {
-    memcpy(out, MEGATRON_MAGIC, 9);
-    shard_put_u64(out + 9, 1);
-    out[17] = (uint8_t)dtype;
-    shard_put_u64(out + 18, n_seqs);
-    shard_put_u64(out + 26, n_doc_indices);
 }
