@@ -207,102 +207,69 @@ static void find_bos_eos(tokenizer *t, const char *path) {
 
 /* ---- load ---------------------------------------------------------------------------------- */
 
-int tok_load_hf(tokenizer *t, const char *path, const char *text, size_t n) {
-    int st = TOK_OK;
-    json_tokener *tk = json_tokener_new_ex(64);
-    if (!tk)
-        TOK_FAIL(t, TOK_ERR_NOMEM, "out of memory");
-    json_object *root = json_tokener_parse_ex(tk, text, (int)n);
-    enum json_tokener_error jerr = json_tokener_get_error(tk);
-    size_t at = json_tokener_get_parse_end(tk);
-    json_tokener_free(tk);
-    if (!root || jerr != json_tokener_success) {
-        json_object_put(root);
-        TOK_FAIL(t, TOK_ERR_FORMAT, "%s: offset %zu: invalid JSON: %s", path, at,
-                 json_tokener_error_desc(jerr));
-    }
-    json_object *model = jget(root, "model"), *vocab = model ? jget(model, "vocab") : NULL;
-    json_object *merges = model ? jget(model, "merges") : NULL;
-    json_object *added = jget(root, "added_tokens");
-    uint32_t cp_of_byte[256];
-    int16_t byte_of_cp[324];
-    char *tmp = NULL, *tmp2 = NULL;
-
+/* A BPE model with a vocab object and a merges list, and none of the BPE options longctx does
+ * not implement. */
+static int hf_check_model(tokenizer *t, const char *path, json_object *model, json_object *vocab,
+                          json_object *merges) {
     if (!model || !type_is(model, "BPE") || !vocab ||
         !json_object_is_type(vocab, json_type_object) || !merges ||
         !json_object_is_type(merges, json_type_array)) {
         tok_set_err(t, "%s: model is not BPE with a vocab object and a merges list (%s)", path,
                     model && jstr(model, "type") ? jstr(model, "type") : "no model type");
-        st = model && jstr(model, "type") ? TOK_ERR_UNSUPP : TOK_ERR_FORMAT;
-        goto done;
+        return model && jstr(model, "type") ? TOK_ERR_UNSUPP : TOK_ERR_FORMAT;
     }
     if (!jnull_or_absent(model, "dropout") ||
         !jnull_or_absent(model, "continuing_subword_prefix") ||
-        !jnull_or_absent(model, "end_of_word_suffix")) {
-        tok_set_err(t,
-                    "%s: BPE dropout, continuing_subword_prefix and end_of_word_suffix are "
-                    "not supported",
-                    path);
-        st = TOK_ERR_UNSUPP;
-        goto done;
-    }
-    if ((st = classify(t, path, root, model)) != TOK_OK)
-        goto done;
-    t->ignore_merges = jbool(model, "ignore_merges", 0);
-    t->byte_fallback = jbool(model, "byte_fallback", 0);
-    t->fuse_unk = jbool(model, "fuse_unk", 0);
-    const int bytelevel = t->kind == TOK_KIND_BYTE_LEVEL;
-    byte_level_alphabet(cp_of_byte);
-    for (int i = 0; i < 324; i++)
-        byte_of_cp[i] = -1;
-    for (int b = 0; b < 256; b++)
-        byte_of_cp[cp_of_byte[b]] = (int16_t)b;
+        !jnull_or_absent(model, "end_of_word_suffix"))
+        TOK_FAIL(t, TOK_ERR_UNSUPP,
+                 "%s: BPE dropout, continuing_subword_prefix and end_of_word_suffix are "
+                 "not supported",
+                 path);
+    return TOK_OK;
+}
 
-    /* sizes: ids of the vocab and of the added tokens */
-    uint32_t max_id = 0;
-    uint64_t blob = 0;
-    size_t n_added =
-        added && json_object_is_type(added, json_type_array) ? json_object_array_length(added) : 0;
+/* The largest id and the bytes of token text, over the vocab and the added tokens. */
+static int hf_vocab_sizes(tokenizer *t, const char *path, json_object *vocab, json_object *added,
+                          size_t n_added, uint32_t *max_id, uint64_t *blob) {
+    *max_id = 0;
+    *blob = 0;
     json_object_object_foreach(vocab, k0, v0) {
         int64_t id = json_object_get_int64(v0);
-        if (!json_object_is_type(v0, json_type_int) || id < 0 || id >= (1 << 24)) {
-            tok_set_err(t, "%s: vocab entry '%.60s' has id %lld", path, k0, (long long)id);
-            st = TOK_ERR_FORMAT;
-            goto done;
-        }
-        if ((uint32_t)id > max_id)
-            max_id = (uint32_t)id;
-        blob += strlen(k0);
+        if (!json_object_is_type(v0, json_type_int) || id < 0 || id >= (1 << 24))
+            TOK_FAIL(t, TOK_ERR_FORMAT, "%s: vocab entry '%.60s' has id %lld", path, k0,
+                     (long long)id);
+        if ((uint32_t)id > *max_id)
+            *max_id = (uint32_t)id;
+        *blob += strlen(k0);
     }
     for (size_t i = 0; i < n_added; i++) {
         json_object *a = json_object_array_get_idx(added, i), *idv = jget(a, "id");
         const char *content = jstr(a, "content");
         int64_t id = idv ? json_object_get_int64(idv) : -1;
-        if (!content || id < 0 || id >= (1 << 24)) {
-            tok_set_err(t, "%s: added_tokens[%zu] lacks content or a valid id", path, i);
-            st = TOK_ERR_FORMAT;
-            goto done;
-        }
-        if (jbool(a, "lstrip", 0) || jbool(a, "rstrip", 0) || jbool(a, "single_word", 0)) {
-            tok_set_err(t, "%s: added token '%s' uses lstrip/rstrip/single_word, not supported",
-                        path, content);
-            st = TOK_ERR_UNSUPP;
-            goto done;
-        }
-        if ((uint32_t)id > max_id)
-            max_id = (uint32_t)id;
-        blob += strlen(content);
+        if (!content || id < 0 || id >= (1 << 24))
+            TOK_FAIL(t, TOK_ERR_FORMAT, "%s: added_tokens[%zu] lacks content or a valid id", path,
+                     i);
+        if (jbool(a, "lstrip", 0) || jbool(a, "rstrip", 0) || jbool(a, "single_word", 0))
+            TOK_FAIL(t, TOK_ERR_UNSUPP,
+                     "%s: added token '%s' uses lstrip/rstrip/single_word, not supported", path,
+                     content);
+        if ((uint32_t)id > *max_id)
+            *max_id = (uint32_t)id;
+        *blob += strlen(content);
     }
-    if ((st = tok_vocab_alloc(t, max_id + 1, blob)) != TOK_OK)
-        goto done;
+    return TOK_OK;
+}
 
-    /* token bytes: the vocab (byte-level strings decoded to raw bytes), then added tokens */
+/* Token bytes (t's arrays allocated for max_id + 1 tokens): the vocab, byte-level strings
+ * decoded to raw bytes, then the added tokens; the byte tokens found on the way. */
+static int hf_vocab_fill(tokenizer *t, const char *path, json_object *vocab, json_object *added,
+                         size_t n_added, uint32_t max_id, const int16_t byte_of_cp[324]) {
+    const int bytelevel = t->kind == TOK_KIND_BYTE_LEVEL;
+    int st = TOK_OK;
     const char **str = calloc((size_t)max_id + 1, sizeof *str);
     size_t *len = calloc((size_t)max_id + 1, sizeof *len);
-    tmp = malloc(4096);
+    char *tmp = malloc(4096);
     if (!str || !len || !tmp) {
-        free(str);
-        free(len);
         tok_set_err(t, "out of memory");
         st = TOK_ERR_NOMEM;
         goto done;
@@ -312,13 +279,13 @@ int tok_load_hf(tokenizer *t, const char *path, const char *text, size_t n) {
         if (str[id]) {
             tok_set_err(t, "%s: id %u appears twice in the vocab", path, id);
             st = TOK_ERR_FORMAT;
-            break;
+            goto done;
         }
         str[id] = k;
         len[id] = strlen(k);
         t->tok_type[id] = TOK_TYPE_NORMAL;
     }
-    for (size_t i = 0; st == TOK_OK && i < n_added; i++) {
+    for (size_t i = 0; i < n_added; i++) {
         json_object *a = json_object_array_get_idx(added, i);
         uint32_t id = (uint32_t)json_object_get_int64(jget(a, "id"));
         const char *content = jstr(a, "content");
@@ -326,14 +293,14 @@ int tok_load_hf(tokenizer *t, const char *path, const char *text, size_t n) {
             tok_set_err(t, "%s: added token %u '%s' differs from the vocab's '%s'", path, id,
                         content, str[id]);
             st = TOK_ERR_FORMAT;
-            break;
+            goto done;
         }
         str[id] = content;
         len[id] = strlen(content);
         t->tok_type[id] = jbool(a, "special", 0) ? TOK_TYPE_CONTROL : TOK_TYPE_USER;
     }
     uint64_t off = 0;
-    for (uint32_t id = 0; st == TOK_OK && id <= max_id; id++) {
+    for (uint32_t id = 0; id <= max_id; id++) {
         t->tok_off[id] = (uint32_t)off;
         if (!str[id]) { /* a hole in the ids: an unused token of no text */
             t->tok_type[id] = TOK_TYPE_UNUSED;
@@ -345,7 +312,7 @@ int tok_load_hf(tokenizer *t, const char *path, const char *text, size_t n) {
                 tok_set_err(t, "%s: vocab token %u '%.60s' is not in the byte-level alphabet", path,
                             id, str[id]);
                 st = TOK_ERR_FORMAT;
-                break;
+                goto done;
             }
             memcpy(t->tok_blob + off, tmp, m);
             if (m == 1)
@@ -361,15 +328,17 @@ int tok_load_hf(tokenizer *t, const char *path, const char *text, size_t n) {
         off += m;
     }
     t->tok_off[max_id + 1] = (uint32_t)off;
+done:
     free(str);
     free(len);
-    if (st != TOK_OK)
-        goto done;
+    free(tmp);
+    return st;
+}
 
-    /* unk, bos, eos by their usual names; tokenizer_config.json beside the file decides */
+/* unk by the model's unk_token; every byte has a token (byte-level) or a <0xNN> piece
+ * (byte_fallback). */
+static int hf_unk_and_bytes(tokenizer *t, const char *path, json_object *model, uint32_t max_id) {
     const char *unk = jstr(model, "unk_token");
-    if ((st = tok_vocab_index(t, 1u << TOK_TYPE_NORMAL)) != TOK_OK)
-        goto done;
     if (unk) {
         for (uint32_t id = 0; id <= max_id; id++) {
             size_t m;
@@ -380,98 +349,131 @@ int tok_load_hf(tokenizer *t, const char *path, const char *text, size_t n) {
                 break;
             }
         }
-        if (t->unk_id < 0) {
-            tok_set_err(t, "%s: unk_token '%s' is not in the vocab", path, unk);
-            st = TOK_ERR_FORMAT;
-            goto done;
-        }
+        if (t->unk_id < 0)
+            TOK_FAIL(t, TOK_ERR_FORMAT, "%s: unk_token '%s' is not in the vocab", path, unk);
     }
-    if (bytelevel) {
-        for (int b = 0; b < 256; b++)
-            if (t->byte_id[b] == TOK_NONE) {
-                tok_set_err(t, "%s: byte-level vocab lacks a token for byte 0x%02x", path, b);
-                st = TOK_ERR_FORMAT;
-                goto done;
-            }
-    } else if (t->byte_fallback) {
-        for (int b = 0; b < 256; b++)
-            if (t->byte_id[b] == TOK_NONE) {
-                tok_set_err(t, "%s: byte_fallback without a <0x%02X> token", path, b);
-                st = TOK_ERR_FORMAT;
-                goto done;
-            }
+    for (int b = 0; b < 256; b++) {
+        if (t->byte_id[b] != TOK_NONE)
+            continue;
+        if (t->kind == TOK_KIND_BYTE_LEVEL)
+            TOK_FAIL(t, TOK_ERR_FORMAT, "%s: byte-level vocab lacks a token for byte 0x%02x", path,
+                     b);
+        if (t->byte_fallback)
+            TOK_FAIL(t, TOK_ERR_FORMAT, "%s: byte_fallback without a <0x%02X> token", path, b);
     }
+    return TOK_OK;
+}
 
-    find_bos_eos(t, path);
+/* One merge, "a b" or [a, b], as the raw bytes of its two parts: a at buf[0, *na), b at
+ * buf[*na, *na + *nb) (buf holds 8192 bytes). */
+static int hf_merge_parts(tokenizer *t, const char *path, json_object *m, size_t i,
+                          const int16_t byte_of_cp[324], char *buf, size_t *ra, size_t *rb) {
+    const char *a, *b;
+    size_t na, nb;
+    if (json_object_is_type(m, json_type_string)) {
+        a = json_object_get_string(m);
+        const char *sp = strchr(a, ' ');
+        if (!sp || strchr(sp + 1, ' '))
+            TOK_FAIL(t, TOK_ERR_FORMAT, "%s: merges[%zu] '%.60s' is not 'left right'", path, i, a);
+        na = (size_t)(sp - a);
+        b = sp + 1;
+        nb = strlen(b);
+    } else if (json_object_is_type(m, json_type_array) && json_object_array_length(m) == 2) {
+        a = json_object_get_string(json_object_array_get_idx(m, 0));
+        b = json_object_get_string(json_object_array_get_idx(m, 1));
+        na = a ? strlen(a) : 0;
+        nb = b ? strlen(b) : 0;
+    } else {
+        TOK_FAIL(t, TOK_ERR_FORMAT, "%s: merges[%zu] is neither a string nor a pair", path, i);
+    }
+    if (na + nb >= 4096 || !a || !b)
+        TOK_FAIL(t, TOK_ERR_FORMAT, "%s: merges[%zu] too long", path, i);
+    *ra = na;
+    *rb = nb;
+    if (t->kind == TOK_KIND_BYTE_LEVEL) {
+        if (byte_level_decode(byte_of_cp, a, na, buf, ra) != 0 ||
+            byte_level_decode(byte_of_cp, b, nb, buf + *ra, rb) != 0)
+            TOK_FAIL(t, TOK_ERR_FORMAT, "%s: merges[%zu] is not in the byte-level alphabet", path,
+                     i);
+    } else {
+        memcpy(buf, a, na);
+        memcpy(buf + na, b, nb);
+    }
+    if (tok_strmap_get(&t->vocab, buf, *ra, tok_vocab_key, t) == TOK_NONE ||
+        tok_strmap_get(&t->vocab, buf + *ra, *rb, tok_vocab_key, t) == TOK_NONE ||
+        tok_strmap_get(&t->vocab, buf, *ra + *rb, tok_vocab_key, t) == TOK_NONE)
+        TOK_FAIL(t, TOK_ERR_FORMAT,
+                 "%s: merges[%zu] '%.40s' + '%.40s': a part or the result is not in the vocab",
+                 path, i, a, b);
+    return TOK_OK;
+}
 
-    /* merges: "a b" strings or [a, b] pairs, rank = position */
+/* The merges, rank = position in the list. */
+static int hf_merges(tokenizer *t, const char *path, json_object *merges,
+                     const int16_t byte_of_cp[324]) {
     size_t n_merges = json_object_array_length(merges);
-    if ((st = tok_merges_alloc(t, n_merges)) != TOK_OK)
-        goto done;
-    tmp2 = malloc(8192);
-    if (!tmp2) {
-        st = TOK_ERR_NOMEM;
+    int st = tok_merges_alloc(t, n_merges);
+    char *buf = st == TOK_OK ? malloc(8192) : NULL;
+    if (st == TOK_OK && !buf) {
         tok_set_err(t, "out of memory");
+        st = TOK_ERR_NOMEM;
+    }
+    for (size_t i = 0; st == TOK_OK && i < n_merges; i++) {
+        size_t ra, rb;
+        st = hf_merge_parts(t, path, json_object_array_get_idx(merges, i), i, byte_of_cp, buf, &ra,
+                            &rb);
+        if (st == TOK_OK)
+            tok_merges_put(t, tok_strmap_get(&t->vocab, buf, ra, tok_vocab_key, t),
+                           tok_strmap_get(&t->vocab, buf + ra, rb, tok_vocab_key, t), (uint32_t)i,
+                           tok_strmap_get(&t->vocab, buf, ra + rb, tok_vocab_key, t));
+    }
+    free(buf);
+    return st;
+}
+
+int tok_load_hf(tokenizer *t, const char *path, const char *text, size_t n) {
+    json_tokener *tk = json_tokener_new_ex(64);
+    if (!tk)
+        TOK_FAIL(t, TOK_ERR_NOMEM, "out of memory");
+    json_object *root = json_tokener_parse_ex(tk, text, (int)n);
+    enum json_tokener_error jerr = json_tokener_get_error(tk);
+    size_t at = json_tokener_get_parse_end(tk);
+    json_tokener_free(tk);
+    if (!root || jerr != json_tokener_success) {
+        json_object_put(root);
+        TOK_FAIL(t, TOK_ERR_FORMAT, "%s: offset %zu: invalid JSON: %s", path, at,
+                 json_tokener_error_desc(jerr));
+    }
+    json_object *model = jget(root, "model"), *vocab = model ? jget(model, "vocab") : NULL;
+    json_object *merges = model ? jget(model, "merges") : NULL;
+    json_object *added = jget(root, "added_tokens");
+    size_t n_added =
+        added && json_object_is_type(added, json_type_array) ? json_object_array_length(added) : 0;
+    uint32_t cp_of_byte[256], max_id;
+    int16_t byte_of_cp[324];
+    uint64_t blob;
+    int st = hf_check_model(t, path, model, vocab, merges);
+    if (st == TOK_OK)
+        st = classify(t, path, root, model);
+    if (st != TOK_OK)
         goto done;
-    }
-    for (size_t i = 0; i < n_merges; i++) {
-        json_object *m = json_object_array_get_idx(merges, i);
-        const char *a, *b;
-        size_t na, nb;
-        if (json_object_is_type(m, json_type_string)) {
-            a = json_object_get_string(m);
-            const char *sp = strchr(a, ' ');
-            if (!sp || strchr(sp + 1, ' ')) {
-                tok_set_err(t, "%s: merges[%zu] '%.60s' is not 'left right'", path, i, a);
-                st = TOK_ERR_FORMAT;
-                goto done;
-            }
-            na = (size_t)(sp - a);
-            b = sp + 1;
-            nb = strlen(b);
-        } else if (json_object_is_type(m, json_type_array) && json_object_array_length(m) == 2) {
-            a = json_object_get_string(json_object_array_get_idx(m, 0));
-            b = json_object_get_string(json_object_array_get_idx(m, 1));
-            na = a ? strlen(a) : 0;
-            nb = b ? strlen(b) : 0;
-        } else {
-            tok_set_err(t, "%s: merges[%zu] is neither a string nor a pair", path, i);
-            st = TOK_ERR_FORMAT;
-            goto done;
-        }
-        if (na + nb >= 4096 || !a || !b) {
-            tok_set_err(t, "%s: merges[%zu] too long", path, i);
-            st = TOK_ERR_FORMAT;
-            goto done;
-        }
-        size_t ra = na, rb = nb;
-        if (bytelevel) {
-            if (byte_level_decode(byte_of_cp, a, na, tmp2, &ra) != 0 ||
-                byte_level_decode(byte_of_cp, b, nb, tmp2 + ra, &rb) != 0) {
-                tok_set_err(t, "%s: merges[%zu] is not in the byte-level alphabet", path, i);
-                st = TOK_ERR_FORMAT;
-                goto done;
-            }
-        } else {
-            memcpy(tmp2, a, na);
-            memcpy(tmp2 + na, b, nb);
-        }
-        uint32_t ia = tok_strmap_get(&t->vocab, tmp2, ra, tok_vocab_key, t);
-        uint32_t ib = tok_strmap_get(&t->vocab, tmp2 + ra, rb, tok_vocab_key, t);
-        uint32_t ic = tok_strmap_get(&t->vocab, tmp2, ra + rb, tok_vocab_key, t);
-        if (ia == TOK_NONE || ib == TOK_NONE || ic == TOK_NONE) {
-            tok_set_err(t,
-                        "%s: merges[%zu] '%.40s' + '%.40s': a part or the result is not in "
-                        "the vocab",
-                        path, i, a, b);
-            st = TOK_ERR_FORMAT;
-            goto done;
-        }
-        tok_merges_put(t, ia, ib, (uint32_t)i, ic);
-    }
+    t->ignore_merges = jbool(model, "ignore_merges", 0);
+    t->byte_fallback = jbool(model, "byte_fallback", 0);
+    t->fuse_unk = jbool(model, "fuse_unk", 0);
+    byte_level_alphabet(cp_of_byte);
+    for (int i = 0; i < 324; i++)
+        byte_of_cp[i] = -1;
+    for (int b = 0; b < 256; b++)
+        byte_of_cp[cp_of_byte[b]] = (int16_t)b;
+    if ((st = hf_vocab_sizes(t, path, vocab, added, n_added, &max_id, &blob)) != TOK_OK ||
+        (st = tok_vocab_alloc(t, max_id + 1, blob)) != TOK_OK ||
+        (st = hf_vocab_fill(t, path, vocab, added, n_added, max_id, byte_of_cp)) != TOK_OK ||
+        (st = tok_vocab_index(t, 1u << TOK_TYPE_NORMAL)) != TOK_OK ||
+        (st = hf_unk_and_bytes(t, path, model, max_id)) != TOK_OK)
+        goto done;
+    find_bos_eos(t, path); /* tokenizer_config.json beside the file decides */
+    st = hf_merges(t, path, merges, byte_of_cp);
 done:
-    free(tmp);
-    free(tmp2);
     json_object_put(root);
     return st;
 }
