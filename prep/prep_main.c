@@ -85,6 +85,33 @@ static int parse_u64(const char *s, uint64_t *out) {
     return 0;
 }
 
+enum { LIST_EMPTY = -1, LIST_BAD = -2 };
+
+/* A comma-separated list of numbers in [lo, hi], at most max of them. Every list option goes
+ * through here, so an empty element is refused the same way anywhere ("", ",4096", "1,,2",
+ * "4096,"). @return the count, LIST_EMPTY for an empty element, LIST_BAD otherwise. */
+static int parse_u64_list(const char *s, uint64_t *out, int max, uint64_t lo, uint64_t hi) {
+    int n = 0;
+    for (const char *p = s;; p++) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char item[32];
+        if (len == 0)
+            return LIST_EMPTY;
+        if (len >= sizeof item || n == max)
+            return LIST_BAD;
+        memcpy(item, p, len);
+        item[len] = '\0';
+        uint64_t v;
+        if (parse_u64(item, &v) || v < lo || v > hi)
+            return LIST_BAD;
+        out[n++] = v;
+        if (!comma)
+            return n;
+        p = comma;
+    }
+}
+
 int prep_main(int argc, char **argv) {
     static const struct option opts[] = {{"tokenizer", required_argument, NULL, 't'},
                                          {"output", required_argument, NULL, 'o'},
@@ -241,17 +268,18 @@ int prep_main(int argc, char **argv) {
         if (over_seed != UINT64_MAX)
             R->seed = over_seed;
         if (over_seq) {
-            R->n_seq_lens = 0;
-            for (char *s = (char *)over_seq, *e; *s && rc < 0; s = *e ? e + 1 : e) {
-                unsigned long long L = strtoull(s, &e, 10);
-                if (e == s || (*e && *e != ',') || L == 0 || L > (1u << 30) ||
-                    R->n_seq_lens == PREP_MAX_SEQ_LENS) {
-                    snprintf(why, sizeof why, "--seq-len wants up to %d lengths like 4096,32768",
-                             PREP_MAX_SEQ_LENS);
-                    rc = EXIT_USAGE;
-                    break;
-                }
-                R->seq_lens[R->n_seq_lens++] = L;
+            uint64_t lens[PREP_MAX_SEQ_LENS];
+            int n = parse_u64_list(over_seq, lens, PREP_MAX_SEQ_LENS, 1, 1u << 30);
+            if (n < 0) {
+                snprintf(why, sizeof why,
+                         "--seq-len %s '%s': wants 1 to %d lengths of 1..2^30 "
+                         "like 4096,32768",
+                         n == LIST_EMPTY ? "has an empty element in" : "cannot use", over_seq,
+                         PREP_MAX_SEQ_LENS);
+                rc = EXIT_USAGE;
+            } else {
+                R->n_seq_lens = n;
+                memcpy(R->seq_lens, lens, (size_t)n * sizeof *lens);
             }
         }
         if (over_pack) {

@@ -162,8 +162,16 @@ static int parse(const char *text, const char *origin, prep_recipe *r, char *err
     r->bos = 1;
     r->dedup = 1;
 
-    enum json_tokener_error jerr;
-    json_object *o = json_tokener_parse_verbose(text, &jerr);
+    /* strict: json-c's default takes [4096,] as [4096] (and --seq-len refuses "4096,") */
+    json_tokener *tk = json_tokener_new();
+    if (!tk) {
+        snprintf(err, err_bytes, "out of memory");
+        return PREP_ERR_NOMEM;
+    }
+    json_tokener_set_flags(tk, JSON_TOKENER_STRICT);
+    json_object *o = json_tokener_parse_ex(tk, text, -1);
+    enum json_tokener_error jerr = json_tokener_get_error(tk);
+    json_tokener_free(tk);
     int has_weights = 0, has_bshares = 0;
     double bshares[PREP_MAX_BUCKETS] = {0};
     if (!o || !json_object_is_type(o, json_type_object))
