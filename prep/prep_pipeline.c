@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 typedef unsigned long long ull;
 
@@ -290,6 +291,20 @@ int prep_run(MPI_Comm comm, const prep_opts *o, char *err, size_t err_bytes) {
 
     /* 1. read + tokenize (resumable per unit) */
     if ((st = prep_scan(comm, o, tok, in, units, n_units, err, err_bytes)) != PREP_OK)
+        goto done;
+    if (rank == 0) { /* units were redone: shards of the old inputs must not be resumed */
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", o->output, PREP_STALE_SHARDS);
+        if (access(path, F_OK) == 0) {
+            LOG_INFO("%s: inputs changed since the shards were made: they are made again",
+                     o->output);
+            if (remove_shards(o) != 0 || unlink(path) != 0) {
+                snprintf(msg, sizeof msg, "%s: cannot remove the old shards", o->output);
+                st = PREP_ERR_IO;
+            }
+        }
+    }
+    if ((st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL)) != PREP_OK)
         goto done;
     if (rank == 0)
         LOG_INFO("read and tokenized in %.1f s", cluster_now() - t0);
