@@ -29,6 +29,7 @@ typedef enum {
     PREP_ERR_MPI = -6,
     PREP_ERR_SHORT = -7,  /* a domain could not reach its budget (--strict) */
     PREP_ERR_REMOTE = -8, /* another rank failed */
+    PREP_ERR_BUSY = -9,   /* another prep run holds the output folder's lock */
 } prep_status;
 
 const char *prep_strerror(int status);
@@ -104,9 +105,11 @@ typedef struct {
 prep_opts prep_opts_default(void);
 
 /*! prep_run() :
- *  Collective over comm. Runs the whole pipeline into opts->output. Logs through cluster's
- *  sink; errors are agreed over all ranks, and err (on every rank) holds the first failing
- *  rank's message. @return PREP_OK or an error status. */
+ *  Collective over comm. Runs the whole pipeline into opts->output. Rank 0 holds an flock on
+ *  opts->output/prep.lock for the run (pid, host and start time written in it; removed at the
+ *  end): a second run into the same folder gets PREP_ERR_BUSY, its err naming the holder. Logs
+ *  through cluster's sink; errors are agreed over all ranks, and err (on every rank) holds the
+ *  first failing rank's message. @return PREP_OK or an error status. */
 int prep_run(MPI_Comm comm, const prep_opts *opts, char *err, size_t err_bytes);
 
 #endif

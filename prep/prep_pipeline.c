@@ -3,10 +3,13 @@
 #include "prep_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -32,6 +35,8 @@ const char *prep_strerror(int status) {
         return "budget not reached";
     case PREP_ERR_REMOTE:
         return "another rank failed";
+    case PREP_ERR_BUSY:
+        return "output folder in use";
     default:
         return "unknown status";
     }
@@ -174,6 +179,80 @@ static int make_dir(const char *path, char *err, size_t err_bytes) {
     return PREP_ERR_IO;
 }
 
+/* ---- the output folder's lock ---------------------------------------------------------------
+ * Two runs into one DIR would rename each other's files away. Rank 0 holds an flock on
+ * DIR/prep.lock for the run; the file says who holds it. It is removed at the end so that DIR
+ * holds only the output (a SIGKILL leaves it behind, unlocked: the next run takes it over). A
+ * run that opened the file just before the holder removed it would lock a file no longer in
+ * DIR, so a lock only counts while the path still names the locked file. */
+
+#define LOCK_FILE "prep.lock"
+
+static int output_lock(const char *dir, int *fd_out, char *msg, size_t msg_bytes) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, LOCK_FILE);
+    for (int attempt = 0; attempt < 100; attempt++) {
+        int fd = open(path, O_RDWR | O_CREAT, 0644);
+        if (fd < 0) {
+            snprintf(msg, msg_bytes, "%s: %s", path, strerror(errno));
+            return PREP_ERR_IO;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            int busy = errno == EWOULDBLOCK;
+            char text[256], who[512]; /* "pid P\nhost H\nstarted T\n" -> "pid P, host H, ..." */
+            ssize_t n = busy ? pread(fd, text, sizeof text - 1, 0) : 0;
+            size_t k = 0;
+            for (ssize_t i = 0; i < n && text[i] && k + 3 < sizeof who; i++)
+                if (text[i] != '\n')
+                    who[k++] = text[i];
+                else if (i + 1 < n)
+                    k += (size_t)snprintf(who + k, sizeof who - k, ", ");
+            who[k] = '\0';
+            if (busy)
+                snprintf(msg, msg_bytes,
+                         "%s is in use by another prep run (%s); wait for it, stop it, or use "
+                         "another --output",
+                         dir, who[0] ? who : "holder unknown");
+            else
+                snprintf(msg, msg_bytes, "%s: flock: %s", path, strerror(errno));
+            close(fd);
+            return busy ? PREP_ERR_BUSY : PREP_ERR_IO;
+        }
+        struct stat a, b;
+        if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino &&
+            a.st_dev == b.st_dev) {
+            char host[256] = "?", when[32] = "?", text[512];
+            gethostname(host, sizeof host);
+            host[sizeof host - 1] = '\0';
+            time_t now = time(NULL);
+            struct tm tm;
+            if (gmtime_r(&now, &tm))
+                strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+            int n = snprintf(text, sizeof text, "pid %ld\nhost %s\nstarted %s\n", (long)getpid(),
+                             host, when);
+            if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)n, 0) != n) {
+                snprintf(msg, msg_bytes, "%s: write: %s", path, strerror(errno));
+                close(fd);
+                return PREP_ERR_IO;
+            }
+            *fd_out = fd;
+            return PREP_OK;
+        }
+        close(fd); /* removed or replaced by the run that just ended: again */
+    }
+    snprintf(msg, msg_bytes, "%s: the lock file keeps changing", path);
+    return PREP_ERR_BUSY;
+}
+
+static void output_unlock(const char *dir, int fd) {
+    if (fd < 0)
+        return;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, LOCK_FILE);
+    unlink(path); /* while still locked: a waiting run then finds the path gone and retries */
+    close(fd);
+}
+
 int prep_run(MPI_Comm comm, const prep_opts *o, char *err, size_t err_bytes) {
     int rank, n_ranks;
     MPI_Comm_rank(comm, &rank);
@@ -189,12 +268,15 @@ int prep_run(MPI_Comm comm, const prep_opts *o, char *err, size_t err_bytes) {
     memset(&S, 0, sizeof S);
     uint64_t n_seqs[PREP_MAX_SEQ_LENS] = {0}, n_shards[PREP_MAX_SEQ_LENS] = {0};
     double t0 = cluster_now();
+    int lock_fd = -1; /* rank 0: DIR/prep.lock, held until the end */
 
     /* 0. the output folder, the tokenizer, the inputs and their units (every rank the same) */
     if (rank == 0) {
         char work[4200];
         snprintf(work, sizeof work, "%s/work", o->output);
         st = make_dir(o->output, msg, sizeof msg);
+        if (st == PREP_OK)
+            st = output_lock(o->output, &lock_fd, msg, sizeof msg);
         if (st == PREP_OK)
             st = make_dir(work, msg, sizeof msg);
     }
@@ -356,6 +438,7 @@ int prep_run(MPI_Comm comm, const prep_opts *o, char *err, size_t err_bytes) {
                  (ull)tokens, (ull)n_sel, o->output);
     }
 done:
+    output_unlock(o->output, lock_fd);
     prep_stats_free(&S);
     free(sel);
     free(units);
