@@ -179,6 +179,51 @@ static int make_dir(const char *path, char *err, size_t err_bytes) {
     return PREP_ERR_IO;
 }
 
+/* ---- success on nothing ---------------------------------------------------------------------
+ * A typo in --domain-json or --text-field rejects every record, and an empty output looked
+ * like success. Fewer than 1 in KEPT_MIN_RATIO records kept (rejects removed), or no document
+ * selected, is worth a warning (fatal with --strict). */
+
+#define KEPT_MIN_RATIO 100
+
+/* 1 with msg set when (almost) nothing is kept, else 0. */
+static int kept_too_little(const prep_stats *S, size_t n_sel, char *msg, size_t msg_bytes) {
+    uint64_t n_rejected = 0;
+    int top = 0;
+    for (int r = 1; r < PREP_REJECT_N; r++) {
+        n_rejected += S->rejects[r];
+        if (S->rejects[r] > S->rejects[top])
+            top = r;
+    }
+    uint64_t n_kept = S->n_records - n_rejected;
+    if (S->n_records == 0) {
+        snprintf(msg, msg_bytes, "the inputs hold no records: nothing to pack");
+        return 1;
+    }
+    if (n_kept * KEPT_MIN_RATIO >= S->n_records && n_sel > 0)
+        return 0;
+    static const char *const hint[PREP_REJECT_N] = {
+        [PREP_REJECT_JSON] = " (are these JSON lines?)",
+        [PREP_REJECT_FIELD] = " (is --text-field or the recipe's \"text\" right?)",
+        [PREP_REJECT_DOMAIN] = " (is --domain-json or the recipe's \"domain\" right?)",
+        [PREP_REJECT_UTF8] = " (--utf8 replace keeps them)",
+        [PREP_REJECT_TOO_LONG] = " (see --max-doc-bytes)",
+    };
+    if (n_kept * KEPT_MIN_RATIO < S->n_records)
+        snprintf(msg, msg_bytes,
+                 "%s: %llu of %llu records kept (under 1 in %d); most rejected as %s: %llu "
+                 "records%s",
+                 n_kept ? "almost nothing kept" : "nothing kept", (ull)n_kept, (ull)S->n_records,
+                 KEPT_MIN_RATIO, prep_reject_name((prep_reject)top), (ull)S->rejects[top],
+                 hint[top] ? hint[top] : "");
+    else
+        snprintf(
+            msg, msg_bytes,
+            "no document selected from the %llu records kept (see the recipe's weights and target)",
+            (ull)n_kept);
+    return 1;
+}
+
 /* ---- the output folder's lock ---------------------------------------------------------------
  * Two runs into one DIR would rename each other's files away. Rank 0 holds an flock on
  * DIR/prep.lock for the run; the file says who holds it. It is removed at the end so that DIR
@@ -415,6 +460,15 @@ int prep_run(MPI_Comm comm, const prep_opts *o, char *err, size_t err_bytes) {
     if (rank == 0)
         LOG_INFO("%llu records, %llu rejected; %llu documents selected", (ull)S.n_records,
                  (ull)n_rejected, (ull)n_sel);
+    if (kept_too_little(&S, n_sel, msg, sizeof msg)) { /* S is global: every rank agrees */
+        if (o->strict) {
+            snprintf(err, err_bytes, "%s (--strict)", msg);
+            st = PREP_ERR_INPUT;
+            goto done;
+        }
+        if (rank == 0)
+            LOG_WARN("%s", msg);
+    }
 
     /* 5-6. packing and shards (resumable per shard) */
     if ((st = prep_pack(comm, o, tok, sel, n_sel, n_seqs, n_shards, err, err_bytes)) != PREP_OK)
