@@ -434,7 +434,8 @@ static int stage_drop_stale_shards(const prep_opts *o, char *msg, size_t msg_byt
     snprintf(path, sizeof path, "%s/%s", o->output, PREP_STALE_SHARDS);
     if (access(path, F_OK) != 0)
         return PREP_OK;
-    LOG_INFO("%s: inputs changed since the shards were made: they are made again", o->output);
+    LOG_INFO("%s: units were tokenized again since the shards were made: the shards are made again",
+             o->output);
     if (remove_shards(o) != 0 || unlink(path) != 0) {
         snprintf(msg, msg_bytes, "%s: cannot remove the old shards", o->output);
         return PREP_ERR_IO;

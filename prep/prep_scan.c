@@ -298,7 +298,14 @@ static int scan_check_done(MPI_Comm comm, const prep_opts *o, const prep_input *
         char path[4200], e2[256];
         prep_unit_path(path, sizeof path, o->output, u, "meta");
         prep_unit_meta old, now;
-        if (prep_unit_meta_read(path, &old, e2, sizeof e2) != PREP_OK)
+        int rst = prep_unit_meta_read(path, &old, e2, sizeof e2);
+        if (rst == PREP_ERR_INPUT) { /* unknown state: as if changed, the shards too */
+            changed[u] = 1;
+            sums[2]++;
+            LOG_INFO("unit %zu is tokenized again: %s (or from an older version)", u, e2);
+            continue;
+        }
+        if (rst != PREP_OK)
             continue; /* not done yet */
         memset(&now, 0, sizeof now);
         const prep_input *f = &in[units[u].input];

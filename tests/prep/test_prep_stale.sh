@@ -4,7 +4,8 @@
 # on the edited inputs. Edits: a letter of a plain jsonl line that starts in one work unit and
 # ends in the next (the unit it starts in must be redone), and a byte of a middle frame of a
 # multi-frame .zst (every unit of that file is redone). Then the edits are undone, some units are
-# "lost" as if a run was killed, and the rerun must equal the first run again.
+# "lost" as if a run was killed, and the rerun must equal the first run again; so must a rerun
+# after a meta was damaged.
 # usage: test_prep_stale.sh LONGCTX MPIEXEC
 set -euo pipefail
 LONGCTX=$1 MPIEXEC=$2
@@ -70,4 +71,10 @@ if ! diff -r "$W/first" "$W/out" > /dev/null; then
   diff -rq "$W/first" "$W/out" | head; echo "FAIL: edits undone + resumed != first run"; exit 1
 fi
 echo "ok: edits undone after a partial run: resumed = first run, byte-identical"
-echo "2 passed, 0 failed"
+# a meta that does not read back (damaged, or from an older version): redone, shards too
+printf 'LCTXUMET damaged' > "$W/out/work/unit-000002.meta"
+prep "$W/out"
+grep -q "unit 2 is tokenized again: .*damaged" "$W/out.log" || { cat "$W/out.log"; exit 1; }
+diff -r "$W/first" "$W/out" > /dev/null || { echo "FAIL: after a damaged meta != first run"; exit 1; }
+echo "ok: a damaged meta: the unit and the shards are made again, byte-identical"
+echo "3 passed, 0 failed"
