@@ -602,23 +602,20 @@ static int add_record(scan_state *s, prep_unit_rec **out) {
     return PREP_OK;
 }
 
-static int scan_unit(scan_state *s, const prep_input *in, const prep_unit *u, size_t unit_index,
-                     char *err, size_t err_bytes) {
-    const prep_opts *o = s->o;
-    char shard_path[4200], meta_path[4200];
-    prep_unit_path(shard_path, sizeof shard_path, o->output, unit_index, "shard");
-    prep_unit_path(meta_path, sizeof meta_path, o->output, unit_index, "meta");
-    memset(&s->meta, 0, sizeof s->meta);
-    s->recs_cap = 0;
-    s->strings_cap = 0;
-    s->n_seqs = 0;
-
+/* How the records of a unit are read: the recipe's text and domain paths, its UTF-8 policy. */
+static prep_read_opts unit_read_opts(const prep_opts *o) {
     prep_read_opts ro = prep_read_opts_default();
     ro.text_path = o->recipe.text_path;
     ro.domain_path = o->recipe.domain_src == PREP_DOMAIN_JSON ? o->recipe.domain_path : NULL;
     ro.utf8 = o->recipe.utf8_reject ? PREP_UTF8_REJECT : PREP_UTF8_REPLACE;
     if (o->max_doc_bytes)
         ro.max_doc_bytes = o->max_doc_bytes;
+    return ro;
+}
+
+/* s->sw: the unit's work shard (text tokens, one sequence per accepted document). */
+static int unit_shard_create(scan_state *s, const prep_unit *u, size_t unit_index,
+                             const char *shard_path, char *err, size_t err_bytes) {
     char meta_json[512];
     snprintf(meta_json, sizeof meta_json,
              "{\"stage\":\"prep scan\",\"input\":%u,\"unit\":%zu,\"tokenizer_xxh3\":\"%016llx\"}",
@@ -633,13 +630,47 @@ static int scan_unit(scan_state *s, const prep_input *in, const prep_unit *u, si
     wo.block_bytes = 1u << 14; /* packing reads single documents: small blocks (34 s -> 3 s
                                   of packing on 1 GB, tests/bench/bench_prep.sh) */
     wo.meta_json = meta_json;
-    prep_reader *rd = NULL;
-    int st = PREP_OK;
     if (shard_writer_create(shard_path, &wo, &s->sw) != SHARD_OK) {
         snprintf(err, err_bytes, "%s", shard_writer_errmsg(s->sw));
-        st = PREP_ERR_IO;
-        goto done;
+        return PREP_ERR_IO;
     }
+    return PREP_OK;
+}
+
+/* The finished unit goes to the closer (one at a time): its shard and meta move to it. */
+static int closer_start(scan_state *s, const char *meta_path, char *err, size_t err_bytes) {
+    int st = closer_wait(&s->closer, err, err_bytes);
+    if (st != PREP_OK)
+        return st;
+    unit_closer *c = &s->closer;
+    c->sw = s->sw;
+    c->meta = s->meta;
+    snprintf(c->meta_path, sizeof c->meta_path, "%s", meta_path);
+    s->sw = NULL;
+    memset(&s->meta, 0, sizeof s->meta);
+    c->running = 1;
+    c->joinable = pthread_create(&c->th, NULL, close_unit, c) == 0;
+    if (!c->joinable)
+        close_unit(c); /* no thread: closed here */
+    return PREP_OK;
+}
+
+static int scan_unit(scan_state *s, const prep_input *in, const prep_unit *u, size_t unit_index,
+                     char *err, size_t err_bytes) {
+    const prep_opts *o = s->o;
+    char shard_path[4200], meta_path[4200];
+    prep_unit_path(shard_path, sizeof shard_path, o->output, unit_index, "shard");
+    prep_unit_path(meta_path, sizeof meta_path, o->output, unit_index, "meta");
+    memset(&s->meta, 0, sizeof s->meta);
+    s->recs_cap = 0;
+    s->strings_cap = 0;
+    s->n_seqs = 0;
+
+    prep_read_opts ro = unit_read_opts(o);
+    prep_reader *rd = NULL;
+    int st = unit_shard_create(s, u, unit_index, shard_path, err, err_bytes);
+    if (st != PREP_OK)
+        goto done;
     if ((st = unit_fingerprint(in, u, &s->meta, err, err_bytes)) != PREP_OK)
         goto done;
     int rst = prep_reader_open(in, u, &ro, &rd);
@@ -722,19 +753,7 @@ static int scan_unit(scan_state *s, const prep_input *in, const prep_unit *u, si
     }
     if ((st = flush_batch(s, err, err_bytes)) != PREP_OK)
         goto done;
-    /* the unit goes to the closer (one at a time): shard and meta move to it */
-    if ((st = closer_wait(&s->closer, err, err_bytes)) != PREP_OK)
-        goto done;
-    unit_closer *c = &s->closer;
-    c->sw = s->sw;
-    c->meta = s->meta;
-    snprintf(c->meta_path, sizeof c->meta_path, "%s", meta_path);
-    s->sw = NULL;
-    memset(&s->meta, 0, sizeof s->meta);
-    c->running = 1;
-    c->joinable = pthread_create(&c->th, NULL, close_unit, c) == 0;
-    if (!c->joinable)
-        close_unit(c); /* no thread: closed here */
+    st = closer_start(s, meta_path, err, err_bytes);
 done:
     s->n_batch = 0;
     s->batch_bytes = 0;
