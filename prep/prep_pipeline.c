@@ -242,8 +242,16 @@ static int output_lock(const char *dir, int *fd_out, char *msg, size_t msg_bytes
             snprintf(msg, msg_bytes, "%s: %s", path, strerror(errno));
             return PREP_ERR_IO;
         }
-        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-            int busy = errno == EWOULDBLOCK;
+        int locked = flock(fd, LOCK_EX | LOCK_NB) == 0, e = errno;
+        if (!locked &&
+            (e == ENOLCK || e == EOPNOTSUPP)) { /* e.g. NFS without lockd: run, unguarded */
+            LOG_WARN("%s: the file system takes no flock (%s): running without the lock", path,
+                     strerror(e));
+            *fd_out = fd;
+            return PREP_OK;
+        }
+        if (!locked) {
+            int busy = e == EWOULDBLOCK;
             char text[256], who[512]; /* "pid P\nhost H\nstarted T\n" -> "pid P, host H, ..." */
             ssize_t n = busy ? pread(fd, text, sizeof text - 1, 0) : 0;
             size_t k = 0;
@@ -259,7 +267,7 @@ static int output_lock(const char *dir, int *fd_out, char *msg, size_t msg_bytes
                          "another --output",
                          dir, who[0] ? who : "holder unknown");
             else
-                snprintf(msg, msg_bytes, "%s: flock: %s", path, strerror(errno));
+                snprintf(msg, msg_bytes, "%s: flock: %s", path, strerror(e));
             close(fd);
             return busy ? PREP_ERR_BUSY : PREP_ERR_IO;
         }
