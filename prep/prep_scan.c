@@ -2,8 +2,10 @@
  *
  * A unit's results are two files, written to .tmp and renamed, the meta last:
  *   unit-NNNNNN.shard  its accepted documents, one sequence each (text tokens only)
- *   unit-NNNNNN.meta   every record: offset, tokens, xxh3-128, domain, member, reject reason
- * A unit whose .meta exists and checks out is done: a rerun skips it (resume). */
+ *   unit-NNNNNN.meta   every record: offset, tokens, xxh3-128, domain, member, reject
+ *                      reason; and the unit's fingerprint (range, file size, mtime, XXH3-64)
+ * A unit whose .meta exists, checks out and whose fingerprint still matches the input is
+ * done: a rerun skips it (resume). */
 #include "prep_internal.h"
 #include "shard.h"
 
