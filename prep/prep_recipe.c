@@ -410,11 +410,14 @@ static int parse(const char *text, const char *origin, prep_recipe *r, char *err
     json_tokener_set_flags(tk, JSON_TOKENER_STRICT);
     json_object *o = json_tokener_parse_ex(tk, text, -1);
     enum json_tokener_error jerr = json_tokener_get_error(tk);
+    size_t jend = json_tokener_get_parse_end(tk); /* where it stopped: finds the stray comma */
     json_tokener_free(tk);
     recipe_pending pend;
     memset(&pend, 0, sizeof pend);
-    if (!o || !json_object_is_type(o, json_type_object))
-        BAD("%s: not a JSON object (%s)", origin, o ? "wrong type" : json_tokener_error_desc(jerr));
+    if (!o)
+        BAD("%s: not a JSON object (%s at byte %zu)", origin, json_tokener_error_desc(jerr), jend);
+    if (!json_object_is_type(o, json_type_object))
+        BAD("%s: not a JSON object (wrong type)", origin);
     json_object_object_foreach(o, key, val) {
         if ((st = parse_key(key, val, origin, r, &pend, err, err_bytes)) != PREP_OK)
             goto done;
