@@ -14,6 +14,7 @@ ASSETS=${LONGCTX_ASSETS:-$(cd "$HERE/../../.." && pwd)/shared/assets}
 TOK=$ASSETS/tokenizers/llama2/tokenizer.model
 PY=/usr/bin/python3
 [ -f "$TOK" ] || { echo "SKIP: $TOK missing"; exit 0; }
+command -v zstd > /dev/null || { echo "SKIP: no zstd command"; exit 0; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 W=$(mktemp -d "${TMPDIR:-/tmp}/longctx-stale-XXXXXX")
 trap 'rm -rf "$W"' EXIT
