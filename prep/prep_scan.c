@@ -361,10 +361,16 @@ static int scan_check_done(MPI_Comm comm, const prep_opts *o, const prep_input *
         }
         for (size_t u = 0; st == PREP_OK && u < n_units; u++) {
             prep_unit_path(path, sizeof path, o->output, u, "meta");
-            if (changed[u] == 2)
-                LOG_INFO("unit %zu (%s) is tokenized again: another unit of this multi-frame "
-                         "file changed",
-                         u, in[units[u].input].path);
+            int first = changed[u] == 2 &&
+                        (u == 0 || changed[u - 1] != 2 || units[u - 1].input != units[u].input);
+            size_t last = u; /* one line per run of units of one file */
+            while (first && last + 1 < n_units && changed[last + 1] == 2 &&
+                   units[last + 1].input == units[u].input)
+                last++;
+            if (first)
+                LOG_INFO("units %zu..%zu (%s) are tokenized again: another unit of this "
+                         "multi-frame file changed",
+                         u, last, in[units[u].input].path);
             if (changed[u] && unlink(path) != 0 && errno != ENOENT) {
                 snprintf(msg, sizeof msg, "%s: %s", path, strerror(errno));
                 st = PREP_ERR_IO;
