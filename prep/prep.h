@@ -10,7 +10,8 @@
  * The output does not depend on the number of ranks or threads: every decision is a function
  * of the inputs, the recipe and the seed (documents are identified by their global record
  * number in input order). Work units that finished are kept in DIR/work and not redone when the
- * same command runs again.
+ * same command runs again, unless the bytes they were read from changed (each unit's meta keeps
+ * their XXH3-64): then the unit and the shards are made again.
  */
 #ifndef LONGCTX_PREP_H
 #define LONGCTX_PREP_H
@@ -29,6 +30,7 @@ typedef enum {
     PREP_ERR_MPI = -6,
     PREP_ERR_SHORT = -7,  /* a domain could not reach its budget (--strict) */
     PREP_ERR_REMOTE = -8, /* another rank failed */
+    PREP_ERR_BUSY = -9,   /* another prep run holds the output folder's lock */
 } prep_status;
 
 const char *prep_strerror(int status);
@@ -104,9 +106,12 @@ typedef struct {
 prep_opts prep_opts_default(void);
 
 /*! prep_run() :
- *  Collective over comm. Runs the whole pipeline into opts->output. Logs through cluster's
- *  sink; errors are agreed over all ranks, and err (on every rank) holds the first failing
- *  rank's message. @return PREP_OK or an error status. */
+ *  Collective over comm. Runs the whole pipeline into opts->output. Rank 0 holds an flock on
+ *  opts->output/prep.lock for the run (pid, host and start time written in it; removed at the
+ *  end): a second run into the same folder gets PREP_ERR_BUSY, its err naming the holder. When
+ *  nothing or under 1 in 100 records is kept, or nothing is selected, it warns (PREP_ERR_INPUT
+ *  with opts->strict). Logs through cluster's sink; errors are agreed over all ranks, and err
+ *  (on every rank) holds the first failing rank's message. @return PREP_OK or an error status. */
 int prep_run(MPI_Comm comm, const prep_opts *opts, char *err, size_t err_bytes);
 
 #endif

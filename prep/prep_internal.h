@@ -33,6 +33,12 @@ typedef struct {
     char *blob;
     int truncated; /* the stream was damaged: records after the damage are lost */
     uint64_t truncated_offset;
+    /* the fingerprint of what the records were read from: a rerun redoes the unit when the
+     * range, the file's size or the content hash differ (the mtime is kept for the log) */
+    uint64_t unit_begin, unit_end; /* the unit (prep_unit) */
+    uint64_t input_bytes, input_mtime_ns;
+    uint64_t raw_begin, raw_end; /* the file bytes its records depend on */
+    uint64_t raw_xxh3;           /* XXH3-64 of those bytes */
 } prep_unit_meta;
 
 /* Paths of a unit's files. */
@@ -49,8 +55,14 @@ void prep_unit_meta_free(prep_unit_meta *m);
 const char *prep_domain_of(const prep_recipe *r, const prep_input *in, const prep_record *rec,
                            char *buf, size_t buf_bytes);
 
+/* Written before the metas of changed units are removed, removed once the old shards are:
+ * while it exists, the shards in DIR/L* are not the inputs' (prep_pipeline.c). */
+#define PREP_STALE_SHARDS "work/stale-shards"
+
 /*! prep_scan() :
- *  Collective. Reads and tokenizes every unit not already done (dynamic queue over ranks),
+ *  Collective. Units done by an earlier run whose input changed since (fingerprint: range,
+ *  size, XXH3-64 of the raw bytes) are redone, and DIR/work/stale-shards is left for the
+ *  caller. Then reads and tokenizes every unit not already done (dynamic queue over ranks),
  *  writing DIR/work/unit-NNNNNN.{shard,meta}. */
 int prep_scan(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, const prep_input *in,
               const prep_unit *units, size_t n_units, char *err, size_t err_bytes);

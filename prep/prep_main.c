@@ -20,7 +20,8 @@ static void usage(FILE *f) {
         "Turns raw corpora into packed, checksummed training shards: read -> tokenize -> exact\n"
         "dedup -> length buckets -> mixture selection -> packing -> shards (+ manifest.tsv,\n"
         "stats.json, report.md). The output is byte-identical for any number of ranks and\n"
-        "threads. Run the same command again after a kill: finished work is kept (DIR/work).\n"
+        "threads. Run the same command again after a kill: finished work is kept (DIR/work),\n"
+        "except where an input's bytes changed. One run at a time per DIR (DIR/prep.lock).\n"
         "\n"
         "INPUT: files or directories (searched recursively, taken in byte order of path):\n"
         "  .jsonl/.json, .jsonl.zst/.gz/.xz/.bz2, tar/tar.gz/tar.zst/zip/7z archives (members:\n"
@@ -41,7 +42,8 @@ static void usage(FILE *f) {
         "  --text-field PATH     JSON path of the text (default text)\n"
         "  --utf8 replace|reject invalid UTF-8: U+FFFD per bad byte (default) or reject\n"
         "  --threads N           tokenizer threads per rank (default 1)\n"
-        "  --strict              any rejected record, damaged file or budget shortfall is fatal\n"
+        "  --strict              any rejected record, damaged file or budget shortfall is fatal,\n"
+        "                        and so is keeping under 1 in 100 records or selecting none\n"
         "  --unit-bytes N        plain jsonl files are cut into work units of N bytes, "
         "multi-frame\n"
         "                        .zst files at the first frame past every N bytes (268435456)\n"
@@ -85,7 +87,43 @@ static int parse_u64(const char *s, uint64_t *out) {
     return 0;
 }
 
-int prep_main(int argc, char **argv) {
+enum { LIST_EMPTY = -1, LIST_BAD = -2 };
+
+/* A comma-separated list of numbers in [lo, hi], at most max of them. Every list option goes
+ * through here, so an empty element is refused the same way anywhere ("", ",4096", "1,,2",
+ * "4096,"). @return the count, LIST_EMPTY for an empty element, LIST_BAD otherwise. */
+static int parse_u64_list(const char *s, uint64_t *out, int max, uint64_t lo, uint64_t hi) {
+    int n = 0;
+    for (const char *p = s;; p++) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char item[32];
+        if (len == 0)
+            return LIST_EMPTY;
+        if (len >= sizeof item || n == max)
+            return LIST_BAD;
+        memcpy(item, p, len);
+        item[len] = '\0';
+        uint64_t v;
+        if (parse_u64(item, &v) || v < lo || v > hi)
+            return LIST_BAD;
+        out[n++] = v;
+        if (!comma)
+            return n;
+        p = comma;
+    }
+}
+
+/* What the command line says about the recipe, applied once the recipe is loaded. */
+typedef struct {
+    const char *recipe, *seq, *pack, *domain, *domain_json, *text, *utf8; /* NULL: not given */
+    uint64_t target, seed; /* UINT64_MAX: not given */
+} recipe_overrides;
+
+/* Parses the options into o and ov and checks the required ones. @return -1 to go on, or the
+ * exit code (EXIT_USAGE with why set; 0 after --help, --version, --show-recipe). */
+static int parse_args(int argc, char **argv, int rank, int n_ranks, prep_opts *o,
+                      recipe_overrides *ov, char *why, size_t why_bytes) {
     static const struct option opts[] = {{"tokenizer", required_argument, NULL, 't'},
                                          {"output", required_argument, NULL, 'o'},
                                          {"recipe", required_argument, NULL, 'r'},
@@ -108,51 +146,40 @@ int prep_main(int argc, char **argv) {
                                          {"help", no_argument, NULL, 'h'},
                                          {"version", no_argument, NULL, 'V'},
                                          {NULL, 0, NULL, 0}};
-    MPI_Init(&argc, &argv);
-    int rank, n_ranks;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &n_ranks);
-    cluster_log_setup("prep", rank, n_ranks, CLUSTER_LOG_INFO);
-    cluster_signals_install();
-
-    prep_opts o = prep_opts_default();
-    const char *recipe = "keep", *over_seq = NULL, *over_pack = NULL, *over_domain = NULL,
-               *over_domain_json = NULL, *over_text = NULL, *over_utf8 = NULL;
-    uint64_t over_target = UINT64_MAX, over_seed = UINT64_MAX, v;
+    uint64_t v;
     int rc = -1, c;
     optind = 0;
-    char why[256] = "";
     while (rc < 0 && (c = getopt_long(argc, argv, "t:o:r:j:vh", opts, NULL)) != -1) {
         switch (c) {
         case 't':
-            o.tokenizer = optarg;
+            o->tokenizer = optarg;
             break;
         case 'o':
-            o.output = optarg;
+            o->output = optarg;
             break;
         case 'r':
-            recipe = optarg;
+            ov->recipe = optarg;
             break;
         case 'L':
-            over_seq = optarg;
+            ov->seq = optarg;
             break;
         case 'P':
-            over_pack = optarg;
+            ov->pack = optarg;
             break;
         case 'd':
-            over_domain = optarg;
+            ov->domain = optarg;
             break;
         case 'D':
-            over_domain_json = optarg;
+            ov->domain_json = optarg;
             break;
         case 'F':
-            over_text = optarg;
+            ov->text = optarg;
             break;
         case 'U':
-            over_utf8 = optarg;
+            ov->utf8 = optarg;
             break;
         case 'S':
-            o.strict = 1;
+            o->strict = 1;
             break;
         case 'v':
             cluster_log_setup("prep", rank, n_ranks, CLUSTER_LOG_DEBUG);
@@ -165,7 +192,7 @@ int prep_main(int argc, char **argv) {
         case 'm':
         case 'p':
             if (parse_u64(optarg, &v)) {
-                snprintf(why, sizeof why, "bad number '%s' for --%s", optarg,
+                snprintf(why, why_bytes, "bad number '%s' for --%s", optarg,
                          c == 'T'   ? "target-tokens"
                          : c == 's' ? "seed"
                          : c == 'j' ? "threads"
@@ -177,19 +204,19 @@ int prep_main(int argc, char **argv) {
                 break;
             }
             if (c == 'T')
-                over_target = v;
+                ov->target = v;
             else if (c == 's')
-                over_seed = v;
+                ov->seed = v;
             else if (c == 'j')
-                o.threads = v > 0 && v <= 256 ? (int)v : 0;
+                o->threads = v > 0 && v <= 256 ? (int)v : 0;
             else if (c == 'u')
-                o.unit_bytes = v;
+                o->unit_bytes = v;
             else if (c == 'k')
-                o.shard_tokens = v;
+                o->shard_tokens = v;
             else if (c == 'm')
-                o.max_doc_bytes = v;
+                o->max_doc_bytes = v;
             else
-                o.progress_seconds = (double)v;
+                o->progress_seconds = (double)v;
             break;
         case 'R': {
             const char *text = prep_recipe_builtin(optarg);
@@ -216,73 +243,94 @@ int prep_main(int argc, char **argv) {
             rc = EXIT_USAGE;
         }
     }
-    char err[1024];
     if (rc < 0) {
-        if (!o.tokenizer || !o.output)
-            snprintf(why, sizeof why, "--tokenizer and --output are required");
+        if (!o->tokenizer || !o->output)
+            snprintf(why, why_bytes, "--tokenizer and --output are required");
         else if (optind >= argc)
-            snprintf(why, sizeof why, "no INPUT given");
-        else if (o.threads < 1)
-            snprintf(why, sizeof why, "--threads must be 1..256");
-        else if (o.unit_bytes == 0 || o.shard_tokens == 0 || o.max_doc_bytes == 0)
-            snprintf(why, sizeof why,
+            snprintf(why, why_bytes, "no INPUT given");
+        else if (o->threads < 1)
+            snprintf(why, why_bytes, "--threads must be 1..256");
+        else if (o->unit_bytes == 0 || o->shard_tokens == 0 || o->max_doc_bytes == 0)
+            snprintf(why, why_bytes,
                      "--unit-bytes, --shard-tokens and --max-doc-bytes must be > 0");
         if (why[0])
             rc = EXIT_USAGE;
     }
-    if (rc < 0 && prep_recipe_load(recipe, &o.recipe, err, sizeof err) != PREP_OK) {
+    return rc;
+}
+
+/* Applies the command line's recipe settings to R. @return -1, or EXIT_USAGE with why set. */
+static int apply_overrides(prep_recipe *R, const recipe_overrides *ov, char *why,
+                           size_t why_bytes) {
+    int rc = -1;
+    if (ov->target != UINT64_MAX)
+        R->target_tokens = ov->target;
+    if (ov->seed != UINT64_MAX)
+        R->seed = ov->seed;
+    if (ov->seq) {
+        uint64_t lens[PREP_MAX_SEQ_LENS];
+        int n = parse_u64_list(ov->seq, lens, PREP_MAX_SEQ_LENS, 1, 1u << 30);
+        if (n < 0) {
+            snprintf(why, why_bytes,
+                     "--seq-len %s '%s': wants 1 to %d lengths of 1..2^30 "
+                     "like 4096,32768",
+                     n == LIST_EMPTY ? "has an empty element in" : "cannot use", ov->seq,
+                     PREP_MAX_SEQ_LENS);
+            rc = EXIT_USAGE;
+        } else {
+            R->n_seq_lens = n;
+            memcpy(R->seq_lens, lens, (size_t)n * sizeof *lens);
+        }
+    }
+    if (ov->pack) {
+        if (!strcmp(ov->pack, "concat"))
+            R->packing = PREP_PACK_CONCAT;
+        else if (!strcmp(ov->pack, "bestfit"))
+            R->packing = PREP_PACK_BESTFIT;
+        else {
+            snprintf(why, why_bytes, "--packing must be concat or bestfit");
+            rc = EXIT_USAGE;
+        }
+    }
+    if (ov->domain) {
+        R->domain_src = PREP_DOMAIN_FIXED;
+        snprintf(R->domain_fixed, sizeof R->domain_fixed, "%s", ov->domain);
+    }
+    if (ov->domain_json) {
+        R->domain_src = PREP_DOMAIN_JSON;
+        snprintf(R->domain_path, sizeof R->domain_path, "%s", ov->domain_json);
+    }
+    if (ov->text)
+        snprintf(R->text_path, sizeof R->text_path, "%s", ov->text);
+    if (ov->utf8) {
+        if (!strcmp(ov->utf8, "replace") || !strcmp(ov->utf8, "reject"))
+            R->utf8_reject = !strcmp(ov->utf8, "reject");
+        else {
+            snprintf(why, why_bytes, "--utf8 must be replace or reject");
+            rc = EXIT_USAGE;
+        }
+    }
+    return rc;
+}
+
+int prep_main(int argc, char **argv) {
+    MPI_Init(&argc, &argv);
+    int rank, n_ranks;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &n_ranks);
+    cluster_log_setup("prep", rank, n_ranks, CLUSTER_LOG_INFO);
+    cluster_signals_install();
+
+    prep_opts o = prep_opts_default();
+    recipe_overrides ov = {"keep", NULL, NULL, NULL, NULL, NULL, NULL, UINT64_MAX, UINT64_MAX};
+    char why[256] = "", err[1024];
+    int rc = parse_args(argc, argv, rank, n_ranks, &o, &ov, why, sizeof why);
+    if (rc < 0 && prep_recipe_load(ov.recipe, &o.recipe, err, sizeof err) != PREP_OK) {
         snprintf(why, sizeof why, "%s", err);
         rc = EXIT_USAGE;
     }
-    if (rc < 0) { /* command-line overrides of the recipe */
-        prep_recipe *R = &o.recipe;
-        if (over_target != UINT64_MAX)
-            R->target_tokens = over_target;
-        if (over_seed != UINT64_MAX)
-            R->seed = over_seed;
-        if (over_seq) {
-            R->n_seq_lens = 0;
-            for (char *s = (char *)over_seq, *e; *s && rc < 0; s = *e ? e + 1 : e) {
-                unsigned long long L = strtoull(s, &e, 10);
-                if (e == s || (*e && *e != ',') || L == 0 || L > (1u << 30) ||
-                    R->n_seq_lens == PREP_MAX_SEQ_LENS) {
-                    snprintf(why, sizeof why, "--seq-len wants up to %d lengths like 4096,32768",
-                             PREP_MAX_SEQ_LENS);
-                    rc = EXIT_USAGE;
-                    break;
-                }
-                R->seq_lens[R->n_seq_lens++] = L;
-            }
-        }
-        if (over_pack) {
-            if (!strcmp(over_pack, "concat"))
-                R->packing = PREP_PACK_CONCAT;
-            else if (!strcmp(over_pack, "bestfit"))
-                R->packing = PREP_PACK_BESTFIT;
-            else {
-                snprintf(why, sizeof why, "--packing must be concat or bestfit");
-                rc = EXIT_USAGE;
-            }
-        }
-        if (over_domain) {
-            R->domain_src = PREP_DOMAIN_FIXED;
-            snprintf(R->domain_fixed, sizeof R->domain_fixed, "%s", over_domain);
-        }
-        if (over_domain_json) {
-            R->domain_src = PREP_DOMAIN_JSON;
-            snprintf(R->domain_path, sizeof R->domain_path, "%s", over_domain_json);
-        }
-        if (over_text)
-            snprintf(R->text_path, sizeof R->text_path, "%s", over_text);
-        if (over_utf8) {
-            if (!strcmp(over_utf8, "replace") || !strcmp(over_utf8, "reject"))
-                R->utf8_reject = !strcmp(over_utf8, "reject");
-            else {
-                snprintf(why, sizeof why, "--utf8 must be replace or reject");
-                rc = EXIT_USAGE;
-            }
-        }
-    }
+    if (rc < 0)
+        rc = apply_overrides(&o.recipe, &ov, why, sizeof why);
     if (rc == EXIT_USAGE && rank == 0) {
         if (why[0])
             fprintf(stderr, "longctx prep: %s\n\n", why);

@@ -3,11 +3,15 @@
 #include "prep_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 typedef unsigned long long ull;
 
@@ -31,6 +35,8 @@ const char *prep_strerror(int status) {
         return "budget not reached";
     case PREP_ERR_REMOTE:
         return "another rank failed";
+    case PREP_ERR_BUSY:
+        return "output folder in use";
     default:
         return "unknown status";
     }
@@ -173,178 +179,390 @@ static int make_dir(const char *path, char *err, size_t err_bytes) {
     return PREP_ERR_IO;
 }
 
-int prep_run(MPI_Comm comm, const prep_opts *o, char *err, size_t err_bytes) {
-    int rank, n_ranks;
+/* ---- success on nothing ---------------------------------------------------------------------
+ * A typo in --domain-json or --text-field rejects every record, and an empty output looked
+ * like success. Fewer than 1 in KEPT_MIN_RATIO records kept (rejects removed), or no document
+ * selected, is worth a warning (fatal with --strict). */
+
+#define KEPT_MIN_RATIO 100
+
+/* 1 with msg set when (almost) nothing is kept, else 0. */
+static int kept_too_little(const prep_stats *S, size_t n_sel, char *msg, size_t msg_bytes) {
+    uint64_t n_rejected = 0;
+    int top = 0;
+    for (int r = 1; r < PREP_REJECT_N; r++) {
+        n_rejected += S->rejects[r];
+        if (S->rejects[r] > S->rejects[top])
+            top = r;
+    }
+    uint64_t n_kept = S->n_records - n_rejected;
+    if (S->n_records == 0) {
+        snprintf(msg, msg_bytes, "the inputs hold no records: nothing to pack");
+        return 1;
+    }
+    if (n_kept * KEPT_MIN_RATIO >= S->n_records && n_sel > 0)
+        return 0;
+    static const char *const hint[PREP_REJECT_N] = {
+        [PREP_REJECT_JSON] = " (are these JSON lines?)",
+        [PREP_REJECT_FIELD] = " (is --text-field or the recipe's \"text\" right?)",
+        [PREP_REJECT_DOMAIN] = " (is --domain-json or the recipe's \"domain\" right?)",
+        [PREP_REJECT_UTF8] = " (--utf8 replace keeps them)",
+        [PREP_REJECT_TOO_LONG] = " (see --max-doc-bytes)",
+    };
+    if (n_kept * KEPT_MIN_RATIO < S->n_records)
+        snprintf(msg, msg_bytes,
+                 "%s: %llu of %llu records kept (under 1 in %d); most rejected as %s: %llu "
+                 "records%s",
+                 n_kept ? "almost nothing kept" : "nothing kept", (ull)n_kept, (ull)S->n_records,
+                 KEPT_MIN_RATIO, prep_reject_name((prep_reject)top), (ull)S->rejects[top],
+                 hint[top] ? hint[top] : "");
+    else
+        snprintf(
+            msg, msg_bytes,
+            "no document selected from the %llu records kept (see the recipe's weights and target)",
+            (ull)n_kept);
+    return 1;
+}
+
+/* ---- the output folder's lock ---------------------------------------------------------------
+ * Two runs into one DIR would rename each other's files away. Rank 0 holds an flock on
+ * DIR/prep.lock for the run; the file says who holds it. It is removed at the end so that DIR
+ * holds only the output (a SIGKILL leaves it behind, unlocked: the next run takes it over). A
+ * run that opened the file just before the holder removed it would lock a file no longer in
+ * DIR, so a lock only counts while the path still names the locked file. */
+
+#define LOCK_FILE "prep.lock"
+
+static int output_lock(const char *dir, int *fd_out, char *msg, size_t msg_bytes) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, LOCK_FILE);
+    for (int attempt = 0; attempt < 100; attempt++) {
+        int fd = open(path, O_RDWR | O_CREAT, 0644);
+        if (fd < 0) {
+            snprintf(msg, msg_bytes, "%s: %s", path, strerror(errno));
+            return PREP_ERR_IO;
+        }
+        int locked = flock(fd, LOCK_EX | LOCK_NB) == 0, e = errno;
+        if (!locked &&
+            (e == ENOLCK || e == EOPNOTSUPP)) { /* e.g. NFS without lockd: run, unguarded */
+            LOG_WARN("%s: the file system takes no flock (%s): running without the lock", path,
+                     strerror(e));
+            *fd_out = fd;
+            return PREP_OK;
+        }
+        if (!locked) {
+            int busy = e == EWOULDBLOCK;
+            char text[256], who[512]; /* "pid P\nhost H\nstarted T\n" -> "pid P, host H, ..." */
+            ssize_t n = busy ? pread(fd, text, sizeof text - 1, 0) : 0;
+            size_t k = 0;
+            for (ssize_t i = 0; i < n && text[i] && k + 3 < sizeof who; i++)
+                if (text[i] != '\n')
+                    who[k++] = text[i];
+                else if (i + 1 < n)
+                    k += (size_t)snprintf(who + k, sizeof who - k, ", ");
+            who[k] = '\0';
+            if (busy)
+                snprintf(msg, msg_bytes,
+                         "%s is in use by another prep run (%s); wait for it, stop it, or use "
+                         "another --output",
+                         dir, who[0] ? who : "holder unknown");
+            else
+                snprintf(msg, msg_bytes, "%s: flock: %s", path, strerror(e));
+            close(fd);
+            return busy ? PREP_ERR_BUSY : PREP_ERR_IO;
+        }
+        struct stat a, b;
+        if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino &&
+            a.st_dev == b.st_dev) {
+            char host[256] = "?", when[32] = "?", text[512];
+            gethostname(host, sizeof host);
+            host[sizeof host - 1] = '\0';
+            time_t now = time(NULL);
+            struct tm tm;
+            if (gmtime_r(&now, &tm))
+                strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+            int n = snprintf(text, sizeof text, "pid %ld\nhost %s\nstarted %s\n", (long)getpid(),
+                             host, when);
+            if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)n, 0) != n) {
+                snprintf(msg, msg_bytes, "%s: write: %s", path, strerror(errno));
+                close(fd);
+                return PREP_ERR_IO;
+            }
+            *fd_out = fd;
+            return PREP_OK;
+        }
+        close(fd); /* removed or replaced by the run that just ended: again */
+    }
+    snprintf(msg, msg_bytes, "%s: the lock file keeps changing", path);
+    return PREP_ERR_BUSY;
+}
+
+static void output_unlock(const char *dir, int fd) {
+    if (fd < 0)
+        return;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, LOCK_FILE);
+    unlink(path); /* while still locked: a waiting run then finds the path gone and retries */
+    close(fd);
+}
+
+/* ---- the stages ------------------------------------------------------------------------------
+ * prep_run() below calls these in order. Each returns a status agreed over the ranks (except
+ * where it says "rank 0"), so every rank leaves at the same step. */
+
+/* Everything prep_run holds, freed at its end. */
+typedef struct {
+    tokenizer *tok;
+    prep_input *in; /* (n_in) */
+    size_t n_in;
+    prep_unit *units; /* (n_units) */
+    size_t n_units;
+    prep_sel *sel; /* (n_sel) on rank 0 */
+    size_t n_sel;
+    prep_stats S;
+    uint64_t n_seqs[PREP_MAX_SEQ_LENS], n_shards[PREP_MAX_SEQ_LENS];
+    int lock_fd; /* rank 0: DIR/prep.lock, held until the end */
+} run_state;
+
+/* 0a. DIR and DIR/work exist, and rank 0 holds DIR's lock. */
+static int stage_output(MPI_Comm comm, const prep_opts *o, run_state *R, char *err,
+                        size_t err_bytes) {
+    int rank;
     MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &n_ranks);
     char msg[PREP_ERRMSG_BYTES] = "";
     int st = PREP_OK;
-    tokenizer *tok = NULL;
-    prep_input *in = NULL;
-    size_t n_in = 0, n_units = 0, n_sel = 0;
-    prep_unit *units = NULL;
-    prep_sel *sel = NULL;
-    prep_stats S;
-    memset(&S, 0, sizeof S);
-    uint64_t n_seqs[PREP_MAX_SEQ_LENS] = {0}, n_shards[PREP_MAX_SEQ_LENS] = {0};
-    double t0 = cluster_now();
-
-    /* 0. the output folder, the tokenizer, the inputs and their units (every rank the same) */
     if (rank == 0) {
         char work[4200];
         snprintf(work, sizeof work, "%s/work", o->output);
         st = make_dir(o->output, msg, sizeof msg);
         if (st == PREP_OK)
+            st = output_lock(o->output, &R->lock_fd, msg, sizeof msg);
+        if (st == PREP_OK)
             st = make_dir(work, msg, sizeof msg);
     }
-    if ((st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL)) != PREP_OK)
-        goto done;
-    if (tokenizer_load(o->tokenizer, &tok) != TOK_OK) {
-        snprintf(msg, sizeof msg, "%s", tokenizer_errmsg(tok));
-        st = PREP_ERR_INPUT;
+    return cluster_agree_msg(comm, st, msg, err, err_bytes, NULL);
+}
+
+/* Drops the inputs under DIR: never read our own output (an output folder inside an input
+ * one). Local. */
+static void drop_own_output(int rank, const prep_opts *o, run_state *R) {
+    char out_real[PATH_MAX], in_real[PATH_MAX];
+    size_t k = 0;
+    if (!realpath(o->output, out_real))
+        return;
+    size_t n_out = strlen(out_real);
+    for (size_t i = 0; i < R->n_in; i++) {
+        int inside = realpath(R->in[i].path, in_real) && !strncmp(in_real, out_real, n_out) &&
+                     in_real[n_out] == '/';
+        if (inside)
+            free(R->in[i].path);
+        else
+            R->in[k++] = R->in[i];
     }
-    if (st == PREP_OK && ((o->recipe.bos && tokenizer_bos_id(tok) < 0) ||
-                          (o->recipe.eos && tokenizer_eos_id(tok) < 0))) {
-        snprintf(msg, sizeof msg,
+    if (k < R->n_in && rank == 0)
+        LOG_INFO("%zu files under the output folder %s are not inputs", R->n_in - k, o->output);
+    R->n_in = k;
+}
+
+/* 0b. The tokenizer, the inputs and their units (every rank the same). Local; the caller
+ * agrees. */
+static int stage_inputs(int rank, const prep_opts *o, run_state *R, char *msg, size_t msg_bytes) {
+    if (tokenizer_load(o->tokenizer, &R->tok) != TOK_OK) {
+        snprintf(msg, msg_bytes, "%s", tokenizer_errmsg(R->tok));
+        return PREP_ERR_INPUT;
+    }
+    const tokenizer *tok = R->tok;
+    if ((o->recipe.bos && tokenizer_bos_id(tok) < 0) ||
+        (o->recipe.eos && tokenizer_eos_id(tok) < 0)) {
+        snprintf(msg, msg_bytes,
                  "%s has no %s token, but recipe %s adds one to every document "
                  "(set \"%s\": false)",
                  o->tokenizer, tokenizer_bos_id(tok) < 0 ? "BOS" : "EOS", o->recipe.name,
                  tokenizer_bos_id(tok) < 0 ? "bos" : "eos");
-        st = PREP_ERR_RECIPE;
+        return PREP_ERR_RECIPE;
     }
-    if (st == PREP_OK &&
-        prep_inputs_scan(o->inputs, o->n_inputs, &in, &n_in, msg, sizeof msg) != PREP_READ_OK)
-        st = PREP_ERR_INPUT;
-    if (st == PREP_OK) { /* never read our own output (an output folder inside an input one) */
-        char out_real[PATH_MAX], in_real[PATH_MAX];
-        size_t k = 0;
-        if (realpath(o->output, out_real)) {
-            size_t n_out = strlen(out_real);
-            for (size_t i = 0; i < n_in; i++) {
-                int inside = realpath(in[i].path, in_real) && !strncmp(in_real, out_real, n_out) &&
-                             in_real[n_out] == '/';
-                if (inside)
-                    free(in[i].path);
-                else
-                    in[k++] = in[i];
-            }
-            if (k < n_in && rank == 0)
-                LOG_INFO("%zu files under the output folder %s are not inputs", n_in - k,
-                         o->output);
-            n_in = k;
-        }
+    if (prep_inputs_scan(o->inputs, o->n_inputs, &R->in, &R->n_in, msg, msg_bytes) != PREP_READ_OK)
+        return PREP_ERR_INPUT;
+    drop_own_output(rank, o, R);
+    if (R->n_in == 0) {
+        snprintf(msg, msg_bytes, "no input files");
+        return PREP_ERR_INPUT;
     }
-    if (st == PREP_OK && n_in == 0) {
-        snprintf(msg, sizeof msg, "no input files");
-        st = PREP_ERR_INPUT;
+    if (prep_inputs_find_frames(R->in, R->n_in, o->unit_bytes, msg, msg_bytes) != PREP_READ_OK)
+        return PREP_ERR_NOMEM;
+    if (prep_units_make(R->in, R->n_in, o->unit_bytes, &R->units, &R->n_units) != PREP_READ_OK) {
+        snprintf(msg, msg_bytes, "out of memory for the work units");
+        return PREP_ERR_NOMEM;
     }
-    if (st == PREP_OK &&
-        prep_inputs_find_frames(in, n_in, o->unit_bytes, msg, sizeof msg) != PREP_READ_OK)
-        st = PREP_ERR_NOMEM;
-    if (st == PREP_OK &&
-        prep_units_make(in, n_in, o->unit_bytes, &units, &n_units) != PREP_READ_OK) {
-        snprintf(msg, sizeof msg, "out of memory for the work units");
+    return PREP_OK;
+}
+
+/* 0c. Rank 0: the same setup as the work already in DIR? Another scan setup is refused;
+ * another recipe removes the old shards. */
+static int stage_setup_keys(const prep_opts *o, const run_state *R, char *msg, size_t msg_bytes) {
+    int st = PREP_OK;
+    char *sk = scan_key(o, R->tok, R->in, R->n_in), *pk = pack_key(o), path[4200];
+    if (!sk || !pk) {
+        snprintf(msg, msg_bytes, "out of memory");
         st = PREP_ERR_NOMEM;
     }
-    /* the same setup as the work already in DIR? */
-    if (st == PREP_OK && rank == 0) {
-        char *sk = scan_key(o, tok, in, n_in), *pk = pack_key(o), path[4200];
-        if (!sk || !pk) {
-            snprintf(msg, sizeof msg, "out of memory");
-            st = PREP_ERR_NOMEM;
-        }
-        snprintf(path, sizeof path, "%s/work/setup.txt", o->output);
-        int m = st == PREP_OK ? key_matches(path, sk) : 1;
-        if (m == 0) {
-            snprintf(msg, sizeof msg,
-                     "%s holds work from another setup (inputs, tokenizer or read "
-                     "options differ from %s); use another --output or remove %s/work",
-                     o->output, path, o->output);
-            st = PREP_ERR_ARG;
-        } else if (m < 0) {
-            snprintf(msg, sizeof msg, "%s: cannot write: %s", path, strerror(errno));
-            st = PREP_ERR_IO;
-        }
-        snprintf(path, sizeof path, "%s/recipe.txt", o->output);
-        m = st == PREP_OK ? key_matches(path, pk) : 1;
-        if (m == 0) {
-            LOG_WARN("%s: another recipe than last time: the shards are made again", o->output);
-            if (remove_shards(o) != 0 || write_key(path, pk) != 0) {
-                snprintf(msg, sizeof msg, "%s: cannot replace the old shards", o->output);
-                st = PREP_ERR_IO;
-            }
-        } else if (m < 0 && st == PREP_OK) {
-            snprintf(msg, sizeof msg, "%s: cannot write: %s", path, strerror(errno));
-            st = PREP_ERR_IO;
-        }
-        free(sk);
-        free(pk);
+    snprintf(path, sizeof path, "%s/work/setup.txt", o->output);
+    int m = st == PREP_OK ? key_matches(path, sk) : 1;
+    if (m == 0) {
+        snprintf(msg, msg_bytes,
+                 "%s holds work from another setup (inputs, tokenizer or read "
+                 "options differ from %s); use another --output or remove %s/work",
+                 o->output, path, o->output);
+        st = PREP_ERR_ARG;
+    } else if (m < 0) {
+        snprintf(msg, msg_bytes, "%s: cannot write: %s", path, strerror(errno));
+        st = PREP_ERR_IO;
     }
+    snprintf(path, sizeof path, "%s/recipe.txt", o->output);
+    m = st == PREP_OK ? key_matches(path, pk) : 1;
+    if (m == 0) {
+        LOG_WARN("%s: another recipe than last time: the shards are made again", o->output);
+        if (remove_shards(o) != 0 || write_key(path, pk) != 0) {
+            snprintf(msg, msg_bytes, "%s: cannot replace the old shards", o->output);
+            st = PREP_ERR_IO;
+        }
+    } else if (m < 0 && st == PREP_OK) {
+        snprintf(msg, msg_bytes, "%s: cannot write: %s", path, strerror(errno));
+        st = PREP_ERR_IO;
+    }
+    free(sk);
+    free(pk);
+    return st;
+}
+
+/* 1b. Rank 0: units were redone (prep_scan left DIR/work/stale-shards), so the shards of the
+ * old inputs must not be resumed. */
+static int stage_drop_stale_shards(const prep_opts *o, char *msg, size_t msg_bytes) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", o->output, PREP_STALE_SHARDS);
+    if (access(path, F_OK) != 0)
+        return PREP_OK;
+    LOG_INFO("%s: units were tokenized again since the shards were made: the shards are made again",
+             o->output);
+    if (remove_shards(o) != 0 || unlink(path) != 0) {
+        snprintf(msg, msg_bytes, "%s: cannot remove the old shards", o->output);
+        return PREP_ERR_IO;
+    }
+    return PREP_OK;
+}
+
+/* 4b. Budget shortfalls and (almost) empty selections: warnings, fatal with --strict. The
+ * stats are global, so every rank decides the same without communicating. */
+static int stage_check_selection(int rank, const prep_opts *o, const run_state *R, char *err,
+                                 size_t err_bytes) {
+    const prep_stats *S = &R->S;
+    uint64_t short_total = 0;
+    for (int d = 0; d < S->n_domains; d++)
+        if (S->budget[d] != UINT64_MAX && S->sel_tokens[d] < S->budget[d]) {
+            short_total += S->budget[d] - S->sel_tokens[d];
+            if (rank == 0)
+                LOG_WARN("domain %s: %llu of %llu budget tokens available (short by %llu)",
+                         S->domain[d], (ull)S->sel_tokens[d], (ull)S->budget[d],
+                         (ull)(S->budget[d] - S->sel_tokens[d]));
+        }
+    if (short_total && o->strict) {
+        snprintf(err, err_bytes, "%llu tokens short of the budget (--strict)", (ull)short_total);
+        return PREP_ERR_SHORT;
+    }
+    uint64_t n_rejected = 0;
+    for (int r = 1; r < PREP_REJECT_N; r++)
+        n_rejected += S->rejects[r];
+    if (rank == 0)
+        LOG_INFO("%llu records, %llu rejected; %llu documents selected", (ull)S->n_records,
+                 (ull)n_rejected, (ull)R->n_sel);
+    char msg[PREP_ERRMSG_BYTES];
+    if (kept_too_little(S, R->n_sel, msg, sizeof msg)) {
+        if (o->strict) {
+            snprintf(err, err_bytes, "%s (--strict)", msg);
+            return PREP_ERR_INPUT;
+        }
+        if (rank == 0)
+            LOG_WARN("%s", msg);
+    }
+    return PREP_OK;
+}
+
+/* 7. Rank 0: manifest, stats, report. */
+static int stage_write_outputs(const prep_opts *o, const run_state *R, char *msg,
+                               size_t msg_bytes) {
+    int st = prep_write_manifest(o, R->in, R->units, R->sel, R->n_sel, &R->S, msg, msg_bytes);
+    if (st == PREP_OK)
+        st = prep_write_stats(o, R->in, R->n_in, &R->S, R->n_seqs, R->n_shards, msg, msg_bytes);
+    if (st == PREP_OK)
+        st = prep_write_report(o, &R->S, R->n_seqs, R->n_shards, msg, msg_bytes);
+    return st;
+}
+
+int prep_run(MPI_Comm comm, const prep_opts *o, char *err, size_t err_bytes) {
+    int rank, n_ranks;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &n_ranks);
+    char msg[PREP_ERRMSG_BYTES] = "";
+    run_state R;
+    memset(&R, 0, sizeof R);
+    R.lock_fd = -1;
+    double t0 = cluster_now();
+
+    /* 0. the output folder, the tokenizer, the inputs and their units, the setup */
+    int st = stage_output(comm, o, &R, err, err_bytes);
+    if (st != PREP_OK)
+        goto done;
+    st = stage_inputs(rank, o, &R, msg, sizeof msg);
+    if (st == PREP_OK && rank == 0)
+        st = stage_setup_keys(o, &R, msg, sizeof msg);
     if ((st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL)) != PREP_OK)
         goto done;
     if (rank == 0)
         LOG_INFO("%zu input files in %zu work units; recipe %s, seed %llu, %d rank%s x %d "
                  "thread%s",
-                 n_in, n_units, o->recipe.name, (ull)o->recipe.seed, n_ranks,
+                 R.n_in, R.n_units, o->recipe.name, (ull)o->recipe.seed, n_ranks,
                  n_ranks > 1 ? "s" : "", o->threads, o->threads > 1 ? "s" : "");
 
     /* 1. read + tokenize (resumable per unit) */
-    if ((st = prep_scan(comm, o, tok, in, units, n_units, err, err_bytes)) != PREP_OK)
+    if ((st = prep_scan(comm, o, R.tok, R.in, R.units, R.n_units, err, err_bytes)) != PREP_OK)
+        goto done;
+    if (rank == 0)
+        st = stage_drop_stale_shards(o, msg, sizeof msg);
+    if ((st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL)) != PREP_OK)
         goto done;
     if (rank == 0)
         LOG_INFO("read and tokenized in %.1f s", cluster_now() - t0);
 
     /* 2-4. numbering, domains, dedup, buckets, selection */
-    if ((st = prep_select(comm, o, n_in, units, n_units, &sel, &n_sel, &S, err, err_bytes)) !=
-        PREP_OK)
+    if ((st = prep_select(comm, o, R.n_in, R.units, R.n_units, &R.sel, &R.n_sel, &R.S, err,
+                          err_bytes)) != PREP_OK)
         goto done;
-    uint64_t short_total = 0;
-    for (int d = 0; d < S.n_domains; d++)
-        if (S.budget[d] != UINT64_MAX && S.sel_tokens[d] < S.budget[d]) {
-            short_total += S.budget[d] - S.sel_tokens[d];
-            if (rank == 0)
-                LOG_WARN("domain %s: %llu of %llu budget tokens available (short by %llu)",
-                         S.domain[d], (ull)S.sel_tokens[d], (ull)S.budget[d],
-                         (ull)(S.budget[d] - S.sel_tokens[d]));
-        }
-    if (short_total && o->strict) {
-        snprintf(err, err_bytes, "%llu tokens short of the budget (--strict)", (ull)short_total);
-        st = PREP_ERR_SHORT;
+    if ((st = stage_check_selection(rank, o, &R, err, err_bytes)) != PREP_OK)
         goto done;
-    }
-    uint64_t n_rejected = 0;
-    for (int r = 1; r < PREP_REJECT_N; r++)
-        n_rejected += S.rejects[r];
-    if (rank == 0)
-        LOG_INFO("%llu records, %llu rejected; %llu documents selected", (ull)S.n_records,
-                 (ull)n_rejected, (ull)n_sel);
 
     /* 5-6. packing and shards (resumable per shard) */
-    if ((st = prep_pack(comm, o, tok, sel, n_sel, n_seqs, n_shards, err, err_bytes)) != PREP_OK)
+    if ((st = prep_pack(comm, o, R.tok, R.sel, R.n_sel, R.n_seqs, R.n_shards, err, err_bytes)) !=
+        PREP_OK)
         goto done;
 
     /* 7. manifest, stats, report */
-    if (rank == 0) {
-        st = prep_write_manifest(o, in, units, sel, n_sel, &S, msg, sizeof msg);
-        if (st == PREP_OK)
-            st = prep_write_stats(o, in, n_in, &S, n_seqs, n_shards, msg, sizeof msg);
-        if (st == PREP_OK)
-            st = prep_write_report(o, &S, n_seqs, n_shards, msg, sizeof msg);
-    }
+    if (rank == 0)
+        st = stage_write_outputs(o, &R, msg, sizeof msg);
     if ((st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL)) != PREP_OK)
         goto done;
     if (rank == 0) {
         uint64_t tokens = 0;
-        for (int d = 0; d < S.n_domains; d++)
-            tokens += S.sel_tokens[d];
+        for (int d = 0; d < R.S.n_domains; d++)
+            tokens += R.S.sel_tokens[d];
         LOG_INFO("done in %.1f s: %llu tokens of %llu documents in %s", cluster_now() - t0,
-                 (ull)tokens, (ull)n_sel, o->output);
+                 (ull)tokens, (ull)R.n_sel, o->output);
     }
 done:
-    prep_stats_free(&S);
-    free(sel);
-    free(units);
-    prep_inputs_free(in, n_in);
-    tokenizer_free(tok);
+    output_unlock(o->output, R.lock_fd);
+    prep_stats_free(&R.S);
+    free(R.sel);
+    free(R.units);
+    prep_inputs_free(R.in, R.n_in);
+    tokenizer_free(R.tok);
     return st;
 }

@@ -139,11 +139,15 @@ static int find_domain(prep_recipe *r, const char *name) {
     return r->n_domains++;
 }
 
-static int parse(const char *text, const char *origin, prep_recipe *r, char *err,
-                 size_t err_bytes) {
-    int st = PREP_OK;
+/* What a key sets that the other keys check once all are read. */
+typedef struct {
+    int has_weights, has_bshares; /* how many bucket_weights / bucket_shares were given */
+    double bshares[PREP_MAX_BUCKETS];
+} recipe_pending;
+
+/* The defaults: the keep recipe's. */
+static void recipe_defaults(prep_recipe *r) {
     memset(r, 0, sizeof *r);
-    /* defaults: the keep recipe's */
     snprintf(r->name, sizeof r->name, "custom");
     r->domain_src = PREP_DOMAIN_FIXED;
     snprintf(r->domain_fixed, sizeof r->domain_fixed, "all");
@@ -161,191 +165,264 @@ static int parse(const char *text, const char *origin, prep_recipe *r, char *err
     r->packing = PREP_PACK_CONCAT;
     r->bos = 1;
     r->dedup = 1;
+}
 
-    enum json_tokener_error jerr;
-    json_object *o = json_tokener_parse_verbose(text, &jerr);
-    int has_weights = 0, has_bshares = 0;
-    double bshares[PREP_MAX_BUCKETS] = {0};
-    if (!o || !json_object_is_type(o, json_type_object))
-        BAD("%s: not a JSON object (%s)", origin, o ? "wrong type" : json_tokener_error_desc(jerr));
-    json_object_object_foreach(o, key, val) {
-        if (!strcmp(key, "comment")) {
-            continue;
-        } else if (!strcmp(key, "name")) {
-            if (copy_str(r->name, sizeof r->name, val))
-                BAD("%s: \"name\" must be a short string", origin);
-        } else if (!strcmp(key, "text")) {
-            if (copy_str(r->text_path, sizeof r->text_path, val))
-                BAD("%s: \"text\" must be a JSON path string", origin);
-        } else if (!strcmp(key, "domain")) {
-            json_object *x;
-            if (json_object_object_get_ex(val, "json", &x)) {
-                r->domain_src = PREP_DOMAIN_JSON;
-                if (copy_str(r->domain_path, sizeof r->domain_path, x))
-                    BAD("%s: domain.json must be a JSON path string", origin);
-            } else if (json_object_object_get_ex(val, "fixed", &x)) {
-                r->domain_src = PREP_DOMAIN_FIXED;
-                if (copy_str(r->domain_fixed, sizeof r->domain_fixed, x))
-                    BAD("%s: domain.fixed must be a string", origin);
-            } else if (json_object_object_get_ex(val, "glob", &x) &&
-                       json_object_is_type(x, json_type_array)) {
-                r->domain_src = PREP_DOMAIN_GLOB;
-                size_t n = json_object_array_length(x);
-                if (n == 0 || n > 32)
-                    BAD("%s: domain.glob needs 1 to 32 [pattern, domain] pairs", origin);
-                for (size_t i = 0; i < n; i++) {
-                    json_object *p = json_object_array_get_idx(x, i);
-                    if (!json_object_is_type(p, json_type_array) ||
-                        json_object_array_length(p) != 2 ||
-                        copy_str(r->glob_pattern[i], sizeof r->glob_pattern[i],
-                                 json_object_array_get_idx(p, 0)) ||
-                        copy_str(r->glob_domain[i], sizeof r->glob_domain[i],
-                                 json_object_array_get_idx(p, 1)))
-                        BAD("%s: domain.glob[%zu] must be [\"pattern\", \"domain\"]", origin, i);
-                }
-                r->n_globs = (int)n;
-            } else {
-                BAD("%s: \"domain\" must be {\"json\": PATH}, {\"fixed\": NAME} or {\"glob\": "
-                    "[[PATTERN, NAME], ...]}",
-                    origin);
-            }
-        } else if (!strcmp(key, "target_tokens")) {
-            if (get_u64(val, &r->target_tokens))
-                BAD("%s: target_tokens must be a non-negative integer", origin);
-        } else if (!strcmp(key, "shares")) {
-            if (json_object_is_type(val, json_type_string) &&
-                !strcmp(json_object_get_string(val), "as_input")) {
-                r->shares_as_input = 1;
-            } else if (json_object_is_type(val, json_type_object)) {
-                r->shares_as_input = 0;
-                double sum = 0;
-                json_object_object_foreach(val, dname, dv) {
-                    int d = find_domain(r, dname);
-                    double s;
-                    if (d < 0 || get_num(dv, &s) || s < 0)
-                        BAD("%s: shares.%s must be a number >= 0", origin, dname);
-                    r->domains[d].share = s;
-                    sum += s;
-                }
-                if (!(sum > 0))
-                    BAD("%s: shares must not all be 0", origin);
-                for (int d = 0; d < r->n_domains; d++)
-                    r->domains[d].share /= sum;
-            } else {
-                BAD("%s: shares must be \"as_input\" or {domain: share}", origin);
-            }
-        } else if (!strcmp(key, "bucket_edges")) {
-            size_t n =
-                json_object_is_type(val, json_type_array) ? json_object_array_length(val) : 0;
-            if (n == 0 || n > PREP_MAX_BUCKETS)
-                BAD("%s: bucket_edges must list 1 to %d edges", origin, PREP_MAX_BUCKETS);
-            for (size_t i = 0; i < n; i++)
-                if (get_u64(json_object_array_get_idx(val, i), &r->edges[i]) ||
-                    (i == 0 && r->edges[0] != 0) || (i > 0 && r->edges[i] <= r->edges[i - 1]))
-                    BAD("%s: bucket_edges must start at 0 and increase", origin);
-            r->n_edges = (int)n;
-        } else if (!strcmp(key, "bucket_weights") || !strcmp(key, "bucket_shares")) {
-            int is_w = !strcmp(key, "bucket_weights");
-            size_t n =
-                json_object_is_type(val, json_type_array) ? json_object_array_length(val) : 0;
-            if (n == 0 || n > PREP_MAX_BUCKETS)
-                BAD("%s: %s must be a list of numbers", origin, key);
-            for (size_t i = 0; i < n; i++) {
-                double w;
-                if (get_num(json_object_array_get_idx(val, i), &w) || w < 0)
-                    BAD("%s: %s[%zu] must be a number >= 0", origin, key, i);
-                if (is_w)
-                    r->weights[i] = w;
-                else
-                    bshares[i] = w;
-            }
-            if (is_w)
-                has_weights = (int)n;
-            else
-                has_bshares = (int)n;
-        } else if (!strcmp(key, "domain_bucket_weights")) {
-            if (!json_object_is_type(val, json_type_object))
-                BAD("%s: domain_bucket_weights must be {domain: [weights]}", origin);
-            json_object_object_foreach(val, dname, dv) {
-                int d = find_domain(r, dname);
-                size_t n =
-                    json_object_is_type(dv, json_type_array) ? json_object_array_length(dv) : 0;
-                if (d < 0 || n == 0 || n > PREP_MAX_BUCKETS)
-                    BAD("%s: domain_bucket_weights.%s must be a list of numbers", origin, dname);
-                for (size_t i = 0; i < n; i++)
-                    if (get_num(json_object_array_get_idx(dv, i), &r->domains[d].weights[i]) ||
-                        r->domains[d].weights[i] < 0)
-                        BAD("%s: domain_bucket_weights.%s[%zu] must be >= 0", origin, dname, i);
-                r->domains[d].has_weights = (int)n;
-            }
-        } else if (!strcmp(key, "max_copies")) {
-            uint64_t m;
-            if (get_u64(val, &m) || m < 1 || m > 1000)
-                BAD("%s: max_copies must be 1..1000", origin);
-            r->max_copies = (uint32_t)m;
-        } else if (!strcmp(key, "seq_len")) {
-            size_t n =
-                json_object_is_type(val, json_type_array) ? json_object_array_length(val) : 0;
-            if (n == 0 || n > PREP_MAX_SEQ_LENS)
-                BAD("%s: seq_len must list 1 to %d lengths", origin, PREP_MAX_SEQ_LENS);
-            for (size_t i = 0; i < n; i++)
-                if (get_u64(json_object_array_get_idx(val, i), &r->seq_lens[i]) ||
-                    r->seq_lens[i] == 0 || r->seq_lens[i] > (1u << 30))
-                    BAD("%s: seq_len[%zu] must be 1..2^30", origin, i);
-            r->n_seq_lens = (int)n;
-        } else if (!strcmp(key, "packing")) {
-            const char *p = json_object_get_string(val);
-            if (p && !strcmp(p, "concat"))
-                r->packing = PREP_PACK_CONCAT;
-            else if (p && !strcmp(p, "bestfit"))
-                r->packing = PREP_PACK_BESTFIT;
-            else
-                BAD("%s: packing must be \"concat\" or \"bestfit\"", origin);
-        } else if (!strcmp(key, "bos") || !strcmp(key, "eos") || !strcmp(key, "dedup")) {
-            if (!json_object_is_type(val, json_type_boolean))
-                BAD("%s: %s must be true or false", origin, key);
-            int b = json_object_get_boolean(val);
-            if (!strcmp(key, "bos"))
-                r->bos = b;
-            else if (!strcmp(key, "eos"))
-                r->eos = b;
-            else
-                r->dedup = b;
-        } else if (!strcmp(key, "seed")) {
-            if (get_u64(val, &r->seed))
-                BAD("%s: seed must be a non-negative integer", origin);
-        } else if (!strcmp(key, "utf8")) {
-            const char *p = json_object_get_string(val);
-            if (p && !strcmp(p, "replace"))
-                r->utf8_reject = 0;
-            else if (p && !strcmp(p, "reject"))
-                r->utf8_reject = 1;
-            else
-                BAD("%s: utf8 must be \"replace\" or \"reject\"", origin);
-        } else {
-            BAD("%s: unknown key \"%s\"", origin, key);
+/* "domain": {"json": PATH} | {"fixed": NAME} | {"glob": [[PATTERN, NAME], ...]} */
+static int parse_domain(json_object *val, const char *origin, prep_recipe *r, char *err,
+                        size_t err_bytes) {
+    int st = PREP_OK;
+    json_object *x;
+    if (json_object_object_get_ex(val, "json", &x)) {
+        r->domain_src = PREP_DOMAIN_JSON;
+        if (copy_str(r->domain_path, sizeof r->domain_path, x))
+            BAD("%s: domain.json must be a JSON path string", origin);
+    } else if (json_object_object_get_ex(val, "fixed", &x)) {
+        r->domain_src = PREP_DOMAIN_FIXED;
+        if (copy_str(r->domain_fixed, sizeof r->domain_fixed, x))
+            BAD("%s: domain.fixed must be a string", origin);
+    } else if (json_object_object_get_ex(val, "glob", &x) &&
+               json_object_is_type(x, json_type_array)) {
+        r->domain_src = PREP_DOMAIN_GLOB;
+        size_t n = json_object_array_length(x);
+        if (n == 0 || n > 32)
+            BAD("%s: domain.glob needs 1 to 32 [pattern, domain] pairs", origin);
+        for (size_t i = 0; i < n; i++) {
+            json_object *p = json_object_array_get_idx(x, i);
+            if (!json_object_is_type(p, json_type_array) || json_object_array_length(p) != 2 ||
+                copy_str(r->glob_pattern[i], sizeof r->glob_pattern[i],
+                         json_object_array_get_idx(p, 0)) ||
+                copy_str(r->glob_domain[i], sizeof r->glob_domain[i],
+                         json_object_array_get_idx(p, 1)))
+                BAD("%s: domain.glob[%zu] must be [\"pattern\", \"domain\"]", origin, i);
         }
+        r->n_globs = (int)n;
+    } else {
+        BAD("%s: \"domain\" must be {\"json\": PATH}, {\"fixed\": NAME} or {\"glob\": "
+            "[[PATTERN, NAME], ...]}",
+            origin);
     }
-    if (has_weights && has_bshares)
+done:
+    return st;
+}
+
+/* "shares": "as_input" | {domain: share} (normalised) */
+static int parse_shares(json_object *val, const char *origin, prep_recipe *r, char *err,
+                        size_t err_bytes) {
+    int st = PREP_OK;
+    if (json_object_is_type(val, json_type_string) &&
+        !strcmp(json_object_get_string(val), "as_input")) {
+        r->shares_as_input = 1;
+    } else if (json_object_is_type(val, json_type_object)) {
+        r->shares_as_input = 0;
+        double sum = 0;
+        json_object_object_foreach(val, dname, dv) {
+            int d = find_domain(r, dname);
+            double s;
+            if (d < 0 || get_num(dv, &s) || s < 0)
+                BAD("%s: shares.%s must be a number >= 0", origin, dname);
+            r->domains[d].share = s;
+            sum += s;
+        }
+        if (!(sum > 0))
+            BAD("%s: shares must not all be 0", origin);
+        for (int d = 0; d < r->n_domains; d++)
+            r->domains[d].share /= sum;
+    } else {
+        BAD("%s: shares must be \"as_input\" or {domain: share}", origin);
+    }
+done:
+    return st;
+}
+
+static int parse_bucket_edges(json_object *val, const char *origin, prep_recipe *r, char *err,
+                              size_t err_bytes) {
+    int st = PREP_OK;
+    size_t n = json_object_is_type(val, json_type_array) ? json_object_array_length(val) : 0;
+    if (n == 0 || n > PREP_MAX_BUCKETS)
+        BAD("%s: bucket_edges must list 1 to %d edges", origin, PREP_MAX_BUCKETS);
+    for (size_t i = 0; i < n; i++)
+        if (get_u64(json_object_array_get_idx(val, i), &r->edges[i]) ||
+            (i == 0 && r->edges[0] != 0) || (i > 0 && r->edges[i] <= r->edges[i - 1]))
+            BAD("%s: bucket_edges must start at 0 and increase", origin);
+    r->n_edges = (int)n;
+done:
+    return st;
+}
+
+/* "bucket_weights" or "bucket_shares": checked against the edges once all keys are read */
+static int parse_bucket_weights(const char *key, json_object *val, const char *origin,
+                                prep_recipe *r, recipe_pending *pend, char *err, size_t err_bytes) {
+    int st = PREP_OK;
+    int is_w = !strcmp(key, "bucket_weights");
+    size_t n = json_object_is_type(val, json_type_array) ? json_object_array_length(val) : 0;
+    if (n == 0 || n > PREP_MAX_BUCKETS)
+        BAD("%s: %s must be a list of numbers", origin, key);
+    for (size_t i = 0; i < n; i++) {
+        double w;
+        if (get_num(json_object_array_get_idx(val, i), &w) || w < 0)
+            BAD("%s: %s[%zu] must be a number >= 0", origin, key, i);
+        if (is_w)
+            r->weights[i] = w;
+        else
+            pend->bshares[i] = w;
+    }
+    if (is_w)
+        pend->has_weights = (int)n;
+    else
+        pend->has_bshares = (int)n;
+done:
+    return st;
+}
+
+static int parse_domain_weights(json_object *val, const char *origin, prep_recipe *r, char *err,
+                                size_t err_bytes) {
+    int st = PREP_OK;
+    if (!json_object_is_type(val, json_type_object))
+        BAD("%s: domain_bucket_weights must be {domain: [weights]}", origin);
+    json_object_object_foreach(val, dname, dv) {
+        int d = find_domain(r, dname);
+        size_t n = json_object_is_type(dv, json_type_array) ? json_object_array_length(dv) : 0;
+        if (d < 0 || n == 0 || n > PREP_MAX_BUCKETS)
+            BAD("%s: domain_bucket_weights.%s must be a list of numbers", origin, dname);
+        for (size_t i = 0; i < n; i++)
+            if (get_num(json_object_array_get_idx(dv, i), &r->domains[d].weights[i]) ||
+                r->domains[d].weights[i] < 0)
+                BAD("%s: domain_bucket_weights.%s[%zu] must be >= 0", origin, dname, i);
+        r->domains[d].has_weights = (int)n;
+    }
+done:
+    return st;
+}
+
+/* One key of the recipe object. */
+static int parse_key(const char *key, json_object *val, const char *origin, prep_recipe *r,
+                     recipe_pending *pend, char *err, size_t err_bytes) {
+    int st = PREP_OK;
+    if (!strcmp(key, "comment")) {
+        /* for the reader only */
+    } else if (!strcmp(key, "name")) {
+        if (copy_str(r->name, sizeof r->name, val))
+            BAD("%s: \"name\" must be a short string", origin);
+    } else if (!strcmp(key, "text")) {
+        if (copy_str(r->text_path, sizeof r->text_path, val))
+            BAD("%s: \"text\" must be a JSON path string", origin);
+    } else if (!strcmp(key, "domain")) {
+        st = parse_domain(val, origin, r, err, err_bytes);
+    } else if (!strcmp(key, "target_tokens")) {
+        if (get_u64(val, &r->target_tokens))
+            BAD("%s: target_tokens must be a non-negative integer", origin);
+    } else if (!strcmp(key, "shares")) {
+        st = parse_shares(val, origin, r, err, err_bytes);
+    } else if (!strcmp(key, "bucket_edges")) {
+        st = parse_bucket_edges(val, origin, r, err, err_bytes);
+    } else if (!strcmp(key, "bucket_weights") || !strcmp(key, "bucket_shares")) {
+        st = parse_bucket_weights(key, val, origin, r, pend, err, err_bytes);
+    } else if (!strcmp(key, "domain_bucket_weights")) {
+        st = parse_domain_weights(val, origin, r, err, err_bytes);
+    } else if (!strcmp(key, "max_copies")) {
+        uint64_t m;
+        if (get_u64(val, &m) || m < 1 || m > 1000)
+            BAD("%s: max_copies must be 1..1000", origin);
+        r->max_copies = (uint32_t)m;
+    } else if (!strcmp(key, "seq_len")) {
+        size_t n = json_object_is_type(val, json_type_array) ? json_object_array_length(val) : 0;
+        if (n == 0 || n > PREP_MAX_SEQ_LENS)
+            BAD("%s: seq_len must list 1 to %d lengths", origin, PREP_MAX_SEQ_LENS);
+        for (size_t i = 0; i < n; i++)
+            if (get_u64(json_object_array_get_idx(val, i), &r->seq_lens[i]) ||
+                r->seq_lens[i] == 0 || r->seq_lens[i] > (1u << 30))
+                BAD("%s: seq_len[%zu] must be 1..2^30", origin, i);
+        r->n_seq_lens = (int)n;
+    } else if (!strcmp(key, "packing")) {
+        const char *p = json_object_get_string(val);
+        if (p && !strcmp(p, "concat"))
+            r->packing = PREP_PACK_CONCAT;
+        else if (p && !strcmp(p, "bestfit"))
+            r->packing = PREP_PACK_BESTFIT;
+        else
+            BAD("%s: packing must be \"concat\" or \"bestfit\"", origin);
+    } else if (!strcmp(key, "bos") || !strcmp(key, "eos") || !strcmp(key, "dedup")) {
+        if (!json_object_is_type(val, json_type_boolean))
+            BAD("%s: %s must be true or false", origin, key);
+        int b = json_object_get_boolean(val);
+        if (!strcmp(key, "bos"))
+            r->bos = b;
+        else if (!strcmp(key, "eos"))
+            r->eos = b;
+        else
+            r->dedup = b;
+    } else if (!strcmp(key, "seed")) {
+        if (get_u64(val, &r->seed))
+            BAD("%s: seed must be a non-negative integer", origin);
+    } else if (!strcmp(key, "utf8")) {
+        const char *p = json_object_get_string(val);
+        if (p && !strcmp(p, "replace"))
+            r->utf8_reject = 0;
+        else if (p && !strcmp(p, "reject"))
+            r->utf8_reject = 1;
+        else
+            BAD("%s: utf8 must be \"replace\" or \"reject\"", origin);
+    } else {
+        BAD("%s: unknown key \"%s\"", origin, key);
+    }
+done:
+    return st;
+}
+
+/* The checks across keys, after all are read. */
+static int recipe_finish(const char *origin, prep_recipe *r, const recipe_pending *pend, char *err,
+                         size_t err_bytes) {
+    int st = PREP_OK;
+    if (pend->has_weights && pend->has_bshares)
         BAD("%s: give bucket_weights or bucket_shares, not both", origin);
-    if (has_weights && has_weights != r->n_edges)
-        BAD("%s: %d bucket_weights for %d buckets", origin, has_weights, r->n_edges);
-    if (has_bshares) {
-        if (has_bshares != r->n_edges)
-            BAD("%s: %d bucket_shares for %d buckets", origin, has_bshares, r->n_edges);
+    if (pend->has_weights && pend->has_weights != r->n_edges)
+        BAD("%s: %d bucket_weights for %d buckets", origin, pend->has_weights, r->n_edges);
+    if (pend->has_bshares) {
+        if (pend->has_bshares != r->n_edges)
+            BAD("%s: %d bucket_shares for %d buckets", origin, pend->has_bshares, r->n_edges);
         double sum = 0;
         for (int b = 0; b < r->n_edges; b++)
-            sum += bshares[b];
+            sum += pend->bshares[b];
         if (!(sum > 0))
             BAD("%s: bucket_shares must not all be 0", origin);
         r->use_bucket_shares = 1;
         for (int b = 0; b < r->n_edges; b++)
-            r->bucket_shares[b] = bshares[b] / sum;
+            r->bucket_shares[b] = pend->bshares[b] / sum;
     }
     for (int d = 0; d < r->n_domains; d++)
         if (r->domains[d].has_weights && r->domains[d].has_weights != r->n_edges)
             BAD("%s: domain_bucket_weights.%s has %d weights for %d buckets", origin,
                 r->domains[d].name, r->domains[d].has_weights, r->n_edges);
+done:
+    return st;
+}
+
+static int parse(const char *text, const char *origin, prep_recipe *r, char *err,
+                 size_t err_bytes) {
+    int st = PREP_OK;
+    recipe_defaults(r);
+    /* strict: json-c's default takes [4096,] as [4096] (and --seq-len refuses "4096,") */
+    json_tokener *tk = json_tokener_new();
+    if (!tk) {
+        snprintf(err, err_bytes, "out of memory");
+        return PREP_ERR_NOMEM;
+    }
+    json_tokener_set_flags(tk, JSON_TOKENER_STRICT);
+    json_object *o = json_tokener_parse_ex(tk, text, -1);
+    enum json_tokener_error jerr = json_tokener_get_error(tk);
+    size_t jend = json_tokener_get_parse_end(tk); /* where it stopped: finds the stray comma */
+    json_tokener_free(tk);
+    recipe_pending pend;
+    memset(&pend, 0, sizeof pend);
+    if (!o)
+        BAD("%s: not a JSON object (%s at byte %zu)", origin, json_tokener_error_desc(jerr), jend);
+    if (!json_object_is_type(o, json_type_object))
+        BAD("%s: not a JSON object (wrong type)", origin);
+    json_object_object_foreach(o, key, val) {
+        if ((st = parse_key(key, val, origin, r, &pend, err, err_bytes)) != PREP_OK)
+            goto done;
+    }
+    st = recipe_finish(origin, r, &pend, err, err_bytes);
 done:
     json_object_put(o);
     return st;

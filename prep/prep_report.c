@@ -241,25 +241,23 @@ static int svg_bars(const char *path, const char *title, int n_groups, char *con
     return fclose(f) == 0 ? 0 : -1;
 }
 
-int prep_write_report(const prep_opts *o, const prep_stats *S, const uint64_t *n_seqs,
-                      const uint64_t *n_shards, char *err, size_t err_bytes) {
-    const prep_recipe *R = &o->recipe;
+/* What the charts and the tables share. */
+typedef struct {
+    const prep_recipe *R;
+    const prep_stats *S;
+    uint64_t tot_sel; /* selected tokens, copies included */
+    int long_b;       /* the first bucket counted as long */
+    double *lb, *la;  /* (n_domains) percent of tokens in long documents, before / after; NULL
+                         when out of memory (the tables then say 0) */
+} report_ctx;
+
+/* The four charts of DIR/report/. @return nonzero if one could not be written. */
+static int report_charts(const report_ctx *c, const char *dir, char *err, size_t err_bytes) {
+    const prep_recipe *R = c->R;
+    const prep_stats *S = c->S;
     const int nd = S->n_domains, nb = S->n_buckets;
-    char dir[4200], path[4300];
-    snprintf(dir, sizeof dir, "%s/report", o->output);
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        snprintf(err, err_bytes, "%s: %s", dir, strerror(errno));
-        return PREP_ERR_IO;
-    }
-    uint64_t tot_sel = 0;
-    for (int d = 0; d < nd; d++)
-        tot_sel += S->sel_tokens[d];
-    /* long = documents of at least 4096 tokens (the second edge when there is none at 4096) */
-    int long_b = nb > 1 ? 1 : 0;
-    for (int b = 0; b < nb; b++)
-        if (R->edges[b] == 4096)
-            long_b = b;
-    double *v = calloc((size_t)(nd + 1) * (size_t)(nb + 1) * 2, sizeof *v);
+    char path[4300];
+    double *v = calloc((size_t)(nd + 1) * (size_t)(nb + 1) * 2, sizeof *v); /* (groups, 2) */
     if (!v) {
         snprintf(err, err_bytes, "out of memory");
         return PREP_ERR_NOMEM;
@@ -295,7 +293,7 @@ int prep_write_report(const prep_opts *o, const prep_stats *S, const uint64_t *n
     /* 2. domain shares */
     for (int d = 0; d < nd; d++) {
         v[d * 2] = 100.0 * S->share_target[d];
-        v[d * 2 + 1] = tot_sel ? 100.0 * (double)S->sel_tokens[d] / (double)tot_sel : 0;
+        v[d * 2 + 1] = c->tot_sel ? 100.0 * (double)S->sel_tokens[d] / (double)c->tot_sel : 0;
     }
     snprintf(path, sizeof path, "%s/domain-shares.svg", dir);
     double vmax = 0;
@@ -303,22 +301,9 @@ int prep_write_report(const prep_opts *o, const prep_stats *S, const uint64_t *n
         vmax = v[i] > vmax ? v[i] : vmax;
     bad |= svg_bars(path, "Domain shares of tokens", nd, S->domain, 2, ta, v, vmax, "%");
     /* 3. long-token share per domain */
-    const size_t ndz = nd > 0 ? (size_t)nd : 1;
-    double *lb = calloc(ndz, sizeof *lb), *la = calloc(ndz, sizeof *la);
-    for (int d = 0; lb && la && d < nd; d++) {
-        uint64_t sb = 0, sa = 0, lbt = 0, lat = 0;
-        for (int b = 0; b < nb; b++) {
-            sb += S->hist_tokens_before[d * nb + b];
-            sa += S->hist_tokens_after[d * nb + b];
-            if (b >= long_b) {
-                lbt += S->hist_tokens_before[d * nb + b];
-                lat += S->hist_tokens_after[d * nb + b];
-            }
-        }
-        lb[d] = sb ? 100.0 * (double)lbt / (double)sb : 0;
-        la[d] = sa ? 100.0 * (double)lat / (double)sa : 0;
-        v[d * 2] = lb[d];
-        v[d * 2 + 1] = la[d];
+    for (int d = 0; c->lb && c->la && d < nd; d++) {
+        v[d * 2] = c->lb[d];
+        v[d * 2 + 1] = c->la[d];
     }
     snprintf(path, sizeof path, "%s/long-share.svg", dir);
     bad |= svg_bars(path, "Share of tokens in long documents", nd, S->domain, 2, ba, v, 100, "%");
@@ -334,17 +319,24 @@ int prep_write_report(const prep_opts *o, const prep_stats *S, const uint64_t *n
     snprintf(path, sizeof path, "%s/rejects.svg", dir);
     bad |= svg_bars(path, "Rejected records by reason", PREP_REJECT_N - 1, rnames, 1, one, rv, rmax,
                     "");
-
-    char rpath[4200], tmp[4300];
-    snprintf(rpath, sizeof rpath, "%s/report.md", o->output);
-    FILE *f = open_tmp(rpath, tmp, sizeof tmp);
-    int st = PREP_OK;
-    if (!f || bad) {
-        if (f)
-            fclose(f);
+    free(v);
+    if (bad)
         snprintf(err, err_bytes, "%s: cannot write the report", dir);
-        st = PREP_ERR_IO;
-        goto done;
+    return bad ? PREP_ERR_IO : PREP_OK;
+}
+
+/* DIR/report.md: the tables, with the charts linked. */
+static int report_markdown(const report_ctx *c, const char *output, const uint64_t *n_seqs,
+                           const uint64_t *n_shards, char *err, size_t err_bytes) {
+    const prep_recipe *R = c->R;
+    const prep_stats *S = c->S;
+    const int nd = S->n_domains;
+    char rpath[4200], tmp[4300];
+    snprintf(rpath, sizeof rpath, "%s/report.md", output);
+    FILE *f = open_tmp(rpath, tmp, sizeof tmp);
+    if (!f) {
+        snprintf(err, err_bytes, "%s/report: cannot write the report", output);
+        return PREP_ERR_IO;
     }
     uint64_t rejected = 0, dups = 0, sel = 0, docs = 0;
     for (int r = 1; r < PREP_REJECT_N; r++)
@@ -377,10 +369,11 @@ int prep_write_report(const prep_opts *o, const prep_stats *S, const uint64_t *n
                 "%.1f%% |\n",
                 S->domain[d], (ull)S->docs[d], (ull)S->dups[d], (ull)S->supply[d],
                 S->share_target[d], budget, (ull)S->sel_docs[d], (ull)S->sel_copies[d],
-                (ull)S->sel_tokens[d], tot_sel ? (double)S->sel_tokens[d] / (double)tot_sel : 0,
-                lb ? lb[d] : 0, la ? la[d] : 0);
+                (ull)S->sel_tokens[d],
+                c->tot_sel ? (double)S->sel_tokens[d] / (double)c->tot_sel : 0,
+                c->lb ? c->lb[d] : 0, c->la ? c->la[d] : 0);
     }
-    fprintf(f, "\n\"Long\" is documents of at least %llu tokens.\n\n", (ull)R->edges[long_b]);
+    fprintf(f, "\n\"Long\" is documents of at least %llu tokens.\n\n", (ull)R->edges[c->long_b]);
     fprintf(
         f,
         "![domain shares](report/domain-shares.svg)\n\n![long share](report/long-share.svg)\n\n");
@@ -395,9 +388,45 @@ int prep_write_report(const prep_opts *o, const prep_stats *S, const uint64_t *n
     for (int li = 0; li < R->n_seq_lens; li++)
         fprintf(f, "| %llu | %llu | %llu |\n", (ull)R->seq_lens[li], (ull)n_seqs[li],
                 (ull)n_shards[li]);
-    st = close_tmp(f, tmp, rpath, err, err_bytes);
-done:
-    free(v);
+    return close_tmp(f, tmp, rpath, err, err_bytes);
+}
+
+int prep_write_report(const prep_opts *o, const prep_stats *S, const uint64_t *n_seqs,
+                      const uint64_t *n_shards, char *err, size_t err_bytes) {
+    const int nd = S->n_domains, nb = S->n_buckets;
+    report_ctx c = {&o->recipe, S, 0, nb > 1 ? 1 : 0, NULL, NULL};
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/report", o->output);
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        snprintf(err, err_bytes, "%s: %s", dir, strerror(errno));
+        return PREP_ERR_IO;
+    }
+    for (int d = 0; d < nd; d++)
+        c.tot_sel += S->sel_tokens[d];
+    /* long = documents of at least 4096 tokens (the second edge when there is none at 4096) */
+    for (int b = 0; b < nb; b++)
+        if (o->recipe.edges[b] == 4096)
+            c.long_b = b;
+    const size_t ndz = nd > 0 ? (size_t)nd : 1;
+    double *lb = calloc(ndz, sizeof *lb), *la = calloc(ndz, sizeof *la);
+    for (int d = 0; lb && la && d < nd; d++) {
+        uint64_t sb = 0, sa = 0, lbt = 0, lat = 0;
+        for (int b = 0; b < nb; b++) {
+            sb += S->hist_tokens_before[d * nb + b];
+            sa += S->hist_tokens_after[d * nb + b];
+            if (b >= c.long_b) {
+                lbt += S->hist_tokens_before[d * nb + b];
+                lat += S->hist_tokens_after[d * nb + b];
+            }
+        }
+        lb[d] = sb ? 100.0 * (double)lbt / (double)sb : 0;
+        la[d] = sa ? 100.0 * (double)lat / (double)sa : 0;
+    }
+    c.lb = lb && la ? lb : NULL;
+    c.la = lb && la ? la : NULL;
+    int st = report_charts(&c, dir, err, err_bytes);
+    if (st == PREP_OK)
+        st = report_markdown(&c, o->output, n_seqs, n_shards, err, err_bytes);
     free(lb);
     free(la);
     return st;

@@ -2,12 +2,15 @@
  *
  * A unit's results are two files, written to .tmp and renamed, the meta last:
  *   unit-NNNNNN.shard  its accepted documents, one sequence each (text tokens only)
- *   unit-NNNNNN.meta   every record: offset, tokens, xxh3-128, domain, member, reject reason
- * A unit whose .meta exists and checks out is done: a rerun skips it (resume). */
+ *   unit-NNNNNN.meta   every record: offset, tokens, xxh3-128, domain, member, reject
+ *                      reason; and the unit's fingerprint (range, file size, mtime, XXH3-64)
+ * A unit whose .meta exists, checks out and whose fingerprint still matches the input is
+ * done: a rerun skips it (resume). */
 #include "prep_internal.h"
 #include "shard.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -19,7 +22,8 @@
 typedef unsigned long long ull;
 
 #define META_MAGIC      "LCTXUMET"
-#define META_VERSION    1u
+#define META_VERSION    2u /* 2: the fingerprint (a version 1 meta is redone) */
+#define META_HEADER     96u
 #define META_REC        48u
 #define BATCH_BYTES     (8u << 20)
 #define BATCH_DOCS      4096u
@@ -49,7 +53,7 @@ static uint64_t get64(const uint8_t *p) {
 }
 
 int prep_unit_meta_write(const char *path, const prep_unit_meta *m, char *err, size_t err_bytes) {
-    uint64_t n = 40 + m->n_records * META_REC + 8;
+    uint64_t n = META_HEADER + m->n_records * META_REC + 8;
     for (uint32_t s = 0; s < m->n_strings; s++)
         n += 4 + strlen(m->strings[s]);
     uint8_t *buf = malloc(n), *p = buf;
@@ -64,7 +68,14 @@ int prep_unit_meta_write(const char *path, const prep_unit_meta *m, char *err, s
     put64(p + 24, m->n_records);
     put32(p + 32, m->n_strings);
     put32(p + 36, 0);
-    p += 40;
+    put64(p + 40, m->unit_begin);
+    put64(p + 48, m->unit_end);
+    put64(p + 56, m->input_bytes);
+    put64(p + 64, m->input_mtime_ns);
+    put64(p + 72, m->raw_begin);
+    put64(p + 80, m->raw_end);
+    put64(p + 88, m->raw_xxh3);
+    p += META_HEADER;
     for (uint64_t i = 0; i < m->n_records; i++, p += META_REC) {
         const prep_unit_rec *r = &m->recs[i];
         put64(p, r->offset);
@@ -116,7 +127,7 @@ int prep_unit_meta_read(const char *path, prep_unit_meta *m, char *err, size_t e
     struct stat sb;
     uint8_t *buf = NULL;
     int st = PREP_ERR_INPUT;
-    if (fstat(fileno(f), &sb) != 0 || sb.st_size < 48)
+    if (fstat(fileno(f), &sb) != 0 || sb.st_size < META_HEADER + 8)
         goto bad;
     size_t n = (size_t)sb.st_size;
     buf = malloc(n);
@@ -129,14 +140,21 @@ int prep_unit_meta_read(const char *path, prep_unit_meta *m, char *err, size_t e
     m->truncated_offset = get64(buf + 16);
     m->n_records = get64(buf + 24);
     m->n_strings = get32(buf + 32);
-    if (m->n_records > (n - 48) / META_REC || m->n_strings > n)
+    m->unit_begin = get64(buf + 40);
+    m->unit_end = get64(buf + 48);
+    m->input_bytes = get64(buf + 56);
+    m->input_mtime_ns = get64(buf + 64);
+    m->raw_begin = get64(buf + 72);
+    m->raw_end = get64(buf + 80);
+    m->raw_xxh3 = get64(buf + 88);
+    if (m->n_records > (n - META_HEADER - 8) / META_REC || m->n_strings > n)
         goto bad;
     m->recs = malloc((m->n_records ? m->n_records : 1) * sizeof *m->recs);
     m->strings = malloc((m->n_strings ? m->n_strings : 1) * sizeof *m->strings);
     m->blob = malloc(n);
     if (!m->recs || !m->strings || !m->blob)
         goto bad;
-    const uint8_t *p = buf + 40, *end = buf + n - 8;
+    const uint8_t *p = buf + META_HEADER, *end = buf + n - 8;
     for (uint64_t i = 0; i < m->n_records; i++, p += META_REC) {
         prep_unit_rec *r = &m->recs[i];
         r->offset = get64(p);
@@ -176,6 +194,192 @@ bad:
     }
     free(buf);
     fclose(f);
+    return st;
+}
+
+/* ==== unit fingerprints ======================================================================*/
+
+/* The bytes a unit's records depend on. A plain jsonl range owns the lines starting in
+ * [begin, end): they depend on byte begin - 1 (does a line start at begin?) and run to the
+ * first '\n' at or after end - 1, so those bytes are hashed, and an edit anywhere redoes
+ * exactly the units whose records it can change. Other units are hashed as they are cut,
+ * [begin, end) of the file; lines cross the frames of a multi-frame .zst, so there a change
+ * redoes every unit of the file (scan_check_done). Hashed before the records are read: a file
+ * edited during the scan leaves a hash that no longer matches, never tokens that look fresh. */
+static int unit_fingerprint(const prep_input *in, const prep_unit *u, prep_unit_meta *fp, char *err,
+                            size_t err_bytes) {
+    enum { BUF_BYTES = 1 << 20 };
+    int fd = open(in->path, O_RDONLY);
+    struct stat sb;
+    uint8_t *buf = malloc(BUF_BYTES); /* (BUF_BYTES) */
+    XXH3_state_t *h = XXH3_createState();
+    int st = PREP_OK;
+    if (fd < 0 || fstat(fd, &sb) != 0) {
+        snprintf(err, err_bytes, "%s: %s", in->path, strerror(errno));
+        st = PREP_ERR_IO;
+        goto done;
+    }
+    if (!buf || !h) {
+        snprintf(err, err_bytes, "out of memory for the fingerprint of %s", in->path);
+        st = PREP_ERR_NOMEM;
+        goto done;
+    }
+    int lines = in->format == PREP_FMT_JSONL;
+    fp->unit_begin = u->begin;
+    fp->unit_end = u->end;
+    fp->input_bytes = (uint64_t)sb.st_size;
+    fp->input_mtime_ns = (uint64_t)sb.st_mtim.tv_sec * 1000000000u + (uint64_t)sb.st_mtim.tv_nsec;
+    fp->raw_begin = lines && u->begin > 0 ? u->begin - 1 : u->begin;
+    uint64_t pos = fp->raw_begin, stop = lines ? in->bytes : u->end;
+    uint64_t last = u->end > 0 ? u->end - 1 : 0; /* lines: the first '\n' from here ends it */
+    XXH3_64bits_reset(h);
+    while (pos < stop) {
+        size_t want = stop - pos < BUF_BYTES ? (size_t)(stop - pos) : BUF_BYTES;
+        ssize_t got = pread(fd, buf, want, (off_t)pos);
+        if (got <= 0) {
+            snprintf(err, err_bytes, "%s: offset %llu: %s", in->path, (ull)pos,
+                     got < 0 ? strerror(errno) : "shorter than when listed");
+            st = PREP_ERR_IO;
+            goto done;
+        }
+        size_t take = (size_t)got;
+        int found = 0;
+        if (lines && pos + take > last) {
+            size_t from = last > pos ? (size_t)(last - pos) : 0;
+            const uint8_t *nl = memchr(buf + from, '\n', take - from);
+            if (nl) {
+                take = (size_t)(nl - buf) + 1;
+                found = 1;
+            }
+        }
+        XXH3_64bits_update(h, buf, take);
+        pos += take;
+        if (found)
+            break;
+    }
+    fp->raw_end = pos;
+    fp->raw_xxh3 = XXH3_64bits_digest(h);
+done:
+    XXH3_freeState(h);
+    free(buf);
+    if (fd >= 0)
+        close(fd);
+    return st;
+}
+
+/* Why the unit done as old no longer stands for the input as it is now, NULL if it does. */
+static const char *fingerprint_differs(const prep_unit_meta *old, const prep_unit_meta *now) {
+    if (old->unit_begin != now->unit_begin || old->unit_end != now->unit_end)
+        return "its byte range moved";
+    if (old->input_bytes != now->input_bytes)
+        return "the file's size changed";
+    if (old->raw_begin != now->raw_begin || old->raw_end != now->raw_end)
+        return "its last line ends elsewhere";
+    if (old->raw_xxh3 != now->raw_xxh3)
+        return "its content changed";
+    return NULL;
+}
+
+/* Checks every unit an earlier run finished against its input now (units round-robin over
+ * the ranks). The metas of changed units are removed so the queue redoes them, after
+ * DIR/work/stale-shards is written: killed in between, the next run still makes the shards
+ * again. Collective. */
+static int scan_check_done(MPI_Comm comm, const prep_opts *o, const prep_input *in,
+                           const prep_unit *units, size_t n_units, char *err, size_t err_bytes) {
+    int rank, n_ranks;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &n_ranks);
+    uint8_t *changed = calloc(n_units ? n_units : 1, 1); /* (n_units) 1: redo, 2: its file's */
+    char msg[PREP_ERRMSG_BYTES] = "";
+    int st = changed ? PREP_OK : PREP_ERR_NOMEM;
+    if (!changed)
+        snprintf(msg, sizeof msg, "out of memory for %zu units", n_units);
+    double t0 = cluster_now();
+    uint64_t sums[3] = {0, 0, 0}; /* units checked, bytes hashed, units changed */
+    for (size_t u = (size_t)rank; st == PREP_OK && u < n_units; u += (size_t)n_ranks) {
+        char path[4200], e2[256];
+        prep_unit_path(path, sizeof path, o->output, u, "meta");
+        prep_unit_meta old, now;
+        int rst = prep_unit_meta_read(path, &old, e2, sizeof e2);
+        if (rst == PREP_ERR_INPUT) { /* unknown state: as if changed, the shards too */
+            changed[u] = 1;
+            sums[2]++;
+            LOG_INFO("unit %zu is tokenized again: %s (or from an older version)", u, e2);
+            continue;
+        }
+        if (rst != PREP_OK)
+            continue; /* not done yet */
+        memset(&now, 0, sizeof now);
+        const prep_input *f = &in[units[u].input];
+        st = unit_fingerprint(f, &units[u], &now, msg, sizeof msg);
+        const char *why = st == PREP_OK ? fingerprint_differs(&old, &now) : NULL;
+        if (why) {
+            changed[u] = 1;
+            sums[2]++;
+            LOG_INFO("unit %zu (%s bytes %llu..%llu) is tokenized again: %s since it was done "
+                     "(xxh3 %016llx, was %016llx%s)",
+                     u, f->path, (ull)units[u].begin, (ull)units[u].end, why, (ull)now.raw_xxh3,
+                     (ull)old.raw_xxh3,
+                     old.input_mtime_ns != now.input_mtime_ns ? "; mtime changed" : "");
+        } else if (st == PREP_OK && old.input_mtime_ns != now.input_mtime_ns) {
+            LOG_DEBUG("unit %zu: %s has another mtime, the same bytes: kept", u, f->path);
+        }
+        sums[0]++;
+        sums[1] += now.raw_end - now.raw_begin;
+        prep_unit_meta_free(&old);
+    }
+    if ((st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL)) != PREP_OK)
+        goto done;
+    if (MPI_Allreduce(MPI_IN_PLACE, changed, (int)n_units, MPI_UNSIGNED_CHAR, MPI_MAX, comm) !=
+            MPI_SUCCESS ||
+        MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_UINT64_T, MPI_SUM, comm) != MPI_SUCCESS) {
+        snprintf(err, err_bytes, "fingerprint check: MPI_Allreduce failed");
+        st = PREP_ERR_MPI;
+        goto done;
+    }
+    double dt = cluster_now() - t0;
+    if (rank == 0 && sums[0])
+        LOG_INFO("resume: %llu done units checked, %.1f MB hashed in %.2f s (%.0f MB/s), %llu "
+                 "changed",
+                 (ull)sums[0], sums[1] / 1e6, dt, dt > 0 ? sums[1] / 1e6 / dt : 0.0, (ull)sums[2]);
+    if (!sums[2])
+        goto done;
+    for (size_t u = 0; u < n_units; u++) /* the same on every rank */
+        if (changed[u] == 1 && in[units[u].input].n_frames)
+            for (size_t v = 0; v < n_units; v++)
+                if (units[v].input == units[u].input && !changed[v])
+                    changed[v] = 2;
+    if (rank == 0) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", o->output, PREP_STALE_SHARDS);
+        FILE *f = fopen(path, "wb");
+        int ok = f && fputs("the inputs changed since these shards were made\n", f) >= 0 &&
+                 fflush(f) == 0 && fsync(fileno(f)) == 0;
+        if ((f && fclose(f) != 0) || !ok) {
+            snprintf(msg, sizeof msg, "%s: %s", path, strerror(errno));
+            st = PREP_ERR_IO;
+        }
+        for (size_t u = 0; st == PREP_OK && u < n_units; u++) {
+            prep_unit_path(path, sizeof path, o->output, u, "meta");
+            int first = changed[u] == 2 &&
+                        (u == 0 || changed[u - 1] != 2 || units[u - 1].input != units[u].input);
+            size_t last = u; /* one line per run of units of one file */
+            while (first && last + 1 < n_units && changed[last + 1] == 2 &&
+                   units[last + 1].input == units[u].input)
+                last++;
+            if (first)
+                LOG_INFO("units %zu..%zu (%s) are tokenized again: another unit of this "
+                         "multi-frame file changed",
+                         u, last, in[units[u].input].path);
+            if (changed[u] && unlink(path) != 0 && errno != ENOENT) {
+                snprintf(msg, sizeof msg, "%s: %s", path, strerror(errno));
+                st = PREP_ERR_IO;
+            }
+        }
+    }
+    st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL);
+done:
+    free(changed);
     return st;
 }
 
@@ -338,23 +542,20 @@ static int add_record(scan_state *s, prep_unit_rec **out) {
     return PREP_OK;
 }
 
-static int scan_unit(scan_state *s, const prep_input *in, const prep_unit *u, size_t unit_index,
-                     char *err, size_t err_bytes) {
-    const prep_opts *o = s->o;
-    char shard_path[4200], meta_path[4200];
-    prep_unit_path(shard_path, sizeof shard_path, o->output, unit_index, "shard");
-    prep_unit_path(meta_path, sizeof meta_path, o->output, unit_index, "meta");
-    memset(&s->meta, 0, sizeof s->meta);
-    s->recs_cap = 0;
-    s->strings_cap = 0;
-    s->n_seqs = 0;
-
+/* How the records of a unit are read: the recipe's text and domain paths, its UTF-8 policy. */
+static prep_read_opts unit_read_opts(const prep_opts *o) {
     prep_read_opts ro = prep_read_opts_default();
     ro.text_path = o->recipe.text_path;
     ro.domain_path = o->recipe.domain_src == PREP_DOMAIN_JSON ? o->recipe.domain_path : NULL;
     ro.utf8 = o->recipe.utf8_reject ? PREP_UTF8_REJECT : PREP_UTF8_REPLACE;
     if (o->max_doc_bytes)
         ro.max_doc_bytes = o->max_doc_bytes;
+    return ro;
+}
+
+/* s->sw: the unit's work shard (text tokens, one sequence per accepted document). */
+static int unit_shard_create(scan_state *s, const prep_unit *u, size_t unit_index,
+                             const char *shard_path, char *err, size_t err_bytes) {
     char meta_json[512];
     snprintf(meta_json, sizeof meta_json,
              "{\"stage\":\"prep scan\",\"input\":%u,\"unit\":%zu,\"tokenizer_xxh3\":\"%016llx\"}",
@@ -369,13 +570,49 @@ static int scan_unit(scan_state *s, const prep_input *in, const prep_unit *u, si
     wo.block_bytes = 1u << 14; /* packing reads single documents: small blocks (34 s -> 3 s
                                   of packing on 1 GB, tests/bench/bench_prep.sh) */
     wo.meta_json = meta_json;
-    prep_reader *rd = NULL;
-    int st = PREP_OK;
     if (shard_writer_create(shard_path, &wo, &s->sw) != SHARD_OK) {
         snprintf(err, err_bytes, "%s", shard_writer_errmsg(s->sw));
-        st = PREP_ERR_IO;
-        goto done;
+        return PREP_ERR_IO;
     }
+    return PREP_OK;
+}
+
+/* The finished unit goes to the closer (one at a time): its shard and meta move to it. */
+static int closer_start(scan_state *s, const char *meta_path, char *err, size_t err_bytes) {
+    int st = closer_wait(&s->closer, err, err_bytes);
+    if (st != PREP_OK)
+        return st;
+    unit_closer *c = &s->closer;
+    c->sw = s->sw;
+    c->meta = s->meta;
+    snprintf(c->meta_path, sizeof c->meta_path, "%s", meta_path);
+    s->sw = NULL;
+    memset(&s->meta, 0, sizeof s->meta);
+    c->running = 1;
+    c->joinable = pthread_create(&c->th, NULL, close_unit, c) == 0;
+    if (!c->joinable)
+        close_unit(c); /* no thread: closed here */
+    return PREP_OK;
+}
+
+static int scan_unit(scan_state *s, const prep_input *in, const prep_unit *u, size_t unit_index,
+                     char *err, size_t err_bytes) {
+    const prep_opts *o = s->o;
+    char shard_path[4200], meta_path[4200];
+    prep_unit_path(shard_path, sizeof shard_path, o->output, unit_index, "shard");
+    prep_unit_path(meta_path, sizeof meta_path, o->output, unit_index, "meta");
+    memset(&s->meta, 0, sizeof s->meta);
+    s->recs_cap = 0;
+    s->strings_cap = 0;
+    s->n_seqs = 0;
+
+    prep_read_opts ro = unit_read_opts(o);
+    prep_reader *rd = NULL;
+    int st = unit_shard_create(s, u, unit_index, shard_path, err, err_bytes);
+    if (st != PREP_OK)
+        goto done;
+    if ((st = unit_fingerprint(in, u, &s->meta, err, err_bytes)) != PREP_OK)
+        goto done;
     int rst = prep_reader_open(in, u, &ro, &rd);
     while (rst == PREP_READ_OK) {
         prep_record rec;
@@ -456,19 +693,7 @@ static int scan_unit(scan_state *s, const prep_input *in, const prep_unit *u, si
     }
     if ((st = flush_batch(s, err, err_bytes)) != PREP_OK)
         goto done;
-    /* the unit goes to the closer (one at a time): shard and meta move to it */
-    if ((st = closer_wait(&s->closer, err, err_bytes)) != PREP_OK)
-        goto done;
-    unit_closer *c = &s->closer;
-    c->sw = s->sw;
-    c->meta = s->meta;
-    snprintf(c->meta_path, sizeof c->meta_path, "%s", meta_path);
-    s->sw = NULL;
-    memset(&s->meta, 0, sizeof s->meta);
-    c->running = 1;
-    c->joinable = pthread_create(&c->th, NULL, close_unit, c) == 0;
-    if (!c->joinable)
-        close_unit(c); /* no thread: closed here */
+    st = closer_start(s, meta_path, err, err_bytes);
 done:
     s->n_batch = 0;
     s->batch_bytes = 0;
@@ -520,6 +745,8 @@ int prep_scan(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, const pre
         st = st ? st : PREP_ERR_REMOTE;
         goto done;
     }
+    if ((st = scan_check_done(comm, o, in, units, n_units, err, err_bytes)) != PREP_OK)
+        goto done;
     if (cluster_queue_create(comm, n_units, &q) != CLUSTER_OK) {
         st = PREP_ERR_MPI;
         snprintf(err, err_bytes, "work queue setup failed");
