@@ -201,14 +201,12 @@ static int cmp_score_desc(const void *a, const void *b) {
     return x > y ? -1 : x < y ? 1 : 0;
 }
 
-int tok_load_spm(tokenizer *t, const char *path, const uint8_t *data, size_t n) {
-    pb b = {data, data + n, data};
-    spm_spec s = {0, 0, 0, 0, 1, 2, NULL, 0, NULL, 0, 1, 1, 1};
-    s.model_type = 1; /* UNIGRAM is the proto's default */
-    uint64_t n_pieces = 0, blob = 0;
+/* Pass 1: counts the pieces and their bytes, reads the trainer and normalizer specs. */
+static int spm_specs(tokenizer *t, const char *path, pb b, spm_spec *s, uint64_t *n_pieces,
+                     uint64_t *blob) {
     int seen_trainer = 0;
-
-    /* pass 1: count pieces, read the specs */
+    *n_pieces = 0;
+    *blob = 0;
     while (b.p < b.end) {
         uint32_t f, w;
         uint64_t v;
@@ -216,51 +214,35 @@ int tok_load_spm(tokenizer *t, const char *path, const uint8_t *data, size_t n) 
         if (pb_field(&b, &f, &w, &v, &sub) != 0)
             BAD("not a SentencePiece model or tokenizer.json");
         if (f == 1 && w == 2) {
-            n_pieces++;
-            blob += v;
+            (*n_pieces)++;
+            *blob += v;
         } else if (f == 2 && w == 2) {
-            int st = parse_trainer(t, path, sub, &s);
+            int st = parse_trainer(t, path, sub, s);
             if (st != TOK_OK)
                 return st;
             seen_trainer = 1;
         } else if (f == 3 && w == 2) {
-            int st = parse_normalizer(t, path, sub, &s);
+            int st = parse_normalizer(t, path, sub, s);
             if (st != TOK_OK)
                 return st;
         }
     }
-    if (!seen_trainer || n_pieces == 0 || n_pieces >= (1u << 24))
+    if (!seen_trainer || *n_pieces == 0 || *n_pieces >= (1u << 24))
         TOK_FAIL(t, TOK_ERR_FORMAT,
                  "%s: no trainer_spec or no pieces (%llu): not a "
                  "SentencePiece model",
-                 path, (unsigned long long)n_pieces);
-    if (s.model_type != 2)
+                 path, (unsigned long long)*n_pieces);
+    if (s->model_type != 2)
         TOK_FAIL(t, TOK_ERR_UNSUPP, "%s: SentencePiece model type %d; longctx supports BPE (2)",
-                 path, s.model_type);
-    if (s.ws_suffix)
+                 path, s->model_type);
+    if (s->ws_suffix)
         TOK_FAIL(t, TOK_ERR_UNSUPP, "%s: treat_whitespace_as_suffix is not supported", path);
-    t->kind = TOK_KIND_SPM;
-    t->byte_fallback = s.byte_fallback;
-    t->fuse_unk = 1; /* sentencepiece merges a run of unknown pieces into one */
-    t->add_dummy_prefix = s.add_dummy_prefix;
-    t->escape_spaces = s.escape_ws;
-    t->remove_extra_ws = s.remove_extra_ws;
-    if (s.charsmap_n > 0) {
-        int st = load_charsmap(t, path, s.charsmap, s.charsmap_n);
-        if (st != TOK_OK)
-            return st;
-    }
+    return TOK_OK;
+}
 
-    /* pass 2: the pieces */
-    spm_piece *pieces = malloc(n_pieces * sizeof *pieces);
-    float *scores = malloc(n_pieces * sizeof *scores);
-    int st = tok_vocab_alloc(t, (uint32_t)n_pieces, blob);
-    if (!pieces || !scores || st != TOK_OK) {
-        free(pieces);
-        free(scores);
-        TOK_FAIL(t, TOK_ERR_NOMEM, "out of memory");
-    }
-    b.p = data;
+/* Pass 2: the pieces into t's vocabulary (allocated for n_pieces) and pieces[]. */
+static int spm_pieces(tokenizer *t, const char *path, pb b, uint64_t n_pieces, spm_piece *pieces) {
+    int st = TOK_OK;
     uint64_t k = 0, off = 0;
     while (st == TOK_OK && b.p < b.end) {
         uint32_t f, w;
@@ -300,25 +282,21 @@ int tok_load_spm(tokenizer *t, const char *path, const uint8_t *data, size_t n) 
     t->tok_off[n_pieces] = (uint32_t)off;
     if (st == TOK_OK && t->byte_fallback)
         for (int c = 0; c < 256; c++)
-            if (t->byte_id[c] == TOK_NONE) {
-                tok_set_err(t, "%s: byte_fallback without a <0x%02X> piece", path, c);
-                st = TOK_ERR_FORMAT;
-                break;
-            }
-    if (st == TOK_OK)
-        st = tok_vocab_index(t, 1u << TOK_TYPE_NORMAL);
-    t->bos_id = s.bos_id >= 0 && s.bos_id < (int64_t)n_pieces ? s.bos_id : -1;
-    t->eos_id = s.eos_id >= 0 && s.eos_id < (int64_t)n_pieces ? s.eos_id : -1;
+            if (t->byte_id[c] == TOK_NONE)
+                TOK_FAIL(t, TOK_ERR_FORMAT, "%s: byte_fallback without a <0x%02X> piece", path, c);
+    return st;
+}
 
-    /* merges: every split of a normal piece into two pieces; the rank orders by score (higher
-     * first) and equal scores share a rank, so that ties go to the leftmost pair as in
-     * sentencepiece's agenda. Characters of pieces must be pieces themselves, so an unknown
-     * character never takes part in a merge. */
-    for (uint64_t i = 0; st == TOK_OK && i < n_pieces; i++)
+/* The merges: every split of a normal piece into two pieces; the rank orders by score (higher
+ * first) and equal scores share a rank, so that ties go to the leftmost pair as in
+ * sentencepiece's agenda. Characters of pieces must be pieces themselves, so an unknown
+ * character never takes part in a merge. scores (n_pieces) is scratch. */
+static int spm_merges(tokenizer *t, const char *path, const spm_piece *pieces, uint64_t n_pieces,
+                      float *scores) {
+    for (uint64_t i = 0; i < n_pieces; i++)
         scores[i] = pieces[i].score;
     qsort(scores, n_pieces, sizeof *scores, cmp_score_desc);
-    if (st == TOK_OK)
-        st = tok_merges_alloc(t, n_pieces * 4);
+    int st = tok_merges_alloc(t, n_pieces * 4);
     for (uint64_t i = 0; st == TOK_OK && i < n_pieces; i++) {
         const spm_piece *p = &pieces[i];
         if (p->type != TOK_TYPE_NORMAL)
@@ -336,19 +314,14 @@ int tok_load_spm(tokenizer *t, const char *path, const uint8_t *data, size_t n) 
         for (uint32_t cut = 0; cut < p->n;) {
             uint32_t cp;
             size_t cl = tok_utf8_next((const unsigned char *)p->piece + cut, p->n - cut, &cp);
-            if (cp == TOK_INVALID_CP) {
-                tok_set_err(t, "%s: piece %llu is not valid UTF-8", path, (unsigned long long)i);
-                st = TOK_ERR_FORMAT;
-                break;
-            }
-            if (tok_strmap_get(&t->vocab, p->piece + cut, cl, tok_vocab_key, t) == TOK_NONE) {
-                tok_set_err(t,
-                            "%s: piece %llu '%.*s' holds a character that is not a piece; not "
-                            "supported",
-                            path, (unsigned long long)i, (int)p->n, p->piece);
-                st = TOK_ERR_UNSUPP;
-                break;
-            }
+            if (cp == TOK_INVALID_CP)
+                TOK_FAIL(t, TOK_ERR_FORMAT, "%s: piece %llu is not valid UTF-8", path,
+                         (unsigned long long)i);
+            if (tok_strmap_get(&t->vocab, p->piece + cut, cl, tok_vocab_key, t) == TOK_NONE)
+                TOK_FAIL(t, TOK_ERR_UNSUPP,
+                         "%s: piece %llu '%.*s' holds a character that is not a piece; not "
+                         "supported",
+                         path, (unsigned long long)i, (int)p->n, p->piece);
             cut += (uint32_t)cl;
             if (cut >= p->n)
                 break;
@@ -358,6 +331,40 @@ int tok_load_spm(tokenizer *t, const char *path, const uint8_t *data, size_t n) 
                 tok_merges_put(t, a, c, rank, (uint32_t)i);
         }
     }
+    return st;
+}
+
+int tok_load_spm(tokenizer *t, const char *path, const uint8_t *data, size_t n) {
+    pb b = {data, data + n, data};
+    spm_spec s = {0, 0, 0, 0, 1, 2, NULL, 0, NULL, 0, 1, 1, 1};
+    s.model_type = 1; /* UNIGRAM is the proto's default */
+    uint64_t n_pieces, blob;
+    int st = spm_specs(t, path, b, &s, &n_pieces, &blob);
+    if (st != TOK_OK)
+        return st;
+    t->kind = TOK_KIND_SPM;
+    t->byte_fallback = s.byte_fallback;
+    t->fuse_unk = 1; /* sentencepiece merges a run of unknown pieces into one */
+    t->add_dummy_prefix = s.add_dummy_prefix;
+    t->escape_spaces = s.escape_ws;
+    t->remove_extra_ws = s.remove_extra_ws;
+    if (s.charsmap_n > 0 && (st = load_charsmap(t, path, s.charsmap, s.charsmap_n)) != TOK_OK)
+        return st;
+    spm_piece *pieces = malloc(n_pieces * sizeof *pieces);
+    float *scores = malloc(n_pieces * sizeof *scores);
+    st = tok_vocab_alloc(t, (uint32_t)n_pieces, blob);
+    if (!pieces || !scores || st != TOK_OK) {
+        free(pieces);
+        free(scores);
+        TOK_FAIL(t, TOK_ERR_NOMEM, "out of memory");
+    }
+    st = spm_pieces(t, path, b, n_pieces, pieces);
+    if (st == TOK_OK)
+        st = tok_vocab_index(t, 1u << TOK_TYPE_NORMAL);
+    t->bos_id = s.bos_id >= 0 && s.bos_id < (int64_t)n_pieces ? s.bos_id : -1;
+    t->eos_id = s.eos_id >= 0 && s.eos_id < (int64_t)n_pieces ? s.eos_id : -1;
+    if (st == TOK_OK)
+        st = spm_merges(t, path, pieces, n_pieces, scores);
     free(pieces);
     free(scores);
     return st;
