@@ -85,20 +85,22 @@ struct infer_state {
     uint16_t *xh; /* INFER_ACT_BF16: (C, max(dim, hidden, q_dim)) a product's input in bf16 */
     float *part;  /* decode: (n_kv, segments, group, hd + 2) partial attention */
     scratch *th;  /* per thread */
+    uint64_t alloc_bytes; /* the sum of the buffers above (zalloc) */
 };
 
 /* ---- state --------------------------------------------------------------------------------- */
 
-static void *zalloc(size_t n, size_t size) {
+/* a zeroed buffer, counted in s->alloc_bytes (infer_state_bytes) */
+static void *zalloc(infer_state *s, size_t n, size_t size) {
+    s->alloc_bytes += (uint64_t)n * size;
     return calloc(n ? n : 1, size);
 }
 
 int infer_state_create(const infer_model *m, const infer_opts *o, infer_state **out) {
     *out = NULL;
     const infer_config *c = &m->cfg;
-    if (o->max_ctx <= 0 || o->prefill_chunk < 0 || o->threads < 0 ||
-        (o->kv_dtype != INFER_DT_F32 && o->kv_dtype != INFER_DT_BF16) ||
-        o->act_dtype < INFER_ACT_F32 || o->act_dtype > INFER_ACT_BF16)
+    char why[256];
+    if (infer_opts_check(c, o, 1, why, sizeof why) != INFER_OK)
         return INFER_ERR_ARG;
     const int act_st = infer_act_check(m->dtype, o->act_dtype); /* and ik_init */
     if (act_st != INFER_OK)
@@ -112,7 +114,7 @@ int infer_state_create(const infer_model *m, const infer_opts *o, infer_state **
     s->q_dim = c->n_heads * s->hd;
     s->kv_dim = c->n_kv_heads * s->hd;
     s->group = c->n_heads / c->n_kv_heads;
-    s->chunk = o->prefill_chunk ? o->prefill_chunk : 512;
+    s->chunk = o->prefill_chunk ? o->prefill_chunk : INFER_PREFILL_CHUNK;
     if (s->chunk > o->max_ctx)
         s->chunk = o->max_ctx;
     s->kv_elt = o->kv_dtype == INFER_DT_F32 ? 4 : 2;
@@ -123,28 +125,28 @@ int infer_state_create(const infer_model *m, const infer_opts *o, infer_state **
     const size_t segs = ((size_t)o->max_ctx + SEG - 1) / SEG;
     const size_t G = (size_t)s->group, HD = (size_t)s->hd, half = HD / 2;
     int nt = o->threads ? o->threads : 1;
-    s->inv_freq = zalloc(half, sizeof(double));
-    s->kcache = zalloc(cache, s->kv_elt);
-    s->vcache = zalloc(cache, s->kv_elt);
-    s->x = zalloc(C * D, sizeof(float));
-    s->xb = zalloc(C * D, sizeof(float));
-    s->q = zalloc(C * (size_t)s->q_dim, sizeof(float));
-    s->k = zalloc(C * (size_t)s->kv_dim, sizeof(float));
-    s->v = zalloc(C * (size_t)s->kv_dim, sizeof(float));
-    s->ao = zalloc(C * (size_t)s->q_dim, sizeof(float));
-    s->h1 = zalloc(C * H, sizeof(float));
-    s->h3 = zalloc(C * H, sizeof(float));
-    s->cs = zalloc(C * half, sizeof(float));
-    s->sn = zalloc(C * half, sizeof(float));
-    s->lg = zalloc((size_t)LR * (size_t)c->vocab_size, sizeof(float));
-    s->part =
-        zalloc((size_t)c->n_kv_heads * segs * (size_t)pad_rows((int)G) * (HD + 2), sizeof(float));
-    s->th = zalloc((size_t)nt, sizeof *s->th);
+    s->inv_freq = zalloc(s, half, sizeof(double));
+    s->kcache = zalloc(s, cache, s->kv_elt);
+    s->vcache = zalloc(s, cache, s->kv_elt);
+    s->x = zalloc(s, C * D, sizeof(float));
+    s->xb = zalloc(s, C * D, sizeof(float));
+    s->q = zalloc(s, C * (size_t)s->q_dim, sizeof(float));
+    s->k = zalloc(s, C * (size_t)s->kv_dim, sizeof(float));
+    s->v = zalloc(s, C * (size_t)s->kv_dim, sizeof(float));
+    s->ao = zalloc(s, C * (size_t)s->q_dim, sizeof(float));
+    s->h1 = zalloc(s, C * H, sizeof(float));
+    s->h3 = zalloc(s, C * H, sizeof(float));
+    s->cs = zalloc(s, C * half, sizeof(float));
+    s->sn = zalloc(s, C * half, sizeof(float));
+    s->lg = zalloc(s, (size_t)LR * (size_t)c->vocab_size, sizeof(float));
+    s->part = zalloc(s, (size_t)c->n_kv_heads * segs * (size_t)pad_rows((int)G) * (HD + 2),
+                     sizeof(float));
+    s->th = calloc((size_t)nt, sizeof *s->th); /* not a buffer: not counted */
     size_t win = D > H ? D : H;
     win = win > (size_t)s->q_dim ? win : (size_t)s->q_dim;
     const int bf16 = o->act_dtype == INFER_ACT_BF16;
     if (bf16)
-        s->xh = zalloc(C * win, sizeof(uint16_t));
+        s->xh = zalloc(s, C * win, sizeof(uint16_t));
     int st = s->inv_freq && s->kcache && s->vcache && s->x && s->xb && s->q && s->k && s->v &&
                      s->ao && s->h1 && s->h3 && s->cs && s->sn && s->lg && s->part && s->th &&
                      (s->xh || !bf16)
@@ -153,17 +155,17 @@ int infer_state_create(const infer_model *m, const infer_opts *o, infer_state **
     const size_t R = (size_t)pad_rows(QB * (int)G);
     for (int t = 0; st == INFER_OK && t < nt; t++) {
         scratch *w = &s->th[t];
-        w->w = zalloc((size_t)WB * win, sizeof(float));
-        w->q = zalloc(R * HD, sizeof(float));
-        w->s = zalloc(R * BK, sizeof(float));
-        w->kt = zalloc((size_t)BK * HD, sizeof(float));
-        w->vt = zalloc((size_t)BK * HD, sizeof(float));
-        w->acc = zalloc(R * HD, sizeof(float));
-        w->ml = zalloc(R * 2, sizeof(float));
-        w->tot = zalloc(R * HD, sizeof(float));
-        w->tml = zalloc(R * 2, sizeof(float));
-        w->mlc = zalloc(R * 3, sizeof(float));
-        w->nk = zalloc(R, sizeof(int));
+        w->w = zalloc(s, (size_t)WB * win, sizeof(float));
+        w->q = zalloc(s, R * HD, sizeof(float));
+        w->s = zalloc(s, R * BK, sizeof(float));
+        w->kt = zalloc(s, (size_t)BK * HD, sizeof(float));
+        w->vt = zalloc(s, (size_t)BK * HD, sizeof(float));
+        w->acc = zalloc(s, R * HD, sizeof(float));
+        w->ml = zalloc(s, R * 2, sizeof(float));
+        w->tot = zalloc(s, R * HD, sizeof(float));
+        w->tml = zalloc(s, R * 2, sizeof(float));
+        w->mlc = zalloc(s, R * 3, sizeof(float));
+        w->nk = zalloc(s, R, sizeof(int));
         if (!w->w || !w->q || !w->s || !w->kt || !w->vt || !w->acc || !w->ml || !w->tot ||
             !w->tml || !w->mlc || !w->nk)
             st = INFER_ERR_NOMEM;
@@ -175,6 +177,17 @@ int infer_state_create(const infer_model *m, const infer_opts *o, infer_state **
     infer_rope_freqs(c, s->hd, 0, s->inv_freq, &s->score_mult);
     *out = s;
     return INFER_OK;
+}
+
+void infer_state_bytes(const infer_state *s, uint64_t *kv_bytes, uint64_t *act_bytes) {
+    const uint64_t kv =
+        2 * (uint64_t)s->m->cfg.n_layers * (uint64_t)s->ctx_alloc * (uint64_t)s->kv_dim * s->kv_elt;
+    *kv_bytes = kv;
+    *act_bytes = s->alloc_bytes - kv;
+}
+
+const infer_model *infer_state_model(const infer_state *s) {
+    return s->m;
 }
 
 void infer_state_free(infer_state *s) {

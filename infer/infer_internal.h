@@ -93,4 +93,18 @@ void infer_attn_softmax(float *st, size_t ld, int n_keys, const int *n, float *m
 void infer_rope_freqs(const infer_config *c, int rot_dim, int64_t seq_len, double *inv_freq,
                       double *score_mult);
 
+/* ---- JSON lines to ids (infer_ppl.c) ------------------------------------------------------- */
+
+struct json_object;
+
+/* The one place where a .jsonl object becomes token ids, for perplexity's documents and infer's
+ * batch prompts: its "ids" (integers below vocab; vocab 0: any uint32), or else its string
+ * field text_field encoded with tc (BOS first when add_bos; tc NULL: refused, naming the
+ * tokenizer files). *ids (capacity *cap) grows; *n ids. Returns INFER_OK, INFER_ERR_FORMAT
+ * (err: what, without file or line) or INFER_ERR_NOMEM. The text part is the one to switch to
+ * the tokenizer module's JSON text-field extractor. */
+int infer_json_ids(struct json_object *o, const char *text_field, struct tok_ctx *tc, int add_bos,
+                   uint64_t vocab, uint32_t **ids, uint64_t *cap, uint64_t *n, char *err,
+                   size_t err_bytes);
+
 #endif

@@ -233,12 +233,20 @@ static int hf_tensor(infer_model *m, hf_files *hf, const char *name, int64_t row
         if (!t)
             continue;
         int dims = cols ? 2 : 1;
-        if (t->n_dims != dims || t->shape[0] != rows || (cols && t->shape[1] != cols))
+        if (t->n_dims != dims || t->shape[0] != rows || (cols && t->shape[1] != cols)) {
+            char got[8 * 24] = "";
+            for (int k = 0, at = 0; k < t->n_dims && at < (int)sizeof got; k++)
+                at += snprintf(got + at, sizeof got - (size_t)at, "%s%lld", k ? ", " : "",
+                               (long long)t->shape[k]);
+            char want[48];
+            if (cols)
+                snprintf(want, sizeof want, "%lld, %lld", (long long)rows, (long long)cols);
+            else
+                snprintf(want, sizeof want, "%lld", (long long)rows);
             return fail(m, INFER_ERR_FORMAT,
-                        "%s/%s: tensor %s has shape [%lld%s%lld], the config wants [%lld%s%lld]",
-                        hf->dir, hf->file[i], name, (long long)t->shape[0],
-                        t->n_dims > 1 ? ", " : "", t->n_dims > 1 ? (long long)t->shape[1] : 0LL,
-                        (long long)rows, cols ? ", " : "", (long long)cols);
+                        "%s/%s: tensor %s has shape [%s], the config wants [%s]", hf->dir,
+                        hf->file[i], name, got, want);
+        }
         out->p = (const char *)m->maps[i].addr + t->offset;
         out->dtype = t->dtype;
         return INFER_OK;
