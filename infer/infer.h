@@ -9,6 +9,7 @@
 #ifndef LONGCTX_INFER_H
 #define LONGCTX_INFER_H
 
+#include <mpi.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -72,14 +73,19 @@ typedef struct infer_state infer_state;
  *  with its shards), or a llama2.c legacy checkpoint (.bin: 7 int32 then float32 weights,
  *  REFERENCE.md section 3; theta 10000, rms eps 1e-5, adjacent pairs). Weights stay in their
  *  stored dtype, in place in the loaded file; only the norms are widened to float32.
+ *  Collective over comm (its ranks are the tensor-parallel ranks; the model does not keep
+ *  comm). Global: the config. Local: this rank's share of the heads, MLP and vocabulary
+ *  (infer_internal.h, infer_split) and its slices of the matrices; the split must pass
+ *  infer_opts_check. One rank (MPI_COMM_SELF) holds the whole model.
  *  @return INFER_OK, INFER_ERR_IO, INFER_ERR_FORMAT (errmsg: file, offset or tensor, what),
- *  INFER_ERR_NOMEM. On failure *out holds only the message (or is NULL); free it. */
-int infer_model_load(const char *path, infer_model **out);
+ *  INFER_ERR_ARG (a split the model does not allow), INFER_ERR_NOMEM. On failure *out holds
+ *  only the message (or is NULL); free it. */
+int infer_model_load(const char *path, MPI_Comm comm, infer_model **out);
 /* How safetensors data reaches memory: INFER_LOAD_RAM (the default of infer_model_load) reads
  * each file with pread into anonymous memory on transparent huge pages (faster decode: fewer
  * TLB misses); INFER_LOAD_MMAP maps it read-only (no copy; pages shared with the page cache). */
 enum { INFER_LOAD_RAM = 0, INFER_LOAD_MMAP = 1 };
-int infer_model_load_mode(const char *path, int mode, infer_model **out);
+int infer_model_load_mode(const char *path, int mode, MPI_Comm comm, infer_model **out);
 void infer_model_free(infer_model *m); /* NULL ok */
 const char *infer_model_errmsg(const infer_model *m);
 const infer_config *infer_model_config(const infer_model *m);
@@ -128,8 +134,12 @@ int infer_act_check(int weight_dtype, int act);
 const char *infer_act_name(int act); /* "f32", "bf16" */
 
 /*! infer_state_create() : KV cache, activations and threads (m must outlive it).
- *  @return INFER_OK, INFER_ERR_ARG, INFER_ERR_NOMEM, INFER_ERR_UNSUPPORTED (act_dtype). */
-int infer_state_create(const infer_model *m, const infer_opts *o, infer_state **out);
+ *  Collective over comm, the communicator m was loaded on (the same ranks); the state keeps
+ *  a duplicate of it for the forward pass's reductions. More than one rank returns
+ *  INFER_ERR_UNSUPPORTED until the forward pass has them.
+ *  @return INFER_OK, INFER_ERR_ARG (o: see infer_opts_check; comm not m's ranks),
+ *  INFER_ERR_NOMEM, INFER_ERR_UNSUPPORTED (act_dtype; more than one rank). */
+int infer_state_create(const infer_model *m, const infer_opts *o, MPI_Comm comm, infer_state **out);
 void infer_state_free(infer_state *s); /* NULL ok */
 /*! infer_state_bytes() : what infer_state_create allocated (the sum of its buffers' sizes):
  *  the KV cache in *kv_bytes, everything else (activations, decode partials, per-thread

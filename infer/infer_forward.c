@@ -86,6 +86,8 @@ struct infer_state {
     float *part;  /* decode: (n_kv, segments, group, hd + 2) partial attention */
     scratch *th;  /* per thread */
     uint64_t alloc_bytes; /* the sum of the buffers above (zalloc) */
+    MPI_Comm comm;        /* a duplicate of the creator's (valid when has_comm) */
+    int has_comm;
 };
 
 /* ---- state --------------------------------------------------------------------------------- */
@@ -96,12 +98,18 @@ static void *zalloc(infer_state *s, size_t n, size_t size) {
     return calloc(n ? n : 1, size);
 }
 
-int infer_state_create(const infer_model *m, const infer_opts *o, infer_state **out) {
+int infer_state_create(const infer_model *m, const infer_opts *o, MPI_Comm comm,
+                       infer_state **out) {
     *out = NULL;
     const infer_config *c = &m->cfg;
+    const infer_split *tp = &m->tp; /* the local counts */
     char why[256];
-    if (infer_opts_check(c, o, 1, why, sizeof why) != INFER_OK)
+    int n_ranks = 1;
+    MPI_Comm_size(comm, &n_ranks);
+    if (n_ranks != tp->n_ranks || infer_opts_check(c, o, n_ranks, why, sizeof why) != INFER_OK)
         return INFER_ERR_ARG;
+    if (n_ranks > 1) /* the seams are in place; the reductions of the forward pass are not */
+        return INFER_ERR_UNSUPPORTED;
     const int act_st = infer_act_check(m->dtype, o->act_dtype); /* and ik_init */
     if (act_st != INFER_OK)
         return act_st;
@@ -111,15 +119,15 @@ int infer_state_create(const infer_model *m, const infer_opts *o, infer_state **
     s->m = m;
     s->o = *o;
     s->hd = m->head_dim;
-    s->q_dim = c->n_heads * s->hd;
-    s->kv_dim = c->n_kv_heads * s->hd;
-    s->group = c->n_heads / c->n_kv_heads;
+    s->q_dim = tp->n_heads * s->hd;
+    s->kv_dim = tp->n_kv_heads * s->hd;
+    s->group = tp->n_heads / tp->n_kv_heads;
     s->chunk = o->prefill_chunk ? o->prefill_chunk : INFER_PREFILL_CHUNK;
     if (s->chunk > o->max_ctx)
         s->chunk = o->max_ctx;
     s->kv_elt = o->kv_dtype == INFER_DT_F32 ? 4 : 2;
     openblas_set_num_threads(1); /* our threads split the products */
-    const size_t C = (size_t)pad_lin(s->chunk), D = (size_t)c->dim, H = (size_t)c->hidden_dim;
+    const size_t C = (size_t)pad_lin(s->chunk), D = (size_t)c->dim, H = (size_t)tp->hidden_dim;
     s->ctx_alloc = (o->max_ctx + BK - 1) / BK * BK;
     const size_t cache = (size_t)c->n_layers * (size_t)s->ctx_alloc * (size_t)s->kv_dim;
     const size_t segs = ((size_t)o->max_ctx + SEG - 1) / SEG;
@@ -138,8 +146,8 @@ int infer_state_create(const infer_model *m, const infer_opts *o, infer_state **
     s->h3 = zalloc(s, C * H, sizeof(float));
     s->cs = zalloc(s, C * half, sizeof(float));
     s->sn = zalloc(s, C * half, sizeof(float));
-    s->lg = zalloc(s, (size_t)LR * (size_t)c->vocab_size, sizeof(float));
-    s->part = zalloc(s, (size_t)c->n_kv_heads * segs * (size_t)pad_rows((int)G) * (HD + 2),
+    s->lg = zalloc(s, (size_t)LR * (size_t)tp->vocab, sizeof(float));
+    s->part = zalloc(s, (size_t)tp->n_kv_heads * segs * (size_t)pad_rows((int)G) * (HD + 2),
                      sizeof(float));
     s->th = calloc((size_t)nt, sizeof *s->th); /* not a buffer: not counted */
     size_t win = D > H ? D : H;
@@ -175,6 +183,11 @@ int infer_state_create(const infer_model *m, const infer_opts *o, infer_state **
         return st;
     }
     infer_rope_freqs(c, s->hd, 0, s->inv_freq, &s->score_mult);
+    if (MPI_Comm_dup(comm, &s->comm) != MPI_SUCCESS) {
+        infer_state_free(s);
+        return INFER_ERR_ARG;
+    }
+    s->has_comm = 1;
     *out = s;
     return INFER_OK;
 }
@@ -226,6 +239,8 @@ void infer_state_free(infer_state *s) {
     free(s->lg);
     free(s->xh);
     free(s->part);
+    if (s->has_comm)
+        MPI_Comm_free(&s->comm);
     free(s);
 }
 
@@ -338,7 +353,7 @@ typedef struct {
  * kv_dim), ran prefill attention at 32768 keys 15-25% slower, from the half-used cache lines
  * (bench_attn, BENCHMARKS.md). */
 static const void *kv_row(const infer_state *s, const void *cache, int layer, int g, int pos) {
-    const size_t head = (size_t)layer * (size_t)s->m->cfg.n_kv_heads + (size_t)g;
+    const size_t head = (size_t)layer * (size_t)s->m->tp.n_kv_heads + (size_t)g;
     const size_t idx = (head * (size_t)s->ctx_alloc + (size_t)pos) * (size_t)s->hd;
     return (const char *)cache + idx * s->kv_elt;
 }
@@ -550,20 +565,20 @@ static void attn_task(void *arg, int task, int thread) {
 }
 
 static void attention(infer_state *s, int layer, int n, int pos0, int decode) {
-    const infer_config *c = &s->m->cfg;
+    const int n_kv = s->m->tp.n_kv_heads; /* this rank's */
     attn_job j = {s, layer, n, pos0, (n + QB - 1) / QB, 0, 0, decode, 0};
     j.scale = (float)(s->score_mult / sqrt((double)s->hd));
-    const int tasks = c->n_kv_heads * j.n_qb, threads = infer_pool_threads(s->pool);
+    const int tasks = n_kv * j.n_qb, threads = infer_pool_threads(s->pool);
     j.n_seg = (pos0 + n + SEG - 1) / SEG;
     if (n == 1 && tasks < threads && j.n_seg > 1) { /* decode: split the keys */
         j.split = 1;
-        infer_pool_run(s->pool, c->n_kv_heads * j.n_seg, attn_task, &j);
+        infer_pool_run(s->pool, n_kv * j.n_seg, attn_task, &j);
         /* merge the segments of each kv head in order, as attn_task does */
         scratch *w = &s->th[0];
         int qpos[QB];
         const int nq = attn_gather(&j, 0, 0, w->q, qpos), R = nq * s->group;
         const size_t HD = (size_t)s->hd;
-        for (int g = 0; g < c->n_kv_heads; g++) {
+        for (int g = 0; g < n_kv; g++) {
             for (int seg = 0; seg < j.n_seg; seg++) {
                 const size_t RP = (size_t)pad_rows(R);
                 const float *part = s->part + (size_t)(g * j.n_seg + seg) * RP * (HD + 2);
@@ -580,7 +595,7 @@ static void attention(infer_state *s, int layer, int n, int pos0, int decode) {
 
 static void store_kv(infer_state *s, int layer, int n, int pos0) {
     const size_t KV = (size_t)s->kv_dim, HD = (size_t)s->hd;
-    for (int g = 0; g < s->m->cfg.n_kv_heads; g++)
+    for (int g = 0; g < s->m->tp.n_kv_heads; g++)
         for (int i = 0; i < n; i++) {
             void *kd = (void *)kv_row(s, s->kcache, layer, g, pos0 + i);
             void *vd = (void *)kv_row(s, s->vcache, layer, g, pos0 + i);
@@ -618,7 +633,7 @@ static void embed(infer_state *s, const uint32_t *ids, int n) {
 static void layers(infer_state *s, int n, int pos0, int decode) {
     const infer_model *m = s->m;
     const infer_config *c = &m->cfg;
-    const int D = c->dim, H = c->hidden_dim, half = s->hd / 2;
+    const int D = c->dim, H = m->tp.hidden_dim, half = s->hd / 2;
     const size_t SD = (size_t)D, SH = (size_t)H;
     rope_tables(s, n, pos0);
     for (int l = 0; l < c->n_layers; l++) {
@@ -632,8 +647,9 @@ static void layers(infer_state *s, int n, int pos0, int decode) {
         for (int i = 0; i < n; i++) {
             const float *cs = s->cs + (size_t)i * (size_t)half,
                         *sn = s->sn + (size_t)i * (size_t)half;
-            rope(s->q + (size_t)i * (size_t)s->q_dim, c->n_heads, s->hd, c->rope_pairing, cs, sn);
-            rope(s->k + (size_t)i * (size_t)s->kv_dim, c->n_kv_heads, s->hd, c->rope_pairing, cs,
+            rope(s->q + (size_t)i * (size_t)s->q_dim, m->tp.n_heads, s->hd, c->rope_pairing, cs,
+                 sn);
+            rope(s->k + (size_t)i * (size_t)s->kv_dim, m->tp.n_kv_heads, s->hd, c->rope_pairing, cs,
                  sn);
         }
         store_kv(s, l, n, pos0);
@@ -678,7 +694,7 @@ int infer_prefill(infer_state *s, const uint32_t *ids, int n, int pos0, const ui
     if (pos0 == 0)
         s->rope_len = -1; /* a new sequence */
     rope_update(s, (int64_t)pos0 + n);
-    const size_t D = (size_t)c->dim, V = (size_t)c->vocab_size;
+    const size_t D = (size_t)c->dim, V = (size_t)m->tp.vocab;
     for (int c0 = 0; c0 < n; c0 += s->chunk) {
         const int cn = c0 + s->chunk < n ? s->chunk : n - c0;
         embed(s, ids + c0, cn);
@@ -692,7 +708,7 @@ int infer_prefill(infer_state *s, const uint32_t *ids, int n, int pos0, const ui
                 rows[nr++] = i;
             }
             if (nr == LR || (i == cn && nr > 0)) {
-                linear(s, s->lg, s->xb, m->wcls, nr, c->vocab_size, c->dim, 0, 0);
+                linear(s, s->lg, s->xb, m->wcls, nr, m->tp.vocab, c->dim, 0, 0);
                 for (int r = 0; r < nr; r++) {
                     int rc = fn(ctx, pos0 + c0 + rows[r], s->lg + (size_t)r * V);
                     if (rc)
@@ -716,7 +732,7 @@ int infer_forward(infer_state *s, uint32_t token, int pos, const float **logits)
     embed(s, &token, 1);
     layers(s, 1, pos, 1);
     rmsnorm(s->xb, s->x, m->rms_final, c->dim, c->rms_eps);
-    linear(s, s->lg, s->xb, m->wcls, 1, c->vocab_size, c->dim, 1, 0);
+    linear(s, s->lg, s->xb, m->wcls, 1, m->tp.vocab, c->dim, 1, 0);
     *logits = s->lg;
     return INFER_OK;
 }

@@ -310,7 +310,7 @@ static int state_create(const infer_model *m, const infer_opts *o, infer_state *
         LOG_ERROR("%s", why);
         return EXIT_USAGE;
     }
-    int st = infer_state_create(m, o, s);
+    int st = infer_state_create(m, o, MPI_COMM_SELF, s);
     if (st != INFER_OK) {
         LOG_ERROR("cannot create the state for %d positions: %s", o->max_ctx, infer_strerror(st));
         return EXIT_RUNTIME;
@@ -969,7 +969,7 @@ static int infer_cmd(int argc, char **argv) {
     if (a.ids_arg && (rc = prompt_ids(a.ids_arg, &ids, &n_prompt)) >= 0)
         return rc;
     infer_model *m;
-    int st = infer_model_load_mode(a.model, a.load, &m);
+    int st = infer_model_load_mode(a.model, a.load, MPI_COMM_SELF, &m);
     if (st != INFER_OK || !act_dtype_ok(a.o.act_dtype, m, a.model)) {
         if (st != INFER_OK)
             LOG_ERROR("%s: %s", infer_strerror(st), infer_model_errmsg(m));
@@ -1290,7 +1290,7 @@ static int ppl_cmd(int argc, char **argv) {
     if (rc >= 0)
         return rc;
     infer_model *m;
-    int st = infer_model_load(a.model, &m);
+    int st = infer_model_load(a.model, MPI_COMM_SELF, &m);
     if (st != INFER_OK || !act_dtype_ok(a.o.act_dtype, m, a.model)) {
         if (st != INFER_OK)
             LOG_ERROR("%s: %s", infer_strerror(st), infer_model_errmsg(m));

@@ -360,7 +360,7 @@ int infer_config_load(const char *path, infer_config *c, int *weight_bytes, char
     *weight_bytes = 4;
     if (n > 4 && !strcmp(path + n - 4, ".bin") && stat(path, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
         infer_model *m; /* llama2.c: the header, and the file's size checked against it */
-        int st = infer_model_load(path, &m);
+        int st = infer_model_load(path, MPI_COMM_SELF, &m);
         if (st == INFER_OK)
             *c = *infer_model_config(m);
         else
