@@ -167,6 +167,16 @@ int infer_prefill(infer_state *s, const uint32_t *ids, int n, int pos0, const ui
  *  @return INFER_OK or INFER_ERR_ARG (token or pos out of range). */
 int infer_forward(infer_state *s, uint32_t token, int pos, const float **logits);
 
+/*! infer_nonfinite_layer() : where non-finite logits came from, after infer_prefill or
+ *  infer_forward saw them (infer_logits_bad): re-runs the prefill of ids[0..n) (the sequence
+ *  up to the bad position), checking the residual stream after the embedding and after every
+ *  layer. *layer, *pos: the first non-finite value's layer (-1 the embedding, l the output of
+ *  layer l, n_layers: the residual stayed finite, so the final norm or the classifier) and
+ *  position, in the order prefill computes them (chunk by chunk, layer by layer). Overwrites
+ *  the KV cache of positions [0, n). Costs one prefill: call it only on failure.
+ *  @return INFER_OK or infer_prefill's status. */
+int infer_nonfinite_layer(infer_state *s, const uint32_t *ids, int n, int *layer, int *pos);
+
 /* the SIMD instruction set the kernels run with (LONGCTX_ISA overrides): "avx512", ... */
 const char *infer_isa(void);
 

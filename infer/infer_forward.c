@@ -88,6 +88,8 @@ struct infer_state {
     uint64_t alloc_bytes; /* the sum of the buffers above (zalloc) */
     MPI_Comm comm;        /* a duplicate of the creator's (valid when has_comm) */
     int has_comm;
+    /* infer_nonfinite_layer: check the residual after the embedding and every layer */
+    int probe, probe_layer, probe_pos;
 };
 
 /* ---- state --------------------------------------------------------------------------------- */
@@ -629,6 +631,19 @@ static void embed(infer_state *s, const uint32_t *ids, int n) {
                   m->emb.dtype, D);
 }
 
+/* infer_nonfinite_layer's check of the residual stream of n rows at pos0.. after layer l (-1:
+ * the embedding); the first non-finite one is kept */
+static void probe(infer_state *s, int l, int n, int pos0) {
+    const size_t D = (size_t)s->m->cfg.dim;
+    for (int i = 0; s->probe_layer == INT32_MIN && i < n; i++)
+        for (size_t k = 0; k < D; k++)
+            if (!isfinite(s->x[(size_t)i * D + k])) {
+                s->probe_layer = l;
+                s->probe_pos = pos0 + i;
+                break;
+            }
+}
+
 /* the layers over n tokens at pos0..; s->x holds their embeddings and ends as the residual */
 static void layers(infer_state *s, int n, int pos0, int decode) {
     const infer_model *m = s->m;
@@ -666,6 +681,8 @@ static void layers(infer_state *s, int n, int pos0, int decode) {
         linear(s, s->xb, s->h1, L->w2, n, D, H, decode, 0);
         for (size_t i = 0; i < (size_t)n * SD; i++)
             s->x[i] += s->xb[i];
+        if (s->probe)
+            probe(s, l, n, pos0);
     }
 }
 
@@ -698,6 +715,8 @@ int infer_prefill(infer_state *s, const uint32_t *ids, int n, int pos0, const ui
     for (int c0 = 0; c0 < n; c0 += s->chunk) {
         const int cn = c0 + s->chunk < n ? s->chunk : n - c0;
         embed(s, ids + c0, cn);
+        if (s->probe)
+            probe(s, -1, cn, pos0 + c0);
         layers(s, cn, pos0 + c0, 0);
         /* the wanted rows: final norm into xb, then LR rows at a time through the classifier */
         int rows[LR], nr = 0;
@@ -735,6 +754,21 @@ int infer_forward(infer_state *s, uint32_t token, int pos, const float **logits)
     linear(s, s->lg, s->xb, m->wcls, 1, m->tp.vocab, c->dim, 1, 0);
     *logits = s->lg;
     return INFER_OK;
+}
+
+static int probe_none(void *ctx, int pos, const float *logits) {
+    (void)ctx, (void)pos, (void)logits;
+    return 0;
+}
+
+int infer_nonfinite_layer(infer_state *s, const uint32_t *ids, int n, int *layer, int *pos) {
+    s->probe = 1;
+    s->probe_layer = INT32_MIN;
+    const int st = infer_prefill(s, ids, n, 0, NULL, probe_none, NULL);
+    s->probe = 0;
+    *layer = s->probe_layer == INT32_MIN ? s->m->cfg.n_layers : s->probe_layer;
+    *pos = s->probe_layer == INT32_MIN ? n - 1 : s->probe_pos;
+    return st;
 }
 
 int infer_act_check(int weight_dtype, int act) {

@@ -318,10 +318,35 @@ static int state_create(const infer_model *m, const infer_opts *o, infer_state *
     return 0;
 }
 
-static void log_nonfinite(int pos, const float *lg, int64_t bad) {
+/* where the values first went non-finite, when a re-run of ids[0..n) can tell ("" if not); the
+ * re-run overwrites the KV cache: the run ends there anyway */
+static void nonfinite_where(infer_state *s, const uint32_t *ids, size_t n, char *where,
+                            size_t where_bytes) {
+    int layer, at;
+    const int n_layers = infer_model_config(infer_state_model(s))->n_layers;
+    where[0] = 0;
+    if (n == 0 || n > INT32_MAX / 2 || infer_nonfinite_layer(s, ids, (int)n, &layer, &at) != 0)
+        return;
+    if (layer < 0)
+        snprintf(where, where_bytes, "; the first non-finite value: the embedding of position %d",
+                 at);
+    else if (layer < n_layers)
+        snprintf(where, where_bytes,
+                 "; the first non-finite value: the output of layer %d at position %d", layer, at);
+    else
+        snprintf(where, where_bytes,
+                 "; the hidden states are finite: the final norm or the classifier");
+}
+
+/* non-finite logits at pos (lg: the row, a copy; bad: its first non-finite logit; ids[0..n):
+ * the sequence up to pos) */
+static void log_nonfinite(infer_state *s, const uint32_t *ids, size_t n, int pos, const float *lg,
+                          int64_t bad) {
+    char where[128];
+    nonfinite_where(s, ids, n, where, sizeof where);
     LOG_ERROR("non-finite logits at position %d (logit %lld is %g): the model's weights or "
-              "activations hold NaN or infinity",
-              pos, (long long)bad, (double)lg[bad]);
+              "activations hold NaN or infinity%s",
+              pos, (long long)bad, (double)lg[bad], where);
 }
 
 /* Results on stdout are only results once they reach it: a failed write or flush (a full
@@ -411,7 +436,7 @@ static int prefill(infer_state *s, const uint32_t *ids, size_t n, const uint8_t 
                    prefill_sink *pf) {
     int st = infer_prefill(s, ids, (int)n, 0, want, prefill_row, pf);
     if (st == INFER_ERR_NUMERIC) {
-        log_nonfinite(pf->bad_pos, pf->last, pf->bad);
+        log_nonfinite(s, ids, (size_t)pf->bad_pos + 1, pf->bad_pos, pf->last, pf->bad);
         return EXIT_RUNTIME;
     }
     if (st != INFER_OK) {
@@ -421,19 +446,33 @@ static int prefill(infer_state *s, const uint32_t *ids, size_t n, const uint8_t 
     return 0;
 }
 
-/* one decode step with its logits checked; an exit code */
-static int decode(infer_state *s, uint32_t token, int pos, const float **lg, size_t V) {
+/* one decode step of token at position pos (after prompt[0..n_prompt) and gen[0..pos -
+ * n_prompt), gen holding token last) with its logits checked; an exit code */
+static int decode(infer_state *s, const uint32_t *prompt, size_t n_prompt, const uint32_t *gen,
+                  int pos, const float **lg, size_t V) {
+    const uint32_t token = gen[(size_t)pos - n_prompt];
     int st = infer_forward(s, token, pos, lg);
     if (st != INFER_OK) {
         LOG_ERROR("decode at position %d: %s", pos, infer_strerror(st));
         return EXIT_RUNTIME;
     }
     const int64_t bad = infer_logits_bad(*lg, V);
-    if (bad >= 0) {
-        log_nonfinite(pos, *lg, bad);
-        return EXIT_RUNTIME;
+    if (bad < 0)
+        return 0;
+    const size_t n = (size_t)pos + 1;
+    uint32_t *seq = malloc(n * sizeof *seq);
+    float *row = malloc(V * sizeof *row); /* the re-run overwrites *lg */
+    if (seq && row) {
+        memcpy(seq, prompt, n_prompt * sizeof *seq);
+        memcpy(seq + n_prompt, gen, (n - n_prompt) * sizeof *seq);
+        memcpy(row, *lg, V * sizeof *row);
+        log_nonfinite(s, seq, n, pos, row, bad);
+    } else {
+        log_nonfinite(s, NULL, 0, pos, *lg, bad);
     }
-    return 0;
+    free(seq);
+    free(row);
+    return EXIT_RUNTIME;
 }
 
 /* want[i] for the prompt positions of --logits-positions (all without it); an exit code */
@@ -527,7 +566,7 @@ static int run(const infer_args *a, infer_model *m, tokenizer *tok, uint32_t *id
         gen[n_out++] = (uint32_t)next;
         if (next == eos || g + 1 == a->n_gen)
             break;
-        rc = decode(s, (uint32_t)next, (int)(n_prompt + (size_t)g), &lg, V);
+        rc = decode(s, ids, n_prompt, gen, (int)(n_prompt + (size_t)g), &lg, V);
         n_decode++;
         if (rc == 0)
             write_row(&sink, lg);
@@ -656,7 +695,7 @@ static int batch_generate(const infer_args *a, infer_state *s, const infer_batch
     prefill_sink ps = {NULL, last, 0, 0, V, 0, -1};
     int rc = 0, st = infer_prefill(s, it->ids, (int)it->n, 0, NULL, last_row, &ps);
     if (st == INFER_ERR_NUMERIC) {
-        log_nonfinite(ps.bad_pos, last, ps.bad);
+        log_nonfinite(s, it->ids, (size_t)ps.bad_pos + 1, ps.bad_pos, last, ps.bad);
         return EXIT_RUNTIME;
     }
     if (st != INFER_OK) {
@@ -679,7 +718,7 @@ static int batch_generate(const infer_args *a, infer_state *s, const infer_batch
             break;
         }
         if (k + 1 < it->max_tokens)
-            rc = decode(s, (uint32_t)next, (int)(it->n + (size_t)k), &lg, V);
+            rc = decode(s, it->ids, it->n, gen, (int)(it->n + (size_t)k), &lg, V);
     }
     *k_out = k;
     return rc;
@@ -1257,9 +1296,12 @@ static int ppl_run(const ppl_args *a, infer_state *s, infer_doc_reader *r, int v
         st = infer_ppl_document(s, ids, n, (int)a->ctx, (int)a->stride, want, &acc, write_nll, pt,
                                 &bad_pos);
         if (st == INFER_ERR_NUMERIC) {
+            char where[128] = ""; /* the first window's positions are the document's */
+            if (bad_pos < (uint64_t)a->ctx)
+                nonfinite_where(s, ids, bad_pos + 1, where, sizeof where);
             LOG_ERROR("%s: document %llu: non-finite logits at position %llu: the model's weights "
-                      "or activations hold NaN or infinity",
-                      a->input, (unsigned long long)docs - 1, (unsigned long long)bad_pos);
+                      "or activations hold NaN or infinity%s",
+                      a->input, (unsigned long long)docs - 1, (unsigned long long)bad_pos, where);
             return EXIT_RUNTIME;
         }
         if (st != INFER_OK) {
