@@ -1,6 +1,9 @@
 /*
- * infer.h - the Llama-family forward pass on one rank (tensor parallelism comes with a later
- * issue). Loads HF model directories (config.json + safetensors, single or sharded; F32, BF16
+ * infer.h - the Llama-family forward pass, and what the infer, perplexity and plan commands
+ * need of it: one set of run options (infer_opts), the memory plan, sampling, perplexity
+ * windows and documents, batch prompts. Loading and the state take an MPI communicator (the
+ * tensor-parallel ranks); the forward pass runs on one rank until its reductions land. Loads
+ * HF model directories (config.json + safetensors, single or sharded; F32, BF16
  * and F16 weights kept in their stored dtype, mapped read-only) and llama2.c legacy checkpoints.
  * RoPE: default/ABF, linear, dynamic NTK, YaRN, llama3, with HF rotate_half or adjacent pairing.
  * Attention is tiled with an online softmax (never T x T); prefill runs in chunks, so activation
