@@ -1,6 +1,9 @@
 /*
- * infer.h - the Llama-family forward pass on one rank (tensor parallelism comes with a later
- * issue). Loads HF model directories (config.json + safetensors, single or sharded; F32, BF16
+ * infer.h - the Llama-family forward pass, and what the infer, perplexity and plan commands
+ * need of it: one set of run options (infer_opts), the memory plan, sampling, perplexity
+ * windows and documents, batch prompts. Loading and the state take an MPI communicator (the
+ * tensor-parallel ranks); the forward pass runs on one rank until its reductions land. Loads
+ * HF model directories (config.json + safetensors, single or sharded; F32, BF16
  * and F16 weights kept in their stored dtype, mapped read-only) and llama2.c legacy checkpoints.
  * RoPE: default/ABF, linear, dynamic NTK, YaRN, llama3, with HF rotate_half or adjacent pairing.
  * Attention is tiled with an online softmax (never T x T); prefill runs in chunks, so activation
@@ -9,6 +12,7 @@
 #ifndef LONGCTX_INFER_H
 #define LONGCTX_INFER_H
 
+#include <mpi.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,7 +23,9 @@ typedef enum {
     INFER_ERR_FORMAT = -3, /* malformed model file */
     INFER_ERR_ARG = -4,
     INFER_ERR_UNSUPPORTED = -5, /* an option this CPU or model cannot run (act_dtype) */
+    INFER_ERR_NUMERIC = -6,     /* non-finite logits (NaN or infinite weights or activations) */
 } infer_status;
+enum { INFER_DONE = 1 }; /* not an error: no more documents */
 
 const char *infer_strerror(int status);
 
@@ -70,26 +76,49 @@ typedef struct infer_state infer_state;
  *  with its shards), or a llama2.c legacy checkpoint (.bin: 7 int32 then float32 weights,
  *  REFERENCE.md section 3; theta 10000, rms eps 1e-5, adjacent pairs). Weights stay in their
  *  stored dtype, in place in the loaded file; only the norms are widened to float32.
+ *  Collective over comm (its ranks are the tensor-parallel ranks; the model does not keep
+ *  comm). Global: the config. Local: this rank's share of the heads, MLP and vocabulary
+ *  (infer_internal.h, infer_split) and its slices of the matrices; the split must pass
+ *  infer_opts_check. One rank (MPI_COMM_SELF) holds the whole model.
  *  @return INFER_OK, INFER_ERR_IO, INFER_ERR_FORMAT (errmsg: file, offset or tensor, what),
- *  INFER_ERR_NOMEM. On failure *out holds only the message (or is NULL); free it. */
-int infer_model_load(const char *path, infer_model **out);
+ *  INFER_ERR_ARG (a split the model does not allow), INFER_ERR_NOMEM. On failure *out holds
+ *  only the message (or is NULL); free it. */
+int infer_model_load(const char *path, MPI_Comm comm, infer_model **out);
 /* How safetensors data reaches memory: INFER_LOAD_RAM (the default of infer_model_load) reads
  * each file with pread into anonymous memory on transparent huge pages (faster decode: fewer
  * TLB misses); INFER_LOAD_MMAP maps it read-only (no copy; pages shared with the page cache). */
 enum { INFER_LOAD_RAM = 0, INFER_LOAD_MMAP = 1 };
-int infer_model_load_mode(const char *path, int mode, infer_model **out);
+int infer_model_load_mode(const char *path, int mode, MPI_Comm comm, infer_model **out);
 void infer_model_free(infer_model *m); /* NULL ok */
 const char *infer_model_errmsg(const infer_model *m);
 const infer_config *infer_model_config(const infer_model *m);
 int infer_model_weight_dtype(const infer_model *m); /* INFER_DT_* of the matrices */
 
+/* The default prefill chunk: tokens per step (activation memory is O(chunk)). */
+enum { INFER_PREFILL_CHUNK = 512 };
+
+/* The options of a run, shared by `longctx infer`, `perplexity` and `plan` so that the plan a
+ * job is sized with is what infer allocates. Defaults from infer_opts_default(). */
 typedef struct {
-    int max_ctx;       /* positions of the KV cache */
-    int kv_dtype;      /* INFER_DT_F32 or INFER_DT_BF16 */
-    int prefill_chunk; /* tokens per prefill step (activation memory); 0: 512 */
-    int threads;       /* 0: 1 */
-    int act_dtype;     /* INFER_ACT_* (0: f32) */
+    int max_ctx;       /* positions of the KV cache (default 0: the caller's prompt + output) */
+    int kv_dtype;      /* INFER_DT_F32 (default) or INFER_DT_BF16 */
+    int prefill_chunk; /* tokens per prefill step (default INFER_PREFILL_CHUNK; 0: the same) */
+    int threads;       /* default 1 (0: the same) */
+    int act_dtype;     /* INFER_ACT_* (default INFER_ACT_F32) */
 } infer_opts;
+
+/*! infer_opts_default() : the one set of defaults: f32 KV cache (what infer and perplexity
+ *  always allocated), f32 activations, INFER_PREFILL_CHUNK, one thread, max_ctx 0. */
+infer_opts infer_opts_default(void);
+
+/*! infer_opts_check() : what infer_state_create and the memory plan refuse, in one place:
+ *  dtypes, max_ctx in [1, INT32_MAX / 2], prefill_chunk in [0, 2^20], threads in [0, 1024], and a
+ *  tensor-parallel split over n_ranks ranks that the model allows (n_ranks divides the
+ *  attention heads; the KV heads divide among the ranks, or the ranks among the KV heads).
+ *  @return INFER_OK or INFER_ERR_ARG with err (err_bytes) naming the option, its value and
+ *  why. */
+int infer_opts_check(const infer_config *c, const infer_opts *o, int n_ranks, char *err,
+                     size_t err_bytes);
 
 /* What prefill multiplies weight matrices with (infer_opts.act_dtype). Decode always uses f32
  * activations. Both keep prefill bit-identical across chunk sizes and threads; bench_sgemm
@@ -108,9 +137,18 @@ int infer_act_check(int weight_dtype, int act);
 const char *infer_act_name(int act); /* "f32", "bf16" */
 
 /*! infer_state_create() : KV cache, activations and threads (m must outlive it).
- *  @return INFER_OK, INFER_ERR_ARG, INFER_ERR_NOMEM, INFER_ERR_UNSUPPORTED (act_dtype). */
-int infer_state_create(const infer_model *m, const infer_opts *o, infer_state **out);
+ *  Collective over comm, the communicator m was loaded on (the same ranks); the state keeps
+ *  a duplicate of it for the forward pass's reductions. More than one rank returns
+ *  INFER_ERR_UNSUPPORTED until the forward pass has them.
+ *  @return INFER_OK, INFER_ERR_ARG (o: see infer_opts_check; comm not m's ranks),
+ *  INFER_ERR_NOMEM, INFER_ERR_UNSUPPORTED (act_dtype; more than one rank). */
+int infer_state_create(const infer_model *m, const infer_opts *o, MPI_Comm comm, infer_state **out);
 void infer_state_free(infer_state *s); /* NULL ok */
+/*! infer_state_bytes() : what infer_state_create allocated (the sum of its buffers' sizes):
+ *  the KV cache in *kv_bytes, everything else (activations, decode partials, per-thread
+ *  scratch) in *act_bytes; infer_plan_make predicts both exactly. */
+void infer_state_bytes(const infer_state *s, uint64_t *kv_bytes, uint64_t *act_bytes);
+const infer_model *infer_state_model(const infer_state *s); /* the model s was created on */
 
 /* Called for each wanted position of infer_prefill with its vocab_size logits (borrowed). */
 typedef int (*infer_logits_fn)(void *ctx, int pos, const float *logits);
@@ -131,6 +169,16 @@ int infer_prefill(infer_state *s, const uint32_t *ids, int n, int pos0, const ui
  *  infer_prefill's in the last bits). *logits is borrowed from s until the next call.
  *  @return INFER_OK or INFER_ERR_ARG (token or pos out of range). */
 int infer_forward(infer_state *s, uint32_t token, int pos, const float **logits);
+
+/*! infer_nonfinite_layer() : where non-finite logits came from, after infer_prefill or
+ *  infer_forward saw them (infer_logits_bad): re-runs the prefill of ids[0..n) (the sequence
+ *  up to the bad position), checking the residual stream after the embedding and after every
+ *  layer. *layer, *pos: the first non-finite value's layer (-1 the embedding, l the output of
+ *  layer l, n_layers: the residual stayed finite, so the final norm or the classifier) and
+ *  position, in the order prefill computes them (chunk by chunk, layer by layer). Overwrites
+ *  the KV cache of positions [0, n). Costs one prefill: call it only on failure.
+ *  @return INFER_OK or infer_prefill's status. */
+int infer_nonfinite_layer(infer_state *s, const uint32_t *ids, int n, int *layer, int *pos);
 
 /* the SIMD instruction set the kernels run with (LONGCTX_ISA overrides): "avx512", ... */
 const char *infer_isa(void);
@@ -154,22 +202,23 @@ int infer_config_from_json(const char *path, infer_config *c, int *weight_bytes,
 int infer_config_parse(const char *text, size_t n, const char *name, infer_config *c,
                        int *weight_bytes, char *err, size_t err_bytes);
 
-typedef struct {
-    uint64_t ctx;     /* KV cache positions */
-    int tp;           /* tensor-parallel ranks (1: one rank) */
-    int weight_bytes; /* per parameter: 4 (F32) or 2 */
-    int kv_bytes;     /* per cached value: 4 (f32) or 2 (bf16) */
-    uint64_t chunk;   /* prefill chunk (tokens) */
-    int threads;
-    int act_bf16; /* INFER_ACT_BF16: a bf16 copy of a chunk's widest product input */
-} infer_plan_args;
+/*! infer_config_load() : the config of a model without loading its weights: path is a HF
+ *  model directory (its config.json), a config.json, or a llama2.c .bin (its header; the
+ *  weights are read to check the file's size). *weight_bytes: bytes per parameter (4 for
+ *  float32, else 2). @return INFER_OK, INFER_ERR_IO, INFER_ERR_FORMAT, INFER_ERR_NOMEM, with
+ *  err naming the file and field. */
+int infer_config_load(const char *path, infer_config *c, int *weight_bytes, char *err,
+                      size_t err_bytes);
 
-/*! infer_plan_make() : bytes per rank with Megatron-style tensor parallelism over tp ranks
- *  (matrices and the vocabulary split, norms replicated, KV heads split, one per rank when tp
- *  exceeds them). Activations are exactly what infer_state_create allocates (the chunk's
- *  buffers, the decode partials, per-thread scratch); the process's own code, libraries and
- *  OpenBLAS buffers are not included. */
-void infer_plan_make(const infer_config *c, const infer_plan_args *a, infer_plan *p);
+/*! infer_plan_make() : bytes per rank of a run with options o (infer_opts_check must accept
+ *  them, o->max_ctx > 0) on n_ranks tensor-parallel ranks, Megatron style (matrices and the
+ *  vocabulary split, norms replicated, KV heads split, one per rank when n_ranks exceeds them),
+ *  weight_bytes per parameter. The KV cache and activations are exactly what
+ *  infer_state_create allocates with o (infer_state_bytes): the chunk's buffers, the decode
+ *  partials, per-thread scratch; the process's own code, libraries and OpenBLAS buffers are
+ *  not included. */
+void infer_plan_make(const infer_config *c, int weight_bytes, const infer_opts *o, int n_ranks,
+                     infer_plan *p);
 
 /* ---- safetensors --------------------------------------------------------------------------- */
 
@@ -203,5 +252,100 @@ const char *infer_st_errmsg(const infer_st *s);
 size_t infer_st_count(const infer_st *s);
 const infer_tensor_info *infer_st_tensor(const infer_st *s, size_t i); /* by offset order */
 const infer_tensor_info *infer_st_find(const infer_st *s, const char *name);
+
+/* ---- sampling (infer_sample.c) ------------------------------------------------------------ */
+
+/*! infer_sample_check() : @return INFER_OK if temperature (0 = greedy), top_k (0 = all) and
+ *  top_p (in (0, 1]) can sample: finite and in range; else INFER_ERR_ARG and *field (static)
+ *  names the first bad one ("temperature", "top_k", "top_p"). */
+int infer_sample_check(double temperature, long top_k, double top_p, const char **field);
+
+/*! infer_sample() : the next id from n logits: the arg max at temperature 0, else a draw from
+ *  softmax(logits / temperature) restricted to the top_k most likely, then to the smallest set
+ *  whose probability reaches top_p. rng is the caller's state (seeded with the seed),
+ *  advanced. work: the caller's scratch of infer_sample_work_bytes(n) bytes (nothing is
+ *  allocated per token). */
+int infer_sample(const float *logits, int n, float temperature, int top_k, float top_p,
+                 uint64_t *rng, void *work);
+size_t infer_sample_work_bytes(int n);
+
+/*! infer_log_prob() : log softmax(lg)[id] in double (log-sum-exp of n float32 logits). */
+double infer_log_prob(const float *lg, size_t n, uint32_t id);
+
+/*! infer_logits_bad() : @return the index of the first non-finite of n logits, or -1. One
+ *  pass over the row: callers check every row they use, so NaN weights fail with a position
+ *  rather than sample garbage. */
+int64_t infer_logits_bad(const float *lg, size_t n);
+
+/* ---- documents and JSON lines (infer_ppl.c) ----------------------------------------------- */
+
+/* A tokenizer the JSON lines reader encodes text fields with (the prep module's). */
+struct tokenizer;
+struct tok_ctx;
+
+typedef struct infer_doc_reader infer_doc_reader;
+
+/*! infer_doc_reader_create() : documents of path by its name: .u32 (longctx token ids: per
+ *  document a uint32 count, then the ids), .jsonl (one document per line: "ids" or "text"
+ *  through tok, BOS first when tok has one), else the whole file is one text document. tok
+ *  may be NULL (then text fails with a message); it must outlive the reader. @return INFER_OK,
+ *  INFER_ERR_IO, INFER_ERR_NOMEM; on failure *out holds the message (or is NULL); free it. */
+int infer_doc_reader_create(const char *path, const struct tokenizer *tok, infer_doc_reader **out);
+/*! infer_doc_reader_next() : the next document's ids (borrowed until the next call).
+ *  @return INFER_OK, INFER_DONE, INFER_ERR_IO, INFER_ERR_FORMAT (errmsg: file, line or
+ *  offset, what), INFER_ERR_NOMEM. */
+int infer_doc_reader_next(infer_doc_reader *r, const uint32_t **ids, uint64_t *n);
+void infer_doc_reader_free(infer_doc_reader *r); /* NULL ok */
+const char *infer_doc_reader_errmsg(const infer_doc_reader *r);
+
+/* ---- perplexity (infer_ppl.c) ------------------------------------------------------------- */
+
+enum { INFER_PPL_BUCKETS = 64 };
+
+/* Sums of the negative log-likelihoods, in total and by position in the window: bucket 0 is
+ * positions 0-127, bucket b > 0 is [128 * 2^(b-1), 128 * 2^b) (infer_ppl_bucket_range). */
+typedef struct {
+    double sum[INFER_PPL_BUCKETS];
+    uint64_t count[INFER_PPL_BUCKETS];
+    double total;
+    uint64_t n;       /* tokens scored */
+    uint64_t windows; /* prefill calls */
+} infer_ppl;
+
+int infer_ppl_bucket(int pos);
+void infer_ppl_bucket_range(int bucket, long *from, long *to);
+
+/* Called with the NLL of every scored token, in order; nonzero stops the run. */
+typedef int (*infer_nll_fn)(void *ctx, double nll);
+
+/*! infer_ppl_document() : scores ids[0..n) with windows of ctx tokens starting every stride
+ *  tokens (HF's sliding-window perplexity): a window scores only the tokens after the previous
+ *  window's end, each with all the context the window holds before it. s was created with
+ *  max_ctx >= ctx; 1 <= stride <= ctx; want is the caller's buffer of ctx bytes. Adds to *acc;
+ *  fn (may be NULL) gets each NLL. @return INFER_OK, INFER_ERR_ARG, INFER_ERR_NUMERIC
+ *  (*bad_pos: the position in the document whose logits were not finite), fn's value. */
+int infer_ppl_document(infer_state *s, const uint32_t *ids, uint64_t n, int ctx, int stride,
+                       uint8_t *want, infer_ppl *acc, infer_nll_fn fn, void *fn_ctx,
+                       uint64_t *bad_pos);
+
+/* ---- batch prompts (infer_batch.c) -------------------------------------------------------- */
+
+/* One prompt of `infer --input`, with its sampling options. */
+typedef struct {
+    uint32_t *ids; /* (n) owned: infer_batch_item_free */
+    uint64_t n, cap;
+    long max_tokens, top_k;
+    double temperature, top_p;
+    unsigned long long seed;
+} infer_batch_item;
+
+/*! infer_batch_parse() : one line, {"prompt": TEXT} or {"ids": [...]}, with optional
+ *  "max_tokens", "temperature", "top_k", "top_p", "seed"; the fields missing keep their value
+ *  in *it (the caller fills in the command line's first, ids NULL). tc (may be NULL) encodes
+ *  text, BOS first when add_bos. @return INFER_OK, INFER_ERR_FORMAT (err: the field, its value
+ *  and why), INFER_ERR_NOMEM. */
+int infer_batch_parse(const char *line, struct tok_ctx *tc, int add_bos, uint64_t vocab,
+                      infer_batch_item *it, char *err, size_t err_bytes);
+void infer_batch_item_free(infer_batch_item *it); /* frees ids; NULL ok */
 
 #endif

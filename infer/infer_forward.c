@@ -85,21 +85,33 @@ struct infer_state {
     uint16_t *xh; /* INFER_ACT_BF16: (C, max(dim, hidden, q_dim)) a product's input in bf16 */
     float *part;  /* decode: (n_kv, segments, group, hd + 2) partial attention */
     scratch *th;  /* per thread */
+    uint64_t alloc_bytes; /* the sum of the buffers above (zalloc) */
+    MPI_Comm comm;        /* a duplicate of the creator's (valid when has_comm) */
+    int has_comm;
+    /* infer_nonfinite_layer: check the residual after the embedding and every layer */
+    int probe, probe_layer, probe_pos;
 };
 
 /* ---- state --------------------------------------------------------------------------------- */
 
-static void *zalloc(size_t n, size_t size) {
+/* a zeroed buffer, counted in s->alloc_bytes (infer_state_bytes) */
+static void *zalloc(infer_state *s, size_t n, size_t size) {
+    s->alloc_bytes += (uint64_t)n * size;
     return calloc(n ? n : 1, size);
 }
 
-int infer_state_create(const infer_model *m, const infer_opts *o, infer_state **out) {
+int infer_state_create(const infer_model *m, const infer_opts *o, MPI_Comm comm,
+                       infer_state **out) {
     *out = NULL;
     const infer_config *c = &m->cfg;
-    if (o->max_ctx <= 0 || o->prefill_chunk < 0 || o->threads < 0 ||
-        (o->kv_dtype != INFER_DT_F32 && o->kv_dtype != INFER_DT_BF16) ||
-        o->act_dtype < INFER_ACT_F32 || o->act_dtype > INFER_ACT_BF16)
+    const infer_split *tp = &m->tp; /* the local counts */
+    char why[256];
+    int n_ranks = 1;
+    MPI_Comm_size(comm, &n_ranks);
+    if (n_ranks != tp->n_ranks || infer_opts_check(c, o, n_ranks, why, sizeof why) != INFER_OK)
         return INFER_ERR_ARG;
+    if (n_ranks > 1) /* the seams are in place; the reductions of the forward pass are not */
+        return INFER_ERR_UNSUPPORTED;
     const int act_st = infer_act_check(m->dtype, o->act_dtype); /* and ik_init */
     if (act_st != INFER_OK)
         return act_st;
@@ -109,42 +121,42 @@ int infer_state_create(const infer_model *m, const infer_opts *o, infer_state **
     s->m = m;
     s->o = *o;
     s->hd = m->head_dim;
-    s->q_dim = c->n_heads * s->hd;
-    s->kv_dim = c->n_kv_heads * s->hd;
-    s->group = c->n_heads / c->n_kv_heads;
-    s->chunk = o->prefill_chunk ? o->prefill_chunk : 512;
+    s->q_dim = tp->n_heads * s->hd;
+    s->kv_dim = tp->n_kv_heads * s->hd;
+    s->group = tp->n_heads / tp->n_kv_heads;
+    s->chunk = o->prefill_chunk ? o->prefill_chunk : INFER_PREFILL_CHUNK;
     if (s->chunk > o->max_ctx)
         s->chunk = o->max_ctx;
     s->kv_elt = o->kv_dtype == INFER_DT_F32 ? 4 : 2;
     openblas_set_num_threads(1); /* our threads split the products */
-    const size_t C = (size_t)pad_lin(s->chunk), D = (size_t)c->dim, H = (size_t)c->hidden_dim;
+    const size_t C = (size_t)pad_lin(s->chunk), D = (size_t)c->dim, H = (size_t)tp->hidden_dim;
     s->ctx_alloc = (o->max_ctx + BK - 1) / BK * BK;
     const size_t cache = (size_t)c->n_layers * (size_t)s->ctx_alloc * (size_t)s->kv_dim;
     const size_t segs = ((size_t)o->max_ctx + SEG - 1) / SEG;
     const size_t G = (size_t)s->group, HD = (size_t)s->hd, half = HD / 2;
     int nt = o->threads ? o->threads : 1;
-    s->inv_freq = zalloc(half, sizeof(double));
-    s->kcache = zalloc(cache, s->kv_elt);
-    s->vcache = zalloc(cache, s->kv_elt);
-    s->x = zalloc(C * D, sizeof(float));
-    s->xb = zalloc(C * D, sizeof(float));
-    s->q = zalloc(C * (size_t)s->q_dim, sizeof(float));
-    s->k = zalloc(C * (size_t)s->kv_dim, sizeof(float));
-    s->v = zalloc(C * (size_t)s->kv_dim, sizeof(float));
-    s->ao = zalloc(C * (size_t)s->q_dim, sizeof(float));
-    s->h1 = zalloc(C * H, sizeof(float));
-    s->h3 = zalloc(C * H, sizeof(float));
-    s->cs = zalloc(C * half, sizeof(float));
-    s->sn = zalloc(C * half, sizeof(float));
-    s->lg = zalloc((size_t)LR * (size_t)c->vocab_size, sizeof(float));
-    s->part =
-        zalloc((size_t)c->n_kv_heads * segs * (size_t)pad_rows((int)G) * (HD + 2), sizeof(float));
-    s->th = zalloc((size_t)nt, sizeof *s->th);
+    s->inv_freq = zalloc(s, half, sizeof(double));
+    s->kcache = zalloc(s, cache, s->kv_elt);
+    s->vcache = zalloc(s, cache, s->kv_elt);
+    s->x = zalloc(s, C * D, sizeof(float));
+    s->xb = zalloc(s, C * D, sizeof(float));
+    s->q = zalloc(s, C * (size_t)s->q_dim, sizeof(float));
+    s->k = zalloc(s, C * (size_t)s->kv_dim, sizeof(float));
+    s->v = zalloc(s, C * (size_t)s->kv_dim, sizeof(float));
+    s->ao = zalloc(s, C * (size_t)s->q_dim, sizeof(float));
+    s->h1 = zalloc(s, C * H, sizeof(float));
+    s->h3 = zalloc(s, C * H, sizeof(float));
+    s->cs = zalloc(s, C * half, sizeof(float));
+    s->sn = zalloc(s, C * half, sizeof(float));
+    s->lg = zalloc(s, (size_t)LR * (size_t)tp->vocab, sizeof(float));
+    s->part = zalloc(s, (size_t)tp->n_kv_heads * segs * (size_t)pad_rows((int)G) * (HD + 2),
+                     sizeof(float));
+    s->th = calloc((size_t)nt, sizeof *s->th); /* not a buffer: not counted */
     size_t win = D > H ? D : H;
     win = win > (size_t)s->q_dim ? win : (size_t)s->q_dim;
     const int bf16 = o->act_dtype == INFER_ACT_BF16;
     if (bf16)
-        s->xh = zalloc(C * win, sizeof(uint16_t));
+        s->xh = zalloc(s, C * win, sizeof(uint16_t));
     int st = s->inv_freq && s->kcache && s->vcache && s->x && s->xb && s->q && s->k && s->v &&
                      s->ao && s->h1 && s->h3 && s->cs && s->sn && s->lg && s->part && s->th &&
                      (s->xh || !bf16)
@@ -153,17 +165,17 @@ int infer_state_create(const infer_model *m, const infer_opts *o, infer_state **
     const size_t R = (size_t)pad_rows(QB * (int)G);
     for (int t = 0; st == INFER_OK && t < nt; t++) {
         scratch *w = &s->th[t];
-        w->w = zalloc((size_t)WB * win, sizeof(float));
-        w->q = zalloc(R * HD, sizeof(float));
-        w->s = zalloc(R * BK, sizeof(float));
-        w->kt = zalloc((size_t)BK * HD, sizeof(float));
-        w->vt = zalloc((size_t)BK * HD, sizeof(float));
-        w->acc = zalloc(R * HD, sizeof(float));
-        w->ml = zalloc(R * 2, sizeof(float));
-        w->tot = zalloc(R * HD, sizeof(float));
-        w->tml = zalloc(R * 2, sizeof(float));
-        w->mlc = zalloc(R * 3, sizeof(float));
-        w->nk = zalloc(R, sizeof(int));
+        w->w = zalloc(s, (size_t)WB * win, sizeof(float));
+        w->q = zalloc(s, R * HD, sizeof(float));
+        w->s = zalloc(s, R * BK, sizeof(float));
+        w->kt = zalloc(s, (size_t)BK * HD, sizeof(float));
+        w->vt = zalloc(s, (size_t)BK * HD, sizeof(float));
+        w->acc = zalloc(s, R * HD, sizeof(float));
+        w->ml = zalloc(s, R * 2, sizeof(float));
+        w->tot = zalloc(s, R * HD, sizeof(float));
+        w->tml = zalloc(s, R * 2, sizeof(float));
+        w->mlc = zalloc(s, R * 3, sizeof(float));
+        w->nk = zalloc(s, R, sizeof(int));
         if (!w->w || !w->q || !w->s || !w->kt || !w->vt || !w->acc || !w->ml || !w->tot ||
             !w->tml || !w->mlc || !w->nk)
             st = INFER_ERR_NOMEM;
@@ -173,8 +185,24 @@ int infer_state_create(const infer_model *m, const infer_opts *o, infer_state **
         return st;
     }
     infer_rope_freqs(c, s->hd, 0, s->inv_freq, &s->score_mult);
+    if (MPI_Comm_dup(comm, &s->comm) != MPI_SUCCESS) {
+        infer_state_free(s);
+        return INFER_ERR_ARG;
+    }
+    s->has_comm = 1;
     *out = s;
     return INFER_OK;
+}
+
+void infer_state_bytes(const infer_state *s, uint64_t *kv_bytes, uint64_t *act_bytes) {
+    const uint64_t kv =
+        2 * (uint64_t)s->m->cfg.n_layers * (uint64_t)s->ctx_alloc * (uint64_t)s->kv_dim * s->kv_elt;
+    *kv_bytes = kv;
+    *act_bytes = s->alloc_bytes - kv;
+}
+
+const infer_model *infer_state_model(const infer_state *s) {
+    return s->m;
 }
 
 void infer_state_free(infer_state *s) {
@@ -213,6 +241,8 @@ void infer_state_free(infer_state *s) {
     free(s->lg);
     free(s->xh);
     free(s->part);
+    if (s->has_comm)
+        MPI_Comm_free(&s->comm);
     free(s);
 }
 
@@ -325,7 +355,7 @@ typedef struct {
  * kv_dim), ran prefill attention at 32768 keys 15-25% slower, from the half-used cache lines
  * (bench_attn, BENCHMARKS.md). */
 static const void *kv_row(const infer_state *s, const void *cache, int layer, int g, int pos) {
-    const size_t head = (size_t)layer * (size_t)s->m->cfg.n_kv_heads + (size_t)g;
+    const size_t head = (size_t)layer * (size_t)s->m->tp.n_kv_heads + (size_t)g;
     const size_t idx = (head * (size_t)s->ctx_alloc + (size_t)pos) * (size_t)s->hd;
     return (const char *)cache + idx * s->kv_elt;
 }
@@ -537,20 +567,20 @@ static void attn_task(void *arg, int task, int thread) {
 }
 
 static void attention(infer_state *s, int layer, int n, int pos0, int decode) {
-    const infer_config *c = &s->m->cfg;
+    const int n_kv = s->m->tp.n_kv_heads; /* this rank's */
     attn_job j = {s, layer, n, pos0, (n + QB - 1) / QB, 0, 0, decode, 0};
     j.scale = (float)(s->score_mult / sqrt((double)s->hd));
-    const int tasks = c->n_kv_heads * j.n_qb, threads = infer_pool_threads(s->pool);
+    const int tasks = n_kv * j.n_qb, threads = infer_pool_threads(s->pool);
     j.n_seg = (pos0 + n + SEG - 1) / SEG;
     if (n == 1 && tasks < threads && j.n_seg > 1) { /* decode: split the keys */
         j.split = 1;
-        infer_pool_run(s->pool, c->n_kv_heads * j.n_seg, attn_task, &j);
+        infer_pool_run(s->pool, n_kv * j.n_seg, attn_task, &j);
         /* merge the segments of each kv head in order, as attn_task does */
         scratch *w = &s->th[0];
         int qpos[QB];
         const int nq = attn_gather(&j, 0, 0, w->q, qpos), R = nq * s->group;
         const size_t HD = (size_t)s->hd;
-        for (int g = 0; g < c->n_kv_heads; g++) {
+        for (int g = 0; g < n_kv; g++) {
             for (int seg = 0; seg < j.n_seg; seg++) {
                 const size_t RP = (size_t)pad_rows(R);
                 const float *part = s->part + (size_t)(g * j.n_seg + seg) * RP * (HD + 2);
@@ -567,7 +597,7 @@ static void attention(infer_state *s, int layer, int n, int pos0, int decode) {
 
 static void store_kv(infer_state *s, int layer, int n, int pos0) {
     const size_t KV = (size_t)s->kv_dim, HD = (size_t)s->hd;
-    for (int g = 0; g < s->m->cfg.n_kv_heads; g++)
+    for (int g = 0; g < s->m->tp.n_kv_heads; g++)
         for (int i = 0; i < n; i++) {
             void *kd = (void *)kv_row(s, s->kcache, layer, g, pos0 + i);
             void *vd = (void *)kv_row(s, s->vcache, layer, g, pos0 + i);
@@ -601,11 +631,24 @@ static void embed(infer_state *s, const uint32_t *ids, int n) {
                   m->emb.dtype, D);
 }
 
+/* infer_nonfinite_layer's check of the residual stream of n rows at pos0.. after layer l (-1:
+ * the embedding); the first non-finite one is kept */
+static void probe(infer_state *s, int l, int n, int pos0) {
+    const size_t D = (size_t)s->m->cfg.dim;
+    for (int i = 0; s->probe_layer == INT32_MIN && i < n; i++)
+        for (size_t k = 0; k < D; k++)
+            if (!isfinite(s->x[(size_t)i * D + k])) {
+                s->probe_layer = l;
+                s->probe_pos = pos0 + i;
+                break;
+            }
+}
+
 /* the layers over n tokens at pos0..; s->x holds their embeddings and ends as the residual */
 static void layers(infer_state *s, int n, int pos0, int decode) {
     const infer_model *m = s->m;
     const infer_config *c = &m->cfg;
-    const int D = c->dim, H = c->hidden_dim, half = s->hd / 2;
+    const int D = c->dim, H = m->tp.hidden_dim, half = s->hd / 2;
     const size_t SD = (size_t)D, SH = (size_t)H;
     rope_tables(s, n, pos0);
     for (int l = 0; l < c->n_layers; l++) {
@@ -619,8 +662,9 @@ static void layers(infer_state *s, int n, int pos0, int decode) {
         for (int i = 0; i < n; i++) {
             const float *cs = s->cs + (size_t)i * (size_t)half,
                         *sn = s->sn + (size_t)i * (size_t)half;
-            rope(s->q + (size_t)i * (size_t)s->q_dim, c->n_heads, s->hd, c->rope_pairing, cs, sn);
-            rope(s->k + (size_t)i * (size_t)s->kv_dim, c->n_kv_heads, s->hd, c->rope_pairing, cs,
+            rope(s->q + (size_t)i * (size_t)s->q_dim, m->tp.n_heads, s->hd, c->rope_pairing, cs,
+                 sn);
+            rope(s->k + (size_t)i * (size_t)s->kv_dim, m->tp.n_kv_heads, s->hd, c->rope_pairing, cs,
                  sn);
         }
         store_kv(s, l, n, pos0);
@@ -637,6 +681,8 @@ static void layers(infer_state *s, int n, int pos0, int decode) {
         linear(s, s->xb, s->h1, L->w2, n, D, H, decode, 0);
         for (size_t i = 0; i < (size_t)n * SD; i++)
             s->x[i] += s->xb[i];
+        if (s->probe)
+            probe(s, l, n, pos0);
     }
 }
 
@@ -665,10 +711,12 @@ int infer_prefill(infer_state *s, const uint32_t *ids, int n, int pos0, const ui
     if (pos0 == 0)
         s->rope_len = -1; /* a new sequence */
     rope_update(s, (int64_t)pos0 + n);
-    const size_t D = (size_t)c->dim, V = (size_t)c->vocab_size;
+    const size_t D = (size_t)c->dim, V = (size_t)m->tp.vocab;
     for (int c0 = 0; c0 < n; c0 += s->chunk) {
         const int cn = c0 + s->chunk < n ? s->chunk : n - c0;
         embed(s, ids + c0, cn);
+        if (s->probe)
+            probe(s, -1, cn, pos0 + c0);
         layers(s, cn, pos0 + c0, 0);
         /* the wanted rows: final norm into xb, then LR rows at a time through the classifier */
         int rows[LR], nr = 0;
@@ -679,7 +727,7 @@ int infer_prefill(infer_state *s, const uint32_t *ids, int n, int pos0, const ui
                 rows[nr++] = i;
             }
             if (nr == LR || (i == cn && nr > 0)) {
-                linear(s, s->lg, s->xb, m->wcls, nr, c->vocab_size, c->dim, 0, 0);
+                linear(s, s->lg, s->xb, m->wcls, nr, m->tp.vocab, c->dim, 0, 0);
                 for (int r = 0; r < nr; r++) {
                     int rc = fn(ctx, pos0 + c0 + rows[r], s->lg + (size_t)r * V);
                     if (rc)
@@ -703,9 +751,24 @@ int infer_forward(infer_state *s, uint32_t token, int pos, const float **logits)
     embed(s, &token, 1);
     layers(s, 1, pos, 1);
     rmsnorm(s->xb, s->x, m->rms_final, c->dim, c->rms_eps);
-    linear(s, s->lg, s->xb, m->wcls, 1, c->vocab_size, c->dim, 1, 0);
+    linear(s, s->lg, s->xb, m->wcls, 1, m->tp.vocab, c->dim, 1, 0);
     *logits = s->lg;
     return INFER_OK;
+}
+
+static int probe_none(void *ctx, int pos, const float *logits) {
+    (void)ctx, (void)pos, (void)logits;
+    return 0;
+}
+
+int infer_nonfinite_layer(infer_state *s, const uint32_t *ids, int n, int *layer, int *pos) {
+    s->probe = 1;
+    s->probe_layer = INT32_MIN;
+    const int st = infer_prefill(s, ids, n, 0, NULL, probe_none, NULL);
+    s->probe = 0;
+    *layer = s->probe_layer == INT32_MIN ? s->m->cfg.n_layers : s->probe_layer;
+    *pos = s->probe_layer == INT32_MIN ? n - 1 : s->probe_pos;
+    return st;
 }
 
 int infer_act_check(int weight_dtype, int act) {

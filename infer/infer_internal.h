@@ -5,7 +5,15 @@
 
 #include "infer.h"
 
-/* A matrix [rows = out][cols = in], row-major, in its stored dtype; p may be unaligned. */
+/* A matrix [rows = out][cols = in], row-major, in its stored dtype; p may be unaligned. Under
+ * tensor parallelism a matrix is this rank's slice, and is still contiguous: rows [r0, r1) of
+ * a row-split matrix are a pointer into the whole one; columns [c0, c1) of a column-split one
+ * (wo, w2) are a per-rank copy made at load (infer_model.c, model_slice). A copy rather than a
+ * row stride because every kernel (infer_kernels*.c, infer_gemm.c, the widened weight blocks
+ * of linear) streams rows of exactly cols values and prefetches along them: a stride would
+ * change all of them, and a column slice read with the whole row's stride would pull the other
+ * ranks' columns through the cache. The copy costs load time and the rank's share of two
+ * matrices per layer. At one rank every slice is the whole matrix: no copy, nothing changes. */
 typedef struct {
     const void *p;
     int dtype; /* INFER_DT_* */
@@ -13,21 +21,36 @@ typedef struct {
 
 typedef struct {
     float *rms_att, *rms_ffn; /* (dim) widened to float32 */
-    infer_mat wq;             /* (n_heads * head_dim, dim) */
-    infer_mat wk, wv;         /* (n_kv_heads * head_dim, dim) */
-    infer_mat wo;             /* (dim, n_heads * head_dim) */
-    infer_mat w1, w3;         /* (hidden, dim): gate, up */
-    infer_mat w2;             /* (dim, hidden): down */
+    infer_mat wq;             /* (tp.n_heads * head_dim, dim) */
+    infer_mat wk, wv;         /* (tp.n_kv_heads * head_dim, dim) */
+    infer_mat wo;             /* (dim, tp.n_heads * head_dim): a copy when split */
+    infer_mat w1, w3;         /* (tp.hidden_dim, dim): gate, up */
+    infer_mat w2;             /* (dim, tp.hidden_dim): down, a copy when split */
 } infer_layer;
 
 #define INFER_MAX_MAPS 256
 
+/* This rank's share of the model (Megatron-style tensor parallelism): attention heads, KV
+ * heads, MLP rows and vocabulary rows, each the ggml slice i0 = rank * ceil(n / n_ranks),
+ * i1 = min(i0 + ceil(n / n_ranks), n) (STYLE.md); with more ranks than KV heads each rank
+ * keeps the one its query heads use (vLLM). Norms and the embedding stay whole. Every count
+ * the forward pass uses is a local one; infer_config keeps the global ones. */
+typedef struct {
+    int rank, n_ranks;
+    int n_heads, n_kv_heads, hidden_dim, vocab; /* local counts */
+    int head0, kv_head0, hidden0, vocab0;       /* the global index each slice starts at */
+} infer_split;
+
+/* the split of c over n_ranks ranks for rank (infer_opts_check must accept n_ranks) */
+void infer_split_make(const infer_config *c, int rank, int n_ranks, infer_split *sp);
+
 struct infer_model {
-    infer_config cfg;
+    infer_config cfg; /* global sizes */
+    infer_split tp;   /* this rank's share: the sizes the forward pass uses */
     int head_dim;     /* resolved */
     int dtype;        /* of the matrices */
-    infer_mat emb;    /* (vocab, dim) */
-    infer_mat wcls;   /* (vocab, dim), the embedding when tied */
+    infer_mat emb;    /* (vocab, dim) whole */
+    infer_mat wcls;   /* (tp.vocab, dim), a slice of the embedding when tied */
     float *rms_final; /* (dim) */
     infer_layer *layers;
     float *data; /* llama2.c: all weights; HF: the widened norms */
@@ -36,6 +59,8 @@ struct infer_model {
         size_t len;
     } maps[INFER_MAX_MAPS];
     int n_maps;
+    void **copies; /* (n_copies) the column slices of wo and w2 (n_ranks > 1) */
+    int n_copies;
     char errmsg[512];
 };
 
@@ -92,5 +117,19 @@ void infer_attn_softmax(float *st, size_t ld, int n_keys, const int *n, float *m
  * 1/sqrt(head_dim) (YaRN's attention factor squared; 1 otherwise). */
 void infer_rope_freqs(const infer_config *c, int rot_dim, int64_t seq_len, double *inv_freq,
                       double *score_mult);
+
+/* ---- JSON lines to ids (infer_ppl.c) ------------------------------------------------------- */
+
+struct json_object;
+
+/* The one place where a .jsonl object becomes token ids, for perplexity's documents and infer's
+ * batch prompts: its "ids" (integers below vocab; vocab 0: any uint32), or else its string
+ * field text_field encoded with tc (BOS first when add_bos; tc NULL: refused, naming the
+ * tokenizer files). *ids (capacity *cap) grows; *n ids. Returns INFER_OK, INFER_ERR_FORMAT
+ * (err: what, without file or line) or INFER_ERR_NOMEM. The text part is the one to switch to
+ * the tokenizer module's JSON text-field extractor. */
+int infer_json_ids(struct json_object *o, const char *text_field, struct tok_ctx *tc, int add_bos,
+                   uint64_t vocab, uint32_t **ids, uint64_t *cap, uint64_t *n, char *err,
+                   size_t err_bytes);
 
 #endif

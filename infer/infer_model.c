@@ -2,12 +2,14 @@
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS, madvise */
 #include "infer_internal.h"
 #include "infer_kernels.h"
+#include "cluster.h"
 
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -233,12 +235,20 @@ static int hf_tensor(infer_model *m, hf_files *hf, const char *name, int64_t row
         if (!t)
             continue;
         int dims = cols ? 2 : 1;
-        if (t->n_dims != dims || t->shape[0] != rows || (cols && t->shape[1] != cols))
+        if (t->n_dims != dims || t->shape[0] != rows || (cols && t->shape[1] != cols)) {
+            char got[8 * 24] = "";
+            for (int k = 0, at = 0; k < t->n_dims && at < (int)sizeof got; k++)
+                at += snprintf(got + at, sizeof got - (size_t)at, "%s%lld", k ? ", " : "",
+                               (long long)t->shape[k]);
+            char want[48];
+            if (cols)
+                snprintf(want, sizeof want, "%lld, %lld", (long long)rows, (long long)cols);
+            else
+                snprintf(want, sizeof want, "%lld", (long long)rows);
             return fail(m, INFER_ERR_FORMAT,
-                        "%s/%s: tensor %s has shape [%lld%s%lld], the config wants [%lld%s%lld]",
-                        hf->dir, hf->file[i], name, (long long)t->shape[0],
-                        t->n_dims > 1 ? ", " : "", t->n_dims > 1 ? (long long)t->shape[1] : 0LL,
-                        (long long)rows, cols ? ", " : "", (long long)cols);
+                        "%s/%s: tensor %s has shape [%s], the config wants [%s]", hf->dir,
+                        hf->file[i], name, got, want);
+        }
         out->p = (const char *)m->maps[i].addr + t->offset;
         out->dtype = t->dtype;
         return INFER_OK;
@@ -352,17 +362,98 @@ static int load_hf(infer_model *m, const char *dir, int mode) {
     return rc;
 }
 
-int infer_model_load(const char *path, infer_model **out) {
-    return infer_model_load_mode(path, INFER_LOAD_RAM, out);
+/* ---- tensor-parallel slices --------------------------------------------------------------- */
+
+/* ggml's slice of n over n_ranks: [i0, i0 + len) */
+static void slice(int n, int rank, int n_ranks, int *i0, int *len) {
+    const int share = (n + n_ranks - 1) / n_ranks;
+    const int a = rank * share < n ? rank * share : n;
+    *i0 = a;
+    *len = (a + share < n ? a + share : n) - a;
 }
 
-int infer_model_load_mode(const char *path, int mode, infer_model **out) {
-    *out = NULL;
-    infer_model *m = calloc(1, sizeof *m);
-    if (!m)
-        return INFER_ERR_NOMEM;
-    *out = m;
-    ik_init(NULL);
+void infer_split_make(const infer_config *c, int rank, int n_ranks, infer_split *sp) {
+    assert(n_ranks >= 1 && rank >= 0 && rank < n_ranks);
+    sp->rank = rank;
+    sp->n_ranks = n_ranks;
+    slice(c->n_heads, rank, n_ranks, &sp->head0, &sp->n_heads);
+    if (c->n_kv_heads >= n_ranks) {
+        slice(c->n_kv_heads, rank, n_ranks, &sp->kv_head0, &sp->n_kv_heads);
+    } else { /* replicated: the KV head of this rank's query heads */
+        sp->kv_head0 = rank / (n_ranks / c->n_kv_heads);
+        sp->n_kv_heads = 1;
+    }
+    slice(c->hidden_dim, rank, n_ranks, &sp->hidden0, &sp->hidden_dim);
+    slice(c->vocab_size, rank, n_ranks, &sp->vocab0, &sp->vocab);
+}
+
+static size_t dt_size(int dtype) {
+    return dtype == INFER_DT_F32 ? 4 : 2;
+}
+
+/* rows [r0, ..) of a matrix of cols columns: a pointer into it */
+static infer_mat rows_from(infer_mat w, int64_t r0, int64_t cols) {
+    w.p = (const char *)w.p + (size_t)r0 * (size_t)cols * dt_size(w.dtype);
+    return w;
+}
+
+/* columns [c0, c0 + n) of a (rows, cols) matrix: a contiguous copy that m owns */
+static int cols_copy(infer_model *m, infer_mat *w, int64_t rows, int64_t cols, int64_t c0,
+                     int64_t n) {
+    const size_t e = dt_size(w->dtype), row = (size_t)n * e;
+    char *q = malloc(row * (size_t)rows + 1);
+    void **cp = realloc(m->copies, (size_t)(m->n_copies + 1) * sizeof *cp);
+    if (cp)
+        m->copies = cp;
+    if (!q || !cp) {
+        free(q);
+        return fail(m, INFER_ERR_NOMEM, "out of memory for a %lld x %lld slice", (long long)rows,
+                    (long long)n);
+    }
+    m->copies[m->n_copies++] = q;
+    for (int64_t r = 0; r < rows; r++)
+        memcpy(q + (size_t)r * row,
+               (const char *)w->p + ((size_t)r * (size_t)cols + (size_t)c0) * e, row);
+    w->p = q;
+    return INFER_OK;
+}
+
+/* this rank's share of the loaded model: the local counts, and the matrices cut to them */
+static int model_slice(infer_model *m, int rank, int n_ranks) {
+    char why[256];
+    infer_opts o = infer_opts_default();
+    o.max_ctx = 1;
+    if (infer_opts_check(&m->cfg, &o, n_ranks, why, sizeof why) != INFER_OK)
+        return fail(m, INFER_ERR_ARG, "%s", why);
+    infer_split_make(&m->cfg, rank, n_ranks, &m->tp);
+    if (n_ranks == 1)
+        return INFER_OK;
+    const infer_split *t = &m->tp;
+    const int64_t D = m->cfg.dim, hd = m->head_dim, H = m->cfg.hidden_dim;
+    const int64_t q = (int64_t)m->cfg.n_heads * hd;
+    int rc = INFER_OK;
+    for (int l = 0; rc == INFER_OK && l < m->cfg.n_layers; l++) {
+        infer_layer *y = &m->layers[l];
+        y->wq = rows_from(y->wq, t->head0 * hd, D);
+        y->wk = rows_from(y->wk, t->kv_head0 * hd, D);
+        y->wv = rows_from(y->wv, t->kv_head0 * hd, D);
+        y->w1 = rows_from(y->w1, t->hidden0, D);
+        y->w3 = rows_from(y->w3, t->hidden0, D);
+        rc = cols_copy(m, &y->wo, D, q, t->head0 * hd, t->n_heads * hd);
+        if (rc == INFER_OK)
+            rc = cols_copy(m, &y->w2, D, H, t->hidden0, t->hidden_dim);
+    }
+    m->wcls = rows_from(m->wcls, t->vocab0, D);
+    return rc;
+}
+
+/* ---- loading ------------------------------------------------------------------------------- */
+
+int infer_model_load(const char *path, MPI_Comm comm, infer_model **out) {
+    return infer_model_load_mode(path, INFER_LOAD_RAM, comm, out);
+}
+
+static int load_any(infer_model *m, const char *path, int mode) {
     struct stat sb;
     if (stat(path, &sb) != 0)
         return fail(m, INFER_ERR_IO, "%s: %s", path, strerror(errno));
@@ -377,11 +468,35 @@ int infer_model_load_mode(const char *path, int mode, infer_model **out) {
     return load_llama2c(m, path);
 }
 
+int infer_model_load_mode(const char *path, int mode, MPI_Comm comm, infer_model **out) {
+    *out = NULL;
+    int rank = 0, n_ranks = 1;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &n_ranks);
+    infer_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return INFER_ERR_NOMEM;
+    *out = m;
+    ik_init(NULL);
+    int rc = load_any(m, path, mode);
+    if (rc == INFER_OK)
+        rc = model_slice(m, rank, n_ranks);
+    /* one rank's failure is every rank's, before the next collective */
+    const int all = n_ranks > 1 ? cluster_agree(comm, rc) : rc;
+    if (all != INFER_OK && rc == INFER_OK)
+        rc = fail(m, all < INFER_ERR_NUMERIC ? INFER_ERR_IO : all,
+                  "%s: another rank failed to load it", path);
+    return rc;
+}
+
 void infer_model_free(infer_model *m) {
     if (!m)
         return;
     for (int i = 0; i < m->n_maps; i++)
         munmap(m->maps[i].addr, m->maps[i].len);
+    for (int i = 0; i < m->n_copies; i++)
+        free(m->copies[i]);
+    free(m->copies);
     free(m->layers);
     free(m->data);
     free(m);

@@ -2,10 +2,14 @@
  * from a HF config.json (or a loaded model's config). */
 #include "infer_internal.h"
 
+#include <assert.h>
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <json-c/json.h>
 #include <unistd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int get_int(json_object *o, const char *k, int64_t *v) {
@@ -138,34 +142,105 @@ static int config_from_object(json_object *o, const char *path, infer_config *c,
 
 int infer_config_from_json(const char *path, infer_config *c, int *weight_bytes, char *err,
                            size_t err_bytes) {
-    if (access(path, R_OK) != 0) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
         snprintf(err, err_bytes, "%s: cannot read: %s", path, strerror(errno));
         return INFER_ERR_IO;
     }
-    json_object *o = json_object_from_file(path);
-    if (!o || !json_object_is_type(o, json_type_object)) {
-        snprintf(err, err_bytes, "%s: not a JSON object (%s)", path, json_util_get_last_err());
-        json_object_put(o);
-        return INFER_ERR_FORMAT;
+    size_t cap = 1 << 14, len = 0, got;
+    char *text = malloc(cap);
+    while (text && (got = fread(text + len, 1, cap - len, f)) > 0)
+        if ((len += got) == cap) {
+            char *q = cap < (1u << 26) ? realloc(text, cap *= 2) : NULL;
+            if (!q)
+                free(text);
+            text = q;
+        }
+    const int read_err = ferror(f);
+    fclose(f);
+    if (!text || read_err) {
+        snprintf(err, err_bytes, "%s: %s", path,
+                 !text ? "out of memory (or over 64 MiB)" : "read error");
+        free(text);
+        return !text ? INFER_ERR_NOMEM : INFER_ERR_IO;
     }
-    return config_from_object(o, path, c, weight_bytes, err, err_bytes);
+    int rc = infer_config_parse(text, len, path, c, weight_bytes, err, err_bytes);
+    free(text);
+    return rc;
 }
 
 int infer_config_parse(const char *text, size_t n, const char *name, infer_config *c,
                        int *weight_bytes, char *err, size_t err_bytes) {
-    json_tokener *tk = json_tokener_new();
-    json_object *o = tk && n <= INT32_MAX ? json_tokener_parse_ex(tk, text, (int)n) : NULL;
-    if (o && tk && json_tokener_get_parse_end(tk) != n) { /* trailing bytes */
-        json_object_put(o);
-        o = NULL;
+    if (strspn(text, " \t\r\n") >= n || n == 0) {
+        snprintf(err, err_bytes, "%s: empty file, want a JSON object", name);
+        return INFER_ERR_FORMAT;
     }
+    json_tokener *tk = json_tokener_new();
+    if (!tk || n > INT32_MAX) {
+        snprintf(err, err_bytes, "%s: %s", name, !tk ? "out of memory" : "over 2 GiB");
+        json_tokener_free(tk);
+        return !tk ? INFER_ERR_NOMEM : INFER_ERR_FORMAT;
+    }
+    json_object *o = json_tokener_parse_ex(tk, text, (int)n);
+    const enum json_tokener_error je = json_tokener_get_error(tk);
+    const size_t end = json_tokener_get_parse_end(tk);
     json_tokener_free(tk);
-    if (!o || !json_object_is_type(o, json_type_object)) {
+    if (!o) {
+        snprintf(err, err_bytes, "%s: not JSON: %s at byte %zu", name,
+                 je == json_tokener_continue ? "the text ends inside a value"
+                                             : json_tokener_error_desc(je),
+                 end);
+        return INFER_ERR_FORMAT;
+    }
+    if (end != n && strspn(text + end, " \t\r\n") < n - end) {
+        snprintf(err, err_bytes, "%s: bytes after the JSON object at byte %zu", name, end);
+        json_object_put(o);
+        return INFER_ERR_FORMAT;
+    }
+    if (!json_object_is_type(o, json_type_object)) {
         snprintf(err, err_bytes, "%s: not a JSON object", name);
         json_object_put(o);
         return INFER_ERR_FORMAT;
     }
     return config_from_object(o, name, c, weight_bytes, err, err_bytes);
+}
+
+/* 0 if lo <= v <= hi; else the message names the field and value */
+static int out_of_range(const char *path, const char *field, int64_t v, int64_t lo, int64_t hi,
+                        char *err, size_t err_bytes) {
+    if (v >= lo && v <= hi)
+        return 0;
+    snprintf(err, err_bytes, "%s: %s %lld is out of range [%lld, %lld]", path, field, (long long)v,
+             (long long)lo, (long long)hi);
+    return 1;
+}
+
+/* the sizes one by one, then how they relate; the first failure names field and value */
+static int check_sizes(const char *path, int64_t d, int64_t i, int64_t L, int64_t h, int64_t kv,
+                       int64_t V, int64_t hd, char *err, size_t err_bytes) {
+    if (out_of_range(path, "hidden_size", d, 1, 1 << 20, err, err_bytes) ||
+        out_of_range(path, "intermediate_size", i, 1, 1 << 22, err, err_bytes) ||
+        out_of_range(path, "num_hidden_layers", L, 1, 4096, err, err_bytes) ||
+        out_of_range(path, "num_attention_heads", h, 1, 65536, err, err_bytes) ||
+        out_of_range(path, "num_key_value_heads", kv, 1, h, err, err_bytes) ||
+        out_of_range(path, "vocab_size", V, 1, 1 << 24, err, err_bytes) ||
+        (hd >= 0 && out_of_range(path, "head_dim", hd, 2, 8192, err, err_bytes)))
+        return INFER_ERR_FORMAT;
+    if (h % kv)
+        snprintf(err, err_bytes,
+                 "%s: num_key_value_heads %lld does not divide num_attention_heads %lld", path,
+                 (long long)kv, (long long)h);
+    else if (hd < 0 && d % h)
+        snprintf(err, err_bytes,
+                 "%s: hidden_size %lld is not a multiple of num_attention_heads %lld (and there "
+                 "is no head_dim)",
+                 path, (long long)d, (long long)h);
+    else if ((hd > 0 ? hd : d / h) % 2)
+        snprintf(err, err_bytes, "%s: head_dim %lld is odd (RoPE rotates pairs)", path,
+                 (long long)(hd > 0 ? hd : d / h));
+    else
+        return INFER_OK;
+    return INFER_ERR_FORMAT;
 }
 
 /* takes o */
@@ -187,13 +262,7 @@ static int config_from_object(json_object *o, const char *path, infer_config *c,
     get_int(o, "head_dim", &hd);
     if (kv < 0)
         kv = h;
-    if (d <= 0 || i <= 0 || L <= 0 || h <= 0 || kv <= 0 || V <= 0 || h > 65536 ||
-        (hd < 0 && h > d) || h % kv || (hd < 0 && d % h) || hd == 0 || hd > 8192 ||
-        (hd > 0 ? hd : d / h) % 2 || d > (1 << 20) || i > (1 << 22) || L > 4096 || V > (1 << 24)) {
-        snprintf(err, err_bytes,
-                 "%s: inconsistent sizes (hidden %lld, heads %lld, kv heads %lld, head_dim %lld: "
-                 "kv heads must divide heads, head_dim be even)",
-                 path, (long long)d, (long long)h, (long long)kv, (long long)hd);
+    if (check_sizes(path, d, i, L, h, kv, V, hd, err, err_bytes) != INFER_OK) {
         json_object_put(o);
         return INFER_ERR_FORMAT;
     }
@@ -251,12 +320,75 @@ static uint64_t round_up(uint64_t n, uint64_t m) {
     return (n + m - 1) / m * m;
 }
 
-void infer_plan_make(const infer_config *c, const infer_plan_args *a, infer_plan *p) {
+/* ---- options, shared by infer, perplexity and plan ---------------------------------------- */
+
+infer_opts infer_opts_default(void) {
+    infer_opts o = {0, INFER_DT_F32, INFER_PREFILL_CHUNK, 1, INFER_ACT_F32};
+    return o;
+}
+
+int infer_opts_check(const infer_config *c, const infer_opts *o, int n_ranks, char *err,
+                     size_t err_bytes) {
+    if (o->kv_dtype != INFER_DT_F32 && o->kv_dtype != INFER_DT_BF16)
+        snprintf(err, err_bytes, "kv_dtype %d is not f32 or bf16", o->kv_dtype);
+    else if (o->act_dtype != INFER_ACT_F32 && o->act_dtype != INFER_ACT_BF16)
+        snprintf(err, err_bytes, "act_dtype %d is not f32 or bf16", o->act_dtype);
+    else if (o->max_ctx < 1 || o->max_ctx > INT32_MAX / 2)
+        snprintf(err, err_bytes, "ctx %d is out of range [1, %d]", o->max_ctx, INT32_MAX / 2);
+    else if (o->prefill_chunk < 0 || o->prefill_chunk > (1 << 20))
+        snprintf(err, err_bytes, "prefill chunk %d is out of range [1, %d]", o->prefill_chunk,
+                 1 << 20);
+    else if (o->threads < 0 || o->threads > 1024)
+        snprintf(err, err_bytes, "threads %d is out of range [1, 1024]", o->threads);
+    else if (n_ranks < 1 || c->n_heads % n_ranks)
+        snprintf(err, err_bytes,
+                 "%d tensor-parallel ranks do not divide the model's %d attention heads", n_ranks,
+                 c->n_heads);
+    else if (c->n_kv_heads % n_ranks && n_ranks % c->n_kv_heads)
+        snprintf(err, err_bytes,
+                 "%d tensor-parallel ranks and the model's %d KV heads: neither divides the other",
+                 n_ranks, c->n_kv_heads);
+    else
+        return INFER_OK;
+    return INFER_ERR_ARG;
+}
+
+int infer_config_load(const char *path, infer_config *c, int *weight_bytes, char *err,
+                      size_t err_bytes) {
+    const size_t n = strlen(path);
+    struct stat sb;
+    *weight_bytes = 4;
+    if (n > 4 && !strcmp(path + n - 4, ".bin") && stat(path, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
+        infer_model *m; /* llama2.c: the header, and the file's size checked against it */
+        int st = infer_model_load(path, MPI_COMM_SELF, &m);
+        if (st == INFER_OK)
+            *c = *infer_model_config(m);
+        else
+            snprintf(err, err_bytes, "%s", infer_model_errmsg(m));
+        infer_model_free(m);
+        return st;
+    }
+    char cfg[4200];
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        snprintf(cfg, sizeof cfg, "%s/config.json", path);
+    else
+        snprintf(cfg, sizeof cfg, "%s", path);
+    return infer_config_from_json(cfg, c, weight_bytes, err, err_bytes);
+}
+
+/* ---- the memory plan ---------------------------------------------------------------------- */
+
+void infer_plan_make(const infer_config *c, int weight_bytes, const infer_opts *o, int n_ranks,
+                     infer_plan *p) {
+    assert(o->max_ctx > 0);
     const uint64_t d = (uint64_t)c->dim, I = (uint64_t)c->hidden_dim, L = (uint64_t)c->n_layers;
     const uint64_t hd = (uint64_t)(c->head_dim ? c->head_dim : c->dim / c->n_heads);
-    const uint64_t P = a->tp > 0 ? (uint64_t)a->tp : 1, V = (uint64_t)c->vocab_size;
+    const uint64_t P = n_ranks > 0 ? (uint64_t)n_ranks : 1, V = (uint64_t)c->vocab_size;
     const uint64_t q = (uint64_t)c->n_heads * hd;
-    const uint64_t T = a->threads > 0 ? (uint64_t)a->threads : 1;
+    const uint64_t T = o->threads > 0 ? (uint64_t)o->threads : 1;
+    const uint64_t max_ctx = (uint64_t)o->max_ctx;
+    const uint64_t chunk = o->prefill_chunk > 0 ? (uint64_t)o->prefill_chunk : INFER_PREFILL_CHUNK;
+    const uint64_t kv_elt = o->kv_dtype == INFER_DT_F32 ? 4 : 2;
     /* KV heads: split over ranks; with more ranks than KV heads each rank keeps one (vLLM) */
     const uint64_t kvh = share((uint64_t)c->n_kv_heads, P);
     const uint64_t qr = share(q, P), Ir = share(I, P), Vr = share(V, P), kvr = kvh * hd;
@@ -267,22 +399,22 @@ void infer_plan_make(const infer_config *c, const infer_plan_args *a, infer_plan
      * widened to float32 in memory) */
     const uint64_t per_layer = d * qr + 2 * d * kvr + qr * d + 3 * d * Ir;
     const uint64_t params_rank = Vr * d * (c->shared_classifier ? 1 : 2) + L * per_layer;
-    p->weights_bytes = params_rank * (uint64_t)a->weight_bytes + 4 * (2 * L + 1) * d;
-    const uint64_t ctx = round_up(a->ctx, BK);
-    p->kv_bytes = 2 * L * kvr * ctx * (uint64_t)a->kv_bytes;
+    p->weights_bytes = params_rank * (uint64_t)weight_bytes + 4 * (2 * L + 1) * d;
+    const uint64_t ctx = round_up(max_ctx, BK);
+    p->kv_bytes = 2 * L * kvr * ctx * kv_elt;
     /* float32 activations as infer_state_create allocates them: the chunk's rows (padded to
      * RL) of the residual, norm output, q, k, v, attention output, the MLP's two products, the
-     * RoPE tables; LR rows of logits; decode's per-segment partials; per thread the widened
-     * weight block and the attention scratch; with bf16 activations a bf16 copy of the widest
-     * product input */
-    const uint64_t C = round_up(a->chunk < a->ctx ? a->chunk : a->ctx, RL);
+     * RoPE tables; LR rows of logits; the hd / 2 inverse frequencies (double); decode's per-segment
+     * partials; per thread the widened weight block and the attention scratch; with bf16
+     * activations a bf16 copy of the widest product input */
+    const uint64_t C = round_up(chunk < max_ctx ? chunk : max_ctx, RL);
     const uint64_t G = (uint64_t)(c->n_heads / c->n_kv_heads), R = round_up(QB * G, RM);
-    const uint64_t segs = (a->ctx + SEG - 1) / SEG;
+    const uint64_t segs = (max_ctx + SEG - 1) / SEG;
     uint64_t win = d > Ir ? d : Ir;
     win = win > qr ? win : qr;
-    const uint64_t floats = C * (2 * d + 2 * qr + 2 * kvr + 2 * Ir + hd) + LR * Vr + hd / 2 +
+    const uint64_t floats = C * (2 * d + 2 * qr + 2 * kvr + 2 * Ir + hd) + LR * Vr + hd +
                             kvh * segs * round_up(G, RM) * (hd + 2) +
                             T * (WB * win + 3 * R * hd + R * BK + 2 * BK * hd + 8 * R);
-    p->act_bytes = 4 * floats + (a->act_bf16 ? 2 * C * win : 0);
+    p->act_bytes = 4 * floats + (o->act_dtype == INFER_ACT_BF16 ? 2 * C * win : 0);
     p->total_bytes = p->weights_bytes + p->kv_bytes + p->act_bytes;
 }

@@ -20,7 +20,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         c.rope_type < INFER_ROPE_DEFAULT || c.rope_type > INFER_ROPE_LLAMA3 || (wb != 2 && wb != 4))
         __builtin_trap();
     infer_plan p;
-    infer_plan_args a = {131072, 8, wb, 2, 512, 2, 1};
-    infer_plan_make(&c, &a, &p);
+    infer_opts o = infer_opts_default();
+    o.max_ctx = 131072;
+    o.kv_dtype = INFER_DT_BF16;
+    o.threads = 2;
+    o.act_dtype = INFER_ACT_BF16;
+    (void)infer_opts_check(&c, &o, 8, err, sizeof err);
+    infer_plan_make(&c, wb, &o, 8, &p); /* computable even where infer would refuse the split */
     return 0;
 }

@@ -52,6 +52,9 @@ cp -r "$W/ok" "$W/missing" && edit missing 'h["model.layers.1.mlp.up_proj.bogus"
 expect missing missing "model.layers.1.mlp.up_proj.weight is in none"
 cp -r "$W/ok" "$W/shape" && edit shape 't = h["model.layers.0.self_attn.q_proj.weight"]; t["shape"] = [t["shape"][1], t["shape"][0]] if t["shape"][0] != t["shape"][1] else [t["shape"][0] // 2, t["shape"][1] * 2]'
 expect shape shape "q_proj.weight has shape"
+# a trailing dimension of 1 is still a different shape, and the message shows it (issue 10)
+cp -r "$W/ok" "$W/shape3" && edit shape3 't = h["model.layers.0.self_attn.q_proj.weight"]; t["shape"] = t["shape"] + [1]'
+expect shape3 shape3 "q_proj.weight has shape \[64, 64, 1\]"
 cp -r "$W/ok" "$W/dtype" && edit dtype 't = h["model.norm.weight"]; t["dtype"] = "I8"; t["shape"] = [t["shape"][0] * 4]'
 expect dtype dtype "I8"
 cp -r "$W/ok" "$W/trunc" && truncate -s -100 "$W/trunc/model.safetensors"

@@ -7,7 +7,8 @@
 # 2049 ids, between chunk 512 and a last one-token chunk that splits its keys over 3 threads);
 # they match the float64 reference (ref_forward.py) on the first min(T, 16384) tokens within
 # 1e-4; A's peak RSS (GNU time) is within 10% of `longctx plan` for the same run, once the
-# process's own baseline (RSS of `longctx --version`: code, libraries) is added to the plan.
+# process's own baseline (RSS of `longctx infer --help`: code, libraries, MPI_Init) is added to
+# the plan.
 # usage: test_long_prefill.sh LONGCTX [T]
 set -euo pipefail
 LONGCTX=$1
@@ -77,7 +78,8 @@ if grep -aq -e __asan_init -e __tsan_init -e __msan_init "$LONGCTX"; then
 fi
 plan=$("$LONGCTX" plan --model "$W/m" --ctx "$T" --kv-dtype f32 --prefill-chunk 512 --threads 2)
 total=$($PY -c 'import json,sys; print(json.loads(sys.argv[1])["per_rank"]["total_bytes"])' "$plan")
-/usr/bin/time -f "%M" -o "$W/rss.base" "$LONGCTX" --version > /dev/null
+# the baseline of a command that initialises MPI (as infer does) and allocates nothing
+/usr/bin/time -f "%M" -o "$W/rss.base" "$LONGCTX" infer --help > /dev/null
 rss=$(($(cat "$W/rss.a") * 1024)) base=$(($(cat "$W/rss.base") * 1024))
 $PY - "$rss" "$base" "$total" <<'PY'
 import sys

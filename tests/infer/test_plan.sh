@@ -22,15 +22,18 @@ get() { /usr/bin/python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(e
 n=0
 p=$("$LONGCTX" plan --config "$W/l2.json" --ctx 4096)
 [ "$(get "$p" params)" = 68976648192 ] || { echo "llama2-70b params: $p"; exit 1; }; n=$((n + 1))
-p=$("$LONGCTX" plan --config "$W/l3.json" --ctx 131072)
+p=$("$LONGCTX" plan --config "$W/l3.json" --ctx 131072 --kv-dtype bf16)
 [ "$(get "$p" params)" = 70553706496 ] || { echo "llama3.1-70b params: $p"; exit 1; }; n=$((n + 1))
 [ "$(get "$p" "per_rank['kv_cache_bytes']")" = $((40 << 30)) ] || { echo "KV: $p"; exit 1; }; n=$((n + 1))
 # bf16 weights, and the 161 norm vectors (2 per layer + final) widened to float32 in memory
 [ "$(get "$p" "per_rank['weights_bytes']")" = $((70553706496 * 2 + 161 * 8192 * 2)) ] || { echo "weights: $p"; exit 1; }; n=$((n + 1))
-p=$("$LONGCTX" plan --config "$W/l3.json" --ctx 131072 --tp 8)
+p=$("$LONGCTX" plan --config "$W/l3.json" --ctx 131072 --tp 8 --kv-dtype bf16)
 [ "$(get "$p" "per_rank['kv_cache_bytes']")" = $((5 << 30)) ] || { echo "KV tp8: $p"; exit 1; }; n=$((n + 1))
 p=$("$LONGCTX" plan --config "$W/l3.json" --ctx 131072 --tp 16 --kv-dtype f32)
 [ "$(get "$p" "per_rank['kv_cache_bytes']")" = $((10 << 30)) ] || { echo "KV tp16 f32: $p"; exit 1; }; n=$((n + 1))
+# the default KV cache is infer's: f32, twice the bf16 one
+p=$("$LONGCTX" plan --config "$W/l3.json" --ctx 131072)
+[ "$(get "$p" "per_rank['kv_cache_bytes']")" = $((80 << 30)) ] || { echo "KV default f32: $p"; exit 1; }; n=$((n + 1))
 echo '{"hidden_size": 8}' > "$W/bad.json"
 if "$LONGCTX" plan --config "$W/bad.json" --ctx 8 2> "$W/err"; then exit 1; fi
 grep -q "intermediate_size" "$W/err" || { cat "$W/err"; exit 1; }; n=$((n + 1))

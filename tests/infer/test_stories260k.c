@@ -33,6 +33,7 @@ static int check_row(void *ctx, int pos, const float *lg) {
 }
 
 int main(void) {
+    MPI_Init(NULL, NULL); /* the model and state take a communicator: one rank */
     char path[4096], ref[4096];
     snprintf(path, sizeof path, "%s/models/stories260K/stories260K.bin", check_assets_dir());
     snprintf(ref, sizeof ref, "%s/models/stories260K/reference_logits.f32", check_assets_dir());
@@ -45,10 +46,11 @@ int main(void) {
     static float first[2][33 * 512]; /* by cache dtype: f32, bf16 */
     /* the reference's input_ids and greedy ids (reference.json) */
     infer_model *m;
-    int st = infer_model_load(path, &m);
+    int st = infer_model_load(path, MPI_COMM_SELF, &m);
     CHECK_EQ_INT(st, INFER_OK);
     if (st != INFER_OK) {
         fprintf(stderr, "%s\n", infer_model_errmsg(m));
+        MPI_Finalize();
         return check_exit("test_stories260k");
     }
     const infer_config *c = infer_model_config(m);
@@ -57,7 +59,7 @@ int main(void) {
     CHECK_EQ_INT(c->vocab_size, 512);
     infer_state *s;
     infer_opts o = {64, INFER_DT_F32, 0, 0, INFER_ACT_F32};
-    CHECK_EQ_INT(infer_state_create(m, &o, &s), INFER_OK);
+    CHECK_EQ_INT(infer_state_create(m, &o, MPI_COMM_SELF, &s), INFER_OK);
 
     double worst = 0;
     for (int p = 0; p < 33; p++) {
@@ -81,7 +83,7 @@ int main(void) {
             infer_state_free(s);
             infer_opts po = {64, kv ? INFER_DT_BF16 : INFER_DT_F32, chunks[v], threads[v],
                              INFER_ACT_F32};
-            CHECK_EQ_INT(infer_state_create(m, &po, &s), INFER_OK);
+            CHECK_EQ_INT(infer_state_create(m, &po, MPI_COMM_SELF, &s), INFER_OK);
             static rows_ctx rc;
             memset(&rc, 0, sizeof rc);
             rc.want = want;
@@ -99,7 +101,7 @@ int main(void) {
         }
 
     infer_state_free(s);
-    CHECK_EQ_INT(infer_state_create(m, &o, &s), INFER_OK);
+    CHECK_EQ_INT(infer_state_create(m, &o, MPI_COMM_SELF, &s), INFER_OK);
     uint32_t tok = 1;
     int same = 0;
     for (int p = 0; p < 32; p++) {
@@ -129,9 +131,10 @@ int main(void) {
     fwrite(buf, 1, n, out);
     fclose(in);
     fclose(out);
-    CHECK_EQ_INT(infer_model_load(cut, &m), INFER_ERR_FORMAT);
+    CHECK_EQ_INT(infer_model_load(cut, MPI_COMM_SELF, &m), INFER_ERR_FORMAT);
     CHECK(strstr(infer_model_errmsg(m), "bytes, but the header") != NULL);
     infer_model_free(m);
     remove(cut);
+    MPI_Finalize();
     return check_exit("test_stories260k");
 }

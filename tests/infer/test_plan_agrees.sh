@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# `longctx plan` and what `longctx infer` and `perplexity` allocate, with the same flags: the KV
+# cache and activation bytes in plan's JSON equal the sums of infer_state_create's buffers
+# (the --timings line's kv_bytes and act_bytes), for the defaults (one infer_opts: an f32 KV
+# cache everywhere) and for other chunks, threads, contexts and KV dtypes. stories260K
+# (../shared/assets); plan reads the same .bin.
+# usage: test_plan_agrees.sh LONGCTX
+set -euo pipefail
+LONGCTX=$1
+HERE=$(cd "$(dirname "$0")" && pwd)
+ASSETS=${LONGCTX_ASSETS:-$(cd "$HERE/../../.." && pwd)/shared/assets}
+M=$ASSETS/models/stories260K/stories260K.bin
+[ -f "$M" ] || { echo "SKIP: $M missing"; exit 0; }
+PY=/usr/bin/python3
+W=$(mktemp -d "${TMPDIR:-/tmp}/longctx-agree-XXXXXX")
+trap 'rm -rf "$W"' EXIT
+$PY -c 'print("{\"ids\": [%s]}" % ", ".join(str(1 + i % 500) for i in range(300)))' > "$W/doc.jsonl"
+n=0
+check() { # what plan-json timings-line
+    local want got
+    want=$($PY -c 'import json,sys; p=json.loads(sys.argv[1])["per_rank"]; print(p["kv_cache_bytes"], p["activation_bytes"])' "$2")
+    got=$(sed -n 's/.* kv_bytes=\([0-9]*\) act_bytes=\([0-9]*\).*/\1 \2/p' <<< "$3")
+    [ -n "$got" ] && [ "$want" = "$got" ] || { echo "FAIL $1: plan '$want', allocated '$got'"; exit 1; }
+    n=$((n + 1))
+}
+# ctx, then the run options both commands take
+for opts in "64" "64 --prefill-chunk 16 --threads 2" "200 --kv-dtype bf16 --prefill-chunk 100" \
+    "3000 --threads 3 --kv-dtype f32" "5000 --prefill-chunk 1024"; do
+    ctx=${opts%% *}
+    rest=${opts#"$ctx"}
+    plan=$("$LONGCTX" plan --model "$M" --ctx "$ctx" $rest)
+    "$LONGCTX" infer --model "$M" --prompt-ids 1,2,3 --ctx "$ctx" $rest --timings \
+        > /dev/null 2> "$W/infer.err"
+    check "infer --ctx $opts" "$plan" "$(grep timings "$W/infer.err")"
+    "$LONGCTX" perplexity --model "$M" --input "$W/doc.jsonl" --ctx "$ctx" $rest --timings \
+        > /dev/null 2> "$W/ppl.err"
+    check "perplexity --ctx $opts" "$plan" "$(grep timings "$W/ppl.err")"
+done
+echo "$n passed, 0 failed"
