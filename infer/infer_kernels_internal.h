@@ -149,6 +149,8 @@ static inline uint16_t ik_f32_to_bf16_1(float f) {
 #define IK_EXP_P5 5.0000001201e-1f
 
 static inline float ik_exp_1(float x) {
+    if (x != x) /* NaN stays NaN: (int)n below would be undefined */
+        return x;
     x = x < IK_EXP_LO ? IK_EXP_LO : x > IK_EXP_HI ? IK_EXP_HI : x;
     float n = nearbyintf(x * IK_LOG2E);
     float r = fmaf(n, -IK_LN2_HI, x);

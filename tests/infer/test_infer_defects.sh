@@ -72,31 +72,21 @@ printf '{"ids": [1], "temperature": NaN}\n' > "$W/nan.jsonl"
 expect d8-batch-temp 1 "line 1.*temperature" -- "$LONGCTX" infer --model "$M" --input "$W/nan.jsonl" --output "$W/o.jsonl"
 printf '{"ids": [1], "top_p": 1e999}\n' > "$W/inf.jsonl"
 expect d8-batch-top-p 1 "line 1.*top_p" -- "$LONGCTX" infer --model "$M" --input "$W/inf.jsonl" --output "$W/o.jsonl"
-# (under UBSan, infer_exp.c's exp_scalar converts a NaN to int, undefined behaviour that stops
-# the process before the message: the NaN-weight checks need a build without -fsanitize)
-if grep -aq -e __ubsan_handle "$LONGCTX"; then
-    echo "SKIP d8-nan-*: UBSan build (infer_exp.c: (int) of NaN in exp_scalar)"
-    nan_weights=0
-else
-    nan_weights=1
-fi
-if [ "$nan_weights" = 1 ]; then
-    cp "$M" "$W/nan.bin"
-    # the embedding row of token 5 (dim 64, after the 28-byte header) becomes NaN
-    printf '\x00\x00\xc0\x7f' | dd of="$W/nan.bin" bs=1 seek=$((28 + 4 * 64 * 5)) conv=notrunc 2> /dev/null
-    # (the classifier is the embedding, so logit 5 is NaN from position 0 on, where the hidden state
-    # is still finite; infer computes only the last prompt row, 2, after the NaN embedding at 1)
-    expect d8-nan-infer 1 "non-finite logits at position 2.*the embedding of position 1" -- "$LONGCTX" infer --model "$W/nan.bin" --prompt-ids 1,5,7 --generate 2
-    printf '{"ids": [1, 5, 7, 9]}\n' > "$W/doc.jsonl"
-    expect d8-nan-ppl 1 "non-finite logits at position 0.*hidden states are finite: the final norm or the classifier" -- "$LONGCTX" perplexity --model "$W/nan.bin" --input "$W/doc.jsonl"
-    ok d8-no-nan-json bash -c "! grep -q nan '$W/out'"
-    # a NaN in layer 2's gate (w1): the message names the layer (llama2.c layout: dim 64, hidden
-    # 172, 5 layers, kv dim 32, vocab 512; w1 follows emb, rms_att, wq, wk, wv, wo, rms_ffn)
-    cp "$M" "$W/nan2.bin"
-    off=$((28 + 4 * (512 * 64 + 5 * 64 + 5 * 64 * 64 + 2 * 5 * 64 * 32 + 5 * 64 * 64 + 5 * 64 + 2 * 64 * 172 + 7)))
-    printf '\x00\x00\xc0\x7f' | dd of="$W/nan2.bin" bs=1 seek=$off conv=notrunc 2> /dev/null
-    expect d8-nan-layer 1 "position 0 .*the output of layer 2 at position 0" -- "$LONGCTX" infer --model "$W/nan2.bin" --prompt-ids 1 --generate 2
-fi
+cp "$M" "$W/nan.bin"
+# the embedding row of token 5 (dim 64, after the 28-byte header) becomes NaN
+printf '\x00\x00\xc0\x7f' | dd of="$W/nan.bin" bs=1 seek=$((28 + 4 * 64 * 5)) conv=notrunc 2> /dev/null
+# (the classifier is the embedding, so logit 5 is NaN from position 0 on, where the hidden state
+# is still finite; infer computes only the last prompt row, 2, after the NaN embedding at 1)
+expect d8-nan-infer 1 "non-finite logits at position 2.*the embedding of position 1" -- "$LONGCTX" infer --model "$W/nan.bin" --prompt-ids 1,5,7 --generate 2
+printf '{"ids": [1, 5, 7, 9]}\n' > "$W/doc.jsonl"
+expect d8-nan-ppl 1 "non-finite logits at position 0.*hidden states are finite: the final norm or the classifier" -- "$LONGCTX" perplexity --model "$W/nan.bin" --input "$W/doc.jsonl"
+ok d8-no-nan-json bash -c "! grep -q nan '$W/out'"
+# a NaN in layer 2's gate (w1): the message names the layer (llama2.c layout: dim 64, hidden
+# 172, 5 layers, kv dim 32, vocab 512; w1 follows emb, rms_att, wq, wk, wv, wo, rms_ffn)
+cp "$M" "$W/nan2.bin"
+off=$((28 + 4 * (512 * 64 + 5 * 64 + 5 * 64 * 64 + 2 * 5 * 64 * 32 + 5 * 64 * 64 + 5 * 64 + 2 * 64 * 172 + 7)))
+printf '\x00\x00\xc0\x7f' | dd of="$W/nan2.bin" bs=1 seek=$off conv=notrunc 2> /dev/null
+expect d8-nan-layer 1 "position 0 .*the output of layer 2 at position 0" -- "$LONGCTX" infer --model "$W/nan2.bin" --prompt-ids 1 --generate 2
 
 # 9: a full stdout or output file is a runtime failure
 run_full() { "$LONGCTX" "$@" > /dev/full; }
