@@ -279,9 +279,10 @@ int64_t infer_logits_bad(const float *lg, size_t n);
 
 /* ---- documents and JSON lines (infer_ppl.c) ----------------------------------------------- */
 
-/* A tokenizer the JSON lines reader encodes text fields with (the prep module's). */
+/* The tokenizer module's types (tokenizer.h), for the JSON lines reader's text fields. */
 struct tokenizer;
 struct tok_ctx;
+struct tok_json;
 
 typedef struct infer_doc_reader infer_doc_reader;
 
@@ -341,11 +342,13 @@ typedef struct {
 
 /*! infer_batch_parse() : one line, {"prompt": TEXT} or {"ids": [...]}, with optional
  *  "max_tokens", "temperature", "top_k", "top_p", "seed"; the fields missing keep their value
- *  in *it (the caller fills in the command line's first, ids NULL). tc (may be NULL) encodes
- *  text, BOS first when add_bos. @return INFER_OK, INFER_ERR_FORMAT (err: the field, its value
- *  and why), INFER_ERR_NOMEM. */
-int infer_batch_parse(const char *line, struct tok_ctx *tc, int add_bos, uint64_t vocab,
-                      infer_batch_item *it, char *err, size_t err_bytes);
+ *  in *it (the caller fills in the command line's first, ids NULL). line[0, n_line) has no
+ *  '\n'; j is a tok_json_create("prompt", ...) extractor (tokenizer.h) for the text. tc (may be
+ *  NULL) encodes text, BOS first when add_bos. @return INFER_OK, INFER_ERR_FORMAT (err: the field,
+ * its value and why), INFER_ERR_NOMEM. */
+int infer_batch_parse(const char *line, size_t n_line, struct tok_json *j, struct tok_ctx *tc,
+                      int add_bos, uint64_t vocab, infer_batch_item *it, char *err,
+                      size_t err_bytes);
 void infer_batch_item_free(infer_batch_item *it); /* frees ids; NULL ok */
 
 #endif

@@ -28,8 +28,8 @@ static int num_field(json_object *o, const char *k, double lo, double hi, double
     return 0;
 }
 
-int infer_batch_parse(const char *line, tok_ctx *tc, int add_bos, uint64_t vocab,
-                      infer_batch_item *it, char *err, size_t err_bytes) {
+int infer_batch_parse(const char *line, size_t n_line, tok_json *j, tok_ctx *tc, int add_bos,
+                      uint64_t vocab, infer_batch_item *it, char *err, size_t err_bytes) {
     json_object *o = json_tokener_parse(line), *x;
     int st = INFER_ERR_FORMAT;
     double mt = (double)it->max_tokens, tk = (double)it->top_k;
@@ -51,8 +51,8 @@ int infer_batch_parse(const char *line, tok_ctx *tc, int add_bos, uint64_t vocab
     it->top_k = (long)tk;
     if (json_object_object_get_ex(o, "seed", &x))
         it->seed = (unsigned long long)json_object_get_int64(x);
-    st =
-        infer_json_ids(o, "prompt", tc, add_bos, vocab, &it->ids, &it->cap, &it->n, err, err_bytes);
+    st = infer_json_ids(o, line, n_line, j, "prompt", tc, add_bos, vocab, &it->ids, &it->cap,
+                        &it->n, err, err_bytes);
     if (st == INFER_OK && it->n == 0) {
         snprintf(err, err_bytes, "empty prompt");
         st = INFER_ERR_FORMAT;

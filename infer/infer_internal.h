@@ -121,15 +121,17 @@ void infer_rope_freqs(const infer_config *c, int rot_dim, int64_t seq_len, doubl
 /* ---- JSON lines to ids (infer_ppl.c) ------------------------------------------------------- */
 
 struct json_object;
+struct tok_json;
 
 /* The one place where a .jsonl object becomes token ids, for perplexity's documents and infer's
- * batch prompts: its "ids" (integers below vocab; vocab 0: any uint32), or else its string
- * field text_field encoded with tc (BOS first when add_bos; tc NULL: refused, naming the
- * tokenizer files). *ids (capacity *cap) grows; *n ids. Returns INFER_OK, INFER_ERR_FORMAT
- * (err: what, without file or line) or INFER_ERR_NOMEM. The text part is the one to switch to
- * the tokenizer module's JSON text-field extractor. */
-int infer_json_ids(struct json_object *o, const char *text_field, struct tok_ctx *tc, int add_bos,
-                   uint64_t vocab, uint32_t **ids, uint64_t *cap, uint64_t *n, char *err,
-                   size_t err_bytes);
+ * batch prompts: its "ids" (integers below vocab; vocab 0: any uint32) from o (the line parsed
+ * by json-c), or else the string at j's text path, text_field (j: the tokenizer module's JSON
+ * text-field extractor, the one prep and tokenize use, run on line[0, n_line)), encoded with tc
+ * (BOS first when add_bos; tc NULL: refused, naming the tokenizer files). *ids (capacity *cap)
+ * grows; *n ids. Returns INFER_OK, INFER_ERR_FORMAT (err: what, without file or line) or
+ * INFER_ERR_NOMEM. */
+int infer_json_ids(struct json_object *o, const char *line, size_t n_line, struct tok_json *j,
+                   const char *text_field, struct tok_ctx *tc, int add_bos, uint64_t vocab,
+                   uint32_t **ids, uint64_t *cap, uint64_t *n, char *err, size_t err_bytes);
 
 #endif

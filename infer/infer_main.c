@@ -621,10 +621,13 @@ static int batch_read(const infer_args *a, const infer_model *m, tok_ctx *tc, in
     char *line = NULL, err[512];
     uint64_t lineno = 0;
     int rc = 0;
+    tok_json *json = NULL;
     if (!in) {
         LOG_ERROR("%s: %s", a->batch_in, strerror(errno));
         return EXIT_RUNTIME;
     }
+    if (tok_json_create("prompt", NULL, 0, &json) != TOK_JSON_OK)
+        rc = EXIT_RUNTIME;
     *need = 1;
     while (rc == 0 && getline(&line, &lcap, in) >= 0) {
         lineno++;
@@ -645,7 +648,10 @@ static int batch_read(const infer_args *a, const infer_model *m, tok_ctx *tc, in
         it->top_k = a->top_k;
         it->top_p = a->top_p;
         it->seed = a->seed;
-        if (infer_batch_parse(line, tc, add_bos, V, it, err, sizeof err) != INFER_OK) {
+        size_t n_line = strlen(line);
+        n_line -= n_line > 0 && line[n_line - 1] == '\n';
+        if (infer_batch_parse(line, n_line, json, tc, add_bos, V, it, err, sizeof err) !=
+            INFER_OK) {
             LOG_ERROR("%s: line %llu: %s", a->batch_in, (unsigned long long)lineno, err);
             infer_batch_item_free(it);
             rc = EXIT_RUNTIME;
@@ -657,6 +663,7 @@ static int batch_read(const infer_args *a, const infer_model *m, tok_ctx *tc, in
     }
     free(line);
     fclose(in);
+    tok_json_free(json);
     *items_out = items;
     *n_out = n_items;
     return rc;

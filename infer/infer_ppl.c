@@ -27,8 +27,9 @@ static int grow(uint32_t **ids, uint64_t *cap, uint64_t k) {
     return INFER_OK;
 }
 
-int infer_json_ids(json_object *o, const char *text_field, tok_ctx *tc, int add_bos, uint64_t vocab,
-                   uint32_t **ids, uint64_t *cap, uint64_t *n, char *err, size_t err_bytes) {
+int infer_json_ids(json_object *o, const char *line, size_t n_line, tok_json *j,
+                   const char *text_field, tok_ctx *tc, int add_bos, uint64_t vocab, uint32_t **ids,
+                   uint64_t *cap, uint64_t *n, char *err, size_t err_bytes) {
     json_object *x;
     if (json_object_object_get_ex(o, "ids", &x) && json_object_is_type(x, json_type_array)) {
         const size_t k = json_object_array_length(x);
@@ -52,10 +53,16 @@ int infer_json_ids(json_object *o, const char *text_field, tok_ctx *tc, int add_
         *n = k;
         return INFER_OK;
     }
-    /* the text field: the part to switch to the tokenizer module's extractor */
-    if (!json_object_object_get_ex(o, text_field, &x) ||
-        !json_object_is_type(x, json_type_string)) {
+    tok_json_fields f;
+    const int js = tok_json_extract(j, line, n_line, &f);
+    if (js == TOK_JSON_ERR_NOMEM)
+        return INFER_ERR_NOMEM;
+    if (js == TOK_JSON_ERR_NO_TEXT) {
         snprintf(err, err_bytes, "needs \"%s\" (text) or \"ids\" (array)", text_field);
+        return INFER_ERR_FORMAT;
+    }
+    if (js != TOK_JSON_OK) {
+        snprintf(err, err_bytes, "%s", tok_json_errmsg(j));
         return INFER_ERR_FORMAT;
     }
     if (!tc) {
@@ -69,8 +76,7 @@ int infer_json_ids(json_object *o, const char *text_field, tok_ctx *tc, int add_
     eo.add_bos = add_bos;
     const uint32_t *enc;
     size_t k;
-    if (tokenizer_encode(tc, json_object_get_string(x), (size_t)json_object_get_string_len(x), &eo,
-                         &enc, &k) != TOK_OK ||
+    if (tokenizer_encode(tc, f.text, f.n_text, &eo, &enc, &k) != TOK_OK ||
         grow(ids, cap, k ? k : 1) != INFER_OK) {
         snprintf(err, err_bytes, "out of memory encoding \"%s\"", text_field);
         return INFER_ERR_NOMEM;
@@ -92,7 +98,8 @@ struct infer_doc_reader {
     int done;
     const tokenizer *tok;
     tok_ctx *tc;
-    char *buf; /* (buf_cap) a line, or the whole text file */
+    tok_json *json; /* the "text" field of a jsonl line */
+    char *buf;      /* (buf_cap) a line, or the whole text file */
     size_t buf_cap;
     uint32_t *ids; /* (cap) the current document */
     uint64_t cap;
@@ -121,7 +128,8 @@ int infer_doc_reader_create(const char *path, const tokenizer *tok, infer_doc_re
                                                            : DOC_TEXT;
     r->tok = tok;
     r->buf_cap = 1 << 16;
-    if (!(r->buf = malloc(r->buf_cap)) || (tok && tok_ctx_create(tok, &r->tc) != TOK_OK))
+    if (!(r->buf = malloc(r->buf_cap)) || (tok && tok_ctx_create(tok, &r->tc) != TOK_OK) ||
+        tok_json_create("text", NULL, 0, &r->json) != TOK_JSON_OK)
         return doc_fail(r, INFER_ERR_NOMEM, "%s: out of memory", path);
     if (!(r->f = fopen(path, "rb")))
         return doc_fail(r, INFER_ERR_IO, "%s: %s", path, strerror(errno));
@@ -136,6 +144,7 @@ void infer_doc_reader_free(infer_doc_reader *r) {
     free(r->buf);
     free(r->ids);
     tok_ctx_free(r->tc);
+    tok_json_free(r->json);
     free(r);
 }
 
@@ -195,14 +204,16 @@ int infer_doc_reader_next(infer_doc_reader *r, const uint32_t **ids, uint64_t *n
     if (got < 0)
         return INFER_DONE;
     r->line++;
+    const size_t len = (size_t)got - (got > 0 && r->buf[got - 1] == '\n');
     json_object *o = json_tokener_parse(r->buf);
     char err[384];
     int st = INFER_ERR_FORMAT;
     if (!o || !json_object_is_type(o, json_type_object))
         snprintf(err, sizeof err, "not a JSON object with \"text\" or \"ids\"");
     else
-        st = infer_json_ids(o, "text", r->tc, r->tok && tokenizer_bos_id(r->tok) >= 0, 0, &r->ids,
-                            &r->cap, n, err, sizeof err);
+        st = infer_json_ids(o, r->buf, len, r->json, "text", r->tc,
+                            r->tok && tokenizer_bos_id(r->tok) >= 0, 0, &r->ids, &r->cap, n, err,
+                            sizeof err);
     json_object_put(o);
     if (st != INFER_OK)
         return doc_fail(r, st, "%s: line %llu: %s", r->path, (unsigned long long)r->line, err);

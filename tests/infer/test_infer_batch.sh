@@ -59,6 +59,20 @@ assert r["prompt_tokens"] == int(sys.argv[3]) and "text" in r, r
 PY
     echo "text prompt: $want tokens as longctx tokenize --add-bos, batch agrees, text printed"
     n=$((n + 1))
+    # the text goes through the tokenizer module's JSON extractor (as prep's and tokenize's):
+    # escapes are unescaped, and a line that is not strict RFC 8259 JSON is refused by column
+    printf '{"prompt": "The quick\\u0020brown \\"fox\\"", "max_tokens": 1}\n' > "$W/e.jsonl"
+    printf 'The quick brown "fox"' > "$W/e.txt"
+    "$LONGCTX" infer --model "$W/m" --input "$W/e.jsonl" --output "$W/e.out" 2> /dev/null
+    want_e=$("$LONGCTX" tokenize --tokenizer "$T" --input "$W/e.txt" --add-bos | wc -w)
+    grep -q "\"prompt_tokens\":$want_e," "$W/e.out" || { cat "$W/e.out"; exit 1; }
+    printf '{"prompt": "The quick brown fox", "max_tokens": 1,}\n' > "$W/s.jsonl"
+    if "$LONGCTX" infer --model "$W/m" --input "$W/s.jsonl" --output "$W/s.out" 2> "$W/s.err" ||
+        ! grep -q "s.jsonl: line 1: .*column" "$W/s.err"; then
+        cat "$W/s.err"; exit 1
+    fi
+    echo "batch text: escapes unescaped ($want_e tokens), a non-strict line refused: $(tail -n 1 "$W/s.err")"
+    n=$((n + 1))
 else
     echo "SKIP: $T missing"
 fi
