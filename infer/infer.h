@@ -170,15 +170,15 @@ int infer_prefill(infer_state *s, const uint32_t *ids, int n, int pos0, const ui
  *  @return INFER_OK or INFER_ERR_ARG (token or pos out of range). */
 int infer_forward(infer_state *s, uint32_t token, int pos, const float **logits);
 
-/*! infer_nonfinite_layer() : where non-finite logits came from, after infer_prefill or
- *  infer_forward saw them (infer_logits_bad): re-runs the prefill of ids[0..n) (the sequence
- *  up to the bad position), checking the residual stream after the embedding and after every
- *  layer. *layer, *pos: the first non-finite value's layer (-1 the embedding, l the output of
+/*! infer_state_find_nonfinite() : where non-finite logits came from, after infer_prefill or
+ *  infer_forward saw them (infer_logits_find_nonfinite): re-runs the prefill of ids[0..n) (the
+ * sequence up to the bad position), checking the residual stream after the embedding and after
+ * every layer. *layer, *pos: the first non-finite value's layer (-1 the embedding, l the output of
  *  layer l, n_layers: the residual stayed finite, so the final norm or the classifier) and
  *  position, in the order prefill computes them (chunk by chunk, layer by layer). Overwrites
  *  the KV cache of positions [0, n). Costs one prefill: call it only on failure.
  *  @return INFER_OK or infer_prefill's status. */
-int infer_nonfinite_layer(infer_state *s, const uint32_t *ids, int n, int *layer, int *pos);
+int infer_state_find_nonfinite(infer_state *s, const uint32_t *ids, int n, int *layer, int *pos);
 
 /* the SIMD instruction set the kernels run with (LONGCTX_ISA overrides): "avx512", ... */
 const char *infer_isa(void);
@@ -272,10 +272,10 @@ size_t infer_sample_work_bytes(int n);
 /*! infer_log_prob() : log softmax(lg)[id] in double (log-sum-exp of n float32 logits). */
 double infer_log_prob(const float *lg, size_t n, uint32_t id);
 
-/*! infer_logits_bad() : @return the index of the first non-finite of n logits, or -1. One
- *  pass over the row: callers check every row they use, so NaN weights fail with a position
+/*! infer_logits_find_nonfinite() : @return the index of the first non-finite of n logits, or -1.
+ * One pass over the row: callers check every row they use, so NaN weights fail with a position
  *  rather than sample garbage. */
-int64_t infer_logits_bad(const float *lg, size_t n);
+int64_t infer_logits_find_nonfinite(const float *lg, size_t n);
 
 /* ---- documents and JSON lines (infer_ppl.c) ----------------------------------------------- */
 

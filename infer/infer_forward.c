@@ -88,7 +88,7 @@ struct infer_state {
     uint64_t alloc_bytes; /* the sum of the buffers above (zalloc) */
     MPI_Comm comm;        /* a duplicate of the creator's (valid when has_comm) */
     int has_comm;
-    /* infer_nonfinite_layer: check the residual after the embedding and every layer */
+    /* infer_state_find_nonfinite: check the residual after the embedding and every layer */
     int probe, probe_layer, probe_pos;
 };
 
@@ -631,7 +631,7 @@ static void embed(infer_state *s, const uint32_t *ids, int n) {
                   m->emb.dtype, D);
 }
 
-/* infer_nonfinite_layer's check of the residual stream of n rows at pos0.. after layer l (-1:
+/* infer_state_find_nonfinite's check of the residual stream of n rows at pos0.. after layer l (-1:
  * the embedding); the first non-finite one is kept */
 static void probe(infer_state *s, int l, int n, int pos0) {
     const size_t D = (size_t)s->m->cfg.dim;
@@ -761,7 +761,7 @@ static int probe_none(void *ctx, int pos, const float *logits) {
     return 0;
 }
 
-int infer_nonfinite_layer(infer_state *s, const uint32_t *ids, int n, int *layer, int *pos) {
+int infer_state_find_nonfinite(infer_state *s, const uint32_t *ids, int n, int *layer, int *pos) {
     s->probe = 1;
     s->probe_layer = INT32_MIN;
     const int st = infer_prefill(s, ids, n, 0, NULL, probe_none, NULL);

@@ -325,7 +325,7 @@ static void nonfinite_where(infer_state *s, const uint32_t *ids, size_t n, char 
     int layer, at;
     const int n_layers = infer_model_config(infer_state_model(s))->n_layers;
     where[0] = 0;
-    if (n == 0 || n > INT32_MAX / 2 || infer_nonfinite_layer(s, ids, (int)n, &layer, &at) != 0)
+    if (n == 0 || n > INT32_MAX / 2 || infer_state_find_nonfinite(s, ids, (int)n, &layer, &at) != 0)
         return;
     if (layer < 0)
         snprintf(where, where_bytes, "; the first non-finite value: the embedding of position %d",
@@ -416,7 +416,7 @@ typedef struct {
 /* a prompt row: checked, to the file if wanted, and the last one kept to sample from */
 static int prefill_row(void *ctx, int pos, const float *logits) {
     prefill_sink *p = ctx;
-    if ((p->bad = infer_logits_bad(logits, p->V)) >= 0) {
+    if ((p->bad = infer_logits_find_nonfinite(logits, p->V)) >= 0) {
         p->bad_pos = pos;
         memcpy(p->last, logits, p->V * sizeof(float));
         return INFER_ERR_NUMERIC;
@@ -456,7 +456,7 @@ static int decode(infer_state *s, const uint32_t *prompt, size_t n_prompt, const
         LOG_ERROR("decode at position %d: %s", pos, infer_strerror(st));
         return EXIT_RUNTIME;
     }
-    const int64_t bad = infer_logits_bad(*lg, V);
+    const int64_t bad = infer_logits_find_nonfinite(*lg, V);
     if (bad < 0)
         return 0;
     const size_t n = (size_t)pos + 1;
@@ -604,7 +604,7 @@ static int run(const infer_args *a, infer_model *m, tokenizer *tok, uint32_t *id
 static int last_row(void *ctx, int pos, const float *logits) {
     prefill_sink *p = ctx;
     memcpy(p->last, logits, p->V * sizeof(float));
-    if ((p->bad = infer_logits_bad(logits, p->V)) >= 0) {
+    if ((p->bad = infer_logits_find_nonfinite(logits, p->V)) >= 0) {
         p->bad_pos = pos;
         return INFER_ERR_NUMERIC;
     }

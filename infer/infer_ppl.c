@@ -247,7 +247,7 @@ typedef struct {
 
 static int ppl_row(void *ctx, int pos, const float *lg) {
     ppl_window *w = ctx;
-    if (infer_logits_bad(lg, w->vocab) >= 0) {
+    if (infer_logits_find_nonfinite(lg, w->vocab) >= 0) {
         w->bad_pos = w->begin + (uint64_t)pos;
         return INFER_ERR_NUMERIC;
     }

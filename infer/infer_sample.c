@@ -81,7 +81,7 @@ double infer_log_prob(const float *lg, size_t n, uint32_t id) {
     return (double)lg[id] - mx - log(se);
 }
 
-int64_t infer_logits_bad(const float *lg, size_t n) {
+int64_t infer_logits_find_nonfinite(const float *lg, size_t n) {
     /* the product is NaN when any logit is NaN or infinite: one multiply per logit, and
      * the position of the first only when something is wrong */
     float acc = 0;

@@ -52,8 +52,8 @@ void prep_unit_meta_free(prep_unit_meta *m);
 
 /* The domain of a record: from the JSON path, the path glob rules, or the fixed name. NULL
  * when the record has none (a reject). */
-const char *prep_domain_of(const prep_recipe *r, const prep_input *in, const prep_record *rec,
-                           char *buf, size_t buf_bytes);
+const char *prep_recipe_domain(const prep_recipe *r, const prep_input *in, const prep_record *rec,
+                               char *buf, size_t buf_bytes);
 
 /* Written before the metas of changed units are removed, removed once the old shards are:
  * while it exists, the shards in DIR/L* are not the inputs' (prep_pipeline.c). */
@@ -115,12 +115,12 @@ int prep_pack(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, prep_sel 
               size_t n_sel_root, uint64_t *n_seqs, uint64_t *n_shards, char *err, size_t err_bytes);
 
 /* Rank 0: DIR/manifest.tsv, DIR/stats.json, DIR/report.md + DIR/report/ (tmp + rename). */
-int prep_write_manifest(const prep_opts *o, const prep_input *in, const prep_unit *units,
+int prep_manifest_write(const prep_opts *o, const prep_input *in, const prep_unit *units,
                         const prep_sel *sel, size_t n_sel, const prep_stats *S, char *err,
                         size_t err_bytes);
-int prep_write_stats(const prep_opts *o, const prep_input *in, size_t n_inputs, const prep_stats *S,
+int prep_stats_write(const prep_opts *o, const prep_input *in, size_t n_inputs, const prep_stats *S,
                      const uint64_t *n_seqs, const uint64_t *n_shards, char *err, size_t err_bytes);
-int prep_write_report(const prep_opts *o, const prep_stats *S, const uint64_t *n_seqs,
+int prep_report_write(const prep_opts *o, const prep_stats *S, const uint64_t *n_seqs,
                       const uint64_t *n_shards, char *err, size_t err_bytes);
 
 /* splitmix64's finaliser: a bijection of 64-bit values (so keys of distinct ids differ). */

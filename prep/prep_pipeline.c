@@ -490,11 +490,11 @@ static int stage_check_selection(int rank, const prep_opts *o, const run_state *
 /* 7. Rank 0: manifest, stats, report. */
 static int stage_write_outputs(const prep_opts *o, const run_state *R, char *msg,
                                size_t msg_bytes) {
-    int st = prep_write_manifest(o, R->in, R->units, R->sel, R->n_sel, &R->S, msg, msg_bytes);
+    int st = prep_manifest_write(o, R->in, R->units, R->sel, R->n_sel, &R->S, msg, msg_bytes);
     if (st == PREP_OK)
-        st = prep_write_stats(o, R->in, R->n_in, &R->S, R->n_seqs, R->n_shards, msg, msg_bytes);
+        st = prep_stats_write(o, R->in, R->n_in, &R->S, R->n_seqs, R->n_shards, msg, msg_bytes);
     if (st == PREP_OK)
-        st = prep_write_report(o, &R->S, R->n_seqs, R->n_shards, msg, msg_bytes);
+        st = prep_report_write(o, &R->S, R->n_seqs, R->n_shards, msg, msg_bytes);
     return st;
 }
 

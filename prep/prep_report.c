@@ -29,7 +29,7 @@ static int close_tmp(FILE *f, const char *tmp, const char *path, char *err, size
 
 /* ---- manifest ------------------------------------------------------------------------------ */
 
-int prep_write_manifest(const prep_opts *o, const prep_input *in, const prep_unit *units,
+int prep_manifest_write(const prep_opts *o, const prep_input *in, const prep_unit *units,
                         const prep_sel *sel, size_t n_sel, const prep_stats *S, char *err,
                         size_t err_bytes) {
     char path[4200], tmp[4300];
@@ -80,7 +80,7 @@ static json_object *u64_array(const uint64_t *v, int n) {
     return a;
 }
 
-int prep_write_stats(const prep_opts *o, const prep_input *in, size_t n_inputs, const prep_stats *S,
+int prep_stats_write(const prep_opts *o, const prep_input *in, size_t n_inputs, const prep_stats *S,
                      const uint64_t *n_seqs, const uint64_t *n_shards, char *err,
                      size_t err_bytes) {
     const prep_recipe *R = &o->recipe;
@@ -391,7 +391,7 @@ static int report_markdown(const report_ctx *c, const char *output, const uint64
     return close_tmp(f, tmp, rpath, err, err_bytes);
 }
 
-int prep_write_report(const prep_opts *o, const prep_stats *S, const uint64_t *n_seqs,
+int prep_report_write(const prep_opts *o, const prep_stats *S, const uint64_t *n_seqs,
                       const uint64_t *n_shards, char *err, size_t err_bytes) {
     const int nd = S->n_domains, nb = S->n_buckets;
     report_ctx c = {&o->recipe, S, 0, nb > 1 ? 1 : 0, NULL, NULL};

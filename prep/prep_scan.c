@@ -385,8 +385,8 @@ done:
 
 /* ==== domains ================================================================================*/
 
-const char *prep_domain_of(const prep_recipe *r, const prep_input *in, const prep_record *rec,
-                           char *buf, size_t buf_bytes) {
+const char *prep_recipe_domain(const prep_recipe *r, const prep_input *in, const prep_record *rec,
+                               char *buf, size_t buf_bytes) {
     switch (r->domain_src) {
     case PREP_DOMAIN_JSON:
         if (!rec->domain)
@@ -628,7 +628,7 @@ static int scan_unit(scan_state *s, const prep_input *in, const prep_unit *u, si
             r->member = intern(s, rec.member);
         char dbuf[256];
         const char *dom =
-            rec.reject ? NULL : prep_domain_of(&o->recipe, in, &rec, dbuf, sizeof dbuf);
+            rec.reject ? NULL : prep_recipe_domain(&o->recipe, in, &rec, dbuf, sizeof dbuf);
         if (!rec.reject && !dom)
             r->reject = PREP_REJECT_DOMAIN;
         if (r->reject) {
