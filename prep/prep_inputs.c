@@ -16,17 +16,6 @@
 
 #define SCAN_MAX_DEPTH 128 /* directory levels prep_inputs_scan descends */
 
-static void set_err(char *buf, size_t n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *buf, size_t n, const char *fmt, ...) {
-    if (!buf || n == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, n, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- formats by name ----------------------------------------------------------------------- */
 
 static int ends_with(const char *s, size_t n, const char *suffix) {
@@ -85,7 +74,7 @@ typedef struct {
 
 #define SCAN_FAIL(l, st, ...)                                                                      \
     do {                                                                                           \
-        set_err((l)->err, (l)->err_bytes, __VA_ARGS__);                                            \
+        prep_read_errf((l)->err, (l)->err_bytes, __VA_ARGS__);                                     \
         status = (st);                                                                             \
         goto fail;                                                                                 \
     } while (0)
@@ -175,7 +164,7 @@ int prep_inputs_scan(char *const *paths, int n_paths, prep_input **out, size_t *
                      size_t err_bytes) {
     int status = PREP_READ_OK;
     input_list l = {NULL, 0, 0, err, err_bytes};
-    set_err(err, err_bytes, "%s", "");
+    prep_read_errf(err, err_bytes, "%s", "");
     if (out)
         *out = NULL;
     if (n_out)
@@ -331,7 +320,7 @@ int prep_inputs_find_frames(prep_input *in, size_t n_in, uint64_t min_bytes, cha
         long n = zstd_frames(fd, in[i].bytes, &f);
         close(fd);
         if (n < 0) {
-            set_err(err, err_bytes, "%s: out of memory for its zstd frames", in[i].path);
+            prep_read_errf(err, err_bytes, "%s: out of memory for its zstd frames", in[i].path);
             return PREP_READ_ERR_NOMEM;
         }
         in[i].frames = f;

@@ -95,9 +95,7 @@ struct prep_reader {
     char errmsg[ERRMSG_BYTES];
 };
 
-static void set_err(char *buf, size_t n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *buf, size_t n, const char *fmt, ...) {
+void prep_read_errf(char *buf, size_t n, const char *fmt, ...) {
     if (!buf || n == 0)
         return;
     va_list ap;
@@ -109,7 +107,7 @@ static void set_err(char *buf, size_t n, const char *fmt, ...) {
 /* Records the detail, sets status, and leaves through the function's fail label. */
 #define FAIL(r, st, ...)                                                                           \
     do {                                                                                           \
-        set_err((r)->errmsg, sizeof(r)->errmsg, __VA_ARGS__);                                      \
+        prep_read_errf((r)->errmsg, sizeof(r)->errmsg, __VA_ARGS__);                               \
         status = (st);                                                                             \
         goto fail;                                                                                 \
     } while (0)

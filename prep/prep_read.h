@@ -198,4 +198,9 @@ int prep_reader_next(prep_reader *r, prep_record *rec);
 const char *prep_reader_errmsg(const prep_reader *r);
 void prep_reader_free(prep_reader *r); /* NULL ok */
 
+/* Formats a message into buf[0, n) (nothing when buf is NULL or n is 0): the read stage's
+ * (prep_inputs.c, prep_read.c) one error-detail writer. */
+void prep_read_errf(char *buf, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #endif
