@@ -49,18 +49,26 @@ typedef struct {
     uint64_t item; /* bytes per token in .bin */
 } export_share;
 
-/* MPI_File_write_at for any size (count is an int). */
-static int write_at_all(MPI_File fh, uint64_t off, const void *buf, uint64_t n) {
+/* MPI_File_write_at for any size (count is an int). On failure why (WHY_BYTES) says what the
+ * MPI library said (e.g. MPI_ERR_NO_SPACE on a full disk) or how short the write was. */
+enum { WHY_BYTES = 200 };
+static int write_at_all(MPI_File fh, uint64_t off, const void *buf, uint64_t n, char *why) {
     const uint8_t *p = buf;
     while (n > 0) {
-        int chunk = n > (1u << 30) ? (1 << 30) : (int)n;
+        int chunk = n > (1u << 30) ? (1 << 30) : (int)n, len = 0, done = 0;
         MPI_Status ms;
-        if (MPI_File_write_at(fh, (MPI_Offset)off, p, chunk, MPI_BYTE, &ms) != MPI_SUCCESS)
+        int rc = MPI_File_write_at(fh, (MPI_Offset)off, p, chunk, MPI_BYTE, &ms);
+        if (rc != MPI_SUCCESS) {
+            MPI_Error_string(rc, why, &len);
+            why[len < WHY_BYTES ? len : WHY_BYTES - 1] = 0;
             return -1;
-        int done = 0;
+        }
         MPI_Get_count(&ms, MPI_BYTE, &done);
-        if (done != chunk)
+        if (done != chunk) {
+            snprintf(why, WHY_BYTES, "only %d of %d bytes written (no space left on the device?)",
+                     done, chunk);
             return -1;
+        }
         p += chunk;
         off += (uint64_t)chunk;
         n -= (uint64_t)chunk;
@@ -188,6 +196,7 @@ static int share_write(const export_share *s, int rank, char *const *files, MPI_
     int64_t *doc_idx = malloc((s->local.n_doc_entries + 1) * sizeof *doc_idx);
     const uint64_t buf_cap = 1u << 22;     /* tokens per .bin write */
     uint8_t *buf = malloc(buf_cap * item); /* (buf_cap, item bytes) */
+    char why[WHY_BYTES] = "";
     int st = SHARD_OK;
     if (!lengths || !pointers || !doc_idx || !buf) {
         snprintf(msg, EXPORT_MSG_BYTES, "out of memory");
@@ -225,9 +234,9 @@ static int share_write(const export_share *s, int rank, char *const *files, MPI_
                 buf_n += take;
                 t += take;
                 if (buf_n == buf_cap) {
-                    if (write_at_all(fb, buf_at, buf, buf_n * item) != 0) {
-                        snprintf(msg, EXPORT_MSG_BYTES, "%s: write at offset %llu failed",
-                                 p->bin_tmp, (ull)buf_at);
+                    if (write_at_all(fb, buf_at, buf, buf_n * item, why) != 0) {
+                        snprintf(msg, EXPORT_MSG_BYTES, "%s: write at offset %llu failed: %s",
+                                 p->bin_tmp, (ull)buf_at, why);
                         st = SHARD_ERR_IO;
                         break;
                     }
@@ -240,23 +249,24 @@ static int share_write(const export_share *s, int rank, char *const *files, MPI_
             for (uint64_t k = 0; k < in->n_trailing_doc_starts; k++)
                 doc_idx[n_dx++] = (int64_t)(s->off.n_seqs + seq);
     }
-    if (st == SHARD_OK && buf_n && write_at_all(fb, buf_at, buf, buf_n * item) != 0) {
-        snprintf(msg, EXPORT_MSG_BYTES, "%s: write at offset %llu failed", p->bin_tmp, (ull)buf_at);
+    if (st == SHARD_OK && buf_n && write_at_all(fb, buf_at, buf, buf_n * item, why) != 0) {
+        snprintf(msg, EXPORT_MSG_BYTES, "%s: write at offset %llu failed: %s", p->bin_tmp,
+                 (ull)buf_at, why);
         st = SHARD_ERR_IO;
     }
     if (st == SHARD_OK) {
-        int bad = write_at_all(fi, lengths_at + 4 * s->off.n_seqs, lengths, 4 * seq) ||
-                  write_at_all(fi, pointers_at + 8 * s->off.n_seqs, pointers, 8 * seq) ||
-                  write_at_all(fi, docs_at + 8 * s->off.n_doc_entries, doc_idx, 8 * n_dx);
+        int bad = write_at_all(fi, lengths_at + 4 * s->off.n_seqs, lengths, 4 * seq, why) ||
+                  write_at_all(fi, pointers_at + 8 * s->off.n_seqs, pointers, 8 * seq, why) ||
+                  write_at_all(fi, docs_at + 8 * s->off.n_doc_entries, doc_idx, 8 * n_dx, why);
         if (rank == 0) {
             uint8_t hdr[MEGATRON_HEADER_BYTES];
             int64_t last = (int64_t)N;
             megatron_header_write(hdr, s->dtype, N, D);
-            bad = bad || write_at_all(fi, 0, hdr, sizeof hdr) ||
-                  write_at_all(fi, docs_at + 8 * (D - 1), &last, 8);
+            bad = bad || write_at_all(fi, 0, hdr, sizeof hdr, why) ||
+                  write_at_all(fi, docs_at + 8 * (D - 1), &last, 8, why);
         }
         if (bad) {
-            snprintf(msg, EXPORT_MSG_BYTES, "%s: write failed", p->idx_tmp);
+            snprintf(msg, EXPORT_MSG_BYTES, "%s: write failed: %s", p->idx_tmp, why);
             st = SHARD_ERR_IO;
         }
     }

@@ -5,6 +5,8 @@
 #   prefix      --output that is empty, ends in '/' or names a directory is refused
 #   import_np   import under mpirun -np 2 is refused once, by rank 0, with a clear message
 #   stdout_full every subcommand that prints fails (exit 1) when stdout is /dev/full
+#   full_disk   an export onto a full file system (a small tmpfs; root) fails naming the file and
+#               the cause, keeps the earlier export and leaves no temporary file
 # usage: test_shard_defects.sh CASE LONGCTX GEN_SHARDS MPIEXEC
 set -euo pipefail
 CASE=$1 LONGCTX=$2 GEN=$3 MPIEXEC=$4
@@ -41,6 +43,31 @@ atomic)
     if export_np $np "$W/fresh" "$W/bad.shard" 2> /dev/null; then fail "export succeeded"; fi
     left=$(find "$W" -maxdepth 1 -name 'fresh.*')
     [ -z "$left" ] || fail "-np $np: files left behind: $left"
+  done
+  ;;
+full_disk)
+  [ "$(id -u)" = 0 ] || { echo "SKIP: mounting a tmpfs needs root"; exit 0; }
+  export_np 1 "$W/small" "${S[0]}" 2> /dev/null
+  export_np 1 "$W/big" "${S[@]}" 2> /dev/null
+  pages() { echo $((($(stat -c %s "$1") + 4095) / 4096)); }
+  size=$((($(pages "$W/small.bin") + $(pages "$W/small.idx") + 16) * 4096))
+  big=$(($(stat -c %s "$W/big.bin") + $(stat -c %s "$W/big.idx")))
+  [ "$big" -gt "$size" ] || fail "test data too small: an export of $big bytes fits $size"
+  mkdir "$W/mnt"
+  mount -t tmpfs -o size=$size tmpfs "$W/mnt" 2> /dev/null || { echo "SKIP: cannot mount a tmpfs"; exit 0; }
+  trap 'umount "$W/mnt" 2> /dev/null; rm -rf "$W"' EXIT
+  for np in 1 2; do
+    export_np $np "$W/mnt/ex" "${S[0]}" 2> /dev/null || fail "-np $np: the small export does not fit"
+    cp "$W/mnt/ex.bin" "$W/good.bin"; cp "$W/mnt/ex.idx" "$W/good.idx"
+    if export_np $np "$W/mnt/ex" "${S[@]}" 2> "$W/err"; then fail "-np $np: export onto a full disk succeeded"; fi
+    grep -q "mnt/ex" "$W/err" && grep -q -i "no space" "$W/err" ||
+      { cat "$W/err"; fail "-np $np: the message names neither the file nor the cause"; }
+    cmp "$W/good.bin" "$W/mnt/ex.bin" || fail "-np $np: the failed export replaced ex.bin"
+    cmp "$W/good.idx" "$W/mnt/ex.idx" || fail "-np $np: the failed export replaced ex.idx"
+    left=$(find "$W/mnt" -name 'ex.*' ! -name ex.bin ! -name ex.idx)
+    [ -z "$left" ] || fail "-np $np: files left behind: $left"
+    echo "-np $np: $(grep -i -m1 'no space' "$W/err")"
+    rm -f "$W"/mnt/ex.*
   done
   ;;
 inode)
