@@ -1,6 +1,7 @@
 /* infer_plan.c - memory per rank before anything is loaded: weights, KV cache, activations,
  * from a HF config.json (or a loaded model's config). */
 #include "infer_internal.h"
+#include "tokenizer.h"
 
 #include <assert.h>
 #include <sys/stat.h>
@@ -171,7 +172,7 @@ int infer_config_from_json(const char *path, infer_config *c, int *weight_bytes,
 
 int infer_config_parse(const char *text, size_t n, const char *name, infer_config *c,
                        int *weight_bytes, char *err, size_t err_bytes) {
-    if (strspn(text, " \t\r\n") >= n || n == 0) {
+    if (n == 0 || tok_json_is_blank(text, n)) { /* text is not NUL-terminated: no strspn */
         snprintf(err, err_bytes, "%s: empty file, want a JSON object", name);
         return INFER_ERR_FORMAT;
     }
@@ -192,7 +193,7 @@ int infer_config_parse(const char *text, size_t n, const char *name, infer_confi
                  end);
         return INFER_ERR_FORMAT;
     }
-    if (end != n && strspn(text + end, " \t\r\n") < n - end) {
+    if (end != n && !tok_json_is_blank(text + end, n - end)) {
         snprintf(err, err_bytes, "%s: bytes after the JSON object at byte %zu", name, end);
         json_object_put(o);
         return INFER_ERR_FORMAT;
