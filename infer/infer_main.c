@@ -629,9 +629,11 @@ static int batch_read(const infer_args *a, const infer_model *m, tok_ctx *tc, in
     if (tok_json_create("prompt", NULL, 0, &json) != TOK_JSON_OK)
         rc = EXIT_RUNTIME;
     *need = 1;
-    while (rc == 0 && getline(&line, &lcap, in) >= 0) {
+    ssize_t got;
+    while (rc == 0 && (got = getline(&line, &lcap, in)) >= 0) {
         lineno++;
-        if (strspn(line, " \t\r\n") == strlen(line))
+        const size_t n_line = (size_t)got - (got > 0 && line[got - 1] == '\n');
+        if (tok_json_is_blank(line, n_line)) /* no record, as prep and tokenize skip it */
             continue;
         if (n_items == cap) {
             infer_batch_item *q = realloc(items, (cap = cap ? 2 * cap : 16) * sizeof *q);
@@ -648,8 +650,6 @@ static int batch_read(const infer_args *a, const infer_model *m, tok_ctx *tc, in
         it->top_k = a->top_k;
         it->top_p = a->top_p;
         it->seed = a->seed;
-        size_t n_line = strlen(line);
-        n_line -= n_line > 0 && line[n_line - 1] == '\n';
         if (infer_batch_parse(line, n_line, json, tc, add_bos, V, it, err, sizeof err) !=
             INFER_OK) {
             LOG_ERROR("%s: line %llu: %s", a->batch_in, (unsigned long long)lineno, err);
