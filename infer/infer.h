@@ -5,6 +5,10 @@
  * tensor-parallel ranks); the forward pass runs on one rank until its reductions land. Loads
  * HF model directories (config.json + safetensors, single or sharded; F32, BF16
  * and F16 weights kept in their stored dtype, mapped read-only) and llama2.c legacy checkpoints.
+ * Tensor parallelism (Megatron 1D): the ranks of the communicator given to the loader and the
+ * state each hold a slice of every matrix (q/k/v, gate/up by output rows, o/down by input
+ * columns, embedding and classifier by vocabulary); the forward pass all-reduces after the
+ * attention and the MLP of every layer, and once for the embedding.
  * RoPE: default/ABF, linear, dynamic NTK, YaRN, llama3, with HF rotate_half or adjacent pairing.
  * Attention is tiled with an online softmax (never T x T); prefill runs in chunks, so activation
  * memory is O(chunk); the KV cache is float32 or bfloat16.
@@ -138,10 +142,11 @@ const char *infer_act_name(int act); /* "f32", "bf16" */
 
 /*! infer_state_create() : KV cache, activations and threads (m must outlive it).
  *  Collective over comm, the communicator m was loaded on (the same ranks); the state keeps
- *  a duplicate of it for the forward pass's reductions. More than one rank returns
- *  INFER_ERR_UNSUPPORTED until the forward pass has them.
+ *  a duplicate of it for the forward pass's reductions, and every call on the state below is
+ *  collective over it (every rank calls with the same arguments). One rank's failure to
+ *  allocate is every rank's.
  *  @return INFER_OK, INFER_ERR_ARG (o: see infer_opts_check; comm not m's ranks),
- *  INFER_ERR_NOMEM, INFER_ERR_UNSUPPORTED (act_dtype; more than one rank). */
+ *  INFER_ERR_NOMEM, INFER_ERR_UNSUPPORTED (act_dtype). */
 int infer_state_create(const infer_model *m, const infer_opts *o, MPI_Comm comm, infer_state **out);
 void infer_state_free(infer_state *s); /* NULL ok */
 /*! infer_state_bytes() : what infer_state_create allocated (the sum of its buffers' sizes):
@@ -150,7 +155,18 @@ void infer_state_free(infer_state *s); /* NULL ok */
 void infer_state_bytes(const infer_state *s, uint64_t *kv_bytes, uint64_t *act_bytes);
 const infer_model *infer_state_model(const infer_state *s); /* the model s was created on */
 
-/* Called for each wanted position of infer_prefill with its vocab_size logits (borrowed). */
+/* Communication of the state's forward passes so far (tensor parallelism): collective calls,
+ * bytes this rank contributed, and the seconds spent in them (all zero on one rank). */
+typedef struct {
+    uint64_t calls, bytes;
+    double seconds;
+} infer_comm_stats;
+void infer_state_comm_stats(const infer_state *s, infer_comm_stats *out);
+
+/* Called for each wanted position of infer_prefill with its vocab_size logits (borrowed):
+ * whole rows on every rank (gathered from the ranks' vocabulary slices). Under tensor
+ * parallelism a nonzero return on any rank stops every rank, with the lowest such rank's
+ * value. */
 typedef int (*infer_logits_fn)(void *ctx, int pos, const float *logits);
 
 /*! infer_prefill() :
@@ -166,9 +182,23 @@ int infer_prefill(infer_state *s, const uint32_t *ids, int n, int pos0, const ui
 
 /*! infer_forward() :
  *  One token at position pos (decode: matrix-vector kernels; logits may differ from
- *  infer_prefill's in the last bits). *logits is borrowed from s until the next call.
+ *  infer_prefill's in the last bits). *logits: the whole row (gathered from every rank),
+ *  borrowed from s until the next call.
  *  @return INFER_OK or INFER_ERR_ARG (token or pos out of range). */
 int infer_forward(infer_state *s, uint32_t token, int pos, const float **logits);
+
+/*! infer_forward_sample() :
+ *  infer_forward, then *next as infer_sample draws it from the row, without gathering the row
+ *  where that is not needed: temperature 0 is one arg-max reduction (MPI_MAXLOC, 16 bytes),
+ *  top_k > 0 gathers each rank's top_k (infer_sample_split); only temperature > 0 with top_k 0
+ *  gathers the whole row. Every rank returns the same id. On one rank, exactly infer_forward
+ *  then infer_sample. rng is advanced as infer_sample advances it. Sampling scratch grows on
+ *  the first call that needs more (top_k x ranks candidates and a slice of probabilities; not
+ *  in the memory plan).
+ *  @return INFER_OK, INFER_ERR_ARG, INFER_ERR_NUMERIC (non-finite logits on some rank: call
+ *  infer_forward for the row), INFER_ERR_NOMEM. */
+int infer_forward_sample(infer_state *s, uint32_t token, int pos, float temperature, int top_k,
+                         float top_p, uint64_t *rng, uint32_t *next);
 
 /*! infer_state_find_nonfinite() : where non-finite logits came from, after infer_prefill or
  *  infer_forward saw them (infer_logits_find_nonfinite): re-runs the prefill of ids[0..n) (the
@@ -268,6 +298,20 @@ int infer_sample_check(double temperature, long top_k, double top_p, const char 
 int infer_sample(const float *logits, int n, float temperature, int top_k, float top_p,
                  uint64_t *rng, void *work);
 size_t infer_sample_work_bytes(int n);
+
+/*! infer_sample_split() : infer_sample over a row spread over the ranks of comm, this rank
+ *  holding logits [off, off + n) of it in lg; collective. temperature 0: the arg max (the
+ *  lowest id among equal maxima, as infer_sample). top_k > 0: each rank's top_k by probability
+ *  (exp((l - max) / temperature) as infer_sample computes it) gathered and merged, the
+ *  normaliser summed over the ranks in rank order, then infer_sample's top_p cut and draw: the
+ *  same draw as infer_sample on the whole row except for the normaliser's last bits (the same
+ *  on one rank). *next is the same on every rank. work: infer_sample_split_work_bytes(n_most,
+ *  top_k, n_ranks) bytes, n_most the longest slice. @return INFER_OK, INFER_ERR_ARG
+ *  (temperature > 0 with top_k 0: that needs the whole row), INFER_ERR_NUMERIC (some rank's
+ *  logits are not finite). */
+int infer_sample_split(const float *lg, int n, int off, MPI_Comm comm, float temperature, int top_k,
+                       float top_p, uint64_t *rng, void *work, uint32_t *next);
+size_t infer_sample_split_work_bytes(int n_most, int top_k, int n_ranks);
 
 /*! infer_log_prob() : log softmax(lg)[id] in double (log-sum-exp of n float32 logits). */
 double infer_log_prob(const float *lg, size_t n, uint32_t id);

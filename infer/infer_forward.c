@@ -15,6 +15,7 @@
  * read back from the cache (so a bf16 cache rounds the current chunk's keys too). */
 #include "infer_internal.h"
 #include "infer_kernels.h"
+#include "cluster.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -88,6 +89,15 @@ struct infer_state {
     uint64_t alloc_bytes; /* the sum of the buffers above (zalloc) */
     MPI_Comm comm;        /* a duplicate of the creator's (valid when has_comm) */
     int has_comm;
+    int rank, n_ranks;
+    /* tensor parallelism (n_ranks > 1): the whole rows of logits, gathered from the vocabulary
+     * slices (LR, vocab), the slices as they arrive (ranks, LR, slice), and each rank's slice
+     * length and start */
+    float *lg_full, *lg_stage;
+    int *v_len, *v_off, *g_cnt, *g_off;
+    void *swork; /* sampling scratch, grown on first use (not in the plan: see infer.h) */
+    size_t swork_cap;
+    infer_comm_stats cs_stats;
     /* infer_state_find_nonfinite: check the residual after the embedding and every layer */
     int probe, probe_layer, probe_pos;
 };
@@ -110,14 +120,25 @@ int infer_state_create(const infer_model *m, const infer_opts *o, MPI_Comm comm,
     MPI_Comm_size(comm, &n_ranks);
     if (n_ranks != tp->n_ranks || infer_opts_check(c, o, n_ranks, why, sizeof why) != INFER_OK)
         return INFER_ERR_ARG;
-    if (n_ranks > 1) /* the seams are in place; the reductions of the forward pass are not */
-        return INFER_ERR_UNSUPPORTED;
     const int act_st = infer_act_check(m->dtype, o->act_dtype); /* and ik_init */
     if (act_st != INFER_OK)
         return act_st;
     infer_state *s = calloc(1, sizeof *s);
-    if (!s)
-        return INFER_ERR_NOMEM;
+    int st = s ? INFER_OK : INFER_ERR_NOMEM;
+    if (st == INFER_OK) {
+        if (MPI_Comm_dup(comm, &s->comm) == MPI_SUCCESS)
+            s->has_comm = 1;
+        else
+            st = INFER_ERR_ARG;
+    }
+    if (n_ranks > 1) /* one rank out of memory fails them all, before any collective */
+        st = cluster_agree(comm, st);
+    if (st != INFER_OK) {
+        infer_state_free(s);
+        return st;
+    }
+    s->n_ranks = n_ranks;
+    MPI_Comm_rank(comm, &s->rank);
     s->m = m;
     s->o = *o;
     s->hd = m->head_dim;
@@ -157,11 +178,29 @@ int infer_state_create(const infer_model *m, const infer_opts *o, MPI_Comm comm,
     const int bf16 = o->act_dtype == INFER_ACT_BF16;
     if (bf16)
         s->xh = zalloc(s, C * win, sizeof(uint16_t));
-    int st = s->inv_freq && s->kcache && s->vcache && s->x && s->xb && s->q && s->k && s->v &&
-                     s->ao && s->h1 && s->h3 && s->cs && s->sn && s->lg && s->part && s->th &&
-                     (s->xh || !bf16)
-                 ? infer_pool_create(nt, &s->pool)
-                 : INFER_ERR_NOMEM;
+    if (n_ranks > 1) {
+        const size_t V = (size_t)c->vocab_size, P = (size_t)n_ranks;
+        s->lg_full = zalloc(s, (size_t)LR * V, sizeof(float));
+        s->lg_stage = zalloc(s, (size_t)LR * V, sizeof(float));
+        s->v_len = calloc(4 * P, sizeof(int)); /* not buffers of the run: not counted */
+        if (s->v_len) {
+            s->v_off = s->v_len + P;
+            s->g_cnt = s->v_off + P;
+            s->g_off = s->g_cnt + P;
+            for (int r = 0; r < n_ranks; r++) {
+                infer_split sp;
+                infer_split_make(c, r, n_ranks, &sp);
+                s->v_len[r] = sp.vocab;
+                s->v_off[r] = sp.vocab0;
+            }
+        }
+    }
+    const int tp_ok = n_ranks == 1 || (s->lg_full && s->lg_stage && s->v_len);
+    st = tp_ok && s->inv_freq && s->kcache && s->vcache && s->x && s->xb && s->q && s->k && s->v &&
+                 s->ao && s->h1 && s->h3 && s->cs && s->sn && s->lg && s->part && s->th &&
+                 (s->xh || !bf16)
+             ? infer_pool_create(nt, &s->pool)
+             : INFER_ERR_NOMEM;
     const size_t R = (size_t)pad_rows(QB * (int)G);
     for (int t = 0; st == INFER_OK && t < nt; t++) {
         scratch *w = &s->th[t];
@@ -180,16 +219,13 @@ int infer_state_create(const infer_model *m, const infer_opts *o, MPI_Comm comm,
             !w->tml || !w->mlc || !w->nk)
             st = INFER_ERR_NOMEM;
     }
+    if (n_ranks > 1)
+        st = cluster_agree(s->comm, st);
     if (st != INFER_OK) {
         infer_state_free(s);
         return st;
     }
     infer_rope_freqs(c, s->hd, 0, s->inv_freq, &s->score_mult);
-    if (MPI_Comm_dup(comm, &s->comm) != MPI_SUCCESS) {
-        infer_state_free(s);
-        return INFER_ERR_ARG;
-    }
-    s->has_comm = 1;
     *out = s;
     return INFER_OK;
 }
@@ -241,6 +277,10 @@ void infer_state_free(infer_state *s) {
     free(s->lg);
     free(s->xh);
     free(s->part);
+    free(s->lg_full);
+    free(s->lg_stage);
+    free(s->v_len);
+    free(s->swork);
     if (s->has_comm)
         MPI_Comm_free(&s->comm);
     free(s);
@@ -623,12 +663,82 @@ static void rope_tables(infer_state *s, int n, int pos0) {
         }
 }
 
+/* ---- tensor parallelism: the reductions ---------------------------------------------------- */
+
+static void comm_count(infer_state *s, double t0, size_t bytes) {
+    s->cs_stats.calls++;
+    s->cs_stats.bytes += bytes;
+    s->cs_stats.seconds += cluster_now() - t0;
+}
+
+/* x[0, n) summed over the ranks in place: the partial products of a column-split matrix (wo,
+ * w2), the embedding rows each rank holds. MPI_Allreduce gives every rank the same bits (Open
+ * MPI's algorithms reduce each element once and broadcast it, or combine pairs commutatively),
+ * so the ranks never drift apart; the sum's order, and so its last bits, depend on the rank
+ * count and the algorithm, never on the run. */
+static void tp_sum(infer_state *s, float *x, size_t n) {
+    if (s->n_ranks == 1)
+        return;
+    const double t0 = cluster_now();
+    const size_t most = (size_t)1 << 30; /* MPI counts are int */
+    for (size_t i = 0; i < n; i += most)
+        MPI_Allreduce(MPI_IN_PLACE, x + i, (int)(n - i < most ? n - i : most), MPI_FLOAT, MPI_SUM,
+                      s->comm);
+    comm_count(s, t0, n * sizeof(float));
+}
+
+/* nr rows of this rank's logits (nr, tp.vocab) at lg as whole rows (nr, vocab): lg itself on
+ * one rank, else gathered into lg_full */
+static const float *tp_gather(infer_state *s, const float *lg, int nr) {
+    if (s->n_ranks == 1)
+        return lg;
+    const double t0 = cluster_now();
+    int at = 0;
+    for (int r = 0; r < s->n_ranks; r++) {
+        s->g_cnt[r] = nr * s->v_len[r];
+        s->g_off[r] = at;
+        at += s->g_cnt[r];
+    }
+    MPI_Allgatherv(lg, nr * s->m->tp.vocab, MPI_FLOAT, s->lg_stage, s->g_cnt, s->g_off, MPI_FLOAT,
+                   s->comm);
+    const size_t V = (size_t)s->m->cfg.vocab_size;
+    for (int r = 0; r < s->n_ranks; r++)
+        for (int i = 0; i < nr; i++)
+            memcpy(s->lg_full + (size_t)i * V + (size_t)s->v_off[r],
+                   s->lg_stage + (size_t)s->g_off[r] + (size_t)i * (size_t)s->v_len[r],
+                   (size_t)s->v_len[r] * sizeof(float));
+    comm_count(s, t0, (size_t)at * sizeof(float));
+    return s->lg_full;
+}
+
+/* a status every rank agrees on: the lowest rank's nonzero rc, else 0 (a callback that stops
+ * the run on one rank, say a full disk under rank 0's logits file, stops every rank) */
+static int tp_agree_rc(infer_state *s, int rc) {
+    if (s->n_ranks == 1)
+        return rc;
+    int mine[2] = {rc != 0 ? s->rank : s->n_ranks, rc}, lowest[2];
+    MPI_Allreduce(mine, lowest, 1, MPI_2INT, MPI_MINLOC, s->comm);
+    return lowest[0] < s->n_ranks ? lowest[1] : 0;
+}
+
+void infer_state_comm_stats(const infer_state *s, infer_comm_stats *out) {
+    *out = s->cs_stats;
+}
+
+/* the embeddings of n ids into s->x: each rank holds the rows of its vocabulary slice (the
+ * others stay 0) and the sum over the ranks is the whole row, exactly (x + 0 = x) */
 static void embed(infer_state *s, const uint32_t *ids, int n) {
     const infer_model *m = s->m;
     const size_t D = (size_t)m->cfg.dim, eb = dt_bytes(m->emb.dtype);
-    for (int i = 0; i < n; i++)
-        ik_to_f32(s->x + (size_t)i * D, (const char *)m->emb.p + (size_t)ids[i] * D * eb,
-                  m->emb.dtype, D);
+    const uint32_t v0 = (uint32_t)m->tp.vocab0, nv = (uint32_t)m->tp.vocab;
+    for (int i = 0; i < n; i++) {
+        float *x = s->x + (size_t)i * D;
+        if (ids[i] - v0 < nv)
+            ik_to_f32(x, (const char *)m->emb.p + (size_t)(ids[i] - v0) * D * eb, m->emb.dtype, D);
+        else
+            memset(x, 0, D * sizeof(float));
+    }
+    tp_sum(s, s->x, (size_t)n * D);
 }
 
 /* infer_state_find_nonfinite's check of the residual stream of n rows at pos0.. after layer l (-1:
@@ -670,6 +780,7 @@ static void layers(infer_state *s, int n, int pos0, int decode) {
         store_kv(s, l, n, pos0);
         attention(s, l, n, pos0, decode);
         linear(s, s->xb, s->ao, L->wo, n, D, s->q_dim, decode, 0);
+        tp_sum(s, s->xb, (size_t)n * SD);
         for (size_t i = 0; i < (size_t)n * SD; i++)
             s->x[i] += s->xb[i];
         /* SwiGLU MLP */
@@ -679,6 +790,7 @@ static void layers(infer_state *s, int n, int pos0, int decode) {
         linear(s, s->h3, s->xb, L->w3, n, H, D, decode, 1);
         infer_silu_mul(s->h1, s->h3, (size_t)n * SH);
         linear(s, s->xb, s->h1, L->w2, n, D, H, decode, 0);
+        tp_sum(s, s->xb, (size_t)n * SD);
         for (size_t i = 0; i < (size_t)n * SD; i++)
             s->x[i] += s->xb[i];
         if (s->probe)
@@ -711,7 +823,7 @@ int infer_prefill(infer_state *s, const uint32_t *ids, int n, int pos0, const ui
     if (pos0 == 0)
         s->rope_len = -1; /* a new sequence */
     rope_update(s, (int64_t)pos0 + n);
-    const size_t D = (size_t)c->dim, V = (size_t)m->tp.vocab;
+    const size_t D = (size_t)c->dim, V = (size_t)c->vocab_size; /* gathered rows */
     for (int c0 = 0; c0 < n; c0 += s->chunk) {
         const int cn = c0 + s->chunk < n ? s->chunk : n - c0;
         embed(s, ids + c0, cn);
@@ -728,11 +840,12 @@ int infer_prefill(infer_state *s, const uint32_t *ids, int n, int pos0, const ui
             }
             if (nr == LR || (i == cn && nr > 0)) {
                 linear(s, s->lg, s->xb, m->wcls, nr, m->tp.vocab, c->dim, 0, 0);
-                for (int r = 0; r < nr; r++) {
-                    int rc = fn(ctx, pos0 + c0 + rows[r], s->lg + (size_t)r * V);
-                    if (rc)
-                        return rc;
-                }
+                const float *lg = tp_gather(s, s->lg, nr);
+                int rc = 0;
+                for (int r = 0; rc == 0 && r < nr; r++)
+                    rc = fn(ctx, pos0 + c0 + rows[r], lg + (size_t)r * V);
+                if ((rc = tp_agree_rc(s, rc)) != 0)
+                    return rc;
                 nr = 0;
             }
         }
@@ -740,7 +853,8 @@ int infer_prefill(infer_state *s, const uint32_t *ids, int n, int pos0, const ui
     return INFER_OK;
 }
 
-int infer_forward(infer_state *s, uint32_t token, int pos, const float **logits) {
+/* one token through the model: this rank's slice of its logits in s->lg */
+static int forward_local(infer_state *s, uint32_t token, int pos) {
     const infer_model *m = s->m;
     const infer_config *c = &m->cfg;
     if (token >= (uint32_t)c->vocab_size || pos < 0 || pos >= s->o.max_ctx)
@@ -752,8 +866,54 @@ int infer_forward(infer_state *s, uint32_t token, int pos, const float **logits)
     layers(s, 1, pos, 1);
     rmsnorm(s->xb, s->x, m->rms_final, c->dim, c->rms_eps);
     linear(s, s->lg, s->xb, m->wcls, 1, m->tp.vocab, c->dim, 1, 0);
-    *logits = s->lg;
     return INFER_OK;
+}
+
+int infer_forward(infer_state *s, uint32_t token, int pos, const float **logits) {
+    const int st = forward_local(s, token, pos);
+    if (st == INFER_OK)
+        *logits = tp_gather(s, s->lg, 1);
+    return st;
+}
+
+/* s->swork of at least n bytes. The size depends only on global quantities, so every rank
+ * grows it at the same call, and agrees on the outcome. */
+static int swork_reserve(infer_state *s, size_t n) {
+    if (n <= s->swork_cap)
+        return INFER_OK;
+    void *p = realloc(s->swork, n);
+    int st = p ? INFER_OK : INFER_ERR_NOMEM;
+    if (p) {
+        s->swork = p;
+        s->swork_cap = n;
+    }
+    return s->n_ranks > 1 ? cluster_agree(s->comm, st) : st;
+}
+
+int infer_forward_sample(infer_state *s, uint32_t token, int pos, float temperature, int top_k,
+                         float top_p, uint64_t *rng, uint32_t *next) {
+    int st = forward_local(s, token, pos);
+    if (st != INFER_OK)
+        return st;
+    const infer_config *c = &s->m->cfg;
+    const int P = s->n_ranks, V = c->vocab_size;
+    if (P == 1 || (temperature > 0 && top_k <= 0)) { /* the whole row */
+        const float *lg = tp_gather(s, s->lg, 1);
+        if (infer_logits_find_nonfinite(lg, (size_t)V) >= 0)
+            return INFER_ERR_NUMERIC;
+        if ((st = swork_reserve(s, infer_sample_work_bytes(V))) != INFER_OK)
+            return st;
+        *next = (uint32_t)infer_sample(lg, V, temperature, top_k, top_p, rng, s->swork);
+        return INFER_OK;
+    }
+    const int most = (V + P - 1) / P; /* the longest slice: the same size on every rank */
+    if ((st = swork_reserve(s, infer_sample_split_work_bytes(most, top_k, P))) != INFER_OK)
+        return st;
+    const double t0 = cluster_now();
+    st = infer_sample_split(s->lg, s->m->tp.vocab, s->m->tp.vocab0, s->comm, temperature, top_k,
+                            top_p, rng, s->swork, next);
+    comm_count(s, t0, temperature > 0 ? (size_t)top_k * 8 * (size_t)P : 16);
+    return st;
 }
 
 static int probe_none(void *ctx, int pos, const float *logits) {

@@ -33,7 +33,8 @@ typedef struct {
 /* This rank's share of the model (Megatron-style tensor parallelism): attention heads, KV
  * heads, MLP rows and vocabulary rows, each the ggml slice i0 = rank * ceil(n / n_ranks),
  * i1 = min(i0 + ceil(n / n_ranks), n) (STYLE.md); with more ranks than KV heads each rank
- * keeps the one its query heads use (vLLM). Norms and the embedding stay whole. Every count
+ * keeps the one its query heads use (vLLM). Norms stay whole; the embedding is split by
+ * vocabulary like the classifier. Every count
  * the forward pass uses is a local one; infer_config keeps the global ones. */
 typedef struct {
     int rank, n_ranks;
@@ -49,7 +50,7 @@ struct infer_model {
     infer_split tp;   /* this rank's share: the sizes the forward pass uses */
     int head_dim;     /* resolved */
     int dtype;        /* of the matrices */
-    infer_mat emb;    /* (vocab, dim) whole */
+    infer_mat emb;    /* (tp.vocab, dim): vocabulary rows [tp.vocab0, tp.vocab0 + tp.vocab) */
     infer_mat wcls;   /* (tp.vocab, dim), a slice of the embedding when tied */
     float *rms_final; /* (dim) */
     infer_layer *layers;

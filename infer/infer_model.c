@@ -443,7 +443,10 @@ static int model_slice(infer_model *m, int rank, int n_ranks) {
         if (rc == INFER_OK)
             rc = cols_copy(m, &y->w2, D, H, t->hidden0, t->hidden_dim);
     }
-    m->wcls = rows_from(m->wcls, t->vocab0, D);
+    /* the embedding is split by vocabulary too (the forward pass sums the rows each rank
+     * holds); tied, it is the classifier's slice */
+    m->emb = rows_from(m->emb, t->vocab0, D);
+    m->wcls = m->cfg.shared_classifier ? m->emb : rows_from(m->wcls, t->vocab0, D);
     return rc;
 }
 

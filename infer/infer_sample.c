@@ -3,9 +3,12 @@
  * infer_main.c; the same draws bit for bit. */
 #include "infer.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
+/* the layout of MPI_FLOAT_INT, so that candidates travel as they are */
 typedef struct {
     float p;
     int id;
@@ -22,6 +25,8 @@ static int cmp_prob(const void *a, const void *b) {
     const prob *x = a, *y = b;
     return x->p > y->p ? -1 : x->p < y->p ? 1 : x->id - y->id;
 }
+
+static int draw(const prob *work, int keep, double sum, float top_p, uint64_t *rng);
 
 int infer_sample_check(double temperature, long top_k, double top_p, const char **field) {
     *field = !(temperature >= 0 && isfinite(temperature)) ? "temperature"
@@ -51,7 +56,74 @@ int infer_sample(const float *logits, int n, float temperature, int top_k, float
         sum += work[i].p;
     }
     qsort(work, (size_t)n, sizeof *work, cmp_prob);
-    int keep = top_k > 0 && top_k < n ? top_k : n;
+    return draw(work, top_k > 0 && top_k < n ? top_k : n, sum, top_p, rng);
+}
+
+int infer_sample_split(const float *lg, int n, int off, MPI_Comm comm, float temperature, int top_k,
+                       float top_p, uint64_t *rng, void *work_bytes, uint32_t *next) {
+    struct {
+        double v;
+        int i;
+    } mine = {-INFINITY, INT_MAX}, best; /* MPI_DOUBLE_INT */
+    if (infer_logits_find_nonfinite(lg, (size_t)n) >= 0) {
+        mine.v = INFINITY; /* no finite logit is: the reduction says some rank failed */
+        mine.i = -1;
+    } else if (n > 0) {
+        int b = 0;
+        for (int i = 1; i < n; i++)
+            if (lg[i] > lg[b])
+                b = i;
+        mine.v = lg[b];
+        mine.i = off + b;
+    }
+    /* ties go to the lowest id, as infer_sample's first maximum */
+    MPI_Allreduce(&mine, &best, 1, MPI_DOUBLE_INT, MPI_MAXLOC, comm);
+    if (isinf(best.v))
+        return INFER_ERR_NUMERIC;
+    if (temperature <= 0) {
+        *next = (uint32_t)best.i;
+        return INFER_OK;
+    }
+    if (top_k <= 0)
+        return INFER_ERR_ARG;
+    int P;
+    MPI_Comm_size(comm, &P);
+    prob *w = work_bytes, *send = w + (n > 0 ? n : 1), *cand = send + top_k;
+    double *sums = (double *)(void *)(cand + (size_t)top_k * (size_t)P), sum = 0;
+    const float mx = (float)best.v;
+    for (int i = 0; i < n; i++) {
+        w[i].p = (float)exp((lg[i] - mx) / temperature);
+        w[i].id = off + i;
+        sum += w[i].p;
+    }
+    qsort(w, (size_t)n, sizeof *w, cmp_prob);
+    for (int i = 0; i < top_k; i++) { /* padding sorts last and is never kept */
+        send[i].p = i < n ? w[i].p : -1.0f;
+        send[i].id = i < n ? w[i].id : INT_MAX;
+    }
+    MPI_Allgather(send, top_k, MPI_FLOAT_INT, cand, top_k, MPI_FLOAT_INT, comm);
+    MPI_Allgather(&sum, 1, MPI_DOUBLE, sums, 1, MPI_DOUBLE, comm);
+    double total = 0;
+    for (int r = 0; r < P; r++) /* rank order: the same bits on every rank */
+        total += sums[r];
+    const size_t nc = (size_t)top_k * (size_t)P;
+    qsort(cand, nc, sizeof *cand, cmp_prob);
+    int keep = 0;
+    while (keep < top_k && cand[keep].p >= 0)
+        keep++;
+    *next = (uint32_t)draw(cand, keep, total, top_p, rng);
+    return INFER_OK;
+}
+
+size_t infer_sample_split_work_bytes(int n_most, int top_k, int n_ranks) {
+    const size_t k = (size_t)(top_k > 0 ? top_k : 0);
+    return (size_t)(n_most > 0 ? n_most : 1) * sizeof(prob) + k * sizeof(prob) +
+           k * (size_t)n_ranks * sizeof(prob) + (size_t)n_ranks * sizeof(double) + sizeof(double);
+}
+
+/* the top_p cut of the keep most likely of work (sorted, sum: the normaliser of all) and the
+ * draw */
+static int draw(const prob *work, int keep, double sum, float top_p, uint64_t *rng) {
     double kept = 0;
     for (int i = 0; i < keep; i++) {
         kept += work[i].p / sum;

@@ -2,9 +2,10 @@
  * heads, MLP 172, vocabulary 512): each rank's local counts are ggml's slices (the last MLP
  * share short at 4 ranks is 43 = 172 / 4 exactly; at 2, 86), the KV heads of its query heads,
  * and its weight slices equal the same rows or columns of the whole model loaded on
- * MPI_COMM_SELF (row slices point into it, column slices of wo and w2 are copies). A state is
- * created on one rank; on more, infer_state_create refuses (INFER_ERR_UNSUPPORTED) until the
- * forward pass has its reductions, and a split the heads do not allow is refused at load. */
+ * MPI_COMM_SELF (row slices point into it, column slices of wo and w2 are copies; the
+ * embedding and the tied classifier are one vocabulary slice). A state is created on the
+ * model's ranks and refused on others, and a split the heads do not allow is refused at load.
+ * test_tp_forward runs the forward pass. */
 #include "check.h"
 #include "infer_internal.h"
 
@@ -69,12 +70,12 @@ int main(int argc, char **argv) {
         CHECK(same_block(a->w2, H, b->w2, 0, D, t->hidden0, t->hidden_dim));
     }
     CHECK(same_block(whole->wcls, D, m->wcls, t->vocab0, t->vocab, 0, D));
-    CHECK(same_block(whole->emb, D, m->emb, 0, 512, 0, D)); /* the embedding stays whole */
+    CHECK(same_block(whole->emb, D, m->emb, t->vocab0, t->vocab, 0, D)); /* by vocabulary too */
+    CHECK(m->wcls.p == m->emb.p);                                        /* tied: one slice */
     infer_opts o = infer_opts_default();
     o.max_ctx = 16;
     infer_state *s = NULL;
-    CHECK_EQ_INT(infer_state_create(m, &o, MPI_COMM_WORLD, &s),
-                 P == 1 ? INFER_OK : INFER_ERR_UNSUPPORTED);
+    CHECK_EQ_INT(infer_state_create(m, &o, MPI_COMM_WORLD, &s), INFER_OK);
     infer_state_free(s);
     /* a communicator of other ranks than the model's is refused */
     if (P > 1) {
