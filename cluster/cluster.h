@@ -45,6 +45,10 @@ typedef enum {
  *  Messages above `level` are dropped. Safe to call before MPI_Init (rank 0, n_ranks 1). */
 void cluster_log_setup(const char *tag, int rank, int n_ranks, cluster_log_level level);
 cluster_log_level cluster_log_get_level(void);
+/* The message of the last ERROR line this process logged (without time and tag; "" if none),
+ * into out (always NUL-terminated). Kept whether or not anybody reads this rank's stderr: a
+ * rank hands it to rank 0 with cluster_agree_msg. */
+void cluster_log_last_error(char *out, size_t out_bytes);
 void cluster_log(cluster_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void cluster_vlog(cluster_log_level level, const char *fmt, va_list ap);

@@ -7,6 +7,7 @@
 #include "cluster.h"
 
 #include <assert.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -54,6 +55,13 @@ static struct {
     cluster_log_level level;
 } log_sink = {"longctx", 0, 1, CLUSTER_LOG_INFO};
 
+/* the last error's message, for a rank whose stderr nobody reads to hand to rank 0
+ * (cluster_log_last_error); written by whichever thread logs */
+static struct {
+    pthread_mutex_t lock;
+    char text[LOG_LINE_BYTES];
+} last_error = {PTHREAD_MUTEX_INITIALIZER, ""};
+
 void cluster_log_setup(const char *tag, int rank, int n_ranks, cluster_log_level level) {
     snprintf(log_sink.tag, sizeof(log_sink.tag), "%s", tag && *tag ? tag : "longctx");
     log_sink.rank = rank;
@@ -97,6 +105,20 @@ void cluster_vlog(cluster_log_level level, const char *fmt, va_list ap) {
     line[len] = '\n';
     line[len + 1] = '\0';
     fprintf(stderr, "%s", line);
+    if (level == CLUSTER_LOG_ERROR) {
+        pthread_mutex_lock(&last_error.lock);
+        snprintf(last_error.text, sizeof last_error.text, "%.*s", (int)(len - (size_t)n_prefix),
+                 line + n_prefix);
+        pthread_mutex_unlock(&last_error.lock);
+    }
+}
+
+void cluster_log_last_error(char *out, size_t out_bytes) {
+    if (!out_bytes)
+        return;
+    pthread_mutex_lock(&last_error.lock);
+    snprintf(out, out_bytes, "%s", last_error.text);
+    pthread_mutex_unlock(&last_error.lock);
 }
 
 void cluster_log(cluster_log_level level, const char *fmt, ...) {

@@ -53,8 +53,9 @@ static void usage(FILE *f) {
         "                     --prompt-ids 1,2,3 | --input prompts.jsonl --output results.jsonl)\n"
         "                     [options]\n\n"
         "Runs the prompt through the model (teacher-forced, in chunks), then generates.\n"
-        "Single rank. Prints the generated ids on one line (stdout), then their text when\n"
-        "the model directory has a tokenizer.\n"
+        "Prints the generated ids on one line (stdout), then their text when the model\n"
+        "directory has a tokenizer. Under mpirun/srun the ranks split the model (tensor\n"
+        "parallelism, --tp); rank 0 prints and writes every file.\n"
         "  --model PATH        HF model directory (config.json, safetensors F32/BF16/F16,\n"
         "                      tokenizer.json or tokenizer.model) or llama2.c .bin\n"
         "  --prompt TEXT       text, encoded with the model's tokenizer (BOS added if it\n"
@@ -73,6 +74,10 @@ static void usage(FILE *f) {
     fprintf(
         f,
         "  --load ram|mmap     safetensors into memory (default ram) or mapped\n"
+        "  --tp P              tensor-parallel group size (default: every rank); the world\n"
+        "                      size must be a multiple of P: with --input the groups\n"
+        "                      (replicas) take prompts as they free up, and the results\n"
+        "                      keep the input order\n"
         "  --logits-out FILE   float32 little-endian logits of every prompt position, then\n"
         "                      after each generated token but the last (rows of vocab_size;\n"
         "                      generated token k is drawn from row n_prompt - 1 + k)\n"
@@ -287,13 +292,13 @@ static tokenizer *dir_tokenizer(const char *model) {
 }
 
 /* 1 if the run's plan fits mem_limit; else logs the plan and returns 0 */
-static int plan_fits(const infer_opts *o, uint64_t mem_limit, const infer_model *m) {
+static int plan_fits(const infer_opts *o, uint64_t mem_limit, const infer_model *m, int tp) {
     infer_plan plan;
     const int wbytes = infer_model_weight_dtype(m) == INFER_DT_F32 ? 4 : 2;
-    infer_plan_make(infer_model_config(m), wbytes, o, 1, &plan);
+    infer_plan_make(infer_model_config(m), wbytes, o, tp, &plan);
     if (plan.total_bytes <= mem_limit)
         return 1;
-    LOG_ERROR("the run needs %.2f GiB (weights %.2f, KV cache %.2f for %d positions in %s, "
+    LOG_ERROR("the run needs %.2f GiB per rank (weights %.2f, KV cache %.2f for %d positions in %s, "
               "activations %.2f), more than --mem-limit %.2f GiB; try --kv-dtype bf16, a "
               "smaller --ctx or --prefill-chunk",
               plan.total_bytes / 1073741824.0, plan.weights_bytes / 1073741824.0,
@@ -303,14 +308,16 @@ static int plan_fits(const infer_opts *o, uint64_t mem_limit, const infer_model 
 }
 
 /* the state for o after the checks infer_state_create makes, with their reason; an exit code */
-static int state_create(const infer_model *m, const infer_opts *o, infer_state **s) {
+static int state_create(const infer_model *m, const infer_opts *o, MPI_Comm tp, infer_state **s) {
     char why[256];
+    int n_tp;
     *s = NULL;
-    if (infer_opts_check(infer_model_config(m), o, 1, why, sizeof why) != INFER_OK) {
+    MPI_Comm_size(tp, &n_tp);
+    if (infer_opts_check(infer_model_config(m), o, n_tp, why, sizeof why) != INFER_OK) {
         LOG_ERROR("%s", why);
         return EXIT_USAGE;
     }
-    int st = infer_state_create(m, o, MPI_COMM_SELF, s);
+    int st = infer_state_create(m, o, tp, s);
     if (st != INFER_OK) {
         LOG_ERROR("cannot create the state for %d positions: %s", o->max_ctx, infer_strerror(st));
         return EXIT_RUNTIME;
@@ -359,8 +366,78 @@ static int stdout_done(int rc) {
     return rc;
 }
 
-/* Every command here runs on one rank until tensor parallelism lands: more ranks would run
- * identical copies. MPI_Init first (the commands own MPI, longctx_cli.h); rank 0 says why. */
+/* ==== ranks ===================================================================================*/
+
+/* How the world's ranks divide: tensor-parallel groups of tp_size consecutive ranks (one model
+ * split over them; consecutive, so that a group fills a node before the next: mpirun's and
+ * srun's default block placement), n_replicas = size / tp_size of them. */
+typedef struct {
+    MPI_Comm tp; /* this rank's group (MPI_COMM_SELF at tp_size 1, else owned) */
+    int rank, size, tp_size, tp_rank, replica, n_replicas;
+} ranks;
+
+/* the groups of --tp (0: every rank in one group); an exit code, or -1 to go on */
+static int ranks_make(const char *cmd, long tp, ranks *r) {
+    memset(r, 0, sizeof *r);
+    r->tp = MPI_COMM_SELF;
+    MPI_Comm_rank(MPI_COMM_WORLD, &r->rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &r->size);
+    r->tp_size = tp > 0 ? (int)tp : r->size;
+    if (tp > r->size || r->size % r->tp_size) {
+        fprintf(stderr,
+                "longctx %s: --tp %ld must divide the %d MPI ranks (world size = replicas x "
+                "tensor-parallel size)\n",
+                cmd, tp, r->size);
+        return EXIT_USAGE;
+    }
+    r->replica = r->rank / r->tp_size;
+    r->tp_rank = r->rank % r->tp_size;
+    r->n_replicas = r->size / r->tp_size;
+    if (r->tp_size > 1)
+        MPI_Comm_split(MPI_COMM_WORLD, r->replica, r->tp_rank, &r->tp);
+    return -1;
+}
+
+static void ranks_free(ranks *r) {
+    if (r->tp != MPI_COMM_SELF && r->tp != MPI_COMM_NULL)
+        MPI_Comm_free(&r->tp);
+}
+
+/* rc as every rank of the world sees it: the lowest rank's nonzero rc, else 0 (a file rank 0
+ * could not open stops every rank before the next collective) */
+static int world_rc(int rc) {
+    int size, rank, mine[2], lowest[2];
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (size == 1)
+        return rc;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    mine[0] = rc ? rank : size;
+    mine[1] = rc;
+    MPI_Allreduce(mine, lowest, 1, MPI_2INT, MPI_MINLOC, MPI_COMM_WORLD);
+    return lowest[0] < size ? lowest[1] : 0;
+}
+
+/* infer and perplexity on any number of ranks: every rank runs body; rank 0 alone prints
+ * (stdout and stderr of the others go to /dev/null, unless LONGCTX_LOG_RANKS=all: every failure
+ * reaches rank 0 by agreement, naming the rank it happened on). MPI_Init first (the commands own
+ * MPI, longctx_cli.h). */
+static int all_ranks(int argc, char **argv, int (*body)(int, char **)) {
+    int rank = 0, rc;
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    const char *all = getenv("LONGCTX_LOG_RANKS");
+    if (rank != 0) {
+        if (!freopen("/dev/null", "w", stdout))
+            return EXIT_RUNTIME;
+        if (!(all && !strcmp(all, "all")) && !freopen("/dev/null", "w", stderr))
+            return EXIT_RUNTIME;
+    }
+    rc = body(argc, argv);
+    MPI_Finalize();
+    return rc;
+}
+
+/* plan runs on one rank: more would print identical copies. rank 0 says why. */
 static int one_rank(const char *cmd, int argc, char **argv, int (*body)(int, char **)) {
     int rank = 0, n_ranks = 1, rc;
     MPI_Init(&argc, &argv);
@@ -391,6 +468,8 @@ typedef struct {
     int no_bos, ignore_eos, timings, load;
     infer_opts o; /* max_ctx set per run */
     uint64_t mem_limit;
+    long tp; /* --tp (0: all ranks) */
+    ranks rr;
 } infer_args;
 
 typedef struct {
@@ -525,10 +604,10 @@ static int run(const infer_args *a, infer_model *m, tokenizer *tok, uint32_t *id
     /* the plan before allocating anything big */
     infer_opts o = a->o;
     o.max_ctx = (int)max_ctx;
-    if (!plan_fits(&o, a->mem_limit, m))
+    if (!plan_fits(&o, a->mem_limit, m, a->rr.tp_size))
         return EXIT_RUNTIME;
     infer_state *s = NULL;
-    int rc = state_create(m, &o, &s);
+    int rc = state_create(m, &o, a->rr.tp, &s);
     if (rc)
         return rc;
     logits_sink sink = {NULL, V, 0};
@@ -536,7 +615,8 @@ static int run(const infer_args *a, infer_model *m, tokenizer *tok, uint32_t *id
     void *work = malloc(infer_sample_work_bytes((int)V));
     float *last = malloc(V * sizeof(float));
     uint32_t *gen = malloc(((size_t)a->n_gen + 1) * sizeof *gen);
-    if (a->logits_out && !(sink.f = fopen(a->logits_out, "wb"))) {
+    /* every rank computes every row (gathered); rank 0 writes them */
+    if (a->logits_out && a->rr.rank == 0 && !(sink.f = fopen(a->logits_out, "wb"))) {
         LOG_ERROR("%s: %s", a->logits_out, strerror(errno));
         rc = EXIT_RUNTIME;
     }
@@ -546,6 +626,7 @@ static int run(const infer_args *a, infer_model *m, tokenizer *tok, uint32_t *id
     }
     if (rc == 0 && a->logits_out)
         rc = wanted_positions(a, want, n_prompt);
+    rc = world_rc(rc);
     double t0 = now(), t1 = t0, t2 = t0;
     long n_decode = 0, n_out = 0;
     if (rc == 0) {
@@ -556,22 +637,43 @@ static int run(const infer_args *a, infer_model *m, tokenizer *tok, uint32_t *id
         rc = prefill(s, ids, n_prompt, want, &pf);
         t1 = now();
     }
+    infer_comm_stats c_pre, c_all;
+    infer_state_comm_stats(s, &c_pre);
     uint64_t rng = a->seed;
-    const float *lg = last;
     const int64_t eos = a->ignore_eos ? -1 : cfg->eos_id;
+    const float temp = (float)a->temp, top_p = (float)a->top_p;
+    uint32_t next = 0;
+    if (rc == 0 && a->n_gen > 0)
+        next = (uint32_t)infer_sample(last, (int)V, temp, (int)a->top_k, top_p, &rng, work);
     for (long g = 0; rc == 0 && g < a->n_gen; g++) {
-        int next =
-            infer_sample(lg, (int)V, (float)a->temp, (int)a->top_k, (float)a->top_p, &rng, work);
-        printf(g ? " %d" : "%d", next);
-        gen[n_out++] = (uint32_t)next;
-        if (next == eos || g + 1 == a->n_gen)
+        printf(g ? " %u" : "%u", next);
+        gen[n_out++] = next;
+        if ((int64_t)next == eos || g + 1 == a->n_gen)
             break;
-        rc = decode(s, ids, n_prompt, gen, (int)(n_prompt + (size_t)g), &lg, V);
+        const int pos = (int)(n_prompt + (size_t)g);
         n_decode++;
-        if (rc == 0)
-            write_row(&sink, lg);
+        if (a->logits_out) { /* the whole row, for the file */
+            const float *lg;
+            rc = decode(s, ids, n_prompt, gen, pos, &lg, V);
+            if (rc == 0) {
+                write_row(&sink, lg);
+                next = (uint32_t)infer_sample(lg, (int)V, temp, (int)a->top_k, top_p, &rng, work);
+            }
+            continue;
+        }
+        /* no row gathered where the sampler does not need it (tensor parallelism) */
+        int st = infer_forward_sample(s, next, pos, temp, (int)a->top_k, top_p, &rng, &next);
+        if (st == INFER_ERR_NUMERIC) { /* again, with the row, to say where */
+            const float *lg;
+            rc = decode(s, ids, n_prompt, gen, pos, &lg, V);
+            rc = rc ? rc : EXIT_RUNTIME;
+        } else if (st != INFER_OK) {
+            LOG_ERROR("decode at position %d: %s", pos, infer_strerror(st));
+            rc = EXIT_RUNTIME;
+        }
     }
     t2 = now();
+    infer_state_comm_stats(s, &c_all);
     if (n_out > 0)
         putchar('\n');
     if (rc == 0 && tok && n_out > 0)
@@ -582,10 +684,13 @@ static int run(const infer_args *a, infer_model *m, tokenizer *tok, uint32_t *id
         infer_state_bytes(s, &kv_bytes, &act_bytes);
         fprintf(stderr,
                 "timings: prefill_tokens=%zu prefill_s=%.6f decode_tokens=%ld decode_s=%.6f "
-                "threads=%d kv=%s act=%s isa=%s kv_bytes=%llu act_bytes=%llu\n",
+                "threads=%d kv=%s act=%s isa=%s kv_bytes=%llu act_bytes=%llu tp=%d "
+                "comm_prefill_s=%.6f comm_decode_s=%.6f comm_calls=%llu comm_bytes=%llu\n",
                 n_prompt, t1 - t0, n_decode, t2 - t1, o.threads ? o.threads : 1,
                 dtype_name(o.kv_dtype), infer_act_name(o.act_dtype), infer_isa(),
-                (unsigned long long)kv_bytes, (unsigned long long)act_bytes);
+                (unsigned long long)kv_bytes, (unsigned long long)act_bytes, a->rr.tp_size,
+                c_pre.seconds, c_all.seconds - c_pre.seconds, (unsigned long long)c_all.calls,
+                (unsigned long long)c_all.bytes);
     }
     if (sink.f && (fclose(sink.f) != 0 || sink.failed) && rc == 0) {
         LOG_ERROR("%s: %s", a->logits_out, strerror(errno));
@@ -669,9 +774,127 @@ static int batch_read(const infer_args *a, const infer_model *m, tok_ctx *tc, in
     return rc;
 }
 
+/* Results of the replicas, for rank 0 to write in input order: records of (item, bytes) */
+typedef struct {
+    char *p;
+    size_t n, cap;
+} blob;
+
+static int blob_add(blob *b, uint64_t item, const void *bytes, uint64_t n) {
+    const size_t need = b->n + 16 + (size_t)n;
+    if (need > b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 4096;
+        cap = cap < need ? need : cap;
+        char *q = realloc(b->p, cap);
+        if (!q)
+            return EXIT_RUNTIME;
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, &item, 8);
+    memcpy(b->p + b->n + 8, &n, 8);
+    memcpy(b->p + b->n + 16, bytes, (size_t)n);
+    b->n = need;
+    return 0;
+}
+
+/* every rank's blob to rank 0, concatenated in rank order (collective over the world); *all
+ * on rank 0 (malloc'd, *n_all bytes); an exit code (a blob past MPI's int counts, 2 GiB, is
+ * refused) */
+static int blob_gather(const blob *mine, char **all, size_t *n_all) {
+    int size, rank;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    long long n = (long long)mine->n, *ns = rank == 0 ? malloc((size_t)size * sizeof *ns) : NULL;
+    int *cnt = rank == 0 ? malloc((size_t)size * sizeof *cnt) : NULL;
+    int *off = rank == 0 ? malloc((size_t)size * sizeof *off) : NULL;
+    MPI_Gather(&n, 1, MPI_LONG_LONG, ns, 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
+    int rc = 0;
+    long long total = 0;
+    if (rank == 0) {
+        for (int r = 0; ns && r < size; r++)
+            total += ns[r];
+        *all = ns && cnt && off && total < INT32_MAX ? malloc((size_t)total + 1) : NULL;
+        for (int r = 0, at = 0; *all && r < size; at += cnt[r], r++) {
+            cnt[r] = (int)ns[r];
+            off[r] = at;
+        }
+        if (!*all) {
+            LOG_ERROR("cannot gather %lld bytes of results on rank 0", total);
+            rc = EXIT_RUNTIME;
+        }
+    }
+    rc = world_rc(rc);
+    if (rc == 0)
+        MPI_Gatherv(mine->p, (int)mine->n, MPI_BYTE, rank == 0 ? *all : NULL, cnt, off, MPI_BYTE,
+                    0, MPI_COMM_WORLD);
+    if (rank == 0)
+        *n_all = (size_t)total;
+    free(ns);
+    free(cnt);
+    free(off);
+    return rc;
+}
+
+/* the records of a gathered blob, by item: (*rec)[i] points at item i's record (NULL if no
+ * replica did it); items < n_items */
+static int blob_index(const char *all, size_t n_all, uint64_t n_items, const char ***rec) {
+    *rec = calloc(n_items ? n_items : 1, sizeof **rec);
+    if (!*rec)
+        return EXIT_RUNTIME;
+    for (size_t at = 0; at + 16 <= n_all;) {
+        uint64_t item, n;
+        memcpy(&item, all + at, 8);
+        memcpy(&n, all + at + 8, 8);
+        if (item < n_items)
+            (*rec)[item] = all + at;
+        at += 16 + (size_t)n;
+    }
+    return 0;
+}
+
+/* The replicas take items 0, 1, ... as they free up: a group's rank 0 draws the next from q
+ * (a shared counter on world rank 0), its group learns it by broadcast. UINT64_MAX: no more
+ * (stop: this group stops drawing, after a failure). Collective over the group. */
+static uint64_t next_item(const ranks *rr, cluster_queue *q, int stop) {
+    uint64_t item = UINT64_MAX;
+    if (rr->tp_rank == 0 && !stop && cluster_queue_next(q, &item) != CLUSTER_OK)
+        item = UINT64_MAX;
+    if (rr->tp_size > 1)
+        MPI_Bcast(&item, 1, MPI_UINT64_T, 0, rr->tp);
+    return item;
+}
+
+/* rc as every rank of the tensor-parallel group sees it (the largest exit code) */
+static int group_rc(const ranks *rr, int rc) {
+    int all = rc;
+    if (rr->tp_size > 1)
+        MPI_Allreduce(&rc, &all, 1, MPI_INT, MPI_MAX, rr->tp);
+    return all;
+}
+
+/* A failure on any rank of the world, with its message, for rank 0 to print (the others' stderr
+ * goes nowhere): rc and the lowest failing rank's last error reach every rank; rank 0 logs it
+ * when it is not its own. Collective over the world. */
+static int world_failure(int rc) {
+    int size;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (size == 1)
+        return rc;
+    char msg[1024] = "", got[1024];
+    if (rc)
+        cluster_log_last_error(msg, sizeof msg);
+    int failed = -1, rank;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    const int st = cluster_agree_msg(MPI_COMM_WORLD, rc ? -rc : 0, msg, got, sizeof got, &failed);
+    if (st < 0 && rank == 0 && failed != 0)
+        LOG_ERROR("rank %d failed: %s", failed, got[0] ? got : "(no message)");
+    return st < 0 ? -st : 0;
+}
+
 /* one item's result line, {"index", "prompt_tokens", "ids", "logprobs", "text",
- * "finish_reason"}; an exit code */
-static int batch_write(FILE *out, tok_ctx *tc, size_t i, const infer_batch_item *it,
+ * "finish_reason"}, to out, or to b (replicas); an exit code */
+static int batch_write(FILE *out, blob *b, tok_ctx *tc, size_t i, const infer_batch_item *it,
                        const uint32_t *gen, const double *lp, long k, const char *finish) {
     json_object *r = json_object_new_object(), *ids = json_object_new_array(),
                 *lps = json_object_new_array();
@@ -690,7 +913,11 @@ static int batch_write(FILE *out, tok_ctx *tc, size_t i, const infer_batch_item 
             json_object_object_add(r, "text", json_object_new_string_len(text, (int)nt));
     }
     json_object_object_add(r, "finish_reason", json_object_new_string(finish));
-    int rc = fprintf(out, "%s\n", json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN)) < 0;
+    size_t n;
+    const char *line = json_object_to_json_string_length(r, JSON_C_TO_STRING_PLAIN, &n);
+    int rc = out   ? fprintf(out, "%s\n", line) < 0
+             : b   ? blob_add(b, (uint64_t)i, line, n) != 0
+                   : 0;
     json_object_put(r);
     return rc ? EXIT_RUNTIME : 0;
 }
@@ -753,7 +980,7 @@ static int run_batch(const infer_args *a, infer_model *m, tokenizer *tok) {
     }
     infer_opts o = a->o;
     o.max_ctx = (int)max_ctx;
-    if (rc == 0 && !plan_fits(&o, a->mem_limit, m))
+    if (rc == 0 && !plan_fits(&o, a->mem_limit, m, a->rr.tp_size))
         rc = EXIT_RUNTIME;
     infer_state *s = NULL;
     float *last = malloc(V * sizeof(float));
@@ -762,15 +989,29 @@ static int run_batch(const infer_args *a, infer_model *m, tokenizer *tok) {
         LOG_ERROR("out of memory for %ld positions", max_ctx);
         rc = EXIT_RUNTIME;
     }
+    rc = world_rc(rc); /* every rank read the same lines: this is for memory */
     if (rc == 0)
-        rc = state_create(m, &o, &s);
-    if (rc == 0 && !(out = fopen(a->batch_out, "wb"))) {
+        rc = state_create(m, &o, a->rr.tp, &s);
+    const ranks *rr = &a->rr;
+    if (rc == 0 && rr->rank == 0 && !(out = fopen(a->batch_out, "wb"))) {
         LOG_ERROR("%s: %s", a->batch_out, strerror(errno));
+        rc = EXIT_RUNTIME;
+    }
+    rc = world_rc(rc);
+    /* One replica: rank 0 writes each result as it comes. More: each group's rank 0 keeps its
+     * results, and rank 0 writes them all in input order at the end. */
+    cluster_queue *q = NULL;
+    blob mine = {0};
+    if (rc == 0 && rr->n_replicas > 1 && cluster_queue_create(MPI_COMM_WORLD, n_items, &q) != 0) {
+        LOG_ERROR("cannot create the work queue of the replicas");
         rc = EXIT_RUNTIME;
     }
     uint32_t *gen = NULL;
     double *lp = NULL;
-    for (size_t i = 0; rc == 0 && i < n_items; i++) {
+    for (uint64_t step = 0; rc == 0; step++) {
+        const uint64_t i = rr->n_replicas > 1 ? next_item(rr, q, 0) : step;
+        if (i >= n_items)
+            break;
         const infer_batch_item *it = &items[i];
         free(gen);
         free(lp);
@@ -778,18 +1019,45 @@ static int run_batch(const infer_args *a, infer_model *m, tokenizer *tok) {
         lp = malloc(((size_t)it->max_tokens + 1) * sizeof *lp);
         long k = 0;
         const char *finish = "length";
-        rc = !gen || !lp
-                 ? EXIT_RUNTIME
-                 : batch_generate(a, s, it, V, cfg->eos_id, last, work, gen, lp, &k, &finish);
+        rc = group_rc(rr, !gen || !lp ? EXIT_RUNTIME : 0);
         if (rc == 0)
-            rc = batch_write(out, tc, i, it, gen, lp, k, finish);
+            rc = batch_generate(a, s, it, V, cfg->eos_id, last, work, gen, lp, &k, &finish);
+        if (rc == 0 && rr->tp_rank == 0)
+            rc = rr->n_replicas > 1 ? batch_write(NULL, &mine, tc, i, it, gen, lp, k, finish)
+                                    : batch_write(out, NULL, tc, i, it, gen, lp, k, finish);
+        rc = group_rc(rr, rc); /* a write that failed on the group's rank 0 stops the group */
     }
+    cluster_queue_free(q);
+    rc = world_failure(rc);
+    if (rr->n_replicas > 1 && rc == 0) { /* the results to rank 0, in input order */
+        char *all = NULL;
+        size_t n_all = 0;
+        const char **rec = NULL;
+        rc = blob_gather(&mine, &all, &n_all);
+        errno = 0;
+        if (rc == 0 && rr->rank == 0 && (rc = blob_index(all, n_all, n_items, &rec)) == 0)
+            for (uint64_t i = 0; rc == 0 && i < n_items; i++) {
+                uint64_t n = 0;
+                if (rec[i])
+                    memcpy(&n, rec[i] + 8, 8);
+                if (!rec[i] || fwrite(rec[i] + 16, 1, (size_t)n, out) != n || fputc('\n', out) < 0)
+                    rc = EXIT_RUNTIME;
+            }
+        if (rc && rr->rank == 0)
+            LOG_ERROR("%s: %s", a->batch_out, errno ? strerror(errno) : "a result is missing");
+        free(rec);
+        free(all);
+    }
+    free(mine.p);
     if (out && fclose(out) != 0 && rc == 0) {
         LOG_ERROR("%s: %s", a->batch_out, strerror(errno));
         rc = EXIT_RUNTIME;
     }
+    rc = world_rc(rc);
     if (rc == 0)
-        LOG_INFO("%zu prompts from %s, results in %s", n_items, a->batch_in, a->batch_out);
+        LOG_INFO("%zu prompts from %s, results in %s (%d replica%s of tensor-parallel size %d)",
+                 n_items, a->batch_in, a->batch_out, rr->n_replicas, rr->n_replicas > 1 ? "s" : "",
+                 rr->tp_size);
     for (size_t i = 0; i < n_items; i++)
         infer_batch_item_free(&items[i]);
     free(items);
@@ -831,6 +1099,7 @@ static int infer_parse(int argc, char **argv, infer_args *a) {
                                          {"input", required_argument, NULL, 'I'},
                                          {"output", required_argument, NULL, 'O'},
                                          {"load", required_argument, NULL, 'W'},
+                                         {"tp", required_argument, NULL, 'X'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c, r;
@@ -902,6 +1171,13 @@ static int infer_parse(int argc, char **argv, infer_args *a) {
             break;
         case 'O':
             a->batch_out = optarg;
+            break;
+        case 'X':
+            a->tp = strtol(optarg, &end, 10);
+            if (!*end && a->tp < 1) {
+                fprintf(stderr, "longctx infer: --tp wants a size >= 1\n");
+                return EXIT_USAGE;
+            }
             break;
         case 'h':
             usage(stdout);
@@ -1001,8 +1277,9 @@ static int prompt_text(const infer_args *a, tokenizer *tok, uint32_t **ids, size
     return rc;
 }
 
+static int infer_body(infer_args *a_in);
+
 static int infer_cmd(int argc, char **argv) {
-    cluster_log_setup("infer", 0, 1, CLUSTER_LOG_INFO);
     infer_args a = {0};
     a.top_p = 1.0;
     a.o = infer_opts_default();
@@ -1010,12 +1287,31 @@ static int infer_cmd(int argc, char **argv) {
     int rc = infer_parse(argc, argv, &a);
     if (rc >= 0)
         return rc;
+    if ((rc = ranks_make("infer", a.tp, &a.rr)) >= 0)
+        return rc;
+    cluster_log_setup("infer", a.rr.rank, a.rr.size, CLUSTER_LOG_INFO);
+    if (a.rr.n_replicas > 1 && !a.batch_in) {
+        fprintf(stderr,
+                "longctx infer: %d ranks with --tp %d make %d replicas; one prompt runs on one "
+                "tensor-parallel group: start %d ranks, or give --input prompts.jsonl\n",
+                a.rr.size, a.rr.tp_size, a.rr.n_replicas, a.rr.tp_size);
+        ranks_free(&a.rr);
+        return EXIT_USAGE;
+    }
+    rc = infer_body(&a);
+    ranks_free(&a.rr);
+    return rc;
+}
+
+static int infer_body(infer_args *a_in) {
+    infer_args a = *a_in;
+    int rc;
     uint32_t *ids = NULL;
     size_t n_prompt = 0;
     if (a.ids_arg && (rc = prompt_ids(a.ids_arg, &ids, &n_prompt)) >= 0)
         return rc;
     infer_model *m;
-    int st = infer_model_load_mode(a.model, a.load, MPI_COMM_SELF, &m);
+    int st = infer_model_load_mode(a.model, a.load, a.rr.tp, &m);
     if (st != INFER_OK || !act_dtype_ok(a.o.act_dtype, m, a.model)) {
         if (st != INFER_OK)
             LOG_ERROR("%s: %s", infer_strerror(st), infer_model_errmsg(m));
@@ -1036,7 +1332,7 @@ static int infer_cmd(int argc, char **argv) {
 }
 
 int infer_main(int argc, char **argv) {
-    return one_rank("infer", argc, argv, infer_cmd);
+    return all_ranks(argc, argv, infer_cmd);
 }
 
 /* ==== plan ====================================================================================*/
@@ -1164,6 +1460,10 @@ static void ppl_usage(FILE *f) {
             "  --ctx N             window length (default: the model's max_position_embeddings)\n"
             "  --stride S          window step, 1..N (default N: disjoint windows)\n"
             "  --per-token FILE    float64 little-endian NLL of every scored token, in order\n"
+            "  --tp P              tensor-parallel group size under mpirun (default: every\n"
+            "                      rank); more ranks make replicas that take documents as they\n"
+            "                      free up; documents are summed in input order, so the result\n"
+            "                      does not depend on the rank count\n"
             "  --timings           the bytes the KV cache and activations took, on stderr\n");
     opts_usage(f, 1);
 }
@@ -1173,19 +1473,14 @@ typedef struct {
     int failed;
 } nll_sink;
 
-static int write_nll(void *ctx, double nll) {
-    nll_sink *k = ctx;
-    if (k->f && fwrite(&nll, sizeof nll, 1, k->f) != 1)
-        k->failed = 1;
-    return 0;
-}
-
 typedef struct {
     const char *model, *input, *per_token;
     long ctx, stride;
     int timings;
     infer_opts o;
     uint64_t mem_limit;
+    long tp; /* --tp (0: all ranks) */
+    ranks rr;
 } ppl_args;
 
 /* the options of perplexity into *a; an exit code, or -1 to go on */
@@ -1198,6 +1493,7 @@ static int ppl_parse(int argc, char **argv, ppl_args *a) {
                                          {"timings", no_argument, NULL, 'S'},
                                          RUN_OPTS,
                                          {"mem-limit", required_argument, NULL, 'M'},
+                                         {"tp", required_argument, NULL, 'X'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c, r;
@@ -1229,6 +1525,13 @@ static int ppl_parse(int argc, char **argv, ppl_args *a) {
             break;
         case 's':
             a->stride = strtol(optarg, &end, 10);
+            break;
+        case 'X':
+            a->tp = strtol(optarg, &end, 10);
+            if (!*end && a->tp < 1) {
+                fprintf(stderr, "longctx perplexity: --tp wants a size >= 1\n");
+                return EXIT_USAGE;
+            }
             break;
         case 'h':
             ppl_usage(stdout);
@@ -1275,49 +1578,176 @@ static void ppl_print(const ppl_args *a, const infer_ppl *acc, uint64_t docs, ui
     printf("]}\n");
 }
 
-/* every document of r through the windows; an exit code */
+/* the NLLs of one document (--per-token) */
+typedef struct {
+    double *v;
+    size_t n, cap;
+    int failed;
+} nll_buf;
+
+static int keep_nll(void *ctx, double nll) {
+    nll_buf *b = ctx;
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 4096;
+        double *q = realloc(b->v, cap * sizeof *q);
+        if (!q) {
+            b->failed = 1;
+            return 1;
+        }
+        b->v = q;
+        b->cap = cap;
+    }
+    b->v[b->n++] = nll;
+    return 0;
+}
+
+/* one document's result, as a replica hands it to rank 0 (then its NLLs) */
+typedef struct {
+    infer_ppl acc;
+    uint64_t tokens, n_nll;
+} ppl_doc;
+
+/* *t += one document's sums. Documents are summed one by one, in input order, whatever the
+ * replicas: the totals do not depend on the rank count. */
+static void ppl_add(infer_ppl *t, const infer_ppl *d) {
+    for (int b = 0; b < INFER_PPL_BUCKETS; b++) {
+        t->sum[b] += d->sum[b];
+        t->count[b] += d->count[b];
+    }
+    t->total += d->total;
+    t->n += d->n;
+    t->windows += d->windows;
+}
+
+/* A document into the totals (rank 0), its NLLs to the file; an exit code */
+static int ppl_take(const ppl_args *a, const ppl_doc *d, const double *nll, infer_ppl *acc,
+                    uint64_t *short_docs, uint64_t *doc_tokens, nll_sink *pt) {
+    ppl_add(acc, &d->acc);
+    *short_docs += d->tokens < 2;
+    *doc_tokens += d->tokens;
+    if (pt->f && d->n_nll && fwrite(nll, sizeof *nll, (size_t)d->n_nll, pt->f) != d->n_nll) {
+        LOG_ERROR("%s: %s", a->per_token, strerror(errno));
+        return EXIT_RUNTIME;
+    }
+    return 0;
+}
+
+/* every document of r through the windows, documents handed to the replicas as they free up;
+ * an exit code */
 static int ppl_run(const ppl_args *a, infer_state *s, infer_doc_reader *r, int vocab, uint8_t *want,
                    nll_sink *pt) {
+    const ranks *rr = &a->rr;
+    const int replicas = rr->n_replicas > 1;
     infer_ppl acc = {0};
-    uint64_t docs = 0, short_docs = 0, doc_tokens = 0;
-    const uint32_t *ids;
-    uint64_t n;
-    int rc = 0, st;
+    uint64_t read = 0, short_docs = 0, doc_tokens = 0;
+    const uint32_t *ids = NULL;
+    uint64_t n = 0;
+    int rc = 0, st, eof = 0;
+    nll_buf nb = {0};
+    blob mine = {0};
+    cluster_queue *q = NULL;
     double t0 = now();
-    while (rc == 0 && (st = infer_doc_reader_next(r, &ids, &n)) != INFER_DONE) {
-        if (st != INFER_OK) {
-            LOG_ERROR("%s", infer_doc_reader_errmsg(r));
-            return EXIT_RUNTIME;
-        }
-        docs++;
-        doc_tokens += n;
-        for (uint64_t i = 0; i < n; i++)
-            if (ids[i] >= (uint32_t)vocab) {
-                LOG_ERROR("%s: document %llu: id %u at %llu is outside the vocabulary of %d",
-                          a->input, (unsigned long long)docs - 1, ids[i], (unsigned long long)i,
-                          vocab);
-                return EXIT_RUNTIME;
+    /* the count of documents is known at the end only: the queue hands out ids until every
+     * group has read past the last */
+    if (replicas && cluster_queue_create(MPI_COMM_WORLD, UINT64_MAX, &q) != 0) {
+        LOG_ERROR("cannot create the work queue of the replicas");
+        rc = EXIT_RUNTIME;
+    }
+    for (uint64_t step = 0; rc == 0 && !eof; step++) {
+        const uint64_t i = replicas ? next_item(rr, q, 0) : step;
+        if (i == UINT64_MAX)
+            break;
+        while (rc == 0 && read <= i) { /* every rank of the group reads the same file */
+            st = infer_doc_reader_next(r, &ids, &n);
+            if (st == INFER_DONE) {
+                eof = 1;
+                break;
             }
-        short_docs += n < 2;
+            if (st != INFER_OK) {
+                LOG_ERROR("%s", infer_doc_reader_errmsg(r));
+                rc = EXIT_RUNTIME;
+            }
+            read++;
+        }
+        if (rc || eof)
+            break;
+        for (uint64_t k = 0; k < n; k++)
+            if (ids[k] >= (uint32_t)vocab) {
+                LOG_ERROR("%s: document %llu: id %u at %llu is outside the vocabulary of %d",
+                          a->input, (unsigned long long)i, ids[k], (unsigned long long)k, vocab);
+                rc = EXIT_RUNTIME;
+                break;
+            }
+        if (rc)
+            break;
+        ppl_doc d = {.tokens = n};
         uint64_t bad_pos = 0;
-        st = infer_ppl_document(s, ids, n, (int)a->ctx, (int)a->stride, want, &acc, write_nll, pt,
-                                &bad_pos);
+        nb.n = 0;
+        st = infer_ppl_document(s, ids, n, (int)a->ctx, (int)a->stride, want, &d.acc,
+                                a->per_token ? keep_nll : NULL, &nb, &bad_pos);
         if (st == INFER_ERR_NUMERIC) {
             char where[128] = ""; /* the first window's positions are the document's */
             if (bad_pos < (uint64_t)a->ctx)
                 nonfinite_where(s, ids, bad_pos + 1, where, sizeof where);
             LOG_ERROR("%s: document %llu: non-finite logits at position %llu: the model's weights "
                       "or activations hold NaN or infinity%s",
-                      a->input, (unsigned long long)docs - 1, (unsigned long long)bad_pos, where);
-            return EXIT_RUNTIME;
+                      a->input, (unsigned long long)i, (unsigned long long)bad_pos, where);
+            rc = EXIT_RUNTIME;
+        } else if (st != INFER_OK || nb.failed) {
+            LOG_ERROR("prefill: %s", nb.failed ? "out of memory" : infer_strerror(st));
+            rc = EXIT_RUNTIME;
         }
-        if (st != INFER_OK) {
-            LOG_ERROR("prefill: %s", infer_strerror(st));
-            return EXIT_RUNTIME;
+        d.n_nll = nb.n;
+        if (rc == 0 && !replicas && rr->rank == 0)
+            rc = ppl_take(a, &d, nb.v, &acc, &short_docs, &doc_tokens, pt);
+        else if (rc == 0 && replicas && rr->tp_rank == 0) {
+            ppl_doc *rec = malloc(sizeof d + nb.n * sizeof *nb.v);
+            if (rec) {
+                memcpy(rec, &d, sizeof d);
+                if (nb.n)
+                    memcpy(rec + 1, nb.v, nb.n * sizeof *nb.v);
+            }
+            rc = !rec || blob_add(&mine, i, rec, sizeof d + nb.n * sizeof *nb.v) ? EXIT_RUNTIME
+                                                                                : 0;
+            free(rec);
         }
+        rc = group_rc(rr, rc);
     }
+    cluster_queue_free(q);
+    free(nb.v);
+    rc = world_failure(rc);
+    uint64_t docs = read; /* the group that reached the end read them all */
+    if (rr->size > 1)
+        MPI_Allreduce(&read, &docs, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
+    if (replicas && rc == 0) { /* the documents to rank 0, summed in input order */
+        char *all = NULL;
+        size_t n_all = 0;
+        const char **rec = NULL;
+        rc = blob_gather(&mine, &all, &n_all);
+        if (rc == 0 && rr->rank == 0 && (rc = blob_index(all, n_all, docs, &rec)) == 0)
+            for (uint64_t i = 0; rc == 0 && i < docs; i++) {
+                ppl_doc d;
+                if (!rec[i]) {
+                    LOG_ERROR("%s: document %llu: no replica scored it", a->input,
+                              (unsigned long long)i);
+                    rc = EXIT_RUNTIME;
+                    break;
+                }
+                memcpy(&d, rec[i] + 16, sizeof d);
+                rc = ppl_take(a, &d, (const double *)(const void *)(rec[i] + 16 + sizeof d), &acc,
+                              &short_docs, &doc_tokens, pt);
+            }
+        free(rec);
+        free(all);
+        rc = world_rc(rc);
+    }
+    free(mine.p);
+    if (rc)
+        return rc;
     double t1 = now();
-    if (pt->failed || (pt->f && fflush(pt->f) != 0)) {
+    if (rr->rank != 0)
+        return 0;
+    if (pt->f && fflush(pt->f) != 0) {
         LOG_ERROR("%s: %s", a->per_token, strerror(errno));
         return EXIT_RUNTIME;
     }
@@ -1330,16 +1760,28 @@ static int ppl_run(const ppl_args *a, infer_state *s, infer_doc_reader *r, int v
     return 0;
 }
 
+static int ppl_body(ppl_args *a_in);
+
 static int ppl_cmd(int argc, char **argv) {
-    cluster_log_setup("perplexity", 0, 1, CLUSTER_LOG_INFO);
     ppl_args a = {0};
     a.o = infer_opts_default();
     a.mem_limit = machine_memory();
     int rc = ppl_parse(argc, argv, &a);
     if (rc >= 0)
         return rc;
+    if ((rc = ranks_make("perplexity", a.tp, &a.rr)) >= 0)
+        return rc;
+    cluster_log_setup("perplexity", a.rr.rank, a.rr.size, CLUSTER_LOG_INFO);
+    rc = ppl_body(&a);
+    ranks_free(&a.rr);
+    return rc;
+}
+
+static int ppl_body(ppl_args *a_in) {
+    ppl_args a = *a_in;
+    int rc = 0;
     infer_model *m;
-    int st = infer_model_load(a.model, MPI_COMM_SELF, &m);
+    int st = infer_model_load(a.model, a.rr.tp, &m);
     if (st != INFER_OK || !act_dtype_ok(a.o.act_dtype, m, a.model)) {
         if (st != INFER_OK)
             LOG_ERROR("%s: %s", infer_strerror(st), infer_model_errmsg(m));
@@ -1361,21 +1803,22 @@ static int ppl_cmd(int argc, char **argv) {
     infer_state *s = NULL;
     a.o.max_ctx = (int)a.ctx;
     uint8_t *want = calloc((size_t)a.ctx, 1);
-    nll_sink pt = {a.per_token ? fopen(a.per_token, "wb") : NULL, 0};
+    nll_sink pt = {a.per_token && a.rr.rank == 0 ? fopen(a.per_token, "wb") : NULL, 0};
     if ((st = infer_doc_reader_create(a.input, tok, &r)) != INFER_OK) {
         LOG_ERROR("%s", infer_doc_reader_errmsg(r));
         rc = EXIT_RUNTIME;
-    } else if (a.per_token && !pt.f) {
+    } else if (a.per_token && a.rr.rank == 0 && !pt.f) {
         LOG_ERROR("%s: %s", a.per_token, strerror(errno));
         rc = EXIT_RUNTIME;
-    } else if (!plan_fits(&a.o, a.mem_limit, m)) {
+    } else if (!plan_fits(&a.o, a.mem_limit, m, a.rr.tp_size)) {
         rc = EXIT_RUNTIME;
     } else if (!want) {
         LOG_ERROR("out of memory for a window of %ld positions", a.ctx);
         rc = EXIT_RUNTIME;
-    } else {
-        rc = state_create(m, &a.o, &s);
     }
+    rc = world_failure(rc); /* an input one rank cannot read stops them all */
+    if (rc == 0)
+        rc = state_create(m, &a.o, a.rr.tp, &s);
     if (rc == 0)
         rc = ppl_run(&a, s, r, cfg->vocab_size, want, &pt);
     if (pt.f && fclose(pt.f) != 0 && rc == 0) {
@@ -1385,9 +1828,15 @@ static int ppl_cmd(int argc, char **argv) {
     if (s && a.timings) {
         uint64_t kv_bytes, act_bytes;
         infer_state_bytes(s, &kv_bytes, &act_bytes);
-        fprintf(stderr, "timings: threads=%d kv=%s act=%s isa=%s kv_bytes=%llu act_bytes=%llu\n",
+        infer_comm_stats cs;
+        infer_state_comm_stats(s, &cs);
+        fprintf(stderr,
+                "timings: threads=%d kv=%s act=%s isa=%s kv_bytes=%llu act_bytes=%llu tp=%d "
+                "replicas=%d comm_s=%.6f comm_calls=%llu comm_bytes=%llu\n",
                 a.o.threads, dtype_name(a.o.kv_dtype), infer_act_name(a.o.act_dtype), infer_isa(),
-                (unsigned long long)kv_bytes, (unsigned long long)act_bytes);
+                (unsigned long long)kv_bytes, (unsigned long long)act_bytes, a.rr.tp_size,
+                a.rr.n_replicas, cs.seconds, (unsigned long long)cs.calls,
+                (unsigned long long)cs.bytes);
     }
     infer_doc_reader_free(r);
     free(want);
@@ -1398,5 +1847,5 @@ static int ppl_cmd(int argc, char **argv) {
 }
 
 int perplexity_main(int argc, char **argv) {
-    return one_rank("perplexity", argc, argv, ppl_cmd);
+    return all_ranks(argc, argv, ppl_cmd);
 }
