@@ -298,12 +298,13 @@ static int plan_fits(const infer_opts *o, uint64_t mem_limit, const infer_model 
     infer_plan_make(infer_model_config(m), wbytes, o, tp, &plan);
     if (plan.total_bytes <= mem_limit)
         return 1;
-    LOG_ERROR("the run needs %.2f GiB per rank (weights %.2f, KV cache %.2f for %d positions in %s, "
-              "activations %.2f), more than --mem-limit %.2f GiB; try --kv-dtype bf16, a "
-              "smaller --ctx or --prefill-chunk",
-              plan.total_bytes / 1073741824.0, plan.weights_bytes / 1073741824.0,
-              plan.kv_bytes / 1073741824.0, o->max_ctx, dtype_name(o->kv_dtype),
-              plan.act_bytes / 1073741824.0, mem_limit / 1073741824.0);
+    LOG_ERROR(
+        "the run needs %.2f GiB per rank (weights %.2f, KV cache %.2f for %d positions in %s, "
+        "activations %.2f), more than --mem-limit %.2f GiB; try --kv-dtype bf16, a "
+        "smaller --ctx or --prefill-chunk",
+        plan.total_bytes / 1073741824.0, plan.weights_bytes / 1073741824.0,
+        plan.kv_bytes / 1073741824.0, o->max_ctx, dtype_name(o->kv_dtype),
+        plan.act_bytes / 1073741824.0, mem_limit / 1073741824.0);
     return 0;
 }
 
@@ -826,8 +827,8 @@ static int blob_gather(const blob *mine, char **all, size_t *n_all) {
     }
     rc = world_rc(rc);
     if (rc == 0)
-        MPI_Gatherv(mine->p, (int)mine->n, MPI_BYTE, rank == 0 ? *all : NULL, cnt, off, MPI_BYTE,
-                    0, MPI_COMM_WORLD);
+        MPI_Gatherv(mine->p, (int)mine->n, MPI_BYTE, rank == 0 ? *all : NULL, cnt, off, MPI_BYTE, 0,
+                    MPI_COMM_WORLD);
     if (rank == 0)
         *n_all = (size_t)total;
     free(ns);
@@ -915,9 +916,7 @@ static int batch_write(FILE *out, blob *b, tok_ctx *tc, size_t i, const infer_ba
     json_object_object_add(r, "finish_reason", json_object_new_string(finish));
     size_t n;
     const char *line = json_object_to_json_string_length(r, JSON_C_TO_STRING_PLAIN, &n);
-    int rc = out   ? fprintf(out, "%s\n", line) < 0
-             : b   ? blob_add(b, (uint64_t)i, line, n) != 0
-                   : 0;
+    int rc = out ? fprintf(out, "%s\n", line) < 0 : b ? blob_add(b, (uint64_t)i, line, n) != 0 : 0;
     json_object_put(r);
     return rc ? EXIT_RUNTIME : 0;
 }
@@ -1317,7 +1316,7 @@ static int infer_body(infer_args *a_in) {
             LOG_ERROR("%s: %s", infer_strerror(st), infer_model_errmsg(m));
         infer_model_free(m);
         free(ids);
-        return st != INFER_OK ? EXIT_RUNTIME : EXIT_USAGE;
+        return st == INFER_ERR_ARG || st == INFER_OK ? EXIT_USAGE : EXIT_RUNTIME;
     }
     tokenizer *tok = dir_tokenizer(a.model);
     rc = 0;
@@ -1707,8 +1706,7 @@ static int ppl_run(const ppl_args *a, infer_state *s, infer_doc_reader *r, int v
                 if (nb.n)
                     memcpy(rec + 1, nb.v, nb.n * sizeof *nb.v);
             }
-            rc = !rec || blob_add(&mine, i, rec, sizeof d + nb.n * sizeof *nb.v) ? EXIT_RUNTIME
-                                                                                : 0;
+            rc = !rec || blob_add(&mine, i, rec, sizeof d + nb.n * sizeof *nb.v) ? EXIT_RUNTIME : 0;
             free(rec);
         }
         rc = group_rc(rr, rc);
@@ -1786,7 +1784,7 @@ static int ppl_body(ppl_args *a_in) {
         if (st != INFER_OK)
             LOG_ERROR("%s: %s", infer_strerror(st), infer_model_errmsg(m));
         infer_model_free(m);
-        return st != INFER_OK ? EXIT_RUNTIME : EXIT_USAGE;
+        return st == INFER_ERR_ARG || st == INFER_OK ? EXIT_USAGE : EXIT_RUNTIME;
     }
     const infer_config *cfg = infer_model_config(m);
     if (!a.ctx)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regression tests of issue 10's infer defects, on stories260K (../shared/assets): a text prompt
-# without a tokenizer (1), batch --output onto --input (4), more than one MPI rank (6), plan
+# without a tokenizer (1), batch --output onto --input (4), plan on more than one MPI rank (6), plan
 # --tp that infer would refuse (7), non-finite weights and options (8), writes to a full disk
 # (9), messages that name the field (11), id lists and zero scored tokens (12). Each check says
 # which defect it covers; exit codes: 1 runtime failure, 2 usage error, never a signal.
@@ -52,12 +52,16 @@ expect d4-path 2 "same file" -- "$LONGCTX" infer --model "$M" --input "$W/in.jso
 expect d4-link 2 "same file" -- "$LONGCTX" infer --model "$M" --input "$W/in.jsonl" --output "$W/link.jsonl"
 ok d4-kept cmp -s "$W/in.jsonl" "$W/in.orig"
 
-# 6: more than one rank is refused by every rank with exit 2, the message printed once
-for cmd in "infer --model $M --prompt-ids 1" "perplexity --model $M --input $W/in.jsonl" \
-    "plan --model $M --ctx 8"; do
-    expect "d6-${cmd%% *}" 2 "one MPI rank" -- "$MPIEXEC" -np 2 --oversubscribe "$LONGCTX" $cmd
-    ok "d6-${cmd%% *}-once" [ "$(grep -c "one MPI rank" "$W/err")" -eq 1 ]
-done
+# 6: plan on more than one rank is refused by every rank with exit 2, the message printed once;
+# infer and perplexity split the model over the ranks (issue 11) and print once
+expect d6-plan 2 "one MPI rank" -- "$MPIEXEC" -np 2 --oversubscribe "$LONGCTX" plan --model "$M" --ctx 8
+ok d6-plan-once [ "$(grep -c "one MPI rank" "$W/err")" -eq 1 ]
+ok d6-infer "$MPIEXEC" -np 2 --oversubscribe "$LONGCTX" infer --model "$M" --prompt-ids 1 --generate 3 > "$W/out"
+ok d6-infer-once [ "$(wc -l < "$W/out")" -eq 1 ]
+expect d6-infer-3 2 "heads" -- "$MPIEXEC" -np 3 --oversubscribe "$LONGCTX" infer --model "$M" --prompt-ids 1
+ok d6-infer-3-once [ "$(grep -c "heads" "$W/err")" -eq 1 ]
+expect d6-perplexity 1 "no token was scored" -- "$MPIEXEC" -np 2 --oversubscribe "$LONGCTX" perplexity --model "$M" --input "$W/in.jsonl"
+ok d6-perplexity-once [ "$(grep -c "no token was scored" "$W/err")" -eq 1 ]
 
 # 7: plan refuses a --tp that does not divide the attention heads (stories260K has 8)
 expect d7-tp3 2 "heads" -- "$LONGCTX" plan --model "$M" --ctx 8 --tp 3
