@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -251,6 +252,19 @@ static int parse_run_opt(int c, const char *cmd, infer_opts *o, uint64_t *mem_li
         {"prefill-chunk", required_argument, NULL, 'C'}, {                                         \
         "threads", required_argument, NULL, 'T'                                                    \
     }
+
+/* the peak resident memory of this process (VmHWM) */
+static uint64_t peak_rss(void) {
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? (uint64_t)ru.ru_maxrss * 1024 : 0;
+}
+
+/* the largest and smallest peak resident memory over the world's ranks (collective) */
+static void peak_rss_world(unsigned long long *hi, unsigned long long *lo) {
+    unsigned long long mine = peak_rss();
+    MPI_Allreduce(&mine, hi, 1, MPI_UNSIGNED_LONG_LONG, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Allreduce(&mine, lo, 1, MPI_UNSIGNED_LONG_LONG, MPI_MIN, MPI_COMM_WORLD);
+}
 
 static uint64_t machine_memory(void) {
     return (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
@@ -682,16 +696,19 @@ static int run(const infer_args *a, infer_model *m, tokenizer *tok, uint32_t *id
     rc = stdout_done(rc);
     if (a->timings) {
         uint64_t kv_bytes, act_bytes;
+        unsigned long long rss_hi, rss_lo;
         infer_state_bytes(s, &kv_bytes, &act_bytes);
+        peak_rss_world(&rss_hi, &rss_lo);
         fprintf(stderr,
                 "timings: prefill_tokens=%zu prefill_s=%.6f decode_tokens=%ld decode_s=%.6f "
                 "threads=%d kv=%s act=%s isa=%s kv_bytes=%llu act_bytes=%llu tp=%d "
-                "comm_prefill_s=%.6f comm_decode_s=%.6f comm_calls=%llu comm_bytes=%llu\n",
+                "comm_prefill_s=%.6f comm_decode_s=%.6f comm_calls=%llu comm_bytes=%llu "
+                "peak_rss_max=%llu peak_rss_min=%llu\n",
                 n_prompt, t1 - t0, n_decode, t2 - t1, o.threads ? o.threads : 1,
                 dtype_name(o.kv_dtype), infer_act_name(o.act_dtype), infer_isa(),
                 (unsigned long long)kv_bytes, (unsigned long long)act_bytes, a->rr.tp_size,
                 c_pre.seconds, c_all.seconds - c_pre.seconds, (unsigned long long)c_all.calls,
-                (unsigned long long)c_all.bytes);
+                (unsigned long long)c_all.bytes, rss_hi, rss_lo);
     }
     if (sink.f && (fclose(sink.f) != 0 || sink.failed) && rc == 0) {
         LOG_ERROR("%s: %s", a->logits_out, strerror(errno));
@@ -1825,16 +1842,19 @@ static int ppl_body(ppl_args *a_in) {
     }
     if (s && a.timings) {
         uint64_t kv_bytes, act_bytes;
+        unsigned long long rss_hi, rss_lo;
         infer_state_bytes(s, &kv_bytes, &act_bytes);
         infer_comm_stats cs;
         infer_state_comm_stats(s, &cs);
+        peak_rss_world(&rss_hi, &rss_lo);
         fprintf(stderr,
                 "timings: threads=%d kv=%s act=%s isa=%s kv_bytes=%llu act_bytes=%llu tp=%d "
-                "replicas=%d comm_s=%.6f comm_calls=%llu comm_bytes=%llu\n",
+                "replicas=%d comm_s=%.6f comm_calls=%llu comm_bytes=%llu peak_rss_max=%llu "
+                "peak_rss_min=%llu\n",
                 a.o.threads, dtype_name(a.o.kv_dtype), infer_act_name(a.o.act_dtype), infer_isa(),
                 (unsigned long long)kv_bytes, (unsigned long long)act_bytes, a.rr.tp_size,
                 a.rr.n_replicas, cs.seconds, (unsigned long long)cs.calls,
-                (unsigned long long)cs.bytes);
+                (unsigned long long)cs.bytes, rss_hi, rss_lo);
     }
     infer_doc_reader_free(r);
     free(want);
