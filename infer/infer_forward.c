@@ -110,6 +110,20 @@ static void *zalloc(infer_state *s, size_t n, size_t size) {
     return calloc(n ? n : 1, size);
 }
 
+/* One rank out of memory is every rank's, before any collective: rank 0 of the group logs the
+ * lowest failing rank and what it could not allocate (the others' logs may go nowhere). */
+static int agree_alloc(infer_state *s, int st) {
+    char msg[192] = "", got[256];
+    int failed = -1;
+    if (st != INFER_OK)
+        snprintf(msg, sizeof msg, "out of memory for the KV cache and activations (%.3f GiB asked)",
+                 (double)s->alloc_bytes / 1073741824.0);
+    const int all = cluster_agree_msg(s->comm, st, msg, got, sizeof got, &failed);
+    if (all != INFER_OK && s->rank == 0)
+        LOG_ERROR("tensor-parallel rank %d of %d: %s", failed, s->n_ranks, got);
+    return all;
+}
+
 int infer_state_create(const infer_model *m, const infer_opts *o, MPI_Comm comm,
                        infer_state **out) {
     *out = NULL;
@@ -220,7 +234,7 @@ int infer_state_create(const infer_model *m, const infer_opts *o, MPI_Comm comm,
             st = INFER_ERR_NOMEM;
     }
     if (n_ranks > 1)
-        st = cluster_agree(s->comm, st);
+        st = agree_alloc(s, st);
     if (st != INFER_OK) {
         infer_state_free(s);
         return st;

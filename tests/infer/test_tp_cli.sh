@@ -117,6 +117,15 @@ expect out-dir 1 "$W/none/o.jsonl" -- 2 "$LONGCTX" infer --model "$M" --input "$
 expect out-dir-r2 1 "$W/none/o.jsonl" -- 2 "$LONGCTX" infer --model "$M" --input "$W/b.jsonl" --output "$W/none/o.jsonl" --tp 1
 expect logits-dir 1 "$W/none/l.f32" -- 2 "$LONGCTX" infer --model "$M" --prompt-ids 1 --generate 2 --logits-out "$W/none/l.f32"
 expect per-token-dir 1 "$W/none/p.f64" -- 4 "$LONGCTX" perplexity --model "$M" --input "$W/d.u32" --ctx 64 --tp 2 --per-token "$W/none/p.f64"
+# one rank out of memory (its address space capped): every rank stops, rank 0 names it
+. "$HERE/../sanitized.sh"
+if sanitized "$LONGCTX"; then
+    echo "SKIP oom-one-rank: a sanitizer reserves more address space than the cap"
+else
+    expect oom-one-rank 1 "tensor-parallel rank 1 of 2: out of memory" -- 2 sh -c \
+        'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then ulimit -v 1500000; fi; exec "$0" "$@"' \
+        "$LONGCTX" infer --model "$M" --prompt-ids 1 --generate 2 --ctx 8000000
+fi
 printf '{"ids": [1, 2]}\n{"ids": [1, 99999]}\n' > "$W/bad.jsonl"
 expect bad-line 1 "bad.jsonl: line 2" -- 2 "$LONGCTX" infer --model "$M" --input "$W/bad.jsonl" --output "$W/bad.out" --tp 1
 
