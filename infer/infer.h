@@ -221,6 +221,11 @@ typedef struct {
     uint64_t kv_bytes;      /* per rank, for ctx positions */
     uint64_t act_bytes;     /* per rank, one prefill chunk */
     uint64_t total_bytes;
+    int kv_heads_per_rank;
+    int kv_replicas; /* ranks holding each KV head: n_ranks / n_kv_heads when that exceeds 1 */
+    /* tensor parallelism (0 on one rank): all-reduces per decode token, and the bytes each
+     * rank contributes to them per token and per prefill chunk */
+    uint64_t allreduce_calls_token, allreduce_bytes_token, allreduce_bytes_chunk;
 } infer_plan;
 
 /*! infer_config_from_json() : the sizes of a HF config.json (Llama, Llama 2/3, Mistral

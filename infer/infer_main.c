@@ -1355,17 +1355,23 @@ int infer_main(int argc, char **argv) {
 
 static void plan_usage(FILE *f) {
     fprintf(f,
-            "usage: longctx plan (--config config.json | --model DIR|model.bin) --ctx N [--tp P]\n"
-            "                    [--kv-dtype f32|bf16] [--act-dtype D] [--prefill-chunk C]\n"
-            "                    [--threads N]\n\n"
+            "usage: longctx plan (--config config.json | --model DIR|model.bin) --ctx N\n"
+            "                    [--tp P[,P...]] [--ranks N] [--table] [--kv-dtype f32|bf16]\n"
+            "                    [--act-dtype D] [--prefill-chunk C] [--threads N]\n\n"
             "Bytes per rank for weights, KV cache and activations, before anything is\n"
-            "loaded (JSON on stdout). Megatron-style tensor parallelism over P ranks:\n"
-            "matrices and vocabulary split, norms replicated, KV heads split (one per rank\n"
-            "when P exceeds them). Weights in the config's torch_dtype. The options and\n"
-            "their defaults are infer's and perplexity's, so the plan is what they allocate.\n"
+            "loaded: one JSON object per line on stdout (per --tp size), or a table. Megatron\n"
+            "tensor parallelism over P ranks, as infer and perplexity run it: matrices, the\n"
+            "embedding and the classifier split, norms replicated, KV heads split (when P\n"
+            "exceeds them each rank keeps one: they are replicated P / kv_heads times). Weights\n"
+            "in the config's torch_dtype. The options and their defaults are infer's and\n"
+            "perplexity's, so the plan is what they allocate.\n"
             "  --ctx N             KV cache positions (infer's --ctx; perplexity's window)\n"
-            "  --tp P              tensor-parallel ranks (default 1); P must divide the\n"
-            "                      attention heads, as infer requires\n");
+            "  --tp P[,P...]       tensor-parallel group sizes (default 1); each must divide\n"
+            "                      the attention heads, as infer requires\n"
+            "  --ranks N           world size (default: P): N / P replicas, each with the\n"
+            "                      whole model split over its P ranks; N must be a multiple\n"
+            "  --table             a table for people instead of JSON\n"
+            "The model files of Llama-3.1-70B and Llama-2-70B sizes are in infer/configs/.\n");
     opts_usage(f, 0);
     fprintf(f, "Activations are what infer allocates; the process's code, libraries and OpenBLAS\n"
                "buffers (about 30 MiB, see BENCHMARKS.md) come on top.\n");
@@ -1376,12 +1382,15 @@ static int plan_cmd(int argc, char **argv) {
                                          {"model", required_argument, NULL, 'm'},
                                          {"ctx", required_argument, NULL, 'n'},
                                          {"tp", required_argument, NULL, 't'},
+                                         {"ranks", required_argument, NULL, 'r'},
+                                         {"table", no_argument, NULL, 'b'},
                                          RUN_OPTS,
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     cluster_log_setup("plan", 0, 1, CLUSTER_LOG_INFO);
-    const char *config = NULL, *model = NULL;
-    long long ctx = 0, tp = 1;
+    const char *config = NULL, *model = NULL, *tp_arg = "1";
+    long long ctx = 0, n_world = 0;
+    int table = 0;
     infer_opts o = infer_opts_default();
     int c, r;
     char *end = NULL;
@@ -1404,7 +1413,13 @@ static int plan_cmd(int argc, char **argv) {
             ctx = strtoll(optarg, &end, 10);
             break;
         case 't':
-            tp = strtoll(optarg, &end, 10);
+            tp_arg = optarg;
+            break;
+        case 'r':
+            n_world = strtoll(optarg, &end, 10);
+            break;
+        case 'b':
+            table = 1;
             break;
         case 'h':
             plan_usage(stdout);
@@ -1418,13 +1433,23 @@ static int plan_cmd(int argc, char **argv) {
             return EXIT_USAGE;
         }
     }
-    if ((!config == !model) || ctx <= 0 || ctx > INT32_MAX / 2 || tp <= 0 || tp > 65536 ||
-        optind != argc) {
+    uint32_t *tps = NULL;
+    size_t n_tp = 0;
+    if (parse_list(tp_arg, 0, &tps, &n_tp) != 0 || n_tp == 0) {
+        fprintf(stderr, "longctx plan: --tp wants sizes like 8 or 4,8,16\n");
+        return EXIT_USAGE;
+    }
+    int bad = (!config == !model) || ctx <= 0 || ctx > INT32_MAX / 2 || n_world < 0 ||
+              n_world > 1 << 20 || optind != argc;
+    for (size_t i = 0; i < n_tp; i++)
+        bad |= tps[i] == 0 || tps[i] > 65536;
+    if (bad) {
         fprintf(stderr,
-                "longctx plan: need one of --config/--model, --ctx in [1, %d], --tp in "
+                "longctx plan: need one of --config/--model, --ctx in [1, %d], --tp sizes in "
                 "[1, 65536]\n\n",
                 INT32_MAX / 2);
         plan_usage(stderr);
+        free(tps);
         return EXIT_USAGE;
     }
     infer_config cfg;
@@ -1433,21 +1458,61 @@ static int plan_cmd(int argc, char **argv) {
     int st = infer_config_load(model ? model : config, &cfg, &wbytes, err, sizeof err);
     if (st != INFER_OK) {
         LOG_ERROR("%s: %s", infer_strerror(st), err);
+        free(tps);
         return EXIT_RUNTIME;
     }
     o.max_ctx = (int)ctx;
-    if (infer_opts_check(&cfg, &o, (int)tp, err, sizeof err) != INFER_OK) {
-        fprintf(stderr, "longctx plan: %s: %s\n", model ? model : config, err);
-        return EXIT_USAGE;
+    for (size_t i = 0; i < n_tp; i++) {
+        const long long tp = tps[i], world = n_world ? n_world : tp;
+        if (world % tp) {
+            fprintf(stderr, "longctx plan: --ranks %lld is not a multiple of --tp %lld\n", world,
+                    tp);
+            free(tps);
+            return EXIT_USAGE;
+        }
+        if (infer_opts_check(&cfg, &o, (int)tp, err, sizeof err) != INFER_OK) {
+            fprintf(stderr, "longctx plan: %s: %s\n", model ? model : config, err);
+            free(tps);
+            return EXIT_USAGE;
+        }
     }
-    infer_plan p;
-    infer_plan_make(&cfg, wbytes, &o, (int)tp, &p);
-    printf("{\"params\": %llu, \"tp\": %lld, \"ctx\": %lld, \"weight_bytes_per_param\": %d, "
-           "\"kv_dtype\": \"%s\", \"per_rank\": {\"weights_bytes\": %llu, \"kv_cache_bytes\": "
-           "%llu, \"activation_bytes\": %llu, \"total_bytes\": %llu}}\n",
-           (unsigned long long)p.n_params, tp, ctx, wbytes, dtype_name(o.kv_dtype),
-           (unsigned long long)p.weights_bytes, (unsigned long long)p.kv_bytes,
-           (unsigned long long)p.act_bytes, (unsigned long long)p.total_bytes);
+    if (table)
+        printf("%-6s %-8s %12s %12s %12s %12s  %-22s %s\n", "tp", "replicas", "weights GiB",
+               "KV GiB", "act GiB", "total GiB", "KV heads/rank", "all-reduce per token");
+    for (size_t i = 0; i < n_tp; i++) {
+        const long long tp = tps[i], world = n_world ? n_world : tp;
+        infer_plan p;
+        infer_plan_make(&cfg, wbytes, &o, (int)tp, &p);
+        const double G = 1073741824.0;
+        if (table) {
+            char kvs[32], ar[64];
+            if (p.kv_replicas > 1)
+                snprintf(kvs, sizeof kvs, "%d (each on %d ranks)", p.kv_heads_per_rank,
+                         p.kv_replicas);
+            else
+                snprintf(kvs, sizeof kvs, "%d", p.kv_heads_per_rank);
+            snprintf(ar, sizeof ar, "%llu x %d KiB", (unsigned long long)p.allreduce_calls_token,
+                     cfg.dim * 4 / 1024);
+            printf("%-6lld %-8lld %12.2f %12.2f %12.2f %12.2f  %-22s %s\n", tp, world / tp,
+                   p.weights_bytes / G, p.kv_bytes / G, p.act_bytes / G, p.total_bytes / G, kvs,
+                   tp > 1 ? ar : "-");
+            continue;
+        }
+        printf("{\"params\": %llu, \"tp\": %lld, \"ranks\": %lld, \"replicas\": %lld, \"ctx\": "
+               "%lld, \"weight_bytes_per_param\": %d, \"kv_dtype\": \"%s\", \"per_rank\": "
+               "{\"weights_bytes\": %llu, \"kv_cache_bytes\": %llu, \"activation_bytes\": %llu, "
+               "\"total_bytes\": %llu, \"kv_heads\": %d, \"kv_heads_replicated\": %d}, "
+               "\"allreduce\": {\"calls_per_token\": %llu, \"bytes_per_token\": %llu, "
+               "\"bytes_per_chunk\": %llu}}\n",
+               (unsigned long long)p.n_params, tp, world, world / tp, ctx, wbytes,
+               dtype_name(o.kv_dtype), (unsigned long long)p.weights_bytes,
+               (unsigned long long)p.kv_bytes, (unsigned long long)p.act_bytes,
+               (unsigned long long)p.total_bytes, p.kv_heads_per_rank, p.kv_replicas,
+               (unsigned long long)p.allreduce_calls_token,
+               (unsigned long long)p.allreduce_bytes_token,
+               (unsigned long long)p.allreduce_bytes_chunk);
+    }
+    free(tps);
     return stdout_done(0);
 }
 

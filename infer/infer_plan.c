@@ -409,13 +409,24 @@ void infer_plan_make(const infer_config *c, int weight_bytes, const infer_opts *
      * partials; per thread the widened weight block and the attention scratch; with bf16
      * activations a bf16 copy of the widest product input */
     const uint64_t C = round_up(chunk < max_ctx ? chunk : max_ctx, RL);
-    const uint64_t G = (uint64_t)(c->n_heads / c->n_kv_heads), R = round_up(QB * G, RM);
+    /* the local group: query heads per KV head on this rank (1 when KV heads are replicated) */
+    const uint64_t G = share((uint64_t)c->n_heads, P) / kvh, R = round_up(QB * G, RM);
     const uint64_t segs = (max_ctx + SEG - 1) / SEG;
     uint64_t win = d > Ir ? d : Ir;
     win = win > qr ? win : qr;
     const uint64_t floats = C * (2 * d + 2 * qr + 2 * kvr + 2 * Ir + hd) + LR * Vr + hd +
                             kvh * segs * round_up(G, RM) * (hd + 2) +
                             T * (WB * win + 3 * R * hd + R * BK + 2 * BK * hd + 8 * R);
-    p->act_bytes = 4 * floats + (o->act_dtype == INFER_ACT_BF16 ? 2 * C * win : 0);
+    /* tensor parallelism: LR whole rows of logits gathered from the vocabulary slices, and
+     * their staging buffer */
+    const uint64_t gather = P > 1 ? 2 * LR * V : 0;
+    p->act_bytes = 4 * (floats + gather) + (o->act_dtype == INFER_ACT_BF16 ? 2 * C * win : 0);
     p->total_bytes = p->weights_bytes + p->kv_bytes + p->act_bytes;
+    p->kv_heads_per_rank = (int)kvh;
+    p->kv_replicas = P > (uint64_t)c->n_kv_heads ? (int)(P / (uint64_t)c->n_kv_heads) : 1;
+    /* all-reduces of dim floats: after attention and after the MLP of every layer, and the
+     * embedding's; one decode token, or one prefill chunk of C tokens */
+    p->allreduce_calls_token = P > 1 ? 2 * L + 1 : 0;
+    p->allreduce_bytes_token = p->allreduce_calls_token * d * 4;
+    p->allreduce_bytes_chunk = p->allreduce_bytes_token * (chunk < max_ctx ? chunk : max_ctx);
 }

@@ -37,4 +37,47 @@ p=$("$LONGCTX" plan --config "$W/l3.json" --ctx 131072)
 echo '{"hidden_size": 8}' > "$W/bad.json"
 if "$LONGCTX" plan --config "$W/bad.json" --ctx 8 2> "$W/err"; then exit 1; fi
 grep -q "intermediate_size" "$W/err" || { cat "$W/err"; exit 1; }; n=$((n + 1))
+# tensor parallelism: per-rank weights, KV heads, replicas and all-reduce volume against an
+# independent computation from the shapes (Megatron: every matrix and the two vocabulary
+# matrices split into ceil(n / P) shares, the 161 norms replicated in float32)
+HERE=$(cd "$(dirname "$0")" && pwd)
+for cfg in llama-3.1-70b llama-2-70b; do
+    C=$HERE/../../infer/configs/$cfg.json
+    out=$("$LONGCTX" plan --config "$C" --ctx 131072 --kv-dtype bf16 --tp 1,2,4,8,16 --ranks 32)
+    /usr/bin/python3 - "$C" "$out" <<'PY' || exit 1
+import json, sys
+c = json.load(open(sys.argv[1]))
+d, I, L = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]
+H, KV, V = c["num_attention_heads"], c["num_key_value_heads"], c["vocab_size"]
+hd = d // H
+ceil = lambda n, p: -(-n // p)
+for line in sys.argv[2].splitlines():
+    p = json.loads(line)
+    P = p["tp"]
+    kvh = ceil(KV, P) if P <= KV else 1
+    per_layer = d * ceil(H * hd, P) * 2 + 2 * d * kvh * hd + 3 * d * ceil(I, P)
+    weights = 2 * (L * per_layer + 2 * ceil(V, P) * d) + 4 * (2 * L + 1) * d
+    kv = 2 * L * kvh * hd * 131072 * 2
+    want = {"weights": weights, "kv": kv, "heads": kvh, "repl": max(1, P // KV),
+            "replicas": 32 // P, "ar": (2 * L + 1) * d * 4 if P > 1 else 0}
+    got = {"weights": p["per_rank"]["weights_bytes"], "kv": p["per_rank"]["kv_cache_bytes"],
+           "heads": p["per_rank"]["kv_heads"], "repl": p["per_rank"]["kv_heads_replicated"],
+           "replicas": p["replicas"], "ar": p["allreduce"]["bytes_per_token"]}
+    assert got == want, (sys.argv[1], P, got, want)
+print("tp plans of %s: 5 sizes as computed from the shapes" % sys.argv[1].split("/")[-1])
+PY
+    n=$((n + 1))
+done
+# the published counts from the shipped configs
+p=$("$LONGCTX" plan --config "$HERE/../../infer/configs/llama-3.1-70b.json" --ctx 8)
+[ "$(get "$p" params)" = 70553706496 ] || { echo "configs/llama-3.1-70b: $p"; exit 1; }; n=$((n + 1))
+p=$("$LONGCTX" plan --config "$HERE/../../infer/configs/llama-2-70b.json" --ctx 8)
+[ "$(get "$p" params)" = 68976648192 ] || { echo "configs/llama-2-70b: $p"; exit 1; }; n=$((n + 1))
+# refusals: a size that does not divide the heads, a world that is not a multiple of it
+if "$LONGCTX" plan --config "$W/l3.json" --ctx 8 --tp 4,6 2> "$W/err"; then exit 1; fi
+grep -q "heads" "$W/err" || { cat "$W/err"; exit 1; }; n=$((n + 1))
+if "$LONGCTX" plan --config "$W/l3.json" --ctx 8 --tp 8 --ranks 12 2> "$W/err"; then exit 1; fi
+grep -q "not a multiple" "$W/err" || { cat "$W/err"; exit 1; }; n=$((n + 1))
+"$LONGCTX" plan --config "$W/l3.json" --ctx 131072 --kv-dtype bf16 --tp 8,16 --table | grep -q "each on 2 ranks" ||
+    { echo "table: no replicated KV line"; exit 1; }; n=$((n + 1))
 echo "$n passed, 0 failed"

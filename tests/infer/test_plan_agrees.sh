@@ -3,7 +3,7 @@
 # cache and activation bytes in plan's JSON equal the sums of infer_state_create's buffers
 # (the --timings line's kv_bytes and act_bytes), for the defaults (one infer_opts: an f32 KV
 # cache everywhere) and for other chunks, threads, contexts and KV dtypes. stories260K
-# (../shared/assets); plan reads the same .bin.
+# (../shared/assets); plan reads the same .bin. Also at TP 2, 4 and 8 under mpirun.
 # usage: test_plan_agrees.sh LONGCTX
 set -euo pipefail
 LONGCTX=$1
@@ -35,5 +35,18 @@ for opts in "64" "64 --prefill-chunk 16 --threads 2" "200 --kv-dtype bf16 --pref
     "$LONGCTX" perplexity --model "$M" --input "$W/doc.jsonl" --ctx "$ctx" $rest --timings \
         > /dev/null 2> "$W/ppl.err"
     check "perplexity --ctx $opts" "$plan" "$(grep timings "$W/ppl.err")"
+done
+# tensor parallelism: plan --tp P against rank 0 of mpirun -np P (TP 4 and 8: one KV head per
+# rank, replicated; the gathered logits' buffers)
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+for tp in 2 4 8; do
+    opts="--ctx 300 --prefill-chunk 64 --threads 1"
+    plan=$("$LONGCTX" plan --model "$M" --tp "$tp" $opts)
+    mpirun -np "$tp" --oversubscribe "$LONGCTX" infer --model "$M" --prompt-ids 1,2,3 $opts \
+        --timings > /dev/null 2> "$W/tp.err"
+    check "infer tp $tp" "$plan" "$(grep timings "$W/tp.err")"
+    mpirun -np "$tp" --oversubscribe "$LONGCTX" perplexity --model "$M" --input "$W/doc.jsonl" \
+        $opts --timings > /dev/null 2> "$W/tp.err"
+    check "perplexity tp $tp" "$plan" "$(grep timings "$W/tp.err")"
 done
 echo "$n passed, 0 failed"
