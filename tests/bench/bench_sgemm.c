@@ -85,6 +85,32 @@ int main(int argc, char **argv) {
                     ? (uint16_t)((Wh[i] & 0x8000) | ((((Wh[i] >> 7) & 0xff) - 112) << 10) |
                                  ((Wh[i] & 0x7f) << 3))
                     : (uint16_t)(Wh[i] & 0x8000);
+    /* infer's sgemm path (the scalar set) on bf16 weights: each 256-row block widened into
+     * scratch, then 64-row calls */
+    {
+        float *blk = malloc((size_t)256 * (size_t)K * sizeof *blk);
+        if (!blk)
+            return 1;
+        double best = 1e30;
+        for (int rep = 0; rep < 5; rep++) {
+            double t0 = now();
+            for (int r0 = 0; r0 < R; r0 += 256) {
+                int nr = r0 + 256 < R ? 256 : R - r0;
+                ik_to_f32(blk, Wh + (size_t)r0 * (size_t)K, 1 /* INFER_DT_BF16 */,
+                          (size_t)nr * (size_t)K);
+                for (int m = 0; m < M; m += 64)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, nr, K, 1.0f,
+                                X + (size_t)m * (size_t)K, K, blk, K, 0.0f,
+                                Y + (size_t)m * (size_t)R + r0, R);
+            }
+            double t = now() - t0;
+            best = t < best ? t : best;
+        }
+        free(blk);
+        printf("\n# infer's sgemm path on bf16 weights (256-row blocks widened, then 64-row "
+               "calls), scalar-set widening: %.1f GFLOP/s\n",
+               2.0 * M * (double)R * K / best / 1e9);
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, R, K, 1.0f, X, K, W, K, 0.0f, Y, R);
     static const char *const sets[] = {"avx2", "avx512", "avx512bf16"};
     static const char *const wname[] = {"f32", "bf16", "f16"};
