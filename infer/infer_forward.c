@@ -24,11 +24,16 @@
 
 /* OpenBLAS's sgemm gives a row bits that depend on the product's row count (its small-matrix
  * and tail kernels sum in other orders: for 128 (N, K) shapes at row counts 16..512, 132 of the
- * 4096 (shape, row count) pairs gave bits unlike the 512-row call). With a fixed row count the
- * bits of a row do not depend on its place in the call. So that a position's result does not
- * depend on the chunk it is in, every linear-layer product runs in calls of exactly RL rows, the
- * last padded with zero rows. Attention needs no padding: its kernels compute each element in a
- * fixed order (infer_kernels.h); its scratch rows are allocated to a multiple of RM. */
+ * 4096 (shape, row count) pairs gave bits unlike the 512-row call). So the sgemm path (the
+ * scalar set only: the SIMD sets use ik_gemm, see linear()) runs every linear-layer product in
+ * calls of exactly RL rows, the last padded with zero rows. That makes a position's result
+ * independent of the chunk it is in only if a row's bits do not depend on its place within a
+ * call: it held with the kernels OpenBLAS 0.3.21 picked on the AVX-512 machine this was first
+ * measured on, and holds with OPENBLAS_CORETYPE=Sandybridge, but NOT with its Haswell/Zen
+ * kernels (in a 64-row call 34 of 63 row positions give bits unlike position 0): there the
+ * scalar set's prefill bits change with --prefill-chunk (values within rounding). Attention needs
+ * no padding: its kernels compute each element in a fixed order (infer_kernels.h); its scratch rows
+ * are allocated to a multiple of RM. */
 static int pad_rows(int n) {
     return (n + RM - 1) / RM * RM;
 }
@@ -311,9 +316,12 @@ typedef struct {
     int mode; /* LIN_* */
 } linear_job;
 
-/* How a product runs: decode's matrix-vector kernel; ik_gemm (AVX-512, f32 x, any weight
- * dtype, no padding); ik_gemm_bf16 (--act-dtype bf16, x in s->xh); or OpenBLAS sgemm in fixed
- * RL-row calls on widened weight blocks (without AVX-512). */
+/* How a product runs: decode's matrix-vector kernel; ik_gemm (the AVX2 and AVX-512 sets, f32
+ * x, any weight dtype, no padding; chunk- and thread-independent bits, infer_gemm*.c);
+ * ik_gemm_bf16 (--act-dtype bf16, x in s->xh); or, on the scalar set only (-DLONGCTX_SIMD=OFF,
+ * LONGCTX_ISA=scalar, a CPU without AVX2), OpenBLAS sgemm in fixed RL-row calls on widened
+ * weight blocks, whose bits are chunk-independent only where OpenBLAS's kernels are (see
+ * above: not its Haswell/Zen kernels). */
 enum { LIN_DECODE, LIN_OWN, LIN_BF16, LIN_SGEMM };
 
 static size_t dt_bytes(int dtype) {
@@ -354,7 +362,7 @@ static void linear(infer_state *s, float *y, const float *x, infer_mat w, int n,
                    int decode, int same_x) {
     const int mode = decode                              ? LIN_DECODE
                      : s->xh && w.dtype == INFER_DT_BF16 ? LIN_BF16
-                     : ik_isa_current() >= IK_AVX512     ? LIN_OWN
+                     : ik_isa_current() >= IK_AVX2       ? LIN_OWN
                                                          : LIN_SGEMM;
     if (mode == LIN_BF16 && !same_x)
         ik_f32_to_bf16(s->xh, x, (size_t)n * (size_t)cols);

@@ -252,15 +252,13 @@ void ik_f32_to_bf16(uint16_t *dst, const float *src, size_t n) {
 
 int ik_gemm(float *y, size_t ldy, const float *x, size_t ldx, const void *w, int dtype, size_t cols,
             size_t n, size_t m) {
-#ifdef LONGCTX_IK_X86
-    if (ik_ops_now()->isa >= IK_AVX512) {
-        if (n && m)
-            ik_gemm_avx512(y, ldy, x, ldx, w, dtype, cols, n, m);
-        return 0;
-    }
-#endif
-    (void)y, (void)ldy, (void)x, (void)ldx, (void)w, (void)dtype, (void)cols, (void)n, (void)m;
-    return -1;
+    assert(dtype == INFER_DT_F32 || dtype == INFER_DT_BF16 || dtype == INFER_DT_F16);
+    const ik_ops *ops = ik_ops_now();
+    if (!ops->gemm)
+        return -1;
+    if (n && m)
+        ops->gemm(y, ldy, x, ldx, w, dtype, cols, n, m);
+    return 0;
 }
 
 int ik_gemm_bf16(float *y, size_t ldy, const uint16_t *x, size_t ldx, const void *w, size_t cols,

@@ -53,9 +53,10 @@ void ik_f32_to_bf16(uint16_t *dst, const float *src, size_t n);
 /*! ik_gemm() :
  *  y[t * ldy + r] = sum_c x[t][c] w[r][c] for t < n, r < m: x f32 (rows ldx elements apart),
  *  w row-major in dtype INFER_DT_* (cols per row, any byte alignment), widened exactly and
- *  multiplied in f32. AVX-512 sets only (infer_gemm.c). An element's bits do not depend on n,
- *  m or its place (one dot product in a fixed order). @return 0, or -1 when the current set
- *  has no AVX-512 (nothing written; callers use sgemm). */
+ *  multiplied in f32. AVX2 and AVX-512 sets (infer_gemm_avx2.c, infer_gemm.c). An element's
+ *  bits do not depend on n, m, its place or the thread (one dot product in a fixed order); they
+ *  differ between the avx2 set (8 lane sums) and the avx512 sets (16). @return 0, or -1 on the
+ *  scalar set (nothing written; callers use sgemm). */
 int ik_gemm(float *y, size_t ldy, const float *x, size_t ldx, const void *w, int dtype, size_t cols,
             size_t n, size_t m);
 

@@ -188,6 +188,7 @@ static void attn_wsum_avx2(float *acc, const float *p, const float *v, size_t ld
 const ik_ops ik_ops_avx2 = {
     .isa = IK_AVX2,
     .matvec = {matvec_f32_avx2, ik_matvec_bf16_avx2, ik_matvec_f16_avx2},
+    .gemm = ik_gemm_avx2, /* infer_gemm_avx2.c */
     .bf16_to_f32 = bf16_to_f32_vec,
     .f16_to_f32 = f16_to_f32_vec,
     .f32_to_bf16 = f32_to_bf16_avx2,

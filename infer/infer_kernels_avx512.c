@@ -175,6 +175,7 @@ static void attn_wsum_avx512(float *acc, const float *p, const float *v, size_t 
 const ik_ops ik_ops_avx512 = {
     .isa = IK_AVX512,
     .matvec = {matvec_f32_avx512, ik_matvec_bf16_avx2, ik_matvec_f16_avx2},
+    .gemm = ik_gemm_avx512, /* infer_gemm.c */
     .bf16_to_f32 = bf16_to_f32_vec,
     .f16_to_f32 = f16_to_f32_vec,
     .f32_to_bf16 = f32_to_bf16_avx512,
@@ -194,6 +195,7 @@ const ik_ops ik_ops_avx512 = {
 const ik_ops ik_ops_avx512bf16 = {
     .isa = IK_AVX512BF16,
     .matvec = {matvec_f32_avx512, ik_matvec_bf16_avx2, ik_matvec_f16_avx2},
+    .gemm = ik_gemm_avx512, /* infer_gemm.c */
     .bf16_to_f32 = bf16_to_f32_vec,
     .f16_to_f32 = f16_to_f32_vec,
     .f32_to_bf16 = f32_to_bf16_avx512bf16,

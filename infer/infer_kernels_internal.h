@@ -5,9 +5,10 @@
  * This table is the one SIMD dispatch of infer/: ik_init() picks a set once (CPU features or
  * LONGCTX_ISA) and every kernel entry point calls through ik_ops_now(). infer_kernels.c and
  * infer_exp.c hold the scalar kernels; infer_kernels_avx2.c and infer_kernels_avx512.c (with
- * their _attn_ companions) are compiled with their own -m flags (infer/CMakeLists.txt), only on
- * x86-64 and only with -DLONGCTX_SIMD=ON, and only called after ik_init() has seen the CPU
- * report those features. Nothing outside those files includes <immintrin.h>. */
+ * their _attn_ companions, and infer_gemm_avx2.c and infer_gemm.c) are compiled with their own -m
+ * flags (infer/CMakeLists.txt), only on x86-64 and only with -DLONGCTX_SIMD=ON, and only called
+ * after ik_init() has seen the CPU report those features. Nothing outside those files includes
+ * <immintrin.h>. */
 #ifndef LONGCTX_INFER_KERNELS_INTERNAL_H
 #define LONGCTX_INFER_KERNELS_INTERNAL_H
 
@@ -32,6 +33,10 @@ typedef struct {
     float (*dot)(const float *a, const float *b, size_t n);
     void (*axpy)(float *y, float a, const float *x, size_t n);
     void (*scale)(float *y, float a, size_t n);
+    /* prefill's product behind ik_gemm (infer_gemm*.c); NULL on the scalar set, whose callers
+     * use sgemm. n, m > 0 */
+    void (*gemm)(float *y, size_t ldy, const float *x, size_t ldx, const void *w, int dtype,
+                 size_t cols, size_t n, size_t m);
     /* prefill attention (infer_kernels_attn*.c); n_keys, n_rows, hd > 0 */
     void (*attn_qk)(float *st, const float *qt, size_t ld, const float *k, size_t ldk, int n_keys,
                     int n_rows, int hd);
@@ -79,7 +84,9 @@ void ik_attn_qk_avx512(float *st, const float *qt, size_t ld, const float *k, si
                        int n_keys, int n_rows, int hd);
 void ik_attn_pv_avx512(float *acc, size_t ldacc, const float *c, const float *st, size_t ld,
                        const float *v, size_t ldv, const int *n, int n_rows, int hd);
-/* infer_gemm.c, behind ik_gemm and ik_gemm_bf16 */
+/* infer_gemm_avx2.c and infer_gemm.c, behind ik_gemm and ik_gemm_bf16 */
+void ik_gemm_avx2(float *y, size_t ldy, const float *x, size_t ldx, const void *w, int dtype,
+                  size_t cols, size_t n, size_t m);
 void ik_gemm_avx512(float *y, size_t ldy, const float *x, size_t ldx, const void *w, int dtype,
                     size_t cols, size_t n, size_t m);
 void ik_gemm_bf16_avx512bf16(float *y, size_t ldy, const uint16_t *x, size_t ldx, const void *w,

@@ -3,10 +3,12 @@
  * several RL and WB, against one call of all M rows (the ceiling). infer runs linear layers in
  * calls of a fixed row count so that a position's bits do not depend on the chunk it is in
  * (infer_forward.c); this picks that count.
- * Then our own products on the same shape over blocks of weight rows, as infer runs them:
- * ik_gemm (f32 x; f32 and bf16 weights) and the opt-in ik_gemm_bf16 (x rounded to bf16 inside
- * the timing, vdpbf16ps), with their largest difference from the f32 sgemm (relative to the
- * row's largest |y|).
+ * Then our own products on the same shape over blocks of weight rows, as infer runs them (60 =
+ * BB, infer's block; 128, 256, 512): ik_gemm (f32 x; f32, bf16 and f16 weights) on each SIMD set
+ * this CPU has (avx2: infer_gemm_avx2.c; avx512: infer_gemm.c), and the opt-in ik_gemm_bf16 (x
+ * rounded to bf16 inside the timing, vdpbf16ps), with their largest difference from the f32
+ * sgemm (relative to the row's largest |y|), and whether every element's bits equal those of a
+ * one-row call on its row alone (the property that keeps prefill chunk-independent).
  * usage: bench_sgemm [M] [K] [R]   defaults 512 1024 2816 (the MLP of the 246M bench model) */
 #include "infer_kernels.h"
 
@@ -15,6 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static double now(void) {
@@ -62,12 +65,14 @@ int main(int argc, char **argv) {
             }
             printf("| %d | %d | %.1f |\n", rl, wb, 2.0 * M * (double)R * K / best / 1e9);
         }
-    /* our products on the same shape: ik_gemm (f32 x; f32, bf16 and f16 weights) and
+    /* our products on the same shape: ik_gemm (f32 x; f32, bf16 and f16 weights) per set and
      * ik_gemm_bf16 (x rounded to bf16 inside the timing) */
     uint16_t *Xh = malloc((size_t)M * (size_t)K * sizeof *Xh);
     uint16_t *Wh = malloc((size_t)R * (size_t)K * sizeof *Wh);
+    uint16_t *Wf = malloc((size_t)R * (size_t)K * sizeof *Wf);
     float *Yh = malloc((size_t)M * (size_t)R * sizeof *Yh);
-    if (!Xh || !Wh || !Yh)
+    float *Y1 = malloc((size_t)R * sizeof *Y1);
+    if (!Xh || !Wh || !Wf || !Yh || !Y1)
         return 1;
     for (size_t i = 0; i < (size_t)M * (size_t)K; i++) /* values bf16 does not hold exactly */
         X[i] = (float)((i * 2654435761u) % 1000) / 997.0f - 0.5f;
@@ -75,57 +80,113 @@ int main(int argc, char **argv) {
         W[i] = (float)((i * 40503u) % 1000) / 1009.0f - 0.5f;
     ik_f32_to_bf16(Wh, W, (size_t)R * (size_t)K);
     ik_to_f32(W, Wh, 1 /* INFER_DT_BF16 */, (size_t)R * (size_t)K); /* the same weights in f32 */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, R, K, 1.0f, X, K, W, K, 0.0f, Y, R);
-    ik_init(NULL);
-    printf("\n# our products (ik_gemm, ik_gemm_bf16), 1 thread, isa %s; error: max |diff| / row "
-           "max |y| against the f32 sgemm of the same weights\n| product | weights | GFLOP/s "
-           "(128 / 256 / 512 weight rows per block) | error |\n|---|---|---|---|\n",
-           ik_isa_name(ik_isa_current()));
-    for (int kind = 0; kind < 3; kind++) { /* ik_gemm f32 w, ik_gemm bf16 w, ik_gemm_bf16 */
-        const void *w = kind == 0 ? (const void *)W : (const void *)Wh;
-        const size_t wel = kind == 0 ? 4 : 2;
-        if ((kind < 2 ? ik_gemm(Yh, (size_t)R, X, (size_t)K, w, kind, (size_t)K, 0, 0)
-                      : ik_gemm_bf16(Yh, (size_t)R, Xh, (size_t)K, w, (size_t)K, 0, 0)) != 0) {
-            printf("| %s | %s | SKIP: not on this CPU | |\n", kind < 2 ? "ik_gemm" : "ik_gemm_bf16",
-                   kind == 0 ? "f32" : "bf16");
-            continue;
-        }
-        printf("| %s | %s | ", kind < 2 ? "ik_gemm (f32 x)" : "ik_gemm_bf16 (bf16 x)",
-               kind == 0 ? "f32" : "bf16");
-        for (int b = 0; b < 3; b++) {
-            const int wb = wbs[b];
-            double best = 1e30;
-            for (int rep = 0; rep < 5; rep++) {
-                double t0 = now();
-                if (kind == 2)
-                    ik_f32_to_bf16(Xh, X, (size_t)M * (size_t)K);
-                for (int r0 = 0; r0 < R; r0 += wb) {
-                    const int nr = r0 + wb < R ? wb : R - r0;
-                    const char *wr = (const char *)w + (size_t)r0 * (size_t)K * wel;
-                    if (kind < 2)
-                        ik_gemm(Yh + r0, (size_t)R, X, (size_t)K, wr, kind, (size_t)K, (size_t)M,
-                                (size_t)nr);
-                    else
-                        ik_gemm_bf16(Yh + r0, (size_t)R, Xh, (size_t)K, wr, (size_t)K, (size_t)M,
-                                     (size_t)nr);
-                }
-                double t = now() - t0;
-                best = t < best ? t : best;
+    for (size_t i = 0; i < (size_t)R * (size_t)K; i++) /* and in f16: exact (|w| in [2^-11, 1)) */
+        Wf[i] = Wh[i] & 0x7fff
+                    ? (uint16_t)((Wh[i] & 0x8000) | ((((Wh[i] >> 7) & 0xff) - 112) << 10) |
+                                 ((Wh[i] & 0x7f) << 3))
+                    : (uint16_t)(Wh[i] & 0x8000);
+    /* infer's sgemm path (the scalar set) on bf16 weights: each 256-row block widened into
+     * scratch, then 64-row calls */
+    {
+        float *blk = malloc((size_t)256 * (size_t)K * sizeof *blk);
+        if (!blk)
+            return 1;
+        double best = 1e30;
+        for (int rep = 0; rep < 5; rep++) {
+            double t0 = now();
+            for (int r0 = 0; r0 < R; r0 += 256) {
+                int nr = r0 + 256 < R ? 256 : R - r0;
+                ik_to_f32(blk, Wh + (size_t)r0 * (size_t)K, 1 /* INFER_DT_BF16 */,
+                          (size_t)nr * (size_t)K);
+                for (int m = 0; m < M; m += 64)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, nr, K, 1.0f,
+                                X + (size_t)m * (size_t)K, K, blk, K, 0.0f,
+                                Y + (size_t)m * (size_t)R + r0, R);
             }
-            printf("%.1f%s", 2.0 * M * (double)R * K / best / 1e9, b < 2 ? " / " : " | ");
+            double t = now() - t0;
+            best = t < best ? t : best;
         }
-        double worst = 0;
-        for (int m = 0; m < M; m++) {
-            double big = 0, diff = 0;
-            for (int r = 0; r < R; r++) {
-                size_t i = (size_t)m * (size_t)R + (size_t)r;
-                big = fmax(big, fabs(Y[i]));
-                diff = fmax(diff, fabs((double)Y[i] - Yh[i]));
-            }
-            worst = fmax(worst, diff / big);
-        }
-        printf("%.2e |\n", worst);
+        free(blk);
+        printf("\n# infer's sgemm path on bf16 weights (256-row blocks widened, then 64-row "
+               "calls), scalar-set widening: %.1f GFLOP/s\n",
+               2.0 * M * (double)R * K / best / 1e9);
     }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, R, K, 1.0f, X, K, W, K, 0.0f, Y, R);
+    static const char *const sets[] = {"avx2", "avx512", "avx512bf16"};
+    static const char *const wname[] = {"f32", "bf16", "f16"};
+    static const int obs[] = {60, 128, 256, 512};
+    printf("\n# our products (ik_gemm, ik_gemm_bf16), 1 thread, GFLOP/s (best of 5); error: max "
+           "|diff| / row max |y| against the f32 sgemm of the same weights; 1-row bits: every "
+           "element equals a 1 x %d call on its row alone\n| set | product | weights | GFLOP/s "
+           "(60 / 128 / 256 / 512 weight rows per block) | error | 1-row bits |\n"
+           "|---|---|---|---|---|---|\n",
+           R);
+    for (int set = 0; set < 3; set++) {
+        const int isa = ik_init(sets[set]);
+        for (int kind = set < 2 ? 0 : 3; kind < (set < 2 ? 3 : 4); kind++) {
+            /* kind 0..2: ik_gemm with weights of that INFER_DT_*; 3: ik_gemm_bf16 */
+            const void *w = kind == 0 ? (const void *)W : kind == 2 ? (const void *)Wf : Wh;
+            const size_t wel = kind == 0 ? 4 : 2;
+            const char *prod = kind < 3 ? "ik_gemm (f32 x)" : "ik_gemm_bf16 (bf16 x)";
+            const char *wn = wname[kind < 3 ? kind : 1];
+            if (isa < 0 ||
+                (kind < 3 ? ik_gemm(Yh, (size_t)R, X, (size_t)K, w, kind, (size_t)K, 0, 0)
+                          : ik_gemm_bf16(Yh, (size_t)R, Xh, (size_t)K, w, (size_t)K, 0, 0)) != 0) {
+                printf("| %s | %s | %s | SKIP: not on this CPU or build | | |\n", sets[set], prod,
+                       wn);
+                continue;
+            }
+            printf("| %s | %s | %s | ", sets[set], prod, wn);
+            for (int b = 0; b < 4; b++) {
+                const int wb = obs[b];
+                double best = 1e30;
+                for (int rep = 0; rep < 5; rep++) {
+                    double t0 = now();
+                    if (kind == 3)
+                        ik_f32_to_bf16(Xh, X, (size_t)M * (size_t)K);
+                    for (int r0 = 0; r0 < R; r0 += wb) {
+                        const int nr = r0 + wb < R ? wb : R - r0;
+                        const char *wr = (const char *)w + (size_t)r0 * (size_t)K * wel;
+                        if (kind < 3)
+                            ik_gemm(Yh + r0, (size_t)R, X, (size_t)K, wr, kind, (size_t)K,
+                                    (size_t)M, (size_t)nr);
+                        else
+                            ik_gemm_bf16(Yh + r0, (size_t)R, Xh, (size_t)K, wr, (size_t)K,
+                                         (size_t)M, (size_t)nr);
+                    }
+                    double t = now() - t0;
+                    best = t < best ? t : best;
+                }
+                printf("%.1f%s", 2.0 * M * (double)R * K / best / 1e9, b < 3 ? " / " : " | ");
+            }
+            double worst = 0;
+            for (int m = 0; m < M; m++) {
+                double big = 0, diff = 0;
+                for (int r = 0; r < R; r++) {
+                    size_t i = (size_t)m * (size_t)R + (size_t)r;
+                    big = fmax(big, fabs(Y[i]));
+                    diff = fmax(diff, fabs((double)Y[i] - Yh[i]));
+                }
+                worst = fmax(worst, diff / big);
+            }
+            /* every 7th row alone, all weight rows in one call: its bits as in the M-row call */
+            size_t differ = 0, checked = 0;
+            for (int m = 0; m < M; m += 7) {
+                if (kind < 3)
+                    ik_gemm(Y1, (size_t)R, X + (size_t)m * (size_t)K, (size_t)K, w, kind, (size_t)K,
+                            1, (size_t)R);
+                else
+                    ik_gemm_bf16(Y1, (size_t)R, Xh + (size_t)m * (size_t)K, (size_t)K, w, (size_t)K,
+                                 1, (size_t)R);
+                differ += (size_t)(memcmp(Y1, Yh + (size_t)m * (size_t)R, (size_t)R * 4) != 0);
+                checked++;
+            }
+            printf("%.2e | %s (%zu of %zu rows differ) |\n", worst, differ ? "NO" : "yes", differ,
+                   checked);
+        }
+    }
+    free(Wf);
+    free(Y1);
     free(Xh);
     free(Wh);
     free(Yh);

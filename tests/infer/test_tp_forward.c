@@ -10,7 +10,10 @@
  *  - every rank holds the same bits (a checksum of its rows, compared over the ranks);
  *  - the split run twice gives the same bits;
  *  - 32 greedy ids by infer_forward_sample (arg max reduction) equal one rank's, and top-k
- *    sampled ids (the split top-k, same seed) equal one rank's infer_sample draws.
+ *    sampled ids (the split top-k, same seed) equal one rank's infer_sample draws. With a bf16
+ *    cache the logits themselves differ by percents (above), so a temperature draw may pick
+ *    another id and the sampled ids are not compared with one rank's (printed as SKIP); they
+ *    must still be the same on every rank.
  * usage: test_tp_forward [MODEL (- for stories260K) [KV_DTYPE f32|bf16 [TOL]]] */
 #include "check.h"
 #include "infer.h"
@@ -190,10 +193,12 @@ int main(int argc, char **argv) {
                 same &= t1 == t2;
             }
             free(work);
+            const int loose = mode && kv == INFER_DT_BF16; /* see the top of the file */
             if (rank == 0)
-                printf("tp %d: %s ids %s one rank's\n", P, mode ? "top-5 sampled" : "greedy",
-                       same ? "equal" : "DIFFER FROM");
-            CHECK(same);
+                printf("%stp %d: %s ids %s one rank's%s\n", loose ? "SKIP " : "", P,
+                       mode ? "top-5 sampled" : "greedy", same ? "equal" : "DIFFER FROM",
+                       loose ? " (not compared: a bf16 cache moves the logits by percents)" : "");
+            CHECK(same || loose);
             CHECK(same_everywhere(fnv(got, sizeof got, 1)));
         }
     }
