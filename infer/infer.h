@@ -4,7 +4,7 @@
  * windows and documents, batch prompts. Loading and the state take an MPI communicator (the
  * tensor-parallel ranks); the forward pass runs on one rank until its reductions land. Loads
  * HF model directories (config.json + safetensors, single or sharded; F32, BF16
- * and F16 weights kept in their stored dtype, mapped read-only) and llama2.c legacy checkpoints.
+ * and F16 weights kept in their stored dtype) and llama2.c legacy checkpoints.
  * Tensor parallelism (Megatron 1D): the ranks of the communicator given to the loader and the
  * state each hold a slice of every matrix (q/k/v, gate/up by output rows, o/down by input
  * columns, embedding and classifier by vocabulary); the forward pass all-reduces after the
@@ -79,24 +79,43 @@ typedef struct infer_state infer_state;
  *  path is a HF model directory (config.json, model.safetensors or model.safetensors.index.json
  *  with its shards), or a llama2.c legacy checkpoint (.bin: 7 int32 then float32 weights,
  *  REFERENCE.md section 3; theta 10000, rms eps 1e-5, adjacent pairs). Weights stay in their
- *  stored dtype, in place in the loaded file; only the norms are widened to float32.
+ *  stored dtype; only the norms are widened to float32.
  *  Collective over comm (its ranks are the tensor-parallel ranks; the model does not keep
  *  comm). Global: the config. Local: this rank's share of the heads, MLP and vocabulary
- *  (infer_internal.h, infer_split) and its slices of the matrices; the split must pass
- *  infer_opts_check. One rank (MPI_COMM_SELF) holds the whole model.
+ *  (infer_internal.h, infer_split) and its slices of the matrices, the embedding's and
+ *  lm_head's included (vocabulary rows); the split must pass infer_opts_check. Each rank reads
+ *  only its slices from the files: row ranges of q/k/v, gate/up, the embedding and lm_head,
+ *  column ranges of o and down (a read per row), the norms whole. One rank (MPI_COMM_SELF)
+ *  holds the whole model.
  *  @return INFER_OK, INFER_ERR_IO, INFER_ERR_FORMAT (errmsg: file, offset or tensor, what),
- *  INFER_ERR_ARG (a split the model does not allow), INFER_ERR_NOMEM. On failure *out holds
- *  only the message (or is NULL); free it. */
+ *  INFER_ERR_ARG (a split the model does not allow), INFER_ERR_NOMEM. A failure on one rank
+ *  fails every rank, each with the same message: "rank R of P: " and the lowest failing
+ *  rank's cause (one rank: the cause alone). On failure *out holds only the message (or is
+ *  NULL); free it. */
 int infer_model_load(const char *path, MPI_Comm comm, infer_model **out);
-/* How safetensors data reaches memory: INFER_LOAD_RAM (the default of infer_model_load) reads
- * each file with pread into anonymous memory on transparent huge pages (faster decode: fewer
- * TLB misses); INFER_LOAD_MMAP maps it read-only (no copy; pages shared with the page cache). */
+/* How the weights reach memory: INFER_LOAD_RAM (the default of infer_model_load) preads this
+ * rank's slices into anonymous memory on transparent huge pages (faster decode: fewer TLB
+ * misses); INFER_LOAD_MMAP maps each file read-only and points into it (no copy; pages shared
+ * with the page cache, only the pages of this rank's rows touched), copying out the column
+ * slices of o and down when they are split. */
 enum { INFER_LOAD_RAM = 0, INFER_LOAD_MMAP = 1 };
 int infer_model_load_mode(const char *path, int mode, MPI_Comm comm, infer_model **out);
 void infer_model_free(infer_model *m); /* NULL ok */
 const char *infer_model_errmsg(const infer_model *m);
 const infer_config *infer_model_config(const infer_model *m);
 int infer_model_weight_dtype(const infer_model *m); /* INFER_DT_* of the matrices */
+/*! infer_model_bytes_read() : the tensor bytes this rank read from the model's files (headers
+ *  and config.json not counted; INFER_LOAD_MMAP: the bytes its slices span in the mappings,
+ *  which the page cache reads as they are touched): its slices of the matrices in their
+ *  stored dtype plus the norms. Summed over the ranks: the files' tensor bytes, plus (P - 1)
+ *  times the norms, plus the KV heads' rows held by more than one rank when P exceeds them
+ *  (llama2.c: its freq_cis table is never read). */
+uint64_t infer_model_bytes_read(const infer_model *m);
+/*! infer_model_weight_bytes() : the bytes of weights this rank holds: its slices of the
+ *  matrices in their stored dtype plus the norms in float32 (what infer_plan_make predicts as
+ *  weights_bytes for the rank with the largest shares; under INFER_LOAD_MMAP the row slices
+ *  live in the page cache, shared). */
+uint64_t infer_model_weight_bytes(const infer_model *m);
 
 /* The default prefill chunk: tokens per step (activation memory is O(chunk)). */
 enum { INFER_PREFILL_CHUNK = 512 };

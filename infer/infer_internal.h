@@ -6,14 +6,15 @@
 #include "infer.h"
 
 /* A matrix [rows = out][cols = in], row-major, in its stored dtype; p may be unaligned. Under
- * tensor parallelism a matrix is this rank's slice, and is still contiguous: rows [r0, r1) of
- * a row-split matrix are a pointer into the whole one; columns [c0, c1) of a column-split one
- * (wo, w2) are a per-rank copy made at load (infer_model.c, model_slice). A copy rather than a
+ * tensor parallelism a matrix is this rank's slice, and is still contiguous: each rank reads
+ * only its slice from the file (infer_model.c, load_slices). Rows [r0, r1) of a row-split
+ * matrix are one contiguous read (INFER_LOAD_RAM) or a pointer into the file's mapping
+ * (INFER_LOAD_MMAP); columns [c0, c1) of a column-split one (wo, w2) are read row by row
+ * into a contiguous block (RAM) or copied out of the mapping (MMAP). Contiguous rather than a
  * row stride because every kernel (infer_kernels*.c, infer_gemm.c, the widened weight blocks
  * of linear) streams rows of exactly cols values and prefetches along them: a stride would
  * change all of them, and a column slice read with the whole row's stride would pull the other
- * ranks' columns through the cache. The copy costs load time and the rank's share of two
- * matrices per layer. At one rank every slice is the whole matrix: no copy, nothing changes. */
+ * ranks' columns through the cache. At one rank every slice is the whole matrix. */
 typedef struct {
     const void *p;
     int dtype; /* INFER_DT_* */
@@ -51,17 +52,21 @@ struct infer_model {
     int head_dim;     /* resolved */
     int dtype;        /* of the matrices */
     infer_mat emb;    /* (tp.vocab, dim): vocabulary rows [tp.vocab0, tp.vocab0 + tp.vocab) */
-    infer_mat wcls;   /* (tp.vocab, dim), a slice of the embedding when tied */
+    infer_mat wcls;   /* (tp.vocab, dim): the same rows of lm_head; == emb when tied */
     float *rms_final; /* (dim) */
     infer_layer *layers;
-    float *data; /* llama2.c: all weights; HF: the widened norms */
+    float *data; /* the norms widened to float32: (2 n_layers + 1, dim) */
     struct {
         void *addr;
         size_t len;
-    } maps[INFER_MAX_MAPS];
+    } maps[INFER_MAX_MAPS]; /* INFER_LOAD_MMAP: the weight files, mapped whole (read-only) */
     int n_maps;
-    void **copies; /* (n_copies) the column slices of wo and w2 (n_ranks > 1) */
-    int n_copies;
+    void *slices; /* (slices_bytes) anonymous memory: every matrix slice (RAM), the
+                   * column slices of wo and w2 when split (MMAP); NULL when empty */
+    size_t slices_bytes;
+    uint64_t bytes_read;   /* tensor bytes this rank read from the files (MMAP: that its
+                            * slices span in the mappings) */
+    uint64_t weight_bytes; /* this rank's slices in their stored dtype + the float32 norms */
     char errmsg[512];
 };
 
