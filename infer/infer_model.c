@@ -630,6 +630,11 @@ int infer_model_load_mode(const char *path, int mode, MPI_Comm comm, infer_model
         ik_init(NULL);
         rc = load_any(m, path, mode, rank, n_ranks);
     }
+    if (rc == INFER_OK)
+        LOG_DEBUG("%s: read %llu bytes of tensors, holding %llu bytes of weights (%s, rank %d of "
+                  "%d)",
+                  path, (unsigned long long)m->bytes_read, (unsigned long long)m->weight_bytes,
+                  mode == INFER_LOAD_MMAP ? "mmap" : "ram", rank, n_ranks);
     if (n_ranks == 1)
         return rc;
     /* one rank's failure is every rank's, before the next collective, with one message: the
