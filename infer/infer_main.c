@@ -285,6 +285,20 @@ static int act_dtype_ok(int act, const infer_model *m, const char *model) {
     return 0;
 }
 
+/* What each rank read of the model and holds: rank 0 logs the smallest and largest over the
+ * world's ranks and the sum (collective) */
+static void log_load(const infer_model *m, const char *path) {
+    unsigned long long mine[2] = {infer_model_bytes_read(m), infer_model_weight_bytes(m)};
+    unsigned long long lo[2], hi[2], sum[2];
+    MPI_Allreduce(mine, lo, 2, MPI_UNSIGNED_LONG_LONG, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Allreduce(mine, hi, 2, MPI_UNSIGNED_LONG_LONG, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Allreduce(mine, sum, 2, MPI_UNSIGNED_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
+    const double Mi = 1048576.0;
+    LOG_INFO("%s: read %.1f-%.1f MiB per rank (%.1f MiB in all), weights held %.1f-%.1f MiB per "
+             "rank",
+             path, lo[0] / Mi, hi[0] / Mi, sum[0] / Mi, lo[1] / Mi, hi[1] / Mi);
+}
+
 /* the model directory's tokenizer (tokenizer.json, then tokenizer.model), or NULL */
 static tokenizer *dir_tokenizer(const char *model) {
     struct stat sb;
@@ -1335,6 +1349,7 @@ static int infer_body(infer_args *a_in) {
         free(ids);
         return st == INFER_ERR_ARG || st == INFER_OK ? EXIT_USAGE : EXIT_RUNTIME;
     }
+    log_load(m, a.model);
     tokenizer *tok = dir_tokenizer(a.model);
     rc = 0;
     if (!ids && !a.batch_in) /* text: through the model's tokenizer */
@@ -1868,6 +1883,7 @@ static int ppl_body(ppl_args *a_in) {
         infer_model_free(m);
         return st == INFER_ERR_ARG || st == INFER_OK ? EXIT_USAGE : EXIT_RUNTIME;
     }
+    log_load(m, a.model);
     const infer_config *cfg = infer_model_config(m);
     if (!a.ctx)
         a.ctx = cfg->seq_len;
