@@ -35,7 +35,8 @@ int main(int argc, char **argv) {
     MPI_Comm_size(MPI_COMM_WORLD, &P);
     if (argc < 2) {
         if (rank == 0)
-            fprintf(stderr, "usage: mpirun -np P bench_tp_slice MODEL_DIR [CHUNK] [REPS] [THREADS]\n");
+            fprintf(stderr,
+                    "usage: mpirun -np P bench_tp_slice MODEL_DIR [CHUNK] [REPS] [THREADS]\n");
         MPI_Finalize();
         return 2;
     }
@@ -69,8 +70,7 @@ int main(int argc, char **argv) {
     if (rank == 0)
         printf("# tp %d, threads %d, %d layers of dim %d, mlp %d, %d heads, %d kv heads, chunk %d, "
                "kv bf16; load %.1f s\n",
-               P, threads, L, c->dim, c->hidden_dim, c->n_heads, c->n_kv_heads, chunk,
-               now() - t0);
+               P, threads, L, c->dim, c->hidden_dim, c->n_heads, c->n_kv_heads, chunk, now() - t0);
     uint32_t *ids = malloc((size_t)chunk * sizeof *ids);
     for (int i = 0; i < chunk; i++)
         ids[i] = (uint32_t)(i * 7 + 3) % (uint32_t)c->vocab_size;
@@ -102,9 +102,9 @@ int main(int argc, char **argv) {
             if (rank == 0)
                 printf("%-7s ctx %6d: %9.3f ms/layer  all-reduce %10.0f bytes/layer %8.3f "
                        "ms/layer (%4.1f%%)%s\n",
-                       kind ? "decode" : "prefill", kind ? dec_ctx[k] : pre_ctx[k],
-                       1e3 * best / L, (double)bytes / L, 1e3 * cs_best / L,
-                       100.0 * cs_best / best, st == INFER_OK ? "" : " FAILED");
+                       kind ? "decode" : "prefill", kind ? dec_ctx[k] : pre_ctx[k], 1e3 * best / L,
+                       (double)bytes / L, 1e3 * cs_best / L, 100.0 * cs_best / best,
+                       st == INFER_OK ? "" : " FAILED");
             fflush(stdout);
         }
     free(ids);
