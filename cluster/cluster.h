@@ -65,6 +65,12 @@ void cluster_vlog(cluster_log_level level, const char *fmt, va_list ap);
  *  learns that one failed before the next collective. */
 int cluster_agree(MPI_Comm comm, int status);
 
+/*! cluster_agree_first() :
+ *  Collective over comm. For codes where any nonzero value stops (exit codes, callback
+ *  returns, of either sign): the value of the lowest rank whose rc is nonzero, else 0. Every
+ *  rank stops together, with one rank's reason. */
+int cluster_agree_first(MPI_Comm comm, int rc);
+
 /*! cluster_agree_msg() :
  *  Collective over comm. Like cluster_agree(), and also carries the message of the lowest
  *  failing rank (`msg` on that rank; may be NULL elsewhere) to every rank in `out` (size

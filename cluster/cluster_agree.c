@@ -17,6 +17,17 @@ int cluster_agree(MPI_Comm comm, int status) {
     return agreed;
 }
 
+int cluster_agree_first(MPI_Comm comm, int rc) {
+    int rank = 0, n_ranks = 1;
+    if (MPI_Comm_size(comm, &n_ranks) != MPI_SUCCESS || n_ranks == 1)
+        return rc;
+    MPI_Comm_rank(comm, &rank);
+    int mine[2] = {rc != 0 ? rank : n_ranks, rc}, lowest[2];
+    if (MPI_Allreduce(mine, lowest, 1, MPI_2INT, MPI_MINLOC, comm) != MPI_SUCCESS)
+        return rc ? rc : CLUSTER_ERR_MPI;
+    return lowest[0] < n_ranks ? lowest[1] : 0;
+}
+
 int cluster_agree_msg(MPI_Comm comm, int status, const char *msg, char *out, size_t out_bytes,
                       int *failed_rank) {
     int rank = 0, n_ranks = 1;

@@ -736,11 +736,7 @@ static const float *tp_gather(infer_state *s, const float *lg, int nr) {
 /* a status every rank agrees on: the lowest rank's nonzero rc, else 0 (a callback that stops
  * the run on one rank, say a full disk under rank 0's logits file, stops every rank) */
 static int tp_agree_rc(infer_state *s, int rc) {
-    if (s->n_ranks == 1)
-        return rc;
-    int mine[2] = {rc != 0 ? s->rank : s->n_ranks, rc}, lowest[2];
-    MPI_Allreduce(mine, lowest, 1, MPI_2INT, MPI_MINLOC, s->comm);
-    return lowest[0] < s->n_ranks ? lowest[1] : 0;
+    return s->n_ranks == 1 ? rc : cluster_agree_first(s->comm, rc);
 }
 
 void infer_state_comm_stats(const infer_state *s, infer_comm_stats *out) {

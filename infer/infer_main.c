@@ -435,15 +435,7 @@ static void ranks_free(ranks *r) {
 /* rc as every rank of the world sees it: the lowest rank's nonzero rc, else 0 (a file rank 0
  * could not open stops every rank before the next collective) */
 static int world_rc(int rc) {
-    int size, rank, mine[2], lowest[2];
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
-    if (size == 1)
-        return rc;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    mine[0] = rc ? rank : size;
-    mine[1] = rc;
-    MPI_Allreduce(mine, lowest, 1, MPI_2INT, MPI_MINLOC, MPI_COMM_WORLD);
-    return lowest[0] < size ? lowest[1] : 0;
+    return cluster_agree_first(MPI_COMM_WORLD, rc);
 }
 
 /* infer and perplexity on any number of ranks: every rank runs body; rank 0 alone prints
@@ -897,12 +889,9 @@ static uint64_t next_item(const ranks *rr, cluster_queue *q, int stop) {
     return item;
 }
 
-/* rc as every rank of the tensor-parallel group sees it (the largest exit code) */
+/* rc as every rank of the tensor-parallel group sees it */
 static int group_rc(const ranks *rr, int rc) {
-    int all = rc;
-    if (rr->tp_size > 1)
-        MPI_Allreduce(&rc, &all, 1, MPI_INT, MPI_MAX, rr->tp);
-    return all;
+    return cluster_agree_first(rr->tp, rc);
 }
 
 /* A failure on any rank of the world, with its message, for rank 0 to print (the others' stderr

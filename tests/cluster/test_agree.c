@@ -1,5 +1,5 @@
-/* test_agree.c - cluster_agree and cluster_agree_msg: every rank gets the same status and the
- * message of the lowest failing rank; nobody hangs. Run at 1, 2 and 4 ranks. */
+/* test_agree.c - cluster_agree, cluster_agree_first and cluster_agree_msg: every rank gets the same
+ * status and the message of the lowest failing rank; nobody hangs. Run at 1, 2 and 4 ranks. */
 #include "check.h"
 #include "cluster.h"
 
@@ -82,6 +82,15 @@ static void test_edges(int rank, int n_ranks) {
     CHECK(strncmp(big_out, huge, strlen(big_out)) == 0);
 }
 
+/* cluster_agree_first: the lowest rank's nonzero value, of either sign; 0 when all are 0 */
+static void test_first(int rank, int n_ranks) {
+    CHECK_EQ_INT(cluster_agree_first(MPI_COMM_WORLD, 0), 0);
+    CHECK_EQ_INT(cluster_agree_first(MPI_COMM_WORLD, rank == n_ranks - 1 ? 2 : 0), 2);
+    CHECK_EQ_INT(cluster_agree_first(MPI_COMM_WORLD, rank + 1), 1);
+    CHECK_EQ_INT(cluster_agree_first(MPI_COMM_WORLD, rank ? -5 : 7), 7);
+    CHECK_EQ_INT(cluster_agree_first(MPI_COMM_WORLD, rank ? 3 : 0), n_ranks > 1 ? 3 : 0);
+}
+
 static void test_agree(int rank, int n_ranks) {
     CHECK_EQ_INT(cluster_agree(MPI_COMM_WORLD, CLUSTER_OK), CLUSTER_OK);
     CHECK_EQ_INT(cluster_agree(MPI_COMM_WORLD, rank == n_ranks - 1 ? CLUSTER_ERR_NOMEM : 1),
@@ -97,6 +106,7 @@ int main(int argc, char **argv) {
     cluster_log_setup("test_agree", rank, n_ranks, CLUSTER_LOG_INFO);
 
     test_agree(rank, n_ranks);
+    test_first(rank, n_ranks);
     test_last_rank_fails(rank, n_ranks);
     test_two_fail(rank, n_ranks);
     test_nobody_fails(rank);
