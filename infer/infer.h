@@ -128,7 +128,15 @@ typedef struct {
     int prefill_chunk; /* tokens per prefill step (default INFER_PREFILL_CHUNK; 0: the same) */
     int threads;       /* default 1 (0: the same) */
     int act_dtype;     /* INFER_ACT_* (default INFER_ACT_F32) */
+    /* 2D tensor parallelism of prefill (--tp-grid PrxPc): grid_rows = Pr > 0 runs the prefill's
+     * linear layers as PSGEMM on a Pr x (ranks / Pr) BLACS grid over f32 block-cyclic copies of
+     * the weights, with grid_block x grid_block blocks (0: INFER_GRID_BLOCK); decode and the
+     * classifier stay 1D. 0 (default): 1D only. */
+    int grid_rows;
+    int grid_cols; /* Pc: 0, or what the ranks / Pr must be (checked) */
+    int grid_block;
 } infer_opts;
+enum { INFER_GRID_BLOCK = 64 };
 
 /*! infer_opts_default() : the one set of defaults: f32 KV cache (what infer and perplexity
  *  always allocated), f32 activations, INFER_PREFILL_CHUNK, one thread, max_ctx 0. */
@@ -137,7 +145,9 @@ infer_opts infer_opts_default(void);
 /*! infer_opts_check() : what infer_state_create and the memory plan refuse, in one place:
  *  dtypes, max_ctx in [1, INT32_MAX / 2], prefill_chunk in [0, 2^20], threads in [0, 1024], and a
  *  tensor-parallel split over n_ranks ranks that the model allows (n_ranks divides the
- *  attention heads; the KV heads divide among the ranks, or the ranks among the KV heads).
+ *  attention heads; the KV heads divide among the ranks, or the ranks among the KV heads), and
+ *  a grid_rows that divides n_ranks (grid_rows x grid_cols = n_ranks when grid_cols is set),
+ *  grid_block in [0, 4096].
  *  @return INFER_OK or INFER_ERR_ARG with err (err_bytes) naming the option, its value and
  *  why. */
 int infer_opts_check(const infer_config *c, const infer_opts *o, int n_ranks, char *err,
@@ -179,8 +189,17 @@ const infer_model *infer_state_model(const infer_state *s); /* the model s was c
 typedef struct {
     uint64_t calls, bytes;
     double seconds;
+    /* 2D prefill (grid_rows > 0): PSGEMM calls and seconds (their communication inside), and
+     * the redistributions between the grid and the 1D slices: calls, bytes this rank sent to
+     * others, seconds */
+    uint64_t grid_gemm_calls, grid_redist_calls, grid_redist_bytes;
+    double grid_gemm_seconds, grid_redist_seconds;
 } infer_comm_stats;
 void infer_state_comm_stats(const infer_state *s, infer_comm_stats *out);
+/*! infer_state_grid_bytes() : what 2D prefill holds on this rank besides the 1D state: the f32
+ *  block-cyclic copies of the layers' matrices, and one chunk's activations on the grid with the
+ *  redistribution buffers (0 and 0 without a grid). */
+void infer_state_grid_bytes(const infer_state *s, uint64_t *weight_bytes, uint64_t *act_bytes);
 
 /* Called for each wanted position of infer_prefill with its vocab_size logits (borrowed):
  * whole rows on every rank (gathered from the ranks' vocabulary slices). Under tensor
@@ -245,6 +264,11 @@ typedef struct {
     /* tensor parallelism (0 on one rank): all-reduces per decode token, and the bytes each
      * rank contributes to them per token and per prefill chunk */
     uint64_t allreduce_calls_token, allreduce_bytes_token, allreduce_bytes_chunk;
+    /* 2D prefill (o->grid_rows > 0), on rank 0 (the largest local parts), in total_bytes: the
+     * f32 block-cyclic copies of the layer matrices (on top of the 1D slices decode uses) and one
+     * chunk's activations on the grid with the redistribution buffers; grid_setup_bytes, not in
+     * the total: the buffers of the weights' redistribution, held only while the state is made */
+    uint64_t grid_weight_bytes, grid_act_bytes, grid_setup_bytes;
 } infer_plan;
 
 /*! infer_config_from_json() : the sizes of a HF config.json (Llama, Llama 2/3, Mistral

@@ -103,6 +103,17 @@ struct infer_state {
     void *swork; /* sampling scratch, grown on first use (not in the plan: see infer.h) */
     size_t swork_cap;
     infer_comm_stats cs_stats;
+    /* 2D prefill (o.grid_rows > 0, infer_grid.c): the grid; per layer the f32 block-cyclic
+     * weights (wq wk wv wo w1 w3 w2, column-major (in, out)) in one block gw; the local parts of
+     * one chunk's activations (column-major (features, tokens)); every rank's rectangle of the
+     * 1D slices: query rows, KV rows, and the whole (for the residual, held by every rank) */
+    infer_grid *grid;
+    float *gw;
+    infer_dmat (*gl)[7];
+    float *gx, *gq, *gk, *gv, *gh1, *gh3;
+    infer_rect *rq, *rk, *rall;
+    uint64_t grid_w_bytes, grid_a_bytes;
+    int grid_err;
     /* infer_state_find_nonfinite: check the residual after the embedding and every layer */
     int probe, probe_layer, probe_pos;
 };
@@ -127,6 +138,108 @@ static int agree_alloc(infer_state *s, int st) {
     if (all != INFER_OK && s->rank == 0)
         LOG_ERROR("tensor-parallel rank %d of %d: %s", failed, s->n_ranks, got);
     return all;
+}
+
+/* ---- 2D prefill: the grid, its copies of the weights and its buffers ----------------------- */
+
+enum {
+    GQ = INFER_G_Q,
+    GK = INFER_G_K,
+    GV = INFER_G_V,
+    GO = INFER_G_O,
+    G1 = INFER_G_1,
+    G3 = INFER_G_3,
+    G2 = INFER_G_2
+};
+
+static float *galloc(size_t n, uint64_t *counter) {
+    *counter += (uint64_t)n * sizeof(float);
+    return calloc(n ? n : 1, sizeof(float));
+}
+
+/* the leading dimension of this rank's slice of matrix k as a column-major array */
+static size_t grid_ld(const infer_state *s, int k) {
+    const infer_split *t = &s->m->tp;
+    return k == GO   ? (size_t)t->n_heads * (size_t)s->hd
+           : k == G2 ? (size_t)t->hidden_dim
+                     : (size_t)s->m->cfg.dim;
+}
+
+static const infer_mat *layer_mat(const infer_layer *L, int k) {
+    const infer_mat *m[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w3, &L->w2};
+    return m[k];
+}
+
+static int grid_setup(infer_state *s) {
+    const infer_config *c = &s->m->cfg;
+    const int P = s->n_ranks, C = s->chunk, hd = s->hd, D = c->dim;
+    const int nb = s->o.grid_block ? s->o.grid_block : INFER_GRID_BLOCK;
+    int st = infer_grid_create(s->comm, s->o.grid_rows, nb, &s->grid);
+    if (P > 1)
+        st = cluster_agree(s->comm, st);
+    if (st != INFER_OK)
+        return st;
+    infer_grid *g = s->grid;
+    /* the weights */
+    infer_rect *rc = calloc((size_t)P * 3, sizeof *rc);
+    s->gl = calloc((size_t)c->n_layers, sizeof *s->gl);
+    size_t per_layer = 0, at[7];
+    for (int k = 0; k < 7; k++) {
+        int M, N;
+        infer_grid_layer_shape(c, P, k, &M, &N, NULL);
+        at[k] = per_layer;
+        per_layer += infer_grid_local_elems(g, M, N);
+    }
+    st = rc && s->gl ? INFER_OK : INFER_ERR_NOMEM;
+    if (st == INFER_OK)
+        s->gw = galloc(per_layer * (size_t)c->n_layers, &s->grid_w_bytes);
+    for (int k = 0; st == INFER_OK && k < 7; k++) {
+        int M, N;
+        infer_grid_layer_shape(c, P, k, &M, &N, rc);
+        st = s->gw ? infer_grid_reserve(g, rc, M, N) : INFER_ERR_NOMEM;
+    }
+    if (P > 1)
+        st = cluster_agree(s->comm, st);
+    for (int l = 0; st == INFER_OK && l < c->n_layers; l++)
+        for (int k = 0; st == INFER_OK && k < 7; k++) {
+            int M, N;
+            infer_grid_layer_shape(c, P, k, &M, &N, rc);
+            infer_dmat *d = &s->gl[l][k];
+            infer_dmat_set(g, d, M, N, s->gw + (size_t)l * per_layer + at[k]);
+            const infer_mat *w = layer_mat(&s->m->layers[l], k);
+            st = infer_grid_scatter(g, rc, w->p, w->dtype, grid_ld(s, k), d);
+        }
+    infer_grid_release(g);
+    /* one chunk's activations, and the rectangles of their 1D slices */
+    if (st == INFER_OK) {
+        const int Q = c->n_heads * hd, KV = c->n_kv_heads * hd, H = c->hidden_dim;
+        s->rq = rc; /* rq, rk, rall: n_ranks each */
+        s->rk = rc + P;
+        s->rall = rc + 2 * P;
+        rc = NULL;
+        infer_grid_act_rects(c, P, C, s->rq, s->rk, s->rall);
+        s->gx = galloc(infer_grid_local_elems(g, D, C), &s->grid_a_bytes);
+        s->gq = galloc(infer_grid_local_elems(g, Q, C), &s->grid_a_bytes);
+        s->gk = galloc(infer_grid_local_elems(g, KV, C), &s->grid_a_bytes);
+        s->gv = galloc(infer_grid_local_elems(g, KV, C), &s->grid_a_bytes);
+        s->gh1 = galloc(infer_grid_local_elems(g, H, C), &s->grid_a_bytes);
+        s->gh3 = galloc(infer_grid_local_elems(g, H, C), &s->grid_a_bytes);
+        st = s->gx && s->gq && s->gk && s->gv && s->gh1 && s->gh3 ? INFER_OK : INFER_ERR_NOMEM;
+        if (st == INFER_OK)
+            st = infer_grid_reserve(g, s->rq, Q, C);
+        if (st == INFER_OK)
+            st = infer_grid_reserve(g, s->rk, KV, C);
+        if (st == INFER_OK)
+            st = infer_grid_reserve(g, s->rall, D, C);
+        s->grid_a_bytes += infer_grid_work_bytes(g);
+    }
+    free(rc);
+    return P > 1 ? cluster_agree(s->comm, st) : st;
+}
+
+void infer_state_grid_bytes(const infer_state *s, uint64_t *weight_bytes, uint64_t *act_bytes) {
+    *weight_bytes = s->grid_w_bytes;
+    *act_bytes = s->grid_a_bytes;
 }
 
 int infer_state_create(const infer_model *m, const infer_opts *o, MPI_Comm comm,
@@ -244,6 +357,10 @@ int infer_state_create(const infer_model *m, const infer_opts *o, MPI_Comm comm,
         infer_state_free(s);
         return st;
     }
+    if (o->grid_rows > 0 && (st = grid_setup(s)) != INFER_OK) {
+        infer_state_free(s);
+        return st;
+    }
     infer_rope_freqs(c, s->hd, 0, s->inv_freq, &s->score_mult);
     *out = s;
     return INFER_OK;
@@ -300,6 +417,16 @@ void infer_state_free(infer_state *s) {
     free(s->lg_stage);
     free(s->v_len);
     free(s->swork);
+    infer_grid_free(s->grid);
+    free(s->gw);
+    free(s->gl);
+    free(s->gx);
+    free(s->gq);
+    free(s->gk);
+    free(s->gv);
+    free(s->gh1);
+    free(s->gh3);
+    free(s->rq);
     if (s->has_comm)
         MPI_Comm_free(&s->comm);
     free(s);
@@ -741,6 +868,15 @@ static int tp_agree_rc(infer_state *s, int rc) {
 
 void infer_state_comm_stats(const infer_state *s, infer_comm_stats *out) {
     *out = s->cs_stats;
+    if (s->grid) {
+        infer_grid_stats g;
+        infer_grid_get_stats(s->grid, &g);
+        out->grid_gemm_calls = g.gemm_calls;
+        out->grid_gemm_seconds = g.gemm_seconds;
+        out->grid_redist_calls = g.redist_calls;
+        out->grid_redist_bytes = g.redist_bytes;
+        out->grid_redist_seconds = g.redist_seconds;
+    }
 }
 
 /* the embeddings of n ids into s->x: each rank holds the rows of its vocabulary slice (the
@@ -772,21 +908,80 @@ static void probe(infer_state *s, int l, int n, int pos0) {
             }
 }
 
+/* ---- 2D prefill: the linear layers on the grid ------------------------------------------- */
+
+static void grid_check(infer_state *s, int st) {
+    if (st != INFER_OK && s->grid_err == INFER_OK)
+        s->grid_err = st;
+}
+
+/* y (out, n) on the grid = layer matrix k^T x, x (in, n) on the grid */
+static void grid_product(infer_state *s, int l, int k, const infer_dmat *x, float *ya,
+                         infer_dmat *y, int n) {
+    const infer_dmat *w = &s->gl[l][k];
+    infer_dmat_set(s->grid, y, w->N, n, ya);
+    infer_grid_gemm_tn(s->grid, w, x, y, infer_pool_threads(s->pool));
+}
+
+/* q, k, v of n tokens from xb (held whole by every rank): this rank's heads into s->q, s->k,
+ * s->v, as the 1D path leaves them */
+static void grid_qkv(infer_state *s, int l, int n) {
+    const int D = s->m->cfg.dim;
+    infer_dmat x, y;
+    infer_dmat_set(s->grid, &x, D, n, s->gx);
+    infer_grid_local_copy(s->grid, s->xb, INFER_DT_F32, (size_t)D, &x);
+    grid_product(s, l, GQ, &x, s->gq, &y, n);
+    grid_check(s, infer_grid_gather(s->grid, &y, s->rq, s->q, (size_t)s->q_dim));
+    grid_product(s, l, GK, &x, s->gk, &y, n);
+    grid_check(s, infer_grid_gather(s->grid, &y, s->rk, s->k, (size_t)s->kv_dim));
+    grid_product(s, l, GV, &x, s->gv, &y, n);
+    grid_check(s, infer_grid_gather(s->grid, &y, s->rk, s->v, (size_t)s->kv_dim));
+}
+
+/* xb (whole, on every rank) = the attention output (this rank's heads in s->ao) through wo */
+static void grid_out(infer_state *s, int l, int n) {
+    const infer_config *c = &s->m->cfg;
+    infer_dmat a, y;
+    infer_dmat_set(s->grid, &a, c->n_heads * s->hd, n, s->gq);
+    grid_check(s, infer_grid_scatter(s->grid, s->rq, s->ao, INFER_DT_F32, (size_t)s->q_dim, &a));
+    grid_product(s, l, GO, &a, s->gx, &y, n);
+    grid_check(s, infer_grid_gather(s->grid, &y, s->rall, s->xb, (size_t)c->dim));
+}
+
+/* xb (whole) = the MLP of xb (whole): gate and up on the grid, SiLU on the local parts (the two
+ * products are laid out alike), down, gathered */
+static void grid_mlp(infer_state *s, int l, int n) {
+    const int D = s->m->cfg.dim;
+    infer_dmat x, h1, h3, y;
+    infer_dmat_set(s->grid, &x, D, n, s->gx);
+    infer_grid_local_copy(s->grid, s->xb, INFER_DT_F32, (size_t)D, &x);
+    grid_product(s, l, G1, &x, s->gh1, &h1, n);
+    grid_product(s, l, G3, &x, s->gh3, &h3, n);
+    infer_silu_mul(s->gh1, s->gh3, (size_t)h1.lld * (size_t)h1.lc);
+    grid_product(s, l, G2, &h1, s->gx, &y, n);
+    grid_check(s, infer_grid_gather(s->grid, &y, s->rall, s->xb, (size_t)D));
+}
+
 /* the layers over n tokens at pos0..; s->x holds their embeddings and ends as the residual */
 static void layers(infer_state *s, int n, int pos0, int decode) {
     const infer_model *m = s->m;
     const infer_config *c = &m->cfg;
     const int D = c->dim, H = m->tp.hidden_dim, half = s->hd / 2;
     const size_t SD = (size_t)D, SH = (size_t)H;
+    const int g2 = s->grid && !decode; /* 2D prefill */
     rope_tables(s, n, pos0);
     for (int l = 0; l < c->n_layers; l++) {
         const infer_layer *L = &m->layers[l];
         /* attention */
         for (int i = 0; i < n; i++)
             rmsnorm(s->xb + (size_t)i * SD, s->x + (size_t)i * SD, L->rms_att, D, c->rms_eps);
-        linear(s, s->q, s->xb, L->wq, n, s->q_dim, D, decode, 0);
-        linear(s, s->k, s->xb, L->wk, n, s->kv_dim, D, decode, 1);
-        linear(s, s->v, s->xb, L->wv, n, s->kv_dim, D, decode, 1);
+        if (g2) {
+            grid_qkv(s, l, n);
+        } else {
+            linear(s, s->q, s->xb, L->wq, n, s->q_dim, D, decode, 0);
+            linear(s, s->k, s->xb, L->wk, n, s->kv_dim, D, decode, 1);
+            linear(s, s->v, s->xb, L->wv, n, s->kv_dim, D, decode, 1);
+        }
         for (int i = 0; i < n; i++) {
             const float *cs = s->cs + (size_t)i * (size_t)half,
                         *sn = s->sn + (size_t)i * (size_t)half;
@@ -797,18 +992,26 @@ static void layers(infer_state *s, int n, int pos0, int decode) {
         }
         store_kv(s, l, n, pos0);
         attention(s, l, n, pos0, decode);
-        linear(s, s->xb, s->ao, L->wo, n, D, s->q_dim, decode, 0);
-        tp_sum(s, s->xb, (size_t)n * SD);
+        if (g2) {
+            grid_out(s, l, n);
+        } else {
+            linear(s, s->xb, s->ao, L->wo, n, D, s->q_dim, decode, 0);
+            tp_sum(s, s->xb, (size_t)n * SD);
+        }
         for (size_t i = 0; i < (size_t)n * SD; i++)
             s->x[i] += s->xb[i];
         /* SwiGLU MLP */
         for (int i = 0; i < n; i++)
             rmsnorm(s->xb + (size_t)i * SD, s->x + (size_t)i * SD, L->rms_ffn, D, c->rms_eps);
-        linear(s, s->h1, s->xb, L->w1, n, H, D, decode, 0);
-        linear(s, s->h3, s->xb, L->w3, n, H, D, decode, 1);
-        infer_silu_mul(s->h1, s->h3, (size_t)n * SH);
-        linear(s, s->xb, s->h1, L->w2, n, D, H, decode, 0);
-        tp_sum(s, s->xb, (size_t)n * SD);
+        if (g2) {
+            grid_mlp(s, l, n);
+        } else {
+            linear(s, s->h1, s->xb, L->w1, n, H, D, decode, 0);
+            linear(s, s->h3, s->xb, L->w3, n, H, D, decode, 1);
+            infer_silu_mul(s->h1, s->h3, (size_t)n * SH);
+            linear(s, s->xb, s->h1, L->w2, n, D, H, decode, 0);
+            tp_sum(s, s->xb, (size_t)n * SD);
+        }
         for (size_t i = 0; i < (size_t)n * SD; i++)
             s->x[i] += s->xb[i];
         if (s->probe)
@@ -848,6 +1051,8 @@ int infer_prefill(infer_state *s, const uint32_t *ids, int n, int pos0, const ui
         if (s->probe)
             probe(s, -1, cn, pos0 + c0);
         layers(s, cn, pos0 + c0, 0);
+        if (s->grid_err != INFER_OK)
+            return s->grid_err;
         /* the wanted rows: final norm into xb, then LR rows at a time through the classifier */
         int rows[LR], nr = 0;
         for (int i = 0; i <= cn; i++) {

@@ -140,4 +140,75 @@ int infer_json_ids(struct json_object *o, const char *line, size_t n_line, struc
                    const char *text_field, struct tok_ctx *tc, int add_bos, uint64_t vocab,
                    uint32_t **ids, uint64_t *cap, uint64_t *n, char *err, size_t err_bytes);
 
+/* ---- 2D tensor parallelism (infer_grid.c) --------------------------------------------------- */
+
+/* A BLACS process grid pr x (size / pr) over a communicator, row-major (rank = row * pc + col),
+ * with square nb x nb blocks, and the buffers of its redistributions. */
+typedef struct infer_grid infer_grid;
+typedef struct {
+    uint64_t redist_calls, redist_bytes, gemm_calls; /* bytes this rank sent to other ranks */
+    double redist_seconds, gemm_seconds;
+} infer_grid_stats;
+/* a rectangle of a column-major matrix: rows r0.., columns c0.. */
+typedef struct {
+    int r0, nr, c0, nc;
+} infer_rect;
+/* a column-major (M, N) matrix's local part in ScaLAPACK's block-cyclic layout: (lr, lc) of it,
+ * in lld * lc floats at a, and its descriptor */
+typedef struct {
+    int M, N, lr, lc, lld;
+    float *a;
+    int desc[9];
+} infer_dmat;
+
+/* collective over comm (which must outlive the grid); INFER_ERR_ARG if pr does not divide it */
+int infer_grid_create(MPI_Comm comm, int pr, int nb, infer_grid **out);
+void infer_grid_free(infer_grid *g); /* NULL ok */
+void infer_grid_shape(const infer_grid *g, int *pr, int *pc, int *nb);
+void infer_grid_get_stats(const infer_grid *g, infer_grid_stats *out);
+/* the floats of this rank's local part of an (M, N) matrix */
+size_t infer_grid_local_elems(const infer_grid *g, int M, int N);
+/* d describes an (M, N) matrix whose local part is at a (infer_grid_local_elems floats) */
+void infer_dmat_set(const infer_grid *g, infer_dmat *d, int M, int N, float *a);
+/* grows the redistribution buffers for a scatter and a gather of an (M, N) matrix over rects
+ * (one per rank); INFER_ERR_NOMEM. Call it for every shape before the collectives. */
+int infer_grid_reserve(infer_grid *g, const infer_rect *rects, int M, int N);
+size_t infer_grid_work_bytes(const infer_grid *g); /* what the reserves hold */
+void infer_grid_release(infer_grid *g);            /* frees them */
+/* d (local) <- each rank's rectangle rects[rank] of d's matrix, at src (column-major, leading
+ * dimension ld, INFER_DT_* dtype, widened to f32). The rectangles cover the matrix and are
+ * disjoint or identical (the lowest of identical ones is sent). Collective. */
+int infer_grid_scatter(infer_grid *g, const infer_rect *rects, const void *src, int dtype,
+                       size_t ld, infer_dmat *d);
+/* every rank's rectangle rects[rank] of d's matrix (they may overlap) into dst (column-major,
+ * ld). Collective. */
+int infer_grid_gather(infer_grid *g, const infer_dmat *d, const infer_rect *rects, float *dst,
+                      size_t ld);
+/* d (local) <- its blocks of the whole matrix at src (column-major, ld, dtype), held by every
+ * rank: no communication */
+void infer_grid_local_copy(const infer_grid *g, const void *src, int dtype, size_t ld,
+                           infer_dmat *d);
+/* The layer matrices on the grid, column-major (in, out) (a linear layer y = W x is
+ * y' = W'^T x' with W' the stored (out, in) rows read column-major): */
+enum { INFER_G_Q, INFER_G_K, INFER_G_V, INFER_G_O, INFER_G_1, INFER_G_3, INFER_G_2, INFER_G_N };
+/* the (M, N) of layer matrix k and, when rc (n_ranks) is not NULL, every rank's rectangle of it:
+ * its 1D slice (output columns; input rows for wo and w2) */
+void infer_grid_layer_shape(const infer_config *c, int n_ranks, int k, int *M, int *N,
+                            infer_rect *rc);
+/* every rank's rectangle of a chunk's (features, chunk) activations: its query rows, its KV
+ * rows, and the whole (n_ranks each) */
+void infer_grid_act_rects(const infer_config *c, int n_ranks, int chunk, infer_rect *rq,
+                          infer_rect *rk, infer_rect *rall);
+/* the floats of one chunk's activations on the grid (x, q, k, v, h1, h3) on this rank */
+size_t infer_grid_act_elems(const infer_grid *g, const infer_config *c, int chunk);
+/* what rank of a pr x (n_ranks / pr) grid with blocks nb holds for 2D prefill of chunk tokens
+ * (infer_state_grid_bytes), without a grid: the weights' f32 copies, the activations and the
+ * redistribution buffers; and the weights' redistribution buffers, held while the state is made.
+ * INFER_ERR_NOMEM. */
+int infer_grid_plan_bytes(const infer_config *c, int n_ranks, int pr, int nb, int chunk, int rank,
+                          uint64_t *weight_bytes, uint64_t *act_bytes, uint64_t *setup_bytes);
+/* y (M, N) = w (K, M)^T x (K, N) by PSGEMM, OpenBLAS on threads threads inside. Collective. */
+void infer_grid_gemm_tn(infer_grid *g, const infer_dmat *w, const infer_dmat *x, infer_dmat *y,
+                        int threads);
+
 #endif

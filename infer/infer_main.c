@@ -39,8 +39,14 @@ static void opts_usage(FILE *f, int mem_limit) {
             "                      vdpbf16ps, as llama.cpp does): ~1.9x faster products,\n"
             "                      several 1e-3 relative error in the logits\n"
             "  --prefill-chunk N   prompt tokens per step; activations are O(N) (default %d)\n"
-            "  --threads N         threads (default %d)\n",
-            dtype_name(d.kv_dtype), infer_act_name(d.act_dtype), d.prefill_chunk, d.threads);
+            "  --threads N         threads (default %d)\n"
+            "  --tp-grid PrxPc     2D prefill: the linear layers of the prompt run as\n"
+            "                      ScaLAPACK PSGEMM on a Pr x Pc BLACS grid of the --tp ranks\n"
+            "                      (Pr x Pc = P), over f32 block-cyclic copies of the weights\n"
+            "                      (plan: grid_weight_bytes); decode stays 1D (default: 1D)\n"
+            "  --grid-block NB     the grid's block size (default %d)\n",
+            dtype_name(d.kv_dtype), infer_act_name(d.act_dtype), d.prefill_chunk, d.threads,
+            INFER_GRID_BLOCK);
     if (mem_limit)
         fprintf(
             f, "  --mem-limit BYTES   refuse a run whose plan (longctx plan) exceeds it; suffixes\n"
@@ -202,8 +208,11 @@ static int parse_act_dtype(const char *s) {
     return -1;
 }
 
-/* The run options every command has (getopt codes K A C T M): 1 if c was one of them, 0 if
- * not, -1 after printing why optarg is bad. */
+/* getopt codes of the long-only run options */
+enum { OPT_TP_GRID = 256, OPT_GRID_BLOCK };
+
+/* The run options every command has (getopt codes K A C T M and the OPT_ ones): 1 if c was one of
+ * them, 0 if not, -1 after printing why optarg is bad. */
 static int parse_run_opt(int c, const char *cmd, infer_opts *o, uint64_t *mem_limit) {
     char *end = NULL;
     long v = 0;
@@ -228,6 +237,29 @@ static int parse_run_opt(int c, const char *cmd, infer_opts *o, uint64_t *mem_li
             return -1;
         }
         return 1;
+    case OPT_TP_GRID:
+        v = strtol(optarg, &end, 10);
+        if (end != optarg && (*end == 'x' || *end == 'X') && v >= 1 && v <= 65536) {
+            o->grid_rows = (int)v;
+            const char *c2 = end + 1;
+            v = strtol(c2, &end, 10);
+            if (end != c2 && !*end && !errno && v >= 1 && v <= 65536) {
+                o->grid_cols = (int)v;
+                return 1;
+            }
+        }
+        fprintf(stderr, "longctx %s: --tp-grid wants rows x columns like 2x4, not '%s'\n", cmd,
+                optarg);
+        return -1;
+    case OPT_GRID_BLOCK:
+        v = strtol(optarg, &end, 10);
+        if (end == optarg || *end || errno || v < 1 || v > 4096) {
+            fprintf(stderr, "longctx %s: --grid-block %s: want an integer in [1, 4096]\n", cmd,
+                    optarg);
+            return -1;
+        }
+        o->grid_block = (int)v;
+        return 1;
     case 'C':
     case 'T':
         v = strtol(optarg, &end, 10);
@@ -249,14 +281,35 @@ static int parse_run_opt(int c, const char *cmd, infer_opts *o, uint64_t *mem_li
 /* the getopt entries of parse_run_opt (--mem-limit is 'M', where a command has it) */
 #define RUN_OPTS                                                                                   \
     {"kv-dtype", required_argument, NULL, 'K'}, {"act-dtype", required_argument, NULL, 'A'},       \
-        {"prefill-chunk", required_argument, NULL, 'C'}, {                                         \
-        "threads", required_argument, NULL, 'T'                                                    \
+        {"prefill-chunk", required_argument, NULL, 'C'},                                           \
+        {"threads", required_argument, NULL, 'T'},                                                 \
+        {"tp-grid", required_argument, NULL, OPT_TP_GRID}, {                                       \
+        "grid-block", required_argument, NULL, OPT_GRID_BLOCK                                      \
     }
 
 /* the peak resident memory of this process (VmHWM) */
 static uint64_t peak_rss(void) {
     struct rusage ru;
     return getrusage(RUSAGE_SELF, &ru) == 0 ? (uint64_t)ru.ru_maxrss * 1024 : 0;
+}
+
+/* the 2D prefill's part of a --timings line (rank 0's), or "" */
+static void grid_timings(const infer_state *s, const infer_opts *o, char *buf, size_t n) {
+    buf[0] = 0;
+    if (o->grid_rows <= 0)
+        return;
+    uint64_t wb, ab;
+    infer_comm_stats cs;
+    infer_state_grid_bytes(s, &wb, &ab);
+    infer_state_comm_stats(s, &cs);
+    snprintf(buf, n,
+             " grid=%dx%d grid_block=%d grid_weight_bytes=%llu grid_act_bytes=%llu "
+             "grid_gemm_calls=%llu grid_gemm_s=%.6f grid_redist_calls=%llu grid_redist_s=%.6f "
+             "grid_redist_bytes=%llu",
+             o->grid_rows, o->grid_cols, o->grid_block ? o->grid_block : INFER_GRID_BLOCK,
+             (unsigned long long)wb, (unsigned long long)ab, (unsigned long long)cs.grid_gemm_calls,
+             cs.grid_gemm_seconds, (unsigned long long)cs.grid_redist_calls, cs.grid_redist_seconds,
+             (unsigned long long)cs.grid_redist_bytes);
 }
 
 /* the largest and smallest peak resident memory over the world's ranks (collective) */
@@ -328,11 +381,13 @@ static int plan_fits(const infer_opts *o, uint64_t mem_limit, const infer_model 
         return 1;
     LOG_ERROR(
         "the run needs %.2f GiB per rank (weights %.2f, KV cache %.2f for %d positions in %s, "
-        "activations %.2f), more than --mem-limit %.2f GiB; try --kv-dtype bf16, a "
-        "smaller --ctx or --prefill-chunk",
+        "activations %.2f, 2D prefill's f32 copies and buffers %.2f), more than --mem-limit "
+        "%.2f GiB; try --kv-dtype bf16, a smaller --ctx or --prefill-chunk%s",
         plan.total_bytes / 1073741824.0, plan.weights_bytes / 1073741824.0,
         plan.kv_bytes / 1073741824.0, o->max_ctx, dtype_name(o->kv_dtype),
-        plan.act_bytes / 1073741824.0, mem_limit / 1073741824.0);
+        plan.act_bytes / 1073741824.0,
+        (plan.grid_weight_bytes + plan.grid_act_bytes) / 1073741824.0, mem_limit / 1073741824.0,
+        o->grid_rows ? ", or 1D prefill (no --tp-grid)" : "");
     return 0;
 }
 
@@ -705,16 +760,18 @@ static int run(const infer_args *a, infer_model *m, tokenizer *tok, uint32_t *id
         unsigned long long rss_hi, rss_lo;
         infer_state_bytes(s, &kv_bytes, &act_bytes);
         peak_rss_world(&rss_hi, &rss_lo);
+        char grid[512];
+        grid_timings(s, &o, grid, sizeof grid);
         fprintf(stderr,
                 "timings: prefill_tokens=%zu prefill_s=%.6f decode_tokens=%ld decode_s=%.6f "
                 "threads=%d kv=%s act=%s isa=%s kv_bytes=%llu act_bytes=%llu tp=%d "
                 "comm_prefill_s=%.6f comm_decode_s=%.6f comm_calls=%llu comm_bytes=%llu "
-                "peak_rss_max=%llu peak_rss_min=%llu\n",
+                "peak_rss_max=%llu peak_rss_min=%llu%s\n",
                 n_prompt, t1 - t0, n_decode, t2 - t1, o.threads ? o.threads : 1,
                 dtype_name(o.kv_dtype), infer_act_name(o.act_dtype), infer_isa(),
                 (unsigned long long)kv_bytes, (unsigned long long)act_bytes, a->rr.tp_size,
                 c_pre.seconds, c_all.seconds - c_pre.seconds, (unsigned long long)c_all.calls,
-                (unsigned long long)c_all.bytes, rss_hi, rss_lo);
+                (unsigned long long)c_all.bytes, rss_hi, rss_lo, grid);
     }
     if (sink.f && (fclose(sink.f) != 0 || sink.failed) && rc == 0) {
         LOG_ERROR("%s: %s", a->logits_out, strerror(errno));
@@ -1361,7 +1418,8 @@ static void plan_usage(FILE *f) {
     fprintf(f,
             "usage: longctx plan (--config config.json | --model DIR|model.bin) --ctx N\n"
             "                    [--tp P[,P...]] [--ranks N] [--table] [--kv-dtype f32|bf16]\n"
-            "                    [--act-dtype D] [--prefill-chunk C] [--threads N]\n\n"
+            "                    [--act-dtype D] [--prefill-chunk C] [--threads N]\n"
+            "                    [--tp-grid PrxPc [--grid-block NB]]\n\n"
             "Bytes per rank for weights, KV cache and activations, before anything is\n"
             "loaded: one JSON object per line on stdout (per --tp size), or a table. Megatron\n"
             "tensor parallelism over P ranks, as infer and perplexity run it: matrices, the\n"
@@ -1392,7 +1450,7 @@ static int plan_cmd(int argc, char **argv) {
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     cluster_log_setup("plan", 0, 1, CLUSTER_LOG_INFO);
-    const char *config = NULL, *model = NULL, *tp_arg = "1";
+    const char *config = NULL, *model = NULL, *tp_arg = NULL;
     long long ctx = 0, n_world = 0;
     int table = 0;
     infer_opts o = infer_opts_default();
@@ -1439,7 +1497,10 @@ static int plan_cmd(int argc, char **argv) {
     }
     uint32_t *tps = NULL;
     size_t n_tp = 0;
-    if (parse_list(tp_arg, 0, &tps, &n_tp) != 0 || n_tp == 0) {
+    char grid_tp[32] = "1"; /* --tp's default: 1, or the grid's size */
+    if (o.grid_rows > 0)
+        snprintf(grid_tp, sizeof grid_tp, "%d", o.grid_rows * o.grid_cols);
+    if (parse_list(tp_arg ? tp_arg : grid_tp, 0, &tps, &n_tp) != 0 || n_tp == 0) {
         fprintf(stderr, "longctx plan: --tp wants sizes like 8 or 4,8,16\n");
         return EXIT_USAGE;
     }
@@ -1480,9 +1541,13 @@ static int plan_cmd(int argc, char **argv) {
             return EXIT_USAGE;
         }
     }
+    if (table && o.grid_rows > 0)
+        printf("2D prefill on a %dx%d grid, blocks of %d: f32 copies of the layer matrices and "
+               "grid buffers in \"2D GiB\" (in the total)\n",
+               o.grid_rows, o.grid_cols, o.grid_block ? o.grid_block : INFER_GRID_BLOCK);
     if (table)
-        printf("%-6s %-8s %12s %12s %12s %12s  %-22s %s\n", "tp", "replicas", "weights GiB",
-               "KV GiB", "act GiB", "total GiB", "KV heads/rank", "all-reduce per token");
+        printf("%-6s %-8s %12s %12s %12s %12s %12s  %-22s %s\n", "tp", "replicas", "weights GiB",
+               "KV GiB", "act GiB", "2D GiB", "total GiB", "KV heads/rank", "all-reduce per token");
     for (size_t i = 0; i < n_tp; i++) {
         const long long tp = tps[i], world = n_world ? n_world : tp;
         infer_plan p;
@@ -1497,8 +1562,9 @@ static int plan_cmd(int argc, char **argv) {
                 snprintf(kvs, sizeof kvs, "%d", p.kv_heads_per_rank);
             snprintf(ar, sizeof ar, "%llu x %d KiB", (unsigned long long)p.allreduce_calls_token,
                      cfg.dim * 4 / 1024);
-            printf("%-6lld %-8lld %12.2f %12.2f %12.2f %12.2f  %-22s %s\n", tp, world / tp,
-                   p.weights_bytes / G, p.kv_bytes / G, p.act_bytes / G, p.total_bytes / G, kvs,
+            printf("%-6lld %-8lld %12.2f %12.2f %12.2f %12.2f %12.2f  %-22s %s\n", tp, world / tp,
+                   p.weights_bytes / G, p.kv_bytes / G, p.act_bytes / G,
+                   (p.grid_weight_bytes + p.grid_act_bytes) / G, p.total_bytes / G, kvs,
                    tp > 1 ? ar : "-");
             continue;
         }
@@ -1507,14 +1573,18 @@ static int plan_cmd(int argc, char **argv) {
                "{\"weights_bytes\": %llu, \"kv_cache_bytes\": %llu, \"activation_bytes\": %llu, "
                "\"total_bytes\": %llu, \"kv_heads\": %d, \"kv_heads_replicated\": %d}, "
                "\"allreduce\": {\"calls_per_token\": %llu, \"bytes_per_token\": %llu, "
-               "\"bytes_per_chunk\": %llu}}\n",
+               "\"bytes_per_chunk\": %llu}, \"grid\": {\"rows\": %d, \"cols\": %d, \"block\": %d, "
+               "\"f32_weight_bytes\": %llu, \"act_bytes\": %llu, \"setup_bytes\": %llu}}\n",
                (unsigned long long)p.n_params, tp, world, world / tp, ctx, wbytes,
                dtype_name(o.kv_dtype), (unsigned long long)p.weights_bytes,
                (unsigned long long)p.kv_bytes, (unsigned long long)p.act_bytes,
                (unsigned long long)p.total_bytes, p.kv_heads_per_rank, p.kv_replicas,
                (unsigned long long)p.allreduce_calls_token,
                (unsigned long long)p.allreduce_bytes_token,
-               (unsigned long long)p.allreduce_bytes_chunk);
+               (unsigned long long)p.allreduce_bytes_chunk, o.grid_rows, o.grid_cols,
+               o.grid_rows ? (o.grid_block ? o.grid_block : INFER_GRID_BLOCK) : 0,
+               (unsigned long long)p.grid_weight_bytes, (unsigned long long)p.grid_act_bytes,
+               (unsigned long long)p.grid_setup_bytes);
     }
     free(tps);
     return stdout_done(0);
@@ -1917,14 +1987,16 @@ static int ppl_body(ppl_args *a_in) {
         infer_comm_stats cs;
         infer_state_comm_stats(s, &cs);
         peak_rss_world(&rss_hi, &rss_lo);
+        char grid[512];
+        grid_timings(s, &a.o, grid, sizeof grid);
         fprintf(stderr,
                 "timings: threads=%d kv=%s act=%s isa=%s kv_bytes=%llu act_bytes=%llu tp=%d "
                 "replicas=%d comm_s=%.6f comm_calls=%llu comm_bytes=%llu peak_rss_max=%llu "
-                "peak_rss_min=%llu\n",
+                "peak_rss_min=%llu%s\n",
                 a.o.threads, dtype_name(a.o.kv_dtype), infer_act_name(a.o.act_dtype), infer_isa(),
                 (unsigned long long)kv_bytes, (unsigned long long)act_bytes, a.rr.tp_size,
                 a.rr.n_replicas, cs.seconds, (unsigned long long)cs.calls,
-                (unsigned long long)cs.bytes, rss_hi, rss_lo);
+                (unsigned long long)cs.bytes, rss_hi, rss_lo, grid);
     }
     infer_doc_reader_free(r);
     free(want);

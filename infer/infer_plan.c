@@ -324,7 +324,7 @@ static uint64_t round_up(uint64_t n, uint64_t m) {
 /* ---- options, shared by infer, perplexity and plan ---------------------------------------- */
 
 infer_opts infer_opts_default(void) {
-    infer_opts o = {0, INFER_DT_F32, INFER_PREFILL_CHUNK, 1, INFER_ACT_F32};
+    infer_opts o = {0, INFER_DT_F32, INFER_PREFILL_CHUNK, 1, INFER_ACT_F32, 0, 0, 0};
     return o;
 }
 
@@ -341,6 +341,15 @@ int infer_opts_check(const infer_config *c, const infer_opts *o, int n_ranks, ch
                  1 << 20);
     else if (o->threads < 0 || o->threads > 1024)
         snprintf(err, err_bytes, "threads %d is out of range [1, 1024]", o->threads);
+    else if (o->grid_rows < 0 || (n_ranks >= 1 && o->grid_rows > 0 && n_ranks % o->grid_rows))
+        snprintf(err, err_bytes, "a grid of %d process rows does not divide %d ranks", o->grid_rows,
+                 n_ranks);
+    else if (o->grid_cols < 0 || (o->grid_cols > 0 && o->grid_rows * o->grid_cols != n_ranks))
+        snprintf(err, err_bytes,
+                 "the grid %dx%d (--tp-grid) is %d ranks, not the %d tensor-parallel ranks",
+                 o->grid_rows, o->grid_cols, o->grid_rows * o->grid_cols, n_ranks);
+    else if (o->grid_block < 0 || o->grid_block > 4096)
+        snprintf(err, err_bytes, "grid block %d is out of range [1, 4096]", o->grid_block);
     else if (n_ranks < 1 || c->n_heads % n_ranks)
         snprintf(err, err_bytes,
                  "%d tensor-parallel ranks do not divide the model's %d attention heads", n_ranks,
@@ -429,4 +438,11 @@ void infer_plan_make(const infer_config *c, int weight_bytes, const infer_opts *
     p->allreduce_calls_token = P > 1 ? 2 * L + 1 : 0;
     p->allreduce_bytes_token = p->allreduce_calls_token * d * 4;
     p->allreduce_bytes_chunk = p->allreduce_bytes_token * (chunk < max_ctx ? chunk : max_ctx);
+    if (o->grid_rows > 0) {
+        const int nb = o->grid_block ? o->grid_block : INFER_GRID_BLOCK;
+        const int ch = (int)(chunk < max_ctx ? chunk : max_ctx);
+        if (infer_grid_plan_bytes(c, (int)P, o->grid_rows, nb, ch, 0, &p->grid_weight_bytes,
+                                  &p->grid_act_bytes, &p->grid_setup_bytes) == INFER_OK)
+            p->total_bytes += p->grid_weight_bytes + p->grid_act_bytes;
+    }
 }

@@ -49,4 +49,22 @@ for tp in 2 4 8; do
         $opts --timings > /dev/null 2> "$W/tp.err"
     check "perplexity tp $tp" "$plan" "$(grep timings "$W/tp.err")"
 done
+# 2D prefill: plan --tp-grid's f32 weight copies and grid buffers against rank 0's
+# (grid_weight_bytes, grid_act_bytes on the --timings line), blocks of 8 and the default 64
+check_grid() { # what plan-json timings-line
+    local want got
+    want=$($PY -c 'import json,sys; g=json.loads(sys.argv[1])["grid"]; print(g["f32_weight_bytes"], g["act_bytes"])' "$2")
+    got=$(sed -n 's/.* grid_weight_bytes=\([0-9]*\) grid_act_bytes=\([0-9]*\).*/\1 \2/p' <<< "$3")
+    [ -n "$got" ] && [ "$want" = "$got" ] || { echo "FAIL $1: plan '$want', allocated '$got'"; exit 1; }
+    n=$((n + 1))
+}
+for g in "2 1x2 8" "2 2x1 8" "4 2x2 8" "4 2x2 64" "8 2x4 8"; do
+    set -- $g
+    opts="--ctx 300 --prefill-chunk 100 --threads 1 --tp-grid $2 --grid-block $3"
+    plan=$("$LONGCTX" plan --model "$M" $opts)
+    mpirun -np "$1" --oversubscribe "$LONGCTX" infer --model "$M" --prompt-ids 1,2,3 $opts \
+        --timings > /dev/null 2> "$W/tp.err"
+    check "infer grid $2 nb $3" "$plan" "$(grep timings "$W/tp.err")"
+    check_grid "infer grid $2 nb $3" "$plan" "$(grep timings "$W/tp.err")"
+done
 echo "$n passed, 0 failed"

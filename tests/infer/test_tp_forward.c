@@ -14,7 +14,10 @@
  *    cache the logits themselves differ by percents (above), so a temperature draw may pick
  *    another id and the sampled ids are not compared with one rank's (printed as SKIP); they
  *    must still be the same on every rank.
- * usage: test_tp_forward [MODEL (- for stories260K) [KV_DTYPE f32|bf16 [TOL]]] */
+ * With GRID = Pr (Pr x P / Pr, 2D prefill through PSGEMM, blocks of NB, default 8 so that
+ * even stories260K's 64-wide matrices are spread over every process) the split run's prefill
+ * runs on the grid and its decode stays 1D; the same checks hold.
+ * usage: test_tp_forward [MODEL (- for stories260K) [KV_DTYPE f32|bf16 [TOL [GRID [NB]]]]] */
 #include "check.h"
 #include "infer.h"
 
@@ -105,7 +108,8 @@ int main(int argc, char **argv) {
     else
         snprintf(path, sizeof path, "%s/models/stories260K/stories260K.bin", check_assets_dir());
     const int kv = argc > 2 && !strcmp(argv[2], "bf16") ? INFER_DT_BF16 : INFER_DT_F32;
-    const double tol = argc > 3 ? atof(argv[3]) : 1e-5;
+    const double tol = argc > 3 && strcmp(argv[3], "-") ? atof(argv[3]) : 1e-5;
+    const int grid = argc > 4 ? atoi(argv[4]) : 0, nb = argc > 5 ? atoi(argv[5]) : 8;
     FILE *f = fopen(path, "rb");
     if (!f) {
         MPI_Finalize();
@@ -131,7 +135,15 @@ int main(int argc, char **argv) {
     o.kv_dtype = kv;
     infer_state *s1 = NULL, *sp = NULL;
     CHECK_EQ_INT(infer_state_create(one, &o, MPI_COMM_SELF, &s1), INFER_OK);
-    CHECK_EQ_INT(infer_state_create(m, &o, MPI_COMM_WORLD, &sp), INFER_OK);
+    infer_opts og = o;
+    og.grid_rows = grid;
+    og.grid_block = nb;
+    CHECK_EQ_INT(infer_state_create(m, &og, MPI_COMM_WORLD, &sp), INFER_OK);
+    char tp[64];
+    if (grid)
+        snprintf(tp, sizeof tp, "tp %d grid %dx%d nb %d", P, grid, P / grid, nb);
+    else
+        snprintf(tp, sizeof tp, "tp %d", P);
     uint32_t ids[NP];
     uint64_t rng = 12345;
     for (int i = 0; i < NP; i++) {
@@ -162,16 +174,27 @@ int main(int argc, char **argv) {
                 worst = worst_rel(b, ref, NR, V, &worst_row);
                 lim = 2 * cache;
                 if (rank == 0)
-                    printf("tp %d: bf16 cache: one rank is off by %.3g against an f32 cache\n", P,
+                    printf("%s: bf16 cache: one rank is off by %.3g against an f32 cache\n", tp,
                            cache);
             }
             free(ref);
             infer_state_free(sf);
         }
         if (rank == 0)
-            printf("tp %d: worst relative difference %.3g at row %d (%s), limit %g\n", P, worst,
+            printf("%s: worst relative difference %.3g at row %d (%s), limit %g\n", tp, worst,
                    worst_row, worst_row < NP ? "prefill" : "decode", lim);
         CHECK(worst <= lim);
+        if (grid) { /* the prefill did run on the grid: 7 products per layer and chunk, 2 runs */
+            infer_comm_stats cs;
+            infer_state_comm_stats(sp, &cs);
+            const uint64_t want = 2ull * 7 * (uint64_t)c->n_layers * ((NP + 6) / 7);
+            if (rank == 0)
+                printf("%s: %llu PSGEMM calls (%.3f s), %llu redistributions, %llu bytes sent\n",
+                       tp, (unsigned long long)cs.grid_gemm_calls, cs.grid_gemm_seconds,
+                       (unsigned long long)cs.grid_redist_calls,
+                       (unsigned long long)cs.grid_redist_bytes);
+            CHECK(cs.grid_gemm_calls == want);
+        }
         CHECK(!memcmp(b, b2, NR * V * sizeof(float))); /* run to run */
         CHECK(same_everywhere(fnv(b, NR * V * sizeof(float), 14695981039346656037ull)));
         /* greedy and top-k sampled continuations */
@@ -195,7 +218,7 @@ int main(int argc, char **argv) {
             free(work);
             const int loose = mode && kv == INFER_DT_BF16; /* see the top of the file */
             if (rank == 0)
-                printf("%stp %d: %s ids %s one rank's%s\n", loose ? "SKIP " : "", P,
+                printf("%s%s: %s ids %s one rank's%s\n", loose ? "SKIP " : "", tp,
                        mode ? "top-5 sampled" : "greedy", same ? "equal" : "DIFFER FROM",
                        loose ? " (not compared: a bf16 cache moves the logits by percents)" : "");
             CHECK(same || loose);

@@ -4,11 +4,13 @@
 # every prefill and decode position within 1e-5 relative of one rank's, the greedy and top-5 ids
 # equal, the same bits on every rank and run to run. Models: GQA with uneven MLP and vocabulary
 # slices, MHA, BF16 and F16 weights, tied embeddings, two shards, and every RoPE type; at TP 2, 4
-# and 8 (TP 4 and 8 replicate the 2 KV heads of the GQA models).
-# usage: test_tp_models.sh TEST_TP_FORWARD [NPS="2 4 8"]
+# and 8 (TP 4 and 8 replicate the 2 KV heads of the GQA models); and the 2D prefill (PSGEMM on a
+# BLACS grid, blocks of 16) on the grids 1x2, 2x1 and 2x2 (np:rows in GRIDS).
+# usage: test_tp_models.sh TEST_TP_FORWARD [NPS="2 4 8" [GRIDS="2:1 2:2 4:2"]]
 set -uo pipefail
 BIN=$1
 NPS=${2:-"2 4 8"}
+GRIDS=${3-"2:1 2:2 4:2"}
 HERE=$(cd "$(dirname "$0")" && pwd)/hf
 PY=/usr/bin/python3
 $PY -c 'import numpy' 2> /dev/null || { echo "SKIP: /usr/bin/python3 has no numpy"; exit 0; }
@@ -36,12 +38,15 @@ for c in "${CASES[@]}"; do
     if ! $PY "$HERE/gen_hf_model.py" "$D" $gen > /dev/null 2> "$W/gen.err"; then
         echo "FAIL $name: gen_hf_model.py: $(tail -n 3 "$W/gen.err")"; fail=$((fail + 1)); continue
     fi
-    for np in $NPS; do
+    for run in $NPS $GRIDS; do
+        np=${run%%:*} grid=""
+        [ "$run" != "$np" ] && grid="f32 - ${run#*:} 16"
         runs=$((runs + 1))
-        if out=$(mpirun -np "$np" --oversubscribe "$BIN" "$D" 2>&1) && echo "$out" | grep -q "0 failed"; then
-            echo "ok   $name tp $np: $(echo "$out" | grep -m1 'worst relative')"
+        # shellcheck disable=SC2086
+        if out=$(mpirun -np "$np" --oversubscribe "$BIN" "$D" $grid 2>&1) && echo "$out" | grep -q "0 failed"; then
+            echo "ok   $name $(echo "$out" | grep -m1 'worst relative')"
         else
-            echo "FAIL $name tp $np:"; echo "$out" | grep -v "checks passed, 0" | head -20
+            echo "FAIL $name tp $np ${grid:+grid rows ${run#*:}}:"; echo "$out" | grep -v "checks passed, 0" | head -20
             fail=$((fail + 1))
         fi
     done
