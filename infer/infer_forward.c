@@ -205,8 +205,8 @@ static int grid_setup(infer_state *s) {
             int M, N;
             infer_grid_layer_shape(c, P, k, &M, &N, rc);
             infer_dmat *d = &s->gl[l][k];
-            infer_dmat_set(g, d, M, N, s->gw + (size_t)l * per_layer + at[k]);
             const infer_mat *w = layer_mat(&s->m->layers[l], k);
+            infer_dmat_set(g, d, M, N, s->gw + (size_t)l * per_layer + at[k]);
             st = infer_grid_scatter(g, rc, w->p, w->dtype, grid_ld(s, k), d);
         }
     infer_grid_release(g);
@@ -920,7 +920,7 @@ static void grid_product(infer_state *s, int l, int k, const infer_dmat *x, floa
                          infer_dmat *y, int n) {
     const infer_dmat *w = &s->gl[l][k];
     infer_dmat_set(s->grid, y, w->N, n, ya);
-    infer_grid_gemm_tn(s->grid, w, x, y, infer_pool_threads(s->pool));
+    infer_grid_gemm(s->grid, 1, w, x, y, infer_pool_threads(s->pool));
 }
 
 /* q, k, v of n tokens from xb (held whole by every rank): this rank's heads into s->q, s->k,

@@ -273,11 +273,16 @@ typedef struct {
     size_t at;
 } pack;
 
+/* a span of the rectangle's elements (column-major, widened) as f32 at dst */
+static void rect_span(const pack *k, span sp, float *dst) {
+    const size_t es = k->dtype == INFER_DT_F32 ? 4 : 2;
+    const size_t i = (size_t)(sp.i - k->rc->r0), j = (size_t)(sp.j - k->rc->c0);
+    ik_to_f32(dst, (const char *)k->src + (j * k->ld + i) * es, k->dtype, (size_t)sp.len);
+}
+
 static void rect_to_buf(void *ctx, span sp) {
     pack *k = ctx;
-    const size_t off = (size_t)(sp.j - k->rc->c0) * k->ld + (size_t)(sp.i - k->rc->r0);
-    const size_t es = k->dtype == INFER_DT_F32 ? 4 : 2;
-    ik_to_f32(k->buf + k->at, (const char *)k->src + off * es, k->dtype, (size_t)sp.len);
+    rect_span(k, sp, k->buf + k->at);
     k->at += (size_t)sp.len;
 }
 
@@ -308,9 +313,7 @@ static void buf_to_local(void *ctx, span sp) {
 
 static void rect_to_local(void *ctx, span sp) {
     pack *k = ctx;
-    const size_t off = (size_t)(sp.j - k->rc->c0) * k->ld + (size_t)(sp.i - k->rc->r0);
-    const size_t es = k->dtype == INFER_DT_F32 ? 4 : 2;
-    ik_to_f32(local_at(k, sp), (const char *)k->src + off * es, k->dtype, (size_t)sp.len);
+    rect_span(k, sp, local_at(k, sp));
 }
 
 static void offsets(infer_grid *g) {
@@ -395,14 +398,15 @@ void infer_grid_local_copy(const infer_grid *g, const void *src, int dtype, size
     walk(&w, rect_to_local, &k);
 }
 
-void infer_grid_gemm_tn(infer_grid *g, const infer_dmat *w, const infer_dmat *x, infer_dmat *y,
-                        int threads) {
+void infer_grid_gemm(infer_grid *g, int trans_w, const infer_dmat *w, const infer_dmat *x,
+                     infer_dmat *y, int threads) {
     const int one = 1;
     const float alpha = 1.0f, beta = 0.0f;
     const double t0 = MPI_Wtime();
     if (threads > 1)
         openblas_set_num_threads(threads);
-    psgemm_("T", "N", &y->M, &y->N, &w->M, &alpha, w->a, &one, &one, w->desc, x->a, &one, &one,
+    const int *k = trans_w ? &w->M : &w->N;
+    psgemm_(trans_w ? "T" : "N", "N", &y->M, &y->N, k, &alpha, w->a, &one, &one, w->desc, x->a, &one, &one,
             x->desc, &beta, y->a, &one, &one, y->desc);
     if (threads > 1)
         openblas_set_num_threads(1);
@@ -515,4 +519,16 @@ int infer_grid_plan_bytes(const infer_config *c, int n_ranks, int pr, int nb, in
     free(g.cnt);
     free(rc);
     return INFER_OK;
+}
+
+/* PBLAS's logical block size: the width of the panels PSGEMM multiplies and sends at a time.
+ * ScaLAPACK's own PILAENV returns 32 and asks users to tune it for their machine; ours takes its
+ * place (the dynamic linker binds PBLAS's calls to this definition). On the 70B slice
+ * (bench_tp2d, BENCHMARKS.md, 128-token chunk, OpenBLAS SkylakeX kernels) 32 / 256 / 2048 gave
+ * 2642 / 2076 / 1847 ms per layer on a 1x1 grid, 1643 / 1252 / 1263 on 1x2, 1862 / 1256 / 1748 on
+ * 2x1. */
+int pilaenv_(const int *ictxt, const char *prec);
+int pilaenv_(const int *ictxt, const char *prec) {
+    (void)ictxt, (void)prec;
+    return 256;
 }

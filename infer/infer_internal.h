@@ -207,8 +207,9 @@ size_t infer_grid_act_elems(const infer_grid *g, const infer_config *c, int chun
  * INFER_ERR_NOMEM. */
 int infer_grid_plan_bytes(const infer_config *c, int n_ranks, int pr, int nb, int chunk, int rank,
                           uint64_t *weight_bytes, uint64_t *act_bytes, uint64_t *setup_bytes);
-/* y (M, N) = w (K, M)^T x (K, N) by PSGEMM, OpenBLAS on threads threads inside. Collective. */
-void infer_grid_gemm_tn(infer_grid *g, const infer_dmat *w, const infer_dmat *x, infer_dmat *y,
-                        int threads);
+/* y (M, N) = op(w) x (K, N) by PSGEMM, op(w) = w (M, K) or (trans_w) w (K, M)^T; OpenBLAS on
+ * threads threads inside. Collective. */
+void infer_grid_gemm(infer_grid *g, int trans_w, const infer_dmat *w, const infer_dmat *x,
+                     infer_dmat *y, int threads);
 
 #endif
