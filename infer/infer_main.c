@@ -1545,9 +1545,11 @@ static int plan_cmd(int argc, char **argv) {
         printf("2D prefill on a %dx%d grid, blocks of %d: f32 copies of the layer matrices and "
                "grid buffers in \"2D GiB\" (in the total)\n",
                o.grid_rows, o.grid_cols, o.grid_block ? o.grid_block : INFER_GRID_BLOCK);
+    const int g2 = o.grid_rows > 0;
     if (table)
-        printf("%-6s %-8s %12s %12s %12s %12s %12s  %-22s %s\n", "tp", "replicas", "weights GiB",
-               "KV GiB", "act GiB", "2D GiB", "total GiB", "KV heads/rank", "all-reduce per token");
+        printf("%-6s %-8s %12s %12s %12s%s %12s  %-22s %s\n", "tp", "replicas", "weights GiB",
+               "KV GiB", "act GiB", g2 ? "       2D GiB" : "", "total GiB", "KV heads/rank",
+               "all-reduce per token");
     for (size_t i = 0; i < n_tp; i++) {
         const long long tp = tps[i], world = n_world ? n_world : tp;
         infer_plan p;
@@ -1562,10 +1564,12 @@ static int plan_cmd(int argc, char **argv) {
                 snprintf(kvs, sizeof kvs, "%d", p.kv_heads_per_rank);
             snprintf(ar, sizeof ar, "%llu x %d KiB", (unsigned long long)p.allreduce_calls_token,
                      cfg.dim * 4 / 1024);
-            printf("%-6lld %-8lld %12.2f %12.2f %12.2f %12.2f %12.2f  %-22s %s\n", tp, world / tp,
-                   p.weights_bytes / G, p.kv_bytes / G, p.act_bytes / G,
-                   (p.grid_weight_bytes + p.grid_act_bytes) / G, p.total_bytes / G, kvs,
-                   tp > 1 ? ar : "-");
+            char g2s[24] = "";
+            if (g2)
+                snprintf(g2s, sizeof g2s, " %12.2f", (p.grid_weight_bytes + p.grid_act_bytes) / G);
+            printf("%-6lld %-8lld %12.2f %12.2f %12.2f%s %12.2f  %-22s %s\n", tp, world / tp,
+                   p.weights_bytes / G, p.kv_bytes / G, p.act_bytes / G, g2s, p.total_bytes / G,
+                   kvs, tp > 1 ? ar : "-");
             continue;
         }
         printf("{\"params\": %llu, \"tp\": %lld, \"ranks\": %lld, \"replicas\": %lld, \"ctx\": "
