@@ -406,8 +406,8 @@ void infer_grid_gemm(infer_grid *g, int trans_w, const infer_dmat *w, const infe
     if (threads > 1)
         openblas_set_num_threads(threads);
     const int *k = trans_w ? &w->M : &w->N;
-    psgemm_(trans_w ? "T" : "N", "N", &y->M, &y->N, k, &alpha, w->a, &one, &one, w->desc, x->a, &one, &one,
-            x->desc, &beta, y->a, &one, &one, y->desc);
+    psgemm_(trans_w ? "T" : "N", "N", &y->M, &y->N, k, &alpha, w->a, &one, &one, w->desc, x->a,
+            &one, &one, x->desc, &beta, y->a, &one, &one, y->desc);
     if (threads > 1)
         openblas_set_num_threads(1);
     g->st.gemm_seconds += MPI_Wtime() - t0;
