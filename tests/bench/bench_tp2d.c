@@ -44,8 +44,7 @@ int MPI_Isend(const void *b, int n, MPI_Datatype t, int dst, int tag, MPI_Comm c
     p2p_bytes += tbytes(n, t);
     return PMPI_Isend(b, n, t, dst, tag, c, r);
 }
-int MPI_Irsend(const void *b, int n, MPI_Datatype t, int dst, int tag, MPI_Comm c,
-               MPI_Request *r) {
+int MPI_Irsend(const void *b, int n, MPI_Datatype t, int dst, int tag, MPI_Comm c, MPI_Request *r) {
     p2p_bytes += tbytes(n, t);
     return PMPI_Irsend(b, n, t, dst, tag, c, r);
 }
@@ -79,8 +78,8 @@ int MPI_Alltoallv(const void *sb, const int *sc, const int *sd, MPI_Datatype st,
             coll_bytes += tbytes(sc[r], st);
     return PMPI_Alltoallv(sb, sc, sd, st, rb, rc, rd, rt, c);
 }
-int MPI_Allgatherv(const void *sb, int sn, MPI_Datatype st, void *rb, const int *rc,
-                   const int *rd, MPI_Datatype rt, MPI_Comm c) {
+int MPI_Allgatherv(const void *sb, int sn, MPI_Datatype st, void *rb, const int *rc, const int *rd,
+                   MPI_Datatype rt, MPI_Comm c) {
     int P;
     PMPI_Comm_size(c, &P);
     coll_bytes += tbytes(sn, st) * (unsigned long long)(P - 1);
