@@ -135,6 +135,11 @@ typedef struct {
     int grid_rows;
     int grid_cols; /* Pc: 0, or what the ranks / Pr must be (checked) */
     int grid_block;
+    /* 1: no overlap. By default a 1D tensor-parallel prefill chunk runs as two halves from the
+     * output projection on, so that the all-reduce of one half runs while the other half
+     * computes (MPI_Iallreduce, progressed from the computing thread); on the SIMD kernel sets
+     * only (the scalar set's sgemm path pads whole chunks) */
+    int no_overlap;
 } infer_opts;
 enum { INFER_GRID_BLOCK = 64 };
 

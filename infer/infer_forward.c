@@ -38,6 +38,9 @@ static int pad_rows(int n) {
     return (n + RM - 1) / RM * RM;
 }
 
+/* the fewest rows in each half of an overlapped prefill chunk (out_mlp_overlap) */
+enum { OVERLAP_MIN = 16 };
+
 static int pad_lin(int n) {
     return (n + RL - 1) / RL * RL;
 }
@@ -107,6 +110,7 @@ struct infer_state {
      * weights (wq wk wv wo w1 w3 w2, column-major (in, out)) in one block gw; the local parts of
      * one chunk's activations (column-major (features, tokens)); every rank's rectangle of the
      * 1D slices: query rows, KV rows, and the whole (for the residual, held by every rank) */
+    MPI_Request req[2]; /* the overlapped prefill's all-reduces in flight (MPI_REQUEST_NULL) */
     infer_grid *grid;
     float *gw;
     infer_dmat (*gl)[7];
@@ -270,6 +274,7 @@ int infer_state_create(const infer_model *m, const infer_opts *o, MPI_Comm comm,
         return st;
     }
     s->n_ranks = n_ranks;
+    s->req[0] = s->req[1] = MPI_REQUEST_NULL;
     MPI_Comm_rank(comm, &s->rank);
     s->m = m;
     s->o = *o;
@@ -836,6 +841,27 @@ static void tp_sum(infer_state *s, float *x, size_t n) {
     comm_count(s, t0, n * sizeof(float));
 }
 
+/* the overlapped prefill (layers()): x[0, n) summed over the ranks in place, started into
+ * request slot i; tp_wait completes it. The pool's progress hook tests the requests in flight
+ * between tasks: Open MPI moves a nonblocking collective along only inside MPI calls. */
+static void tp_isum(infer_state *s, int i, float *x, size_t n) {
+    const double t0 = cluster_now();
+    MPI_Iallreduce(MPI_IN_PLACE, x, (int)n, MPI_FLOAT, MPI_SUM, s->comm, &s->req[i]);
+    comm_count(s, t0, n * sizeof(float));
+}
+
+static void tp_wait(infer_state *s, int i) {
+    const double t0 = cluster_now();
+    MPI_Wait(&s->req[i], MPI_STATUS_IGNORE);
+    s->cs_stats.seconds += cluster_now() - t0;
+}
+
+static void tp_progress(void *ctx) {
+    infer_state *s = ctx;
+    int done;
+    MPI_Testall(2, s->req, &done, MPI_STATUSES_IGNORE);
+}
+
 /* nr rows of this rank's logits (nr, tp.vocab) at lg as whole rows (nr, vocab): lg itself on
  * one rank, else gathered into lg_full */
 static const float *tp_gather(infer_state *s, const float *lg, int nr) {
@@ -962,6 +988,55 @@ static void grid_mlp(infer_state *s, int l, int n) {
     grid_check(s, infer_grid_gather(s->grid, &y, s->rall, s->xb, (size_t)D));
 }
 
+/* The second half of a 1D tensor-parallel prefill layer, from the output projection on, in two
+ * halves of rows [0, h) and [h, n), so that each all-reduce runs while the other half computes:
+ *   wo(A), start sum(A); wo(B), start sum(B); wait A; MLP(A), start sum(A');
+ *   wait B; MLP(B), start sum(B'); wait A'; wait B'
+ * Every product and norm computes a row on its own (ik_gemm), so the values are those of the
+ * whole chunk; the all-reduces' order of summation can differ from one of the whole chunk
+ * (Open MPI picks its algorithm by size), within rounding, and is the same on every rank. */
+static void out_mlp_overlap(infer_state *s, const infer_layer *L, int n) {
+    const infer_config *c = &s->m->cfg;
+    const int D = c->dim, H = s->m->tp.hidden_dim, h = n / 2;
+    const size_t SD = (size_t)D, SH = (size_t)H, Q = (size_t)s->q_dim;
+    const int r0[2] = {0, h}, nr[2] = {h, n - h};
+    infer_pool_set_progress(s->pool, tp_progress, s);
+    for (int p = 0; p < 2; p++) { /* attention output -> xb, summed */
+        float *y = s->xb + (size_t)r0[p] * SD;
+        linear(s, y, s->ao + (size_t)r0[p] * Q, L->wo, nr[p], D, s->q_dim, 0, 0);
+        tp_isum(s, p, y, (size_t)nr[p] * SD);
+    }
+    for (int p = 0; p < 2; p++) { /* residual, norm, MLP -> xb, summed */
+        const size_t a = (size_t)r0[p] * SD, cnt = (size_t)nr[p] * SD;
+        tp_wait(s, p);
+        for (size_t i = 0; i < cnt; i++)
+            s->x[a + i] += s->xb[a + i];
+        for (int i = 0; i < nr[p]; i++)
+            rmsnorm(s->xb + a + (size_t)i * SD, s->x + a + (size_t)i * SD, L->rms_ffn, D,
+                    c->rms_eps);
+        float *h1 = s->h1 + (size_t)r0[p] * SH, *h3 = s->h3 + (size_t)r0[p] * SH;
+        linear(s, h1, s->xb + a, L->w1, nr[p], H, D, 0, 0);
+        linear(s, h3, s->xb + a, L->w3, nr[p], H, D, 0, 1);
+        infer_silu_mul(h1, h3, (size_t)nr[p] * SH);
+        linear(s, s->xb + a, h1, L->w2, nr[p], D, H, 0, 0);
+        tp_isum(s, p, s->xb + a, cnt);
+    }
+    for (int p = 0; p < 2; p++) {
+        tp_wait(s, p);
+        const size_t a = (size_t)r0[p] * SD, cnt = (size_t)nr[p] * SD;
+        for (size_t i = 0; i < cnt; i++)
+            s->x[a + i] += s->xb[a + i];
+    }
+    infer_pool_set_progress(s->pool, NULL, NULL);
+}
+
+/* whether a prefill chunk of n rows runs out_mlp_overlap: 1D tensor parallelism, the SIMD
+ * products (row by row, no padded calls), halves whose sums fit an int count */
+static int overlaps(const infer_state *s, int n, int decode) {
+    return !decode && s->n_ranks > 1 && !s->grid && !s->o.no_overlap && n >= 2 * OVERLAP_MIN &&
+           ik_isa_current() >= IK_AVX2 && (size_t)n * (size_t)s->m->cfg.dim < INT32_MAX;
+}
+
 /* the layers over n tokens at pos0..; s->x holds their embeddings and ends as the residual */
 static void layers(infer_state *s, int n, int pos0, int decode) {
     const infer_model *m = s->m;
@@ -992,6 +1067,12 @@ static void layers(infer_state *s, int n, int pos0, int decode) {
         }
         store_kv(s, l, n, pos0);
         attention(s, l, n, pos0, decode);
+        if (overlaps(s, n, decode)) {
+            out_mlp_overlap(s, L, n);
+            if (s->probe)
+                probe(s, l, n, pos0);
+            continue;
+        }
         if (g2) {
             grid_out(s, l, n);
         } else {

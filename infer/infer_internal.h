@@ -96,6 +96,10 @@ int infer_pool_create(int threads, infer_pool **out);
 void infer_pool_free(infer_pool *p); /* NULL ok */
 int infer_pool_threads(const infer_pool *p);
 void infer_pool_run(infer_pool *p, int n, infer_task_fn fn, void *ctx);
+/* fn(ctx) called by the calling thread (thread 0) after each task it runs, until reset with
+ * NULL: how nonblocking MPI collectives progress while the pool computes (MPI_Test from the
+ * thread that owns MPI) */
+void infer_pool_set_progress(infer_pool *p, void (*fn)(void *ctx), void *ctx);
 
 /* ---- exponentials (infer_exp.c): the same bits on every ISA ------------------------------ */
 

@@ -32,21 +32,24 @@ static const char *dtype_name(int kv_dtype) {
 /* the run options of every command, with the defaults of infer_opts_default() */
 static void opts_usage(FILE *f, int mem_limit) {
     const infer_opts d = infer_opts_default();
-    fprintf(f,
-            "  --kv-dtype D        f32 or bf16 KV cache (default %s)\n"
-            "  --act-dtype D       f32 (default %s: exact products) or bf16: prefill rounds\n"
-            "                      the activations that meet BF16 weights to bf16 (AVX512_BF16\n"
-            "                      vdpbf16ps, as llama.cpp does): ~1.9x faster products,\n"
-            "                      several 1e-3 relative error in the logits\n"
-            "  --prefill-chunk N   prompt tokens per step; activations are O(N) (default %d)\n"
-            "  --threads N         threads (default %d)\n"
-            "  --tp-grid PrxPc     2D prefill: the linear layers of the prompt run as\n"
-            "                      ScaLAPACK PSGEMM on a Pr x Pc BLACS grid of the --tp ranks\n"
-            "                      (Pr x Pc = P), over f32 block-cyclic copies of the weights\n"
-            "                      (plan: grid_weight_bytes); decode stays 1D (default: 1D)\n"
-            "  --grid-block NB     the grid's block size (default %d)\n",
-            dtype_name(d.kv_dtype), infer_act_name(d.act_dtype), d.prefill_chunk, d.threads,
-            INFER_GRID_BLOCK);
+    fprintf(
+        f,
+        "  --kv-dtype D        f32 or bf16 KV cache (default %s)\n"
+        "  --act-dtype D       f32 (default %s: exact products) or bf16: prefill rounds\n"
+        "                      the activations that meet BF16 weights to bf16 (AVX512_BF16\n"
+        "                      vdpbf16ps, as llama.cpp does): ~1.9x faster products,\n"
+        "                      several 1e-3 relative error in the logits\n"
+        "  --prefill-chunk N   prompt tokens per step; activations are O(N) (default %d)\n"
+        "  --threads N         threads (default %d)\n"
+        "  --tp-grid PrxPc     2D prefill: the linear layers of the prompt run as\n"
+        "                      ScaLAPACK PSGEMM on a Pr x Pc BLACS grid of the --tp ranks\n"
+        "                      (Pr x Pc = P), over f32 block-cyclic copies of the weights\n"
+        "                      (plan: grid_weight_bytes); decode stays 1D (default: 1D)\n"
+        "  --grid-block NB     the grid's block size (default %d)\n"
+        "  --no-overlap        1D tensor-parallel prefill: sum each chunk at once (default:\n"
+        "                      two halves, one's all-reduce running while the other computes)\n",
+        dtype_name(d.kv_dtype), infer_act_name(d.act_dtype), d.prefill_chunk, d.threads,
+        INFER_GRID_BLOCK);
     if (mem_limit)
         fprintf(
             f, "  --mem-limit BYTES   refuse a run whose plan (longctx plan) exceeds it; suffixes\n"
@@ -209,7 +212,7 @@ static int parse_act_dtype(const char *s) {
 }
 
 /* getopt codes of the long-only run options */
-enum { OPT_TP_GRID = 256, OPT_GRID_BLOCK };
+enum { OPT_TP_GRID = 256, OPT_GRID_BLOCK, OPT_NO_OVERLAP };
 
 /* The run options every command has (getopt codes K A C T M and the OPT_ ones): 1 if c was one of
  * them, 0 if not, -1 after printing why optarg is bad. */
@@ -251,6 +254,9 @@ static int parse_run_opt(int c, const char *cmd, infer_opts *o, uint64_t *mem_li
         fprintf(stderr, "longctx %s: --tp-grid wants rows x columns like 2x4, not '%s'\n", cmd,
                 optarg);
         return -1;
+    case OPT_NO_OVERLAP:
+        o->no_overlap = 1;
+        return 1;
     case OPT_GRID_BLOCK:
         v = strtol(optarg, &end, 10);
         if (end == optarg || *end || errno || v < 1 || v > 4096) {
@@ -283,8 +289,9 @@ static int parse_run_opt(int c, const char *cmd, infer_opts *o, uint64_t *mem_li
     {"kv-dtype", required_argument, NULL, 'K'}, {"act-dtype", required_argument, NULL, 'A'},       \
         {"prefill-chunk", required_argument, NULL, 'C'},                                           \
         {"threads", required_argument, NULL, 'T'},                                                 \
-        {"tp-grid", required_argument, NULL, OPT_TP_GRID}, {                                       \
-        "grid-block", required_argument, NULL, OPT_GRID_BLOCK                                      \
+        {"tp-grid", required_argument, NULL, OPT_TP_GRID},                                         \
+        {"grid-block", required_argument, NULL, OPT_GRID_BLOCK}, {                                 \
+        "no-overlap", no_argument, NULL, OPT_NO_OVERLAP                                            \
     }
 
 /* the peak resident memory of this process (VmHWM) */

@@ -324,7 +324,7 @@ static uint64_t round_up(uint64_t n, uint64_t m) {
 /* ---- options, shared by infer, perplexity and plan ---------------------------------------- */
 
 infer_opts infer_opts_default(void) {
-    infer_opts o = {0, INFER_DT_F32, INFER_PREFILL_CHUNK, 1, INFER_ACT_F32, 0, 0, 0};
+    infer_opts o = {0, INFER_DT_F32, INFER_PREFILL_CHUNK, 1, INFER_ACT_F32, 0, 0, 0, 0};
     return o;
 }
 

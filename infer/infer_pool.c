@@ -19,6 +19,8 @@ struct infer_pool {
     void *ctx;
     int n;
     atomic_int next;
+    void (*progress)(void *ctx); /* thread 0 only */
+    void *progress_ctx;
 };
 
 static void run_tasks(infer_pool *p, int thread) {
@@ -27,6 +29,8 @@ static void run_tasks(infer_pool *p, int thread) {
         if (t >= p->n)
             return;
         p->fn(p->ctx, t, thread);
+        if (thread == 0 && p->progress)
+            p->progress(p->progress_ctx);
     }
 }
 
@@ -103,14 +107,22 @@ void infer_pool_free(infer_pool *p) {
     free(p);
 }
 
+void infer_pool_set_progress(infer_pool *p, void (*fn)(void *ctx), void *ctx) {
+    p->progress = fn;
+    p->progress_ctx = ctx;
+}
+
 int infer_pool_threads(const infer_pool *p) {
     return p->threads;
 }
 
 void infer_pool_run(infer_pool *p, int n, infer_task_fn fn, void *ctx) {
     if (p->threads == 1 || n <= 1) {
-        for (int t = 0; t < n; t++)
+        for (int t = 0; t < n; t++) {
             fn(ctx, t, 0);
+            if (p->progress)
+                p->progress(p->progress_ctx);
+        }
         return;
     }
     pthread_mutex_lock(&p->mu);

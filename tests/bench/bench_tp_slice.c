@@ -6,7 +6,7 @@
  * computed (zeros): the step reads all of it, so the time is that of a real step at that
  * context; the logits are meaningless. Per layer = (step - the embedding and classifier) /
  * layers, the classifier being that of a 1024-token vocabulary (negligible).
- * usage: mpirun -np P bench_tp_slice MODEL_DIR [CHUNK=512] [REPS=3] [THREADS=1]
+ * usage: mpirun -np P bench_tp_slice MODEL_DIR [CHUNK=512] [REPS=3] [THREADS=1] [NO_OVERLAP=0]
  * Prints one line per measurement: what, context, seconds per layer (best of REPS), all-reduce
  * bytes and seconds per layer. */
 #include "infer.h"
@@ -41,7 +41,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     const int chunk = argc > 2 ? atoi(argv[2]) : 512, reps = argc > 3 ? atoi(argv[3]) : 3;
-    const int threads = argc > 4 ? atoi(argv[4]) : 1;
+    const int threads = argc > 4 ? atoi(argv[4]) : 1, no_overlap = argc > 5 ? atoi(argv[5]) : 0;
     infer_model *m = NULL;
     double t0 = now();
     int st = infer_model_load(argv[1], MPI_COMM_WORLD, &m);
@@ -59,6 +59,7 @@ int main(int argc, char **argv) {
     o.prefill_chunk = chunk;
     o.threads = threads;
     o.kv_dtype = INFER_DT_BF16;
+    o.no_overlap = no_overlap;
     infer_state *s = NULL;
     if ((st = infer_state_create(m, &o, MPI_COMM_WORLD, &s)) != INFER_OK) {
         if (rank == 0)
@@ -68,9 +69,11 @@ int main(int argc, char **argv) {
         return 1;
     }
     if (rank == 0)
-        printf("# tp %d, threads %d, %d layers of dim %d, mlp %d, %d heads, %d kv heads, chunk %d, "
+        printf("# tp %d, threads %d, overlap %s, %d layers of dim %d, mlp %d, %d heads, %d kv "
+               "heads, chunk %d, "
                "kv bf16; load %.1f s\n",
-               P, threads, L, c->dim, c->hidden_dim, c->n_heads, c->n_kv_heads, chunk, now() - t0);
+               P, threads, no_overlap ? "off" : "on", L, c->dim, c->hidden_dim, c->n_heads,
+               c->n_kv_heads, chunk, now() - t0);
     uint32_t *ids = malloc((size_t)chunk * sizeof *ids);
     for (int i = 0; i < chunk; i++)
         ids[i] = (uint32_t)(i * 7 + 3) % (uint32_t)c->vocab_size;

@@ -224,6 +224,37 @@ int main(int argc, char **argv) {
             CHECK(same || loose);
             CHECK(same_everywhere(fnv(got, sizeof got, 1)));
         }
+        /* the whole prompt as one chunk (40 rows): 1D prefill runs its halves' all-reduces
+         * overlapped (4 per layer, not 2, where the kernels allow it) or not (no_overlap), both
+         * against one rank (chunk 7: one rank's bits do not depend on the chunk) */
+        for (int no = 0; !grid && P > 1 && no < 2; no++) {
+            infer_opts oc = o;
+            oc.prefill_chunk = NP;
+            oc.no_overlap = no;
+            infer_state *sc = NULL;
+            CHECK_EQ_INT(infer_state_create(m, &oc, MPI_COMM_WORLD, &sc), INFER_OK);
+            if (!sc)
+                continue;
+            infer_comm_stats c0, c1;
+            infer_state_comm_stats(sc, &c0);
+            uint8_t want[NP];
+            memset(want, 1, sizeof want);
+            rows_sink k = {b2, V};
+            CHECK_EQ_INT(infer_prefill(sc, ids, NP, 0, want, keep_row, &k), INFER_OK);
+            infer_state_comm_stats(sc, &c1);
+            int row;
+            const double e = worst_rel(b2, a, NP, V, &row);
+            const uint64_t per_layer = (c1.calls - c0.calls - 2) / (uint64_t)c->n_layers;
+            if (rank == 0)
+                printf("%s: one 40-row chunk, %s: %llu all-reduces per layer, worst %.3g at row "
+                       "%d\n",
+                       tp, no ? "no overlap" : "overlapped halves", (unsigned long long)per_layer,
+                       e, row);
+            CHECK(e <= lim);
+            CHECK(per_layer == (no ? 2u : 4u) || (!no && per_layer == 2 && infer_isa()[0] == 's'));
+            CHECK(same_everywhere(fnv(b2, (size_t)NP * V * sizeof(float), 3)));
+            infer_state_free(sc);
+        }
     }
     free(a);
     free(b);
