@@ -272,8 +272,9 @@ typedef struct {
 } infer_plan;
 
 /*! infer_config_from_json() : the sizes of a HF config.json (Llama, Llama 2/3, Mistral
- *  fields); *weight_bytes from torch_dtype (4 for float32, else 2). @return INFER_OK or
- *  INFER_ERR_FORMAT with err naming the file and field. */
+ *  fields); *weight_bytes from torch_dtype (4 for float32, else 2). @return INFER_OK,
+ *  INFER_ERR_FORMAT with err naming the file and field, or INFER_ERR_UNSUPPORTED naming the
+ *  key of a well-formed config the engine does not compute (LongLLaMA's memory layers). */
 int infer_config_from_json(const char *path, infer_config *c, int *weight_bytes, char *err,
                            size_t err_bytes);
 /* The same on a config.json already in memory (name: for messages). Used by the fuzz target. */

@@ -125,6 +125,26 @@ static int unsupported(json_object *o, const char *path, char *err, size_t err_b
             snprintf(err, err_bytes, "%s: %s true is not supported", path, flags[i]);
             return INFER_ERR_FORMAT;
         }
+    /* LongLLaMA (REFERENCE.md 1.3): its memory layers attend across windows; run as a plain
+     * Llama it matches in the first window only, so every key of it is refused by name */
+    const char *mt =
+        json_object_object_get_ex(o, "model_type", &x) ? json_object_get_string(x) : NULL;
+    if (mt && !strcmp(mt, "longllama")) {
+        snprintf(err, err_bytes,
+                 "%s: model_type \"longllama\" (LongLLaMA memory layers) is not supported yet",
+                 path);
+        return INFER_ERR_UNSUPPORTED;
+    }
+    static const char *mem_keys[] = {
+        "mem_layers",      "last_context_length", "mem_attention_grouping",       "mem_dtype",
+        "mem_positionals", "torch_attention",     "gradient_checkpoint_every_ith"};
+    for (size_t k = 0; k < sizeof mem_keys / sizeof *mem_keys; k++)
+        if (json_object_object_get_ex(o, mem_keys[k], &x)) {
+            snprintf(err, err_bytes,
+                     "%s: \"%s\" (a LongLLaMA memory-layer key) is not supported yet", path,
+                     mem_keys[k]);
+            return INFER_ERR_UNSUPPORTED;
+        }
     int64_t sw;
     if (!get_int(o, "sliding_window", &sw)) {
         int64_t mp = 0;

@@ -2,7 +2,9 @@
 # Broken HF model directories give exit 1 and a message naming the file and what is wrong,
 # never a crash: no config.json, no weights, an index naming a missing shard or a path outside
 # the directory, a missing tensor, a tensor of the wrong shape, a truncated safetensors file, an
-# unsupported dtype (I8), an unsupported rope_scaling type and hidden_act.
+# unsupported dtype (I8), an unsupported rope_scaling type and hidden_act, a LongLLaMA config
+# (model_type "longllama", or any one of its memory-layer keys in a Llama config; "not supported
+# by this CPU or model": INFER_ERR_UNSUPPORTED, the file is well-formed).
 # usage: test_hf_errors.sh LONGCTX
 set -uo pipefail
 LONGCTX=$1
@@ -63,5 +65,20 @@ cp -r "$W/ok" "$W/rope" && sed -i 's/"rope_scaling": null/"rope_scaling": {"rope
 expect rope rope "longrope"
 cp -r "$W/ok" "$W/act" && sed -i 's/"hidden_act": "silu"/"hidden_act": "gelu"/' "$W/act/config.json"
 expect act act "gelu"
+# LongLLaMA: loaded as a plain Llama it would be wrong after the first window (issue 12), so
+# model_type "longllama" and each of its memory-layer keys alone are refused by name
+gen longllama --kv-heads 2 --mem-layers 1 --max-pos 64 --last-context 32
+expect longllama longllama 'not supported by this CPU or model: .*longllama/config.json: model_type "longllama"'
+for key in mem_layers last_context_length mem_attention_grouping mem_dtype mem_positionals \
+        torch_attention gradient_checkpoint_every_ith; do
+    mkdir -p "$W/key_$key" && cp "$W/ok/model.safetensors" "$W/key_$key/"
+    $PY - "$W/longllama/config.json" "$W/ok/config.json" "$key" > "$W/key_$key/config.json" <<'PY'
+import json, sys
+ll, c = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+c[sys.argv[3]] = ll[sys.argv[3]]
+print(json.dumps(c, indent=2))
+PY
+    expect "key_$key" "key_$key" "key_$key/config.json: \"$key\""
+done
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
