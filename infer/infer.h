@@ -49,6 +49,8 @@ typedef enum {
     INFER_PAIR_ADJACENT = 1, /* Meta originals, llama2.c, GGUF: (2j, 2j + 1) */
 } infer_rope_pairing;
 
+enum { INFER_MAX_MEM_LAYERS = 64 };
+
 typedef struct {
     int dim;        /* hidden size */
     int hidden_dim; /* MLP size */
@@ -70,6 +72,12 @@ typedef struct {
     double rope_beta_fast, rope_beta_slow; /* yarn */
     double rope_attn_factor;               /* yarn; 0: 0.1 ln(factor) + 1 */
     int64_t bos_id, eos_id;                /* -1: none */
+    /* LongLLaMA / Focused Transformer (model_type "longllama", REFERENCE.md 1.3): the layers
+     * with a memory of earlier windows' keys and values (bf16), ascending; n_mem_layers 0: a
+     * plain Llama. The prompt runs in windows of seq_len tokens but its last last_ctx tokens. */
+    int n_mem_layers;
+    int mem_layers[INFER_MAX_MEM_LAYERS];
+    int last_ctx; /* last_context_length, <= seq_len */
 } infer_config;
 
 typedef struct infer_model infer_model;
@@ -135,6 +143,9 @@ typedef struct {
     int grid_rows;
     int grid_cols; /* Pc: 0, or what the ranks / Pr must be (checked) */
     int grid_block;
+    /* LongLLaMA: each query attends to its mem_topk best-scoring memory entries (the paper's
+     * exact kNN memory attention) instead of all of them; 0 (default): dense, as the release */
+    int mem_topk;
 } infer_opts;
 enum { INFER_GRID_BLOCK = 64 };
 
@@ -256,7 +267,8 @@ const char *infer_isa(void);
 typedef struct {
     uint64_t n_params;      /* the whole model */
     uint64_t weights_bytes; /* per rank */
-    uint64_t kv_bytes;      /* per rank, for ctx positions */
+    uint64_t kv_bytes;      /* per rank, for ctx positions (LongLLaMA's memory included) */
+    uint64_t mem_bytes;     /* LongLLaMA: the memory layers' bf16 memory, per rank */
     uint64_t act_bytes;     /* per rank, one prefill chunk */
     uint64_t total_bytes;
     int kv_heads_per_rank;

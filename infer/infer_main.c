@@ -44,9 +44,11 @@ static void opts_usage(FILE *f, int mem_limit) {
             "                      ScaLAPACK PSGEMM on a Pr x Pc BLACS grid of the --tp ranks\n"
             "                      (Pr x Pc = P), over f32 block-cyclic copies of the weights\n"
             "                      (plan: grid_weight_bytes); decode stays 1D (default: 1D)\n"
-            "  --grid-block NB     the grid's block size (default %d)\n",
+            "  --grid-block NB     the grid's block size (default %d)\n"
+            "  --mem-topk K        LongLLaMA: each query attends to its K best memory entries\n"
+            "                      (the paper's kNN memory; default %d: all, as the release)\n",
             dtype_name(d.kv_dtype), infer_act_name(d.act_dtype), d.prefill_chunk, d.threads,
-            INFER_GRID_BLOCK);
+            INFER_GRID_BLOCK, d.mem_topk);
     if (mem_limit)
         fprintf(
             f, "  --mem-limit BYTES   refuse a run whose plan (longctx plan) exceeds it; suffixes\n"
@@ -209,7 +211,7 @@ static int parse_act_dtype(const char *s) {
 }
 
 /* getopt codes of the long-only run options */
-enum { OPT_TP_GRID = 256, OPT_GRID_BLOCK };
+enum { OPT_TP_GRID = 256, OPT_GRID_BLOCK, OPT_MEM_TOPK };
 
 /* The run options every command has (getopt codes K A C T M and the OPT_ ones): 1 if c was one of
  * them, 0 if not, -1 after printing why optarg is bad. */
@@ -260,6 +262,15 @@ static int parse_run_opt(int c, const char *cmd, infer_opts *o, uint64_t *mem_li
         }
         o->grid_block = (int)v;
         return 1;
+    case OPT_MEM_TOPK:
+        v = strtol(optarg, &end, 10);
+        if (end == optarg || *end || errno || v < 0 || v > INT32_MAX / 2) {
+            fprintf(stderr, "longctx %s: --mem-topk %s: want an integer >= 0 (0: dense)\n", cmd,
+                    optarg);
+            return -1;
+        }
+        o->mem_topk = (int)v;
+        return 1;
     case 'C':
     case 'T':
         v = strtol(optarg, &end, 10);
@@ -283,8 +294,9 @@ static int parse_run_opt(int c, const char *cmd, infer_opts *o, uint64_t *mem_li
     {"kv-dtype", required_argument, NULL, 'K'}, {"act-dtype", required_argument, NULL, 'A'},       \
         {"prefill-chunk", required_argument, NULL, 'C'},                                           \
         {"threads", required_argument, NULL, 'T'},                                                 \
-        {"tp-grid", required_argument, NULL, OPT_TP_GRID}, {                                       \
-        "grid-block", required_argument, NULL, OPT_GRID_BLOCK                                      \
+        {"tp-grid", required_argument, NULL, OPT_TP_GRID},                                         \
+        {"grid-block", required_argument, NULL, OPT_GRID_BLOCK}, {                                 \
+        "mem-topk", required_argument, NULL, OPT_MEM_TOPK                                          \
     }
 
 /* the peak resident memory of this process (VmHWM) */

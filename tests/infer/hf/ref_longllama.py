@@ -19,7 +19,8 @@ C = last_context_length, d = head_dim, L_mem = mem_layers:
   every memory entry (no mask: every query sees all of them) and take ONE softmax over
   [local ; memory]: out = P_local V_local + P_mem V_mem.
   --topk K (the paper's kNN variant, not in the release): each query keeps only its K largest
-  memory scores (all of them when the memory holds <= K), in the same one softmax.
+  memory scores (all of them when the memory holds <= K; entries tied with the K-th all kept,
+  ties within 1e-9 relative: equal keys), in the same one softmax.
   Prompt of N tokens: M = max(N - C, 0); tokens [0, M) cut from the start into windows of W
   (the last may be short), each a forward over its own tokens alone (local context = the
   window, positions 0 .. T-1); in memory layers, after the window's attention, its keys and
@@ -132,7 +133,9 @@ def attention(m, st, li, q, k, v, topk):
             sm = (qr[:, h] @ st.mk[li][:, h].T) * scale  # (T, n_mem)
             if topk and topk < sm.shape[1]:
                 kth = -np.partition(-sm, topk - 1, axis=1)[:, topk - 1:topk]
-                sm = np.where(sm >= kth, sm, -np.inf)
+                # ties with the k-th are all kept: equal keys (a repeated token's, in layer 0)
+                # score equally in float32 but a few ulps apart in float64
+                sm = np.where(sm >= kth - 1e-9 * np.maximum(1.0, np.abs(kth)), sm, -np.inf)
             s = np.concatenate([s, sm], axis=1)
         s = s - s.max(axis=1, keepdims=True)
         p = np.exp(s)
@@ -180,6 +183,8 @@ def forward(m, ids, decode_from=None, topk=0):
         out.append(run(m, st, ids[s:e], topk, reset=True))
         for li in m.mem_layers:  # after the window's attention (each layer's memory is its own)
             st.to_memory(li, st.lk[li], st.lv[li])
+        e0 = np.zeros((0, m.nh, m.hd))
+        st.lk, st.lv = [e0] * m.L, [e0] * m.L  # a window leaves no local context
     if P > Mw:
         out.append(run(m, st, ids[Mw:P], topk, reset=True))
     for i in range(P, len(ids)):  # generation steps
