@@ -1587,7 +1587,8 @@ static int plan_cmd(int argc, char **argv) {
         printf("{\"params\": %llu, \"tp\": %lld, \"ranks\": %lld, \"replicas\": %lld, \"ctx\": "
                "%lld, \"weight_bytes_per_param\": %d, \"kv_dtype\": \"%s\", \"per_rank\": "
                "{\"weights_bytes\": %llu, \"kv_cache_bytes\": %llu, \"activation_bytes\": %llu, "
-               "\"total_bytes\": %llu, \"kv_heads\": %d, \"kv_heads_replicated\": %d}, "
+               "\"total_bytes\": %llu, \"kv_heads\": %d, \"kv_heads_replicated\": %d, "
+               "\"longllama_memory_bytes\": %llu}, "
                "\"allreduce\": {\"calls_per_token\": %llu, \"bytes_per_token\": %llu, "
                "\"bytes_per_chunk\": %llu}, \"grid\": {\"rows\": %d, \"cols\": %d, \"block\": %d, "
                "\"f32_weight_bytes\": %llu, \"act_bytes\": %llu, \"setup_bytes\": %llu}}\n",
@@ -1595,7 +1596,7 @@ static int plan_cmd(int argc, char **argv) {
                dtype_name(o.kv_dtype), (unsigned long long)p.weights_bytes,
                (unsigned long long)p.kv_bytes, (unsigned long long)p.act_bytes,
                (unsigned long long)p.total_bytes, p.kv_heads_per_rank, p.kv_replicas,
-               (unsigned long long)p.allreduce_calls_token,
+               (unsigned long long)p.mem_bytes, (unsigned long long)p.allreduce_calls_token,
                (unsigned long long)p.allreduce_bytes_token,
                (unsigned long long)p.allreduce_bytes_chunk, o.grid_rows, o.grid_cols,
                o.grid_rows ? (o.grid_block ? o.grid_block : INFER_GRID_BLOCK) : 0,

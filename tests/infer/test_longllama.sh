@@ -57,5 +57,21 @@ PY
         bad "$name: memory layers change nothing"
     else ok "$name: memory off differs"; fi
 done
+# longctx plan counts the memory: its kv and activation bytes equal what infer allocates (the
+# --timings line), and longllama_memory_bytes is 2 (K, V) x 2 mem layers x heads/P x 100 x ctx x 2
+M=$W/hd100/m
+$PY - "$M/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["mem_layers"] = [0, 2]; json.dump(c, open(sys.argv[1], "w"))
+PY
+for np in 1 2; do
+    p=$("$LONGCTX" plan --model "$M" --ctx 200 --tp $np)
+    t=$("$MPIEXEC" --oversubscribe -np $np "$LONGCTX" infer --model "$M" --prompt-ids "$(seq -s, 3 192)" \
+        --generate 10 --ignore-eos --timings 2>&1 > /dev/null | grep -o 'kv_bytes=[0-9]* act_bytes=[0-9]*' | head -n 1)
+    want=$((2 * 2 * 2 / np * 100 * 200 * 2))
+    if $PY -c "import json,sys; p=json.loads(sys.argv[1])['per_rank']; kv,act=[int(x.split('=')[1]) for x in sys.argv[2].split()]; sys.exit(not (p['kv_cache_bytes']==kv and p['activation_bytes']==act and p['longllama_memory_bytes']==$want))" "$p" "$t"; then
+        ok "plan at TP $np: $t, memory $want bytes per rank"
+    else bad "plan at TP $np: $p against $t (memory want $want)"; fi
+done
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
