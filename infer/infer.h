@@ -49,6 +49,8 @@ typedef enum {
     INFER_PAIR_ADJACENT = 1, /* Meta originals, llama2.c, GGUF: (2j, 2j + 1) */
 } infer_rope_pairing;
 
+enum { INFER_MAX_MEM_LAYERS = 64 };
+
 typedef struct {
     int dim;        /* hidden size */
     int hidden_dim; /* MLP size */
@@ -70,6 +72,12 @@ typedef struct {
     double rope_beta_fast, rope_beta_slow; /* yarn */
     double rope_attn_factor;               /* yarn; 0: 0.1 ln(factor) + 1 */
     int64_t bos_id, eos_id;                /* -1: none */
+    /* LongLLaMA / Focused Transformer (model_type "longllama", REFERENCE.md 1.3): the layers
+     * with a memory of earlier windows' keys and values (bf16), ascending; n_mem_layers 0: a
+     * plain Llama. The prompt runs in windows of seq_len tokens but its last last_ctx tokens. */
+    int n_mem_layers;
+    int mem_layers[INFER_MAX_MEM_LAYERS];
+    int last_ctx; /* last_context_length, <= seq_len */
 } infer_config;
 
 typedef struct infer_model infer_model;
@@ -140,6 +148,9 @@ typedef struct {
      * computes (MPI_Iallreduce, progressed from the computing thread); on the SIMD kernel sets
      * only (the scalar set's sgemm path pads whole chunks) */
     int no_overlap;
+    /* LongLLaMA: each query attends to its mem_topk best-scoring memory entries (the paper's
+     * exact kNN memory attention) instead of all of them; 0 (default): dense, as the release */
+    int mem_topk;
 } infer_opts;
 enum { INFER_GRID_BLOCK = 64 };
 
@@ -261,7 +272,8 @@ const char *infer_isa(void);
 typedef struct {
     uint64_t n_params;      /* the whole model */
     uint64_t weights_bytes; /* per rank */
-    uint64_t kv_bytes;      /* per rank, for ctx positions */
+    uint64_t kv_bytes;      /* per rank, for ctx positions (LongLLaMA's memory included) */
+    uint64_t mem_bytes;     /* LongLLaMA: the memory layers' bf16 memory, per rank */
     uint64_t act_bytes;     /* per rank, one prefill chunk */
     uint64_t total_bytes;
     int kv_heads_per_rank;
@@ -277,8 +289,9 @@ typedef struct {
 } infer_plan;
 
 /*! infer_config_from_json() : the sizes of a HF config.json (Llama, Llama 2/3, Mistral
- *  fields); *weight_bytes from torch_dtype (4 for float32, else 2). @return INFER_OK or
- *  INFER_ERR_FORMAT with err naming the file and field. */
+ *  fields); *weight_bytes from torch_dtype (4 for float32, else 2). @return INFER_OK,
+ *  INFER_ERR_FORMAT with err naming the file and field, or INFER_ERR_UNSUPPORTED naming the
+ *  key of a well-formed config the engine does not compute (LongLLaMA's memory layers). */
 int infer_config_from_json(const char *path, infer_config *c, int *weight_bytes, char *err,
                            size_t err_bytes);
 /* The same on a config.json already in memory (name: for messages). Used by the fuzz target. */

@@ -120,6 +120,17 @@ struct infer_state {
     int grid_err;
     /* infer_state_find_nonfinite: check the residual after the embedding and every layer */
     int probe, probe_layer, probe_pos;
+    /* LongLLaMA (cfg.n_mem_layers > 0; REFERENCE.md 1.3). Per layer, NULL or, in memory layers,
+     * this rank's heads' un-rotated keys and values in bf16 (n_kv_heads, mem_cap, hd): positions
+     * [0, mem_len) are the memory; the local context's mem_local tokens (local positions 0..,
+     * the KV cache's) are staged after it at mem_len + position, so that evicting the local
+     * context into memory is mem_len += mem_local. mem_seq: tokens of the sequence so far;
+     * mem_pos_off: added to the positions infer_prefill reports (a window's first token). */
+    uint16_t **mem_k, **mem_v;
+    uint16_t *mem_block;
+    float *mem_sc; /* (threads, 2 mem_cap) memory scores and a copy for the top-k selection */
+    int mem_cap, mem_len, mem_local, mem_seq, mem_pos_off;
+    uint64_t mem_bytes;
 };
 
 /* ---- state --------------------------------------------------------------------------------- */
@@ -362,11 +373,37 @@ int infer_state_create(const infer_model *m, const infer_opts *o, MPI_Comm comm,
         infer_state_free(s);
         return st;
     }
+    if (c->n_mem_layers > 0) {
+        s->mem_cap = o->max_ctx;
+        const size_t per = (size_t)s->kv_dim * (size_t)s->mem_cap; /* one layer's keys */
+        s->mem_bytes = 2 * (uint64_t)c->n_mem_layers * per * sizeof(uint16_t);
+        s->mem_block = zalloc(s, 2 * (size_t)c->n_mem_layers * per, sizeof(uint16_t));
+        s->mem_sc = zalloc(s, (size_t)nt * 2 * (size_t)s->mem_cap, sizeof(float));
+        s->mem_k = calloc(2 * (size_t)c->n_layers, sizeof *s->mem_k); /* not counted */
+        if (s->mem_block && s->mem_sc && s->mem_k) {
+            s->mem_v = s->mem_k + c->n_layers;
+            for (int i = 0; i < c->n_mem_layers; i++) {
+                s->mem_k[c->mem_layers[i]] = s->mem_block + 2 * (size_t)i * per;
+                s->mem_v[c->mem_layers[i]] = s->mem_block + (2 * (size_t)i + 1) * per;
+            }
+        } else {
+            st = INFER_ERR_NOMEM;
+        }
+        if (n_ranks > 1)
+            st = agree_alloc(s, st);
+        if (st != INFER_OK) {
+            infer_state_free(s);
+            return st;
+        }
+    }
     if (o->grid_rows > 0 && (st = grid_setup(s)) != INFER_OK) {
         infer_state_free(s);
         return st;
     }
     infer_rope_freqs(c, s->hd, 0, s->inv_freq, &s->score_mult);
+    if (c->n_mem_layers > 0) /* the release computes inv_freq in float32 */
+        for (int i = 0; i < s->hd / 2; i++)
+            s->inv_freq[i] = (double)(1.0f / powf(c->rope_theta, (float)(2 * i) / (float)s->hd));
     *out = s;
     return INFER_OK;
 }
@@ -374,8 +411,8 @@ int infer_state_create(const infer_model *m, const infer_opts *o, MPI_Comm comm,
 void infer_state_bytes(const infer_state *s, uint64_t *kv_bytes, uint64_t *act_bytes) {
     const uint64_t kv =
         2 * (uint64_t)s->m->cfg.n_layers * (uint64_t)s->ctx_alloc * (uint64_t)s->kv_dim * s->kv_elt;
-    *kv_bytes = kv;
-    *act_bytes = s->alloc_bytes - kv;
+    *kv_bytes = kv + s->mem_bytes;
+    *act_bytes = s->alloc_bytes - kv - s->mem_bytes;
 }
 
 const infer_model *infer_state_model(const infer_state *s) {
@@ -432,6 +469,9 @@ void infer_state_free(infer_state *s) {
     free(s->gh1);
     free(s->gh3);
     free(s->rq);
+    free(s->mem_k);
+    free(s->mem_block);
+    free(s->mem_sc);
     if (s->has_comm)
         MPI_Comm_free(&s->comm);
     free(s);
@@ -733,6 +773,92 @@ static void attn_store(const attn_job *j, int g, int qb, int nq, const float *to
         }
 }
 
+/* ---- LongLLaMA memory attention ------------------------------------------------------------ */
+
+static float bf16_f32(uint16_t h) {
+    const uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* the k-th largest of x[0, n) (1 <= k <= n); reorders x (Hoare's selection) */
+static float kth_largest(float *x, int n, int k) {
+    int lo = 0, hi = n - 1;
+    const int want = k - 1;
+    while (lo < hi) {
+        const float piv = x[lo + (hi - lo) / 2];
+        int i = lo, j = hi;
+        while (i <= j) {
+            while (x[i] > piv)
+                i++;
+            while (x[j] < piv)
+                j--;
+            if (i <= j) {
+                const float t = x[i];
+                x[i++] = x[j];
+                x[j--] = t;
+            }
+        }
+        if (want <= j)
+            hi = j;
+        else if (want >= i)
+            lo = i;
+        else
+            return x[want];
+    }
+    return x[want];
+}
+
+/* Memory layers: the memory [0, mem_len) of kv head g merged into the running softmax (tot, tml)
+ * of the nq queries of block qb: scores q_rot . k_mem * scale for every entry (no causal
+ * structure; keys stored un-rotated, i.e. "at position 0"), clamped at -1e6, or only the
+ * mem_topk largest per row; the same softmax as the local keys (attn_merge's rescaling). */
+static void mem_attend(const attn_job *j, scratch *w, float *sc, int g, int qb, int nq, float *tot,
+                       float *tml) {
+    const infer_state *s = j->s;
+    if (!s->mem_k || !s->mem_k[j->layer] || s->mem_len == 0)
+        return;
+    const int G = s->group, hd = s->hd, n = s->mem_len, i0 = qb * QB, topk = s->o.mem_topk;
+    const size_t HD = (size_t)hd, head = (size_t)g * (size_t)s->mem_cap * HD;
+    const uint16_t *K = s->mem_k[j->layer] + head, *V = s->mem_v[j->layer] + head;
+    float *tmp = sc + s->mem_cap, *acc = w->acc;
+    for (int i = 0; i < nq; i++)
+        for (int hh = 0; hh < G; hh++) {
+            const float *q = s->q + (size_t)(i0 + i) * (size_t)s->q_dim + (size_t)(g * G + hh) * HD;
+            float mx = -INFINITY;
+            for (int t = 0; t < n; t++) {
+                const uint16_t *k = K + (size_t)t * HD;
+                float dot = 0;
+                for (int d = 0; d < hd; d++)
+                    dot += q[d] * bf16_f32(k[d]);
+                dot *= j->scale;
+                sc[t] = dot < -1e6f ? -1e6f : dot;
+            }
+            float thr = -INFINITY;
+            if (topk > 0 && topk < n) {
+                memcpy(tmp, sc, (size_t)n * sizeof(float));
+                thr = kth_largest(tmp, n, topk);
+            }
+            for (int t = 0; t < n; t++)
+                mx = sc[t] >= thr && sc[t] > mx ? sc[t] : mx;
+            float sum = 0;
+            memset(acc, 0, HD * sizeof(float));
+            for (int t = 0; t < n; t++) {
+                if (sc[t] < thr)
+                    continue;
+                const float p = infer_exp(sc[t] - mx);
+                const uint16_t *v = V + (size_t)t * HD;
+                sum += p;
+                for (int d = 0; d < hd; d++)
+                    acc[d] += p * bf16_f32(v[d]);
+            }
+            const float ml[2] = {mx, sum};
+            const int r = i * G + hh;
+            attn_merge(tot + (size_t)r * HD, tml + 2 * (size_t)r, acc, ml, 1, hd, 0);
+        }
+}
+
 static void attn_task(void *arg, int task, int thread) {
     const attn_job *j = arg;
     infer_state *s = j->s;
@@ -757,6 +883,8 @@ static void attn_task(void *arg, int task, int thread) {
         attn_segment(s, w, j->layer, g, w->q, R, qpos, k0, k1, w->acc, w->ml, j->vec);
         attn_merge(w->tot, w->tml, w->acc, w->ml, R, s->hd, seg == 0);
     }
+    mem_attend(j, w, s->mem_sc ? s->mem_sc + (size_t)thread * 2 * (size_t)s->mem_cap : NULL, g, qb,
+               nq, w->tot, w->tml);
     attn_store(j, g, qb, nq, w->tot, w->tml);
 }
 
@@ -780,6 +908,7 @@ static void attention(infer_state *s, int layer, int n, int pos0, int decode) {
                 const float *part = s->part + (size_t)(g * j.n_seg + seg) * RP * (HD + 2);
                 attn_merge(w->tot, w->tml, part, part + RP * HD, R, s->hd, seg == 0);
             }
+            mem_attend(&j, w, s->mem_sc, g, 0, nq, w->tot, w->tml);
             attn_store(&j, g, 0, nq, w->tot, w->tml);
         }
         return;
@@ -804,6 +933,19 @@ static void store_kv(infer_state *s, int layer, int n, int pos0) {
                 ik_f32_to_bf16(kd, ks, HD);
                 ik_f32_to_bf16(vd, vs, HD);
             }
+        }
+}
+
+/* LongLLaMA memory layer l: the un-rotated keys and values of n tokens at local positions
+ * pos0.. in bf16 (round to nearest even, as the release's .to(bfloat16)) at mem_len + pos */
+static void mem_stage(infer_state *s, int layer, int n, int pos0) {
+    const size_t KV = (size_t)s->kv_dim, HD = (size_t)s->hd;
+    for (int g = 0; g < s->m->tp.n_kv_heads; g++)
+        for (int i = 0; i < n; i++) {
+            const size_t at =
+                ((size_t)g * (size_t)s->mem_cap + (size_t)(s->mem_len + pos0 + i)) * HD;
+            ik_f32_to_bf16(s->mem_k[layer] + at, s->k + (size_t)i * KV + (size_t)g * HD, HD);
+            ik_f32_to_bf16(s->mem_v[layer] + at, s->v + (size_t)i * KV + (size_t)g * HD, HD);
         }
 }
 
@@ -1057,6 +1199,8 @@ static void layers(infer_state *s, int n, int pos0, int decode) {
             linear(s, s->k, s->xb, L->wk, n, s->kv_dim, D, decode, 1);
             linear(s, s->v, s->xb, L->wv, n, s->kv_dim, D, decode, 1);
         }
+        if (s->mem_k && s->mem_k[l]) /* un-rotated, after the memory (mem_attend) */
+            mem_stage(s, l, n, pos0);
         for (int i = 0; i < n; i++) {
             const float *cs = s->cs + (size_t)i * (size_t)half,
                         *sn = s->sn + (size_t)i * (size_t)half;
@@ -1113,15 +1257,11 @@ static void rope_update(infer_state *s, int64_t len) {
     }
 }
 
-int infer_prefill(infer_state *s, const uint32_t *ids, int n, int pos0, const uint8_t *want,
-                  infer_logits_fn fn, void *ctx) {
+/* infer_prefill's pass over ids[0, n) at pos0..: want NULL and want_last: the last position */
+static int prefill_run(infer_state *s, const uint32_t *ids, int n, int pos0, const uint8_t *want,
+                       int want_last, infer_logits_fn fn, void *ctx) {
     const infer_model *m = s->m;
     const infer_config *c = &m->cfg;
-    if (n <= 0 || pos0 < 0 || pos0 > s->o.max_ctx - n)
-        return INFER_ERR_ARG;
-    for (int i = 0; i < n; i++)
-        if (ids[i] >= (uint32_t)c->vocab_size)
-            return INFER_ERR_ARG;
     if (pos0 == 0)
         s->rope_len = -1; /* a new sequence */
     rope_update(s, (int64_t)pos0 + n);
@@ -1137,7 +1277,7 @@ int infer_prefill(infer_state *s, const uint32_t *ids, int n, int pos0, const ui
         /* the wanted rows: final norm into xb, then LR rows at a time through the classifier */
         int rows[LR], nr = 0;
         for (int i = 0; i <= cn; i++) {
-            if (i < cn && (want ? want[c0 + i] != 0 : c0 + i == n - 1)) {
+            if (i < cn && (want ? want[c0 + i] != 0 : want_last && c0 + i == n - 1)) {
                 rmsnorm(s->xb + (size_t)nr * D, s->x + (size_t)i * D, m->rms_final, c->dim,
                         c->rms_eps);
                 rows[nr++] = i;
@@ -1147,7 +1287,7 @@ int infer_prefill(infer_state *s, const uint32_t *ids, int n, int pos0, const ui
                 const float *lg = tp_gather(s, s->lg, nr);
                 int rc = 0;
                 for (int r = 0; rc == 0 && r < nr; r++)
-                    rc = fn(ctx, pos0 + c0 + rows[r], lg + (size_t)r * V);
+                    rc = fn(ctx, s->mem_pos_off + pos0 + c0 + rows[r], lg + (size_t)r * V);
                 if ((rc = tp_agree_rc(s, rc)) != 0)
                     return rc;
                 nr = 0;
@@ -1155,6 +1295,45 @@ int infer_prefill(infer_state *s, const uint32_t *ids, int n, int pos0, const ui
         }
     }
     return INFER_OK;
+}
+
+/* LongLLaMA's prompt (REFERENCE.md 1.3): tokens [0, M), M = max(n - last_ctx, 0), in windows
+ * of seq_len, each alone at local positions 0.. (the KV cache past a window's length is never
+ * read); a window's memory-layer keys and values, staged as it runs, join the memory after it.
+ * Then the last n - M tokens become the local context. */
+static int mem_prefill(infer_state *s, const uint32_t *ids, int n, const uint8_t *want,
+                       infer_logits_fn fn, void *ctx) {
+    const infer_config *c = &s->m->cfg;
+    const int W = c->seq_len, M = n - c->last_ctx > 0 ? n - c->last_ctx : 0;
+    s->mem_len = s->mem_local = s->mem_seq = 0;
+    int rc = INFER_OK;
+    for (int w0 = 0; rc == INFER_OK && w0 < M; w0 += W) {
+        const int wn = M - w0 < W ? M - w0 : W;
+        s->mem_pos_off = w0;
+        rc = prefill_run(s, ids + w0, wn, 0, want ? want + w0 : NULL, w0 + wn == n, fn, ctx);
+        s->mem_len += wn;
+    }
+    if (rc == INFER_OK && M < n) {
+        s->mem_pos_off = M;
+        rc = prefill_run(s, ids + M, n - M, 0, want ? want + M : NULL, 1, fn, ctx);
+        s->mem_local = n - M;
+    }
+    s->mem_pos_off = 0;
+    s->mem_seq = rc == INFER_OK ? n : 0;
+    return rc;
+}
+
+int infer_prefill(infer_state *s, const uint32_t *ids, int n, int pos0, const uint8_t *want,
+                  infer_logits_fn fn, void *ctx) {
+    const infer_config *c = &s->m->cfg;
+    if (n <= 0 || pos0 < 0 || pos0 > s->o.max_ctx - n)
+        return INFER_ERR_ARG;
+    for (int i = 0; i < n; i++)
+        if (ids[i] >= (uint32_t)c->vocab_size)
+            return INFER_ERR_ARG;
+    if (c->n_mem_layers > 0) /* LongLLaMA: a whole prompt from position 0 */
+        return pos0 == 0 ? mem_prefill(s, ids, n, want, fn, ctx) : INFER_ERR_UNSUPPORTED;
+    return prefill_run(s, ids, n, pos0, want, 1, fn, ctx);
 }
 
 /* one token through the model: this rank's slice of its logits in s->lg */
@@ -1166,8 +1345,26 @@ static int forward_local(infer_state *s, uint32_t token, int pos) {
     if (pos == 0)
         s->rope_len = -1;
     rope_update(s, (int64_t)pos + 1);
+    int lpos = pos; /* the position in the local context */
+    if (c->n_mem_layers > 0) {
+        /* LongLLaMA: generation continues the sequence; a local context that would pass
+         * seq_len goes whole into memory (staged already) before this step's attention */
+        if (pos == 0)
+            s->mem_len = s->mem_local = s->mem_seq = 0;
+        if (pos != s->mem_seq)
+            return INFER_ERR_UNSUPPORTED;
+        if (s->mem_local + 1 > c->seq_len) {
+            s->mem_len += s->mem_local;
+            s->mem_local = 0;
+        }
+        lpos = s->mem_local;
+    }
     embed(s, &token, 1);
-    layers(s, 1, pos, 1);
+    layers(s, 1, lpos, 1);
+    if (c->n_mem_layers > 0) {
+        s->mem_local++;
+        s->mem_seq++;
+    }
     rmsnorm(s->xb, s->x, m->rms_final, c->dim, c->rms_eps);
     linear(s, s->lg, s->xb, m->wcls, 1, m->tp.vocab, c->dim, 1, 0);
     return INFER_OK;

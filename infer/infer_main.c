@@ -32,24 +32,23 @@ static const char *dtype_name(int kv_dtype) {
 /* the run options of every command, with the defaults of infer_opts_default() */
 static void opts_usage(FILE *f, int mem_limit) {
     const infer_opts d = infer_opts_default();
-    fprintf(
-        f,
-        "  --kv-dtype D        f32 or bf16 KV cache (default %s)\n"
-        "  --act-dtype D       f32 (default %s: exact products) or bf16: prefill rounds\n"
-        "                      the activations that meet BF16 weights to bf16 (AVX512_BF16\n"
-        "                      vdpbf16ps, as llama.cpp does): ~1.9x faster products,\n"
-        "                      several 1e-3 relative error in the logits\n"
-        "  --prefill-chunk N   prompt tokens per step; activations are O(N) (default %d)\n"
-        "  --threads N         threads (default %d)\n"
-        "  --tp-grid PrxPc     2D prefill: the linear layers of the prompt run as\n"
-        "                      ScaLAPACK PSGEMM on a Pr x Pc BLACS grid of the --tp ranks\n"
-        "                      (Pr x Pc = P), over f32 block-cyclic copies of the weights\n"
-        "                      (plan: grid_weight_bytes); decode stays 1D (default: 1D)\n"
-        "  --grid-block NB     the grid's block size (default %d)\n"
-        "  --no-overlap        1D tensor-parallel prefill: sum each chunk at once (default:\n"
-        "                      two halves, one's all-reduce running while the other computes)\n",
-        dtype_name(d.kv_dtype), infer_act_name(d.act_dtype), d.prefill_chunk, d.threads,
-        INFER_GRID_BLOCK);
+    fprintf(f,
+            "  --kv-dtype D        f32 or bf16 KV cache (default %s)\n"
+            "  --act-dtype D       f32 (default %s: exact products) or bf16: prefill rounds\n"
+            "                      the activations that meet BF16 weights to bf16 (AVX512_BF16\n"
+            "                      vdpbf16ps, as llama.cpp does): ~1.9x faster products,\n"
+            "                      several 1e-3 relative error in the logits\n"
+            "  --prefill-chunk N   prompt tokens per step; activations are O(N) (default %d)\n"
+            "  --threads N         threads (default %d)\n"
+            "  --tp-grid PrxPc     2D prefill: the linear layers of the prompt run as\n"
+            "                      ScaLAPACK PSGEMM on a Pr x Pc BLACS grid of the --tp ranks\n"
+            "                      (Pr x Pc = P), over f32 block-cyclic copies of the weights\n"
+            "                      (plan: grid_weight_bytes); decode stays 1D (default: 1D)\n"
+            "  --grid-block NB     the grid's block size (default %d)\n"
+            "  --mem-topk K        LongLLaMA: each query attends to its K best memory entries\n"
+            "                      (the paper's kNN memory; default %d: all, as the release)\n",
+            dtype_name(d.kv_dtype), infer_act_name(d.act_dtype), d.prefill_chunk, d.threads,
+            INFER_GRID_BLOCK, d.mem_topk);
     if (mem_limit)
         fprintf(
             f, "  --mem-limit BYTES   refuse a run whose plan (longctx plan) exceeds it; suffixes\n"
@@ -212,7 +211,7 @@ static int parse_act_dtype(const char *s) {
 }
 
 /* getopt codes of the long-only run options */
-enum { OPT_TP_GRID = 256, OPT_GRID_BLOCK, OPT_NO_OVERLAP };
+enum { OPT_TP_GRID = 256, OPT_GRID_BLOCK, OPT_NO_OVERLAP, OPT_MEM_TOPK };
 
 /* The run options every command has (getopt codes K A C T M and the OPT_ ones): 1 if c was one of
  * them, 0 if not, -1 after printing why optarg is bad. */
@@ -266,6 +265,15 @@ static int parse_run_opt(int c, const char *cmd, infer_opts *o, uint64_t *mem_li
         }
         o->grid_block = (int)v;
         return 1;
+    case OPT_MEM_TOPK:
+        v = strtol(optarg, &end, 10);
+        if (end == optarg || *end || errno || v < 0 || v > INT32_MAX / 2) {
+            fprintf(stderr, "longctx %s: --mem-topk %s: want an integer >= 0 (0: dense)\n", cmd,
+                    optarg);
+            return -1;
+        }
+        o->mem_topk = (int)v;
+        return 1;
     case 'C':
     case 'T':
         v = strtol(optarg, &end, 10);
@@ -290,8 +298,9 @@ static int parse_run_opt(int c, const char *cmd, infer_opts *o, uint64_t *mem_li
         {"prefill-chunk", required_argument, NULL, 'C'},                                           \
         {"threads", required_argument, NULL, 'T'},                                                 \
         {"tp-grid", required_argument, NULL, OPT_TP_GRID},                                         \
-        {"grid-block", required_argument, NULL, OPT_GRID_BLOCK}, {                                 \
-        "no-overlap", no_argument, NULL, OPT_NO_OVERLAP                                            \
+        {"grid-block", required_argument, NULL, OPT_GRID_BLOCK},                                   \
+        {"no-overlap", no_argument, NULL, OPT_NO_OVERLAP}, {                                       \
+        "mem-topk", required_argument, NULL, OPT_MEM_TOPK                                          \
     }
 
 /* the peak resident memory of this process (VmHWM) */
@@ -1582,7 +1591,8 @@ static int plan_cmd(int argc, char **argv) {
         printf("{\"params\": %llu, \"tp\": %lld, \"ranks\": %lld, \"replicas\": %lld, \"ctx\": "
                "%lld, \"weight_bytes_per_param\": %d, \"kv_dtype\": \"%s\", \"per_rank\": "
                "{\"weights_bytes\": %llu, \"kv_cache_bytes\": %llu, \"activation_bytes\": %llu, "
-               "\"total_bytes\": %llu, \"kv_heads\": %d, \"kv_heads_replicated\": %d}, "
+               "\"total_bytes\": %llu, \"kv_heads\": %d, \"kv_heads_replicated\": %d, "
+               "\"longllama_memory_bytes\": %llu}, "
                "\"allreduce\": {\"calls_per_token\": %llu, \"bytes_per_token\": %llu, "
                "\"bytes_per_chunk\": %llu}, \"grid\": {\"rows\": %d, \"cols\": %d, \"block\": %d, "
                "\"f32_weight_bytes\": %llu, \"act_bytes\": %llu, \"setup_bytes\": %llu}}\n",
@@ -1590,7 +1600,7 @@ static int plan_cmd(int argc, char **argv) {
                dtype_name(o.kv_dtype), (unsigned long long)p.weights_bytes,
                (unsigned long long)p.kv_bytes, (unsigned long long)p.act_bytes,
                (unsigned long long)p.total_bytes, p.kv_heads_per_rank, p.kv_replicas,
-               (unsigned long long)p.allreduce_calls_token,
+               (unsigned long long)p.mem_bytes, (unsigned long long)p.allreduce_calls_token,
                (unsigned long long)p.allreduce_bytes_token,
                (unsigned long long)p.allreduce_bytes_chunk, o.grid_rows, o.grid_cols,
                o.grid_rows ? (o.grid_block ? o.grid_block : INFER_GRID_BLOCK) : 0,

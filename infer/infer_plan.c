@@ -125,6 +125,21 @@ static int unsupported(json_object *o, const char *path, char *err, size_t err_b
             snprintf(err, err_bytes, "%s: %s true is not supported", path, flags[i]);
             return INFER_ERR_FORMAT;
         }
+    /* LongLLaMA keys outside a longllama config are refused: their meaning is that model's */
+    const char *mt =
+        json_object_object_get_ex(o, "model_type", &x) ? json_object_get_string(x) : NULL;
+    static const char *mem_keys[] = {
+        "mem_layers",      "last_context_length", "mem_attention_grouping",       "mem_dtype",
+        "mem_positionals", "torch_attention",     "gradient_checkpoint_every_ith"};
+    for (size_t k = 0; !(mt && !strcmp(mt, "longllama")) && k < sizeof mem_keys / sizeof *mem_keys;
+         k++)
+        if (json_object_object_get_ex(o, mem_keys[k], &x)) {
+            snprintf(err, err_bytes,
+                     "%s: \"%s\" (a LongLLaMA memory-layer key) outside model_type "
+                     "\"longllama\" is not supported",
+                     path, mem_keys[k]);
+            return INFER_ERR_UNSUPPORTED;
+        }
     int64_t sw;
     if (!get_int(o, "sliding_window", &sw)) {
         int64_t mp = 0;
@@ -140,6 +155,60 @@ static int unsupported(json_object *o, const char *path, char *err, size_t err_b
 
 static int config_from_object(json_object *o, const char *path, infer_config *c, int *weight_bytes,
                               char *err, size_t err_bytes);
+
+/* model_type "longllama" (REFERENCE.md 1.3): mem_layers, last_context_length, and the keys the
+ * engine computes as the release does; any value it does not compute is refused by name.
+ * torch_attention and gradient_checkpoint_every_ith choose kernels and training memory only,
+ * mem_attention_grouping (null or [heads, queries]) only splits the work. */
+static int longllama(json_object *o, const char *path, infer_config *c, char *err,
+                     size_t err_bytes) {
+    json_object *x;
+    int64_t v;
+#define LL_FAIL(...)                                                                               \
+    do {                                                                                           \
+        snprintf(err, err_bytes, __VA_ARGS__);                                                     \
+        return INFER_ERR_UNSUPPORTED;                                                              \
+    } while (0)
+    if (!json_object_object_get_ex(o, "mem_layers", &x) || !json_object_is_type(x, json_type_array))
+        LL_FAIL("%s: longllama: no \"mem_layers\" list", path);
+    const size_t n = json_object_array_length(x);
+    if (n > INFER_MAX_MEM_LAYERS)
+        LL_FAIL("%s: longllama: %zu mem_layers, at most %d", path, n, INFER_MAX_MEM_LAYERS);
+    for (size_t i = 0; i < n; i++) {
+        json_object *e = json_object_array_get_idx(x, i);
+        v = json_object_is_type(e, json_type_int) ? json_object_get_int64(e) : -1;
+        if (v < 0 || v >= c->n_layers || (i > 0 && v <= c->mem_layers[i - 1]))
+            LL_FAIL("%s: longllama: mem_layers[%zu] is not a layer index in [0, %d) above the "
+                    "previous one",
+                    path, i, c->n_layers);
+        c->mem_layers[i] = (int)v;
+    }
+    c->n_mem_layers = (int)n;
+    if (c->seq_len <= 0)
+        LL_FAIL("%s: longllama: no max_position_embeddings (the window)", path);
+    if (get_int(o, "last_context_length", &v) || v < 0 || v > c->seq_len)
+        LL_FAIL("%s: longllama: last_context_length is not an integer in [0, "
+                "max_position_embeddings %d]",
+                path, c->seq_len);
+    c->last_ctx = (int)v;
+    const char *dt =
+        json_object_object_get_ex(o, "mem_dtype", &x) ? json_object_get_string(x) : "bfloat16";
+    if (!dt || strcmp(dt, "bfloat16"))
+        LL_FAIL("%s: longllama: mem_dtype \"%s\" is not supported (bfloat16)", path, dt ? dt : "?");
+    if (json_object_object_get_ex(o, "mem_positionals", &x) && !json_object_get_boolean(x))
+        LL_FAIL("%s: longllama: mem_positionals false is not supported (true)", path);
+    if (json_object_object_get_ex(o, "mem_attention_grouping", &x) && x &&
+        !(json_object_is_type(x, json_type_array) && json_object_array_length(x) == 2))
+        LL_FAIL("%s: longllama: mem_attention_grouping is not null or [heads, queries]", path);
+    if (c->rope_type != INFER_ROPE_DEFAULT || c->rope_factor != 1)
+        LL_FAIL("%s: longllama: rope_scaling is not null", path);
+    if (c->n_kv_heads != c->n_heads)
+        LL_FAIL("%s: longllama: num_key_value_heads %d != num_attention_heads %d (the release "
+                "is MHA)",
+                path, c->n_kv_heads, c->n_heads);
+#undef LL_FAIL
+    return INFER_OK;
+}
 
 int infer_config_from_json(const char *path, infer_config *c, int *weight_bytes, char *err,
                            size_t err_bytes) {
@@ -301,6 +370,10 @@ static int config_from_object(json_object *o, const char *path, infer_config *c,
     int rc = rope_scaling(o, c, path, err, err_bytes);
     if (rc == INFER_OK)
         rc = unsupported(o, path, err, err_bytes);
+    const char *mt =
+        json_object_object_get_ex(o, "model_type", &x) ? json_object_get_string(x) : NULL;
+    if (rc == INFER_OK && mt && !strcmp(mt, "longllama"))
+        rc = longllama(o, path, c, err, err_bytes);
     if (rc != INFER_OK) {
         json_object_put(o);
         return rc;
@@ -324,7 +397,10 @@ static uint64_t round_up(uint64_t n, uint64_t m) {
 /* ---- options, shared by infer, perplexity and plan ---------------------------------------- */
 
 infer_opts infer_opts_default(void) {
-    infer_opts o = {0, INFER_DT_F32, INFER_PREFILL_CHUNK, 1, INFER_ACT_F32, 0, 0, 0, 0};
+    infer_opts o = {.kv_dtype = INFER_DT_F32,
+                    .prefill_chunk = INFER_PREFILL_CHUNK,
+                    .threads = 1,
+                    .act_dtype = INFER_ACT_F32};
     return o;
 }
 
@@ -350,6 +426,12 @@ int infer_opts_check(const infer_config *c, const infer_opts *o, int n_ranks, ch
                  o->grid_rows, o->grid_cols, o->grid_rows * o->grid_cols, n_ranks);
     else if (o->grid_block < 0 || o->grid_block > 4096)
         snprintf(err, err_bytes, "grid block %d is out of range [1, 4096]", o->grid_block);
+    else if (o->mem_topk < 0 || o->mem_topk > INT32_MAX / 2)
+        snprintf(err, err_bytes, "mem_topk %d is out of range [0, %d]", o->mem_topk, INT32_MAX / 2);
+    else if (c->n_mem_layers > 0 && o->grid_rows > 0)
+        snprintf(err, err_bytes,
+                 "2D prefill (--tp-grid) of LongLLaMA memory layers is not "
+                 "implemented (use 1D tensor parallelism)");
     else if (n_ranks < 1 || c->n_heads % n_ranks)
         snprintf(err, err_bytes,
                  "%d tensor-parallel ranks do not divide the model's %d attention heads", n_ranks,
@@ -412,6 +494,10 @@ void infer_plan_make(const infer_config *c, int weight_bytes, const infer_opts *
     p->weights_bytes = params_rank * (uint64_t)weight_bytes + 4 * (2 * L + 1) * d;
     const uint64_t ctx = round_up(max_ctx, BK);
     p->kv_bytes = 2 * L * kvr * ctx * kv_elt;
+    /* LongLLaMA: each memory layer's bf16 keys and values of this rank's heads for max_ctx
+     * positions (memory, and the local context's un-rotated copies staged after it) */
+    p->mem_bytes = 2 * (uint64_t)c->n_mem_layers * kvr * max_ctx * 2;
+    p->kv_bytes += p->mem_bytes;
     /* float32 activations as infer_state_create allocates them: the chunk's rows (padded to
      * RL) of the residual, norm output, q, k, v, attention output, the MLP's two products, the
      * RoPE tables; LR rows of logits; the hd / 2 inverse frequencies (double); decode's per-segment
@@ -425,7 +511,8 @@ void infer_plan_make(const infer_config *c, int weight_bytes, const infer_opts *
     win = win > qr ? win : qr;
     const uint64_t floats = C * (2 * d + 2 * qr + 2 * kvr + 2 * Ir + hd) + LR * Vr + hd +
                             kvh * segs * round_up(G, RM) * (hd + 2) +
-                            T * (WB * win + 3 * R * hd + R * BK + 2 * BK * hd + 8 * R);
+                            T * (WB * win + 3 * R * hd + R * BK + 2 * BK * hd + 8 * R) +
+                            (c->n_mem_layers > 0 ? T * 2 * max_ctx : 0); /* memory scores */
     /* tensor parallelism: LR whole rows of logits gathered from the vocabulary slices, and
      * their staging buffer */
     const uint64_t gather = P > 1 ? 2 * LR * V : 0;

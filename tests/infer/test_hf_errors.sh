@@ -2,7 +2,9 @@
 # Broken HF model directories give exit 1 and a message naming the file and what is wrong,
 # never a crash: no config.json, no weights, an index naming a missing shard or a path outside
 # the directory, a missing tensor, a tensor of the wrong shape, a truncated safetensors file, an
-# unsupported dtype (I8), an unsupported rope_scaling type and hidden_act.
+# unsupported dtype (I8), an unsupported rope_scaling type and hidden_act, LongLLaMA keys in a
+# Llama config and LongLLaMA values the engine does not compute ("not supported by this CPU or
+# model": INFER_ERR_UNSUPPORTED, the file is well-formed).
 # usage: test_hf_errors.sh LONGCTX
 set -uo pipefail
 LONGCTX=$1
@@ -63,5 +65,34 @@ cp -r "$W/ok" "$W/rope" && sed -i 's/"rope_scaling": null/"rope_scaling": {"rope
 expect rope rope "longrope"
 cp -r "$W/ok" "$W/act" && sed -i 's/"hidden_act": "silu"/"hidden_act": "gelu"/' "$W/act/config.json"
 expect act act "gelu"
+# LongLLaMA: its memory-layer keys outside model_type "longllama" are refused by name, and so is
+# every longllama value the engine does not compute (issue 12)
+gen longllama --kv-heads 2 --mem-layers 1 --max-pos 64 --last-context 32
+"$LONGCTX" infer --model "$W/longllama" --prompt-ids 1,2,3 > /dev/null || { echo "FAIL: the good LongLLaMA model"; exit 1; }
+for key in mem_layers last_context_length mem_attention_grouping mem_dtype mem_positionals \
+        torch_attention gradient_checkpoint_every_ith; do
+    mkdir -p "$W/key_$key" && cp "$W/ok/model.safetensors" "$W/key_$key/"
+    $PY - "$W/longllama/config.json" "$W/ok/config.json" "$key" > "$W/key_$key/config.json" <<'PY'
+import json, sys
+ll, c = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+c[sys.argv[3]] = ll[sys.argv[3]]
+print(json.dumps(c, indent=2))
+PY
+    expect "key_$key" "key_$key" "not supported by this CPU or model: .*key_$key/config.json: \"$key\""
+done
+llbad() { # name python-statement-on-config-c pattern
+    mkdir -p "$W/$1" && cp "$W/longllama/model.safetensors" "$W/$1/"
+    $PY - "$W/longllama/config.json" "$2" > "$W/$1/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); exec(sys.argv[2]); print(json.dumps(c))
+PY
+    expect "$1" "$1" "$3"
+}
+llbad ll_memdtype 'c["mem_dtype"] = "float16"' 'mem_dtype "float16"'
+llbad ll_positionals 'c["mem_positionals"] = False' 'mem_positionals false'
+llbad ll_rope 'c["rope_scaling"] = {"rope_type": "linear", "factor": 2.0}' 'rope_scaling is not null'
+llbad ll_last 'c["last_context_length"] = 65' 'last_context_length'
+llbad ll_layer 'c["mem_layers"] = [2]' 'mem_layers\[0\]'
+llbad ll_nolayers 'del c["mem_layers"]' 'no "mem_layers"'
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

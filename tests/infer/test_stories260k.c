@@ -75,7 +75,7 @@ int main(void) {
     CHECK_EQ_INT(c->n_kv_heads, 4);
     CHECK_EQ_INT(c->vocab_size, 512);
     infer_state *s;
-    infer_opts o = {64, INFER_DT_F32, 0, 0, INFER_ACT_F32, 0, 0, 0, 0};
+    infer_opts o = {.max_ctx = 64, .kv_dtype = INFER_DT_F32, .act_dtype = INFER_ACT_F32};
     CHECK_EQ_INT(infer_state_create(m, &o, MPI_COMM_SELF, &s), INFER_OK);
 
     double worst = 0;
@@ -98,9 +98,11 @@ int main(void) {
     for (int kv = 0; kv < 2; kv++)
         for (int v = 0; v < 4; v++) {
             infer_state_free(s);
-            infer_opts po = {
-                64, kv ? INFER_DT_BF16 : INFER_DT_F32, chunks[v], threads[v], INFER_ACT_F32, 0, 0,
-                0, 0};
+            infer_opts po = {.max_ctx = 64,
+                             .kv_dtype = kv ? INFER_DT_BF16 : INFER_DT_F32,
+                             .prefill_chunk = chunks[v],
+                             .threads = threads[v],
+                             .act_dtype = INFER_ACT_F32};
             CHECK_EQ_INT(infer_state_create(m, &po, MPI_COMM_SELF, &s), INFER_OK);
             static rows_ctx rc;
             memset(&rc, 0, sizeof rc);

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """gen_hf_model.py OUTDIR [options] - write a HF Llama-layout model directory with random weights.
 
-config.json as HF writes it for LlamaForCausalLM, weights in model.safetensors (or, with
+config.json as HF writes it for LlamaForCausalLM (or, with --mem-layers, a LongLLaMA
+config.json: model_type "longllama" and its memory-layer keys, the same tensors), weights in model.safetensors (or, with
 --shards N > 1, model-0000k-of-0000N.safetensors + model.safetensors.index.json). Tensor names
 and shapes as REFERENCE.md section 3 (linear weights [out, in]). BF16 is round-to-nearest-even
 of the float32 values, F16 is numpy's (also RNE) float16 conversion.
@@ -138,6 +139,28 @@ def llama_config(hidden, intermediate, layers, heads, kv_heads, vocab, head_dim=
     return c
 
 
+def longllama_config(c, mem_layers, last_context_length, grouping=None):
+    """c (llama_config) turned into a LongLLaMA config.json as the released checkpoints have it
+    (REFERENCE.md 1.3): model_type "longllama", the memory-layer keys, MHA, rope_scaling null.
+    The tensors are Llama's."""
+    c = dict(c)
+    for k in ("attention_bias", "attention_dropout", "mlp_bias", "pretraining_tp", "rope_scaling"):
+        c.pop(k, None)
+    c.update({
+        "architectures": ["LongLlamaForCausalLM"],
+        "model_type": "longllama",
+        "mem_layers": list(mem_layers),
+        "mem_dtype": "bfloat16",
+        "mem_positionals": True,
+        "mem_attention_grouping": grouping,
+        "last_context_length": last_context_length,
+        "torch_attention": False,
+        "gradient_checkpoint_every_ith": 1,
+        "pad_token_id": 0,
+    })
+    return dict(sorted(c.items()))
+
+
 def random_weights(rng, hidden, intermediate, layers, heads, kv_heads, head_dim, vocab, tied):
     H, I, hd = hidden, intermediate, head_dim
 
@@ -189,6 +212,11 @@ def main(argv=None):
     ap.add_argument("--max-pos", type=int, default=2048)
     ap.add_argument("--rms-eps", type=float, default=1e-5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--mem-layers", default=None,
+                    help="LongLLaMA layout: the memory layers, e.g. 0,2 (with --last-context)")
+    ap.add_argument("--last-context", type=int, default=None,
+                    help="LongLLaMA last_context_length (default max_pos / 2)")
+    ap.add_argument("--mem-grouping", default=None, help="mem_attention_grouping, e.g. 2,64")
     ap.add_argument("--tokenizer", default=None, help="tokenizer.json or tokenizer.model to copy")
     a = ap.parse_args(argv)
     kv = a.kv_heads or a.heads
@@ -203,6 +231,13 @@ def main(argv=None):
     cfg = llama_config(a.hidden, a.intermediate, a.layers, a.heads, kv, a.vocab, head_dim=hd,
                        rope_theta=a.rope_theta, rope_scaling=rs, max_pos=a.max_pos,
                        rms_eps=a.rms_eps, tied=a.tied, dtype=a.dtype)
+    if a.mem_layers is not None:
+        if kv != a.heads or rs is not None:
+            sys.exit("gen_hf_model: LongLLaMA is MHA with rope_scaling null")
+        ml = [int(x) for x in a.mem_layers.split(",") if x != ""]
+        grouping = [int(x) for x in a.mem_grouping.split(",")] if a.mem_grouping else None
+        last = a.last_context if a.last_context is not None else a.max_pos // 2
+        cfg = longllama_config(cfg, ml, last, grouping)
     write_model_dir(a.outdir, cfg, t, a.dtype, a.shards)
     if a.tokenizer:
         shutil.copy(a.tokenizer, os.path.join(a.outdir, os.path.basename(a.tokenizer)))
