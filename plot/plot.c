@@ -95,7 +95,8 @@ static void fmt_num(char *buf, size_t n, double v) {
 
 /* ==== drawing =================================================================================*/
 
-static void draw(cairo_t *cr, const chart *c) {
+static void draw(cairo_t *cr, const void *ctx) {
+    const chart *c = ctx;
     const plot_data *d = c->d;
     char buf[64];
     cairo_set_source_rgb(cr, 1, 1, 1);
@@ -200,12 +201,16 @@ static void draw(cairo_t *cr, const chart *c) {
     }
 }
 
-static int render(const chart *c, const char *stem, char *err, size_t err_bytes) {
+/* draw(cr, ctx) on a W x H SVG surface, then on an image written as PNG */
+typedef void (*draw_fn)(cairo_t *cr, const void *ctx);
+
+static int render(draw_fn fn, const void *ctx, double W, double H, const char *stem, char *err,
+                  size_t err_bytes) {
     char path[4096];
     snprintf(path, sizeof path, "%s.svg", stem);
-    cairo_surface_t *svg = cairo_svg_surface_create(path, c->W, c->H);
+    cairo_surface_t *svg = cairo_svg_surface_create(path, W, H);
     cairo_t *cr = cairo_create(svg);
-    draw(cr, c);
+    fn(cr, ctx);
     cairo_destroy(cr);
     cairo_surface_finish(svg);
     cairo_status_t st = cairo_surface_status(svg);
@@ -215,9 +220,9 @@ static int render(const chart *c, const char *stem, char *err, size_t err_bytes)
         return st == CAIRO_STATUS_NO_MEMORY ? PLOT_ERR_NOMEM : PLOT_ERR_IO;
     }
     cairo_surface_t *png =
-        cairo_image_surface_create(CAIRO_FORMAT_RGB24, (int)ceil(c->W), (int)ceil(c->H));
+        cairo_image_surface_create(CAIRO_FORMAT_RGB24, (int)ceil(W), (int)ceil(H));
     cr = cairo_create(png);
-    draw(cr, c);
+    fn(cr, ctx);
     cairo_destroy(cr);
     snprintf(path, sizeof path, "%s.png", stem);
     st = cairo_surface_status(png);
@@ -239,7 +244,7 @@ static int plot(const plot_data *d, int heatmap, const char *title, const char *
     }
     chart c = {d, title, x_label, y_label, heatmap, 0, 0, 0, 0, 0, 0, 0, 0};
     layout(&c);
-    return render(&c, stem, err, err_bytes);
+    return render(draw, &c, c.W, c.H, stem, err, err_bytes);
 }
 
 int plot_curve(const plot_data *d, const char *title, const char *x_label, const char *y_label,
@@ -250,4 +255,78 @@ int plot_curve(const plot_data *d, const char *title, const char *x_label, const
 int plot_heatmap(const plot_data *d, const char *title, const char *x_label, const char *y_label,
                  const char *stem, char *err, size_t err_bytes) {
     return plot(d, 1, title, x_label, y_label, stem, err, err_bytes);
+}
+
+/* ==== bars ====================================================================================*/
+
+typedef struct {
+    const char *title, *unit;
+    size_t n_groups, n_series;
+    const char *const *groups, *const *series;
+    const double *v;
+    double vmax, W, H;
+} bars;
+
+static void draw_bars(cairo_t *cr, const void *ctx) {
+    static const double colours[5][3] = {{0x48, 0x78, 0xa8},
+                                         {0xe3, 0x89, 0x4b},
+                                         {0x59, 0xa1, 0x4f},
+                                         {0xb0, 0x7a, 0xa1},
+                                         {0x9c, 0x75, 0x5f}};
+    const bars *b = ctx;
+    const double top = 40, bottom = 110, ph = b->H - top - bottom,
+                 step = (double)b->n_series * 18 + 24;
+    char buf[96];
+    cairo_set_source_rgb(cr, 1, 1, 1);
+    cairo_paint(cr);
+    cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+    cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+    text(cr, 10, 20, 14, 0, 0, b->title);
+    cairo_set_line_width(cr, 1);
+    for (int k = 0; k <= 4; k++) { /* the grid */
+        const double y = top + ph - ph * k / 4;
+        cairo_set_source_rgb(cr, 0.87, 0.87, 0.87);
+        cairo_move_to(cr, 60, y);
+        cairo_line_to(cr, b->W - 10, y);
+        cairo_stroke(cr);
+        cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+        snprintf(buf, sizeof buf, "%.3g%s", b->vmax * k / 4, b->unit);
+        text(cr, 55, y + 4, 11, 1, 0, buf);
+    }
+    for (size_t g = 0; g < b->n_groups; g++) {
+        const double x0 = 70 + (double)g * step;
+        for (size_t s = 0; s < b->n_series; s++) {
+            const double v = b->v[g * b->n_series + s];
+            const double h = ph * fmin(1.0, fmax(0.0, isnan(v) ? 0 : v / b->vmax));
+            const double *c = colours[s % 5];
+            cairo_set_source_rgb(cr, c[0] / 255, c[1] / 255, c[2] / 255);
+            cairo_rectangle(cr, x0 + (double)s * 18, top + ph - h, 16, h);
+            cairo_fill(cr);
+        }
+        cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+        snprintf(buf, sizeof buf, "%.24s", b->groups[g]);
+        text(cr, x0, b->H - bottom + 14, 11, 0, 0.7, buf);
+    }
+    for (size_t s = 0; s < b->n_series; s++) { /* the legend */
+        const double x = b->W - 10 - (double)(b->n_series - s) * 110;
+        const double *c = colours[s % 5];
+        cairo_set_source_rgb(cr, c[0] / 255, c[1] / 255, c[2] / 255);
+        cairo_rectangle(cr, x, 26, 10, 10);
+        cairo_fill(cr);
+        cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+        text(cr, x + 14, 35, 11, 0, 0, b->series[s]);
+    }
+}
+
+int plot_bars(const char *title, size_t n_groups, const char *const *groups, size_t n_series,
+              const char *const *series, const double *v, double vmax, const char *unit,
+              const char *stem, char *err, size_t err_bytes) {
+    if (!n_series || !series || (n_groups && (!groups || !v))) { /* no groups: an empty chart */
+        snprintf(err, err_bytes, "%s: no values to plot", stem);
+        return PLOT_ERR_ARG;
+    }
+    bars b = {title, unit ? unit : "",    n_groups, n_series, groups, series,
+              v,     vmax > 0 ? vmax : 1, 0,        340};
+    b.W = fmax(360.0, 160.0 + (double)n_groups * ((double)n_series * 18 + 24));
+    return render(draw_bars, &b, b.W, b.H, stem, err, err_bytes);
 }

@@ -1,6 +1,7 @@
 /*
- * plot.h - the charts longctx writes for people: a curve (a score against length) and a heatmap
- * (depth x length, Fu et al.'s style), each as <stem>.svg and <stem>.png from one drawing.
+ * plot.h - the charts longctx writes for people: a curve (a score against length), a heatmap
+ * (depth x length, Fu et al.'s style) and grouped bars (prep's report), each as <stem>.svg and
+ * <stem>.png from one drawing.
  *
  * Drawn with cairo (Debian's libcairo2-dev): one drawing gives both the SVG and the PNG, with
  * real text from the system's fonts. By hand, PNG alone would need an encoder and a rasteriser
@@ -44,5 +45,14 @@ int plot_curve(const plot_data *d, const char *title, const char *x_label, const
  *  as plot_curve. */
 int plot_heatmap(const plot_data *d, const char *title, const char *x_label, const char *y_label,
                  const char *stem, char *err, size_t err_bytes);
+
+/*! plot_bars() :
+ *  A grouped bar chart: n_groups groups (labelled groups[g]) of n_series bars (series[s] in the
+ *  legend), v (n_groups, n_series) row-major in [0, vmax] (vmax <= 0: 1), the axis labelled with
+ *  unit, into <stem>.svg and <stem>.png; no groups make an empty chart (an empty corpus's
+ *  report). @return PLOT_OK, PLOT_ERR_ARG (no series), PLOT_ERR_IO, PLOT_ERR_NOMEM. */
+int plot_bars(const char *title, size_t n_groups, const char *const *groups, size_t n_series,
+              const char *const *series, const double *v, double vmax, const char *unit,
+              const char *stem, char *err, size_t err_bytes);
 
 #endif
