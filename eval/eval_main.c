@@ -334,6 +334,7 @@ static char *dir_path(const char *dir, const char *name) {
     return p;
 }
 
+/* the whole file, NUL-terminated (malloc'd); NULL with errno (ENOENT: there is none) */
 static char *slurp(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -355,6 +356,7 @@ static char *slurp(const char *path, size_t *n) {
     fclose(f);
     if (!b || bad) {
         free(b);
+        errno = b ? EIO : ENOMEM;
         return NULL;
     }
     b[len] = '\0';
@@ -362,7 +364,7 @@ static char *slurp(const char *path, size_t *n) {
     return b;
 }
 
-/* The line of item i, checked against the grid; NULL if it is not the item's. */
+/* 1 if line is the result of an item of this grid (its number in *item), else 0 */
 static int line_matches(const char *line, size_t n, const grid *g, const eval_args *a,
                         uint64_t *item) {
     json_object *o = json_tokener_parse(line);
@@ -404,7 +406,12 @@ static int output_open(const eval_args *a, const grid *g, const char *config, ch
     char *cpath = dir_path(a->output, "config.json"), *rpath = dir_path(a->output, "results.jsonl");
     int rc = cpath && rpath ? 0 : EXIT_RUNTIME;
     size_t n;
+    errno = 0;
     char *old = rc ? NULL : slurp(cpath, &n);
+    if (rc == 0 && !old && errno != ENOENT) {
+        LOG_ERROR("%s: %s", cpath, strerror(errno));
+        rc = EXIT_RUNTIME;
+    }
     if (rc == 0 && old && strcmp(old, config)) {
         LOG_ERROR("%s holds another run's configuration (task, model, tokenizer, lengths, seed, "
                   "trials, depths or haystack differ): give another --output, or remove the "
@@ -419,7 +426,12 @@ static int output_open(const eval_args *a, const grid *g, const char *config, ch
             rc = EXIT_RUNTIME;
         }
     }
+    errno = 0;
     char *res = rc == 0 && old ? slurp(rpath, &n) : NULL;
+    if (rc == 0 && old && !res && errno != ENOENT) {
+        LOG_ERROR("%s: %s", rpath, strerror(errno));
+        rc = EXIT_RUNTIME;
+    }
     size_t keep = 0; /* bytes of whole lines */
     for (size_t at = 0, lineno = 1; res && at < n; lineno++) {
         char *nl = memchr(res + at, '\n', n - at);
