@@ -10,6 +10,7 @@ PACKAGES=(
   openmpi-bin libopenmpi-dev                 # MPI
   libarchive-dev libxxhash-dev libzstd-dev   # inputs, hashing, compression
   libjson-c-dev libutf8proc-dev              # JSON, Unicode tables
+  libcairo2-dev                              # plots (SVG and PNG)
   libscalapack-openmpi-dev libopenblas-dev   # linear algebra
   clang clang-format zstd libarchive-tools   # fuzzing, formatting, tools
   python3-numpy sentencepiece python3-sentencepiece   # independent references in tests

@@ -12,5 +12,6 @@ int prep_main(int argc, char **argv);
 int infer_main(int argc, char **argv);
 int plan_main(int argc, char **argv);
 int perplexity_main(int argc, char **argv);
+int eval_main(int argc, char **argv);
 
 #endif

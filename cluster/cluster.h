@@ -128,6 +128,55 @@ int cluster_queue_create(MPI_Comm comm, uint64_t n_items, cluster_queue **out);
 int cluster_queue_next(cluster_queue *q, uint64_t *item);
 void cluster_queue_free(cluster_queue *q); /* collective (frees the window); NULL ok */
 
+/* ---- replicas: tensor-parallel groups, their items and their results (cluster_groups.c) --- */
+
+/* How the ranks of a world divide: tensor-parallel groups of tp_size consecutive ranks (one model
+ * split over them; consecutive, so that a group fills a node before the next: mpirun's and srun's
+ * default block placement), n_replicas = size / tp_size of them. */
+typedef struct {
+    MPI_Comm world; /* borrowed: the communicator the groups were made from */
+    MPI_Comm tp;    /* this rank's group (MPI_COMM_SELF at tp_size 1, else owned) */
+    int rank, size, tp_size, tp_rank, replica, n_replicas;
+} cluster_groups;
+
+/*! cluster_groups_make() :
+ *  Collective over world. Groups of tp ranks (0: one group of every rank).
+ *  @return CLUSTER_OK, CLUSTER_ERR_ARG (tp does not divide the ranks; g->size is set for the
+ *  message, g->tp is MPI_COMM_SELF), CLUSTER_ERR_MPI. */
+int cluster_groups_make(MPI_Comm world, int tp, cluster_groups *g);
+void cluster_groups_free(cluster_groups *g); /* local; frees g->tp when owned */
+
+/*! cluster_groups_next() :
+ *  Collective over g->tp. The group's rank 0 draws the next item from q (a queue over g->world),
+ *  the group learns it by broadcast. UINT64_MAX: no more (stop != 0: this group stops drawing,
+ *  after a failure). */
+uint64_t cluster_groups_next(const cluster_groups *g, cluster_queue *q, int stop);
+
+/* Results keyed by item, for rank 0 to write in item order whichever replica made them:
+ * records of (u64 item, u64 n, n bytes). */
+typedef struct {
+    char *p;
+    size_t n, cap;
+} cluster_records;
+
+/* Local. Appends one record. @return CLUSTER_OK, CLUSTER_ERR_NOMEM. */
+int cluster_records_add(cluster_records *b, uint64_t item, const void *bytes, uint64_t n);
+void cluster_records_free(cluster_records *b); /* frees and zeroes b */
+
+/*! cluster_records_gather() :
+ *  Collective over comm. Every rank's records to rank 0, concatenated in rank order: *all
+ *  (malloc'd, *n_all bytes) on rank 0, NULL elsewhere. @return CLUSTER_OK, CLUSTER_ERR_NOMEM
+ *  (also: more than 2 GiB, MPI's int counts), CLUSTER_ERR_MPI; the same on every rank. */
+int cluster_records_gather(MPI_Comm comm, const cluster_records *mine, char **all, size_t *n_all);
+
+/*! cluster_records_index() :
+ *  Local. (*rec)[i] (calloc'd, n_items entries; free it) points at item i's record in all, or is
+ *  NULL if no rank made it; records of items >= n_items are ignored. @return CLUSTER_OK,
+ *  CLUSTER_ERR_NOMEM. */
+int cluster_records_index(const char *all, size_t n_all, uint64_t n_items, const char ***rec);
+/* The bytes of a record (*n of them), borrowed from the record's buffer. */
+const char *cluster_record_bytes(const char *rec, uint64_t *n);
+
 /* ---- Slurm and signals -------------------------------------------------------------------- */
 
 typedef struct {

@@ -468,39 +468,29 @@ static int stdout_done(int rc) {
 
 /* ==== ranks ===================================================================================*/
 
-/* How the world's ranks divide: tensor-parallel groups of tp_size consecutive ranks (one model
- * split over them; consecutive, so that a group fills a node before the next: mpirun's and
- * srun's default block placement), n_replicas = size / tp_size of them. */
-typedef struct {
-    MPI_Comm tp; /* this rank's group (MPI_COMM_SELF at tp_size 1, else owned) */
-    int rank, size, tp_size, tp_rank, replica, n_replicas;
-} ranks;
+/* The world's ranks as tensor-parallel groups (cluster_groups, cluster.h). */
+typedef cluster_groups ranks;
 
 /* the groups of --tp (0: every rank in one group); an exit code, or -1 to go on */
 static int ranks_make(const char *cmd, long tp, ranks *r) {
-    memset(r, 0, sizeof *r);
-    r->tp = MPI_COMM_SELF;
-    MPI_Comm_rank(MPI_COMM_WORLD, &r->rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &r->size);
-    r->tp_size = tp > 0 ? (int)tp : r->size;
-    if (tp > r->size || r->size % r->tp_size) {
+    const int st = cluster_groups_make(MPI_COMM_WORLD, tp > INT32_MAX ? -1 : (int)tp, r);
+    if (st == CLUSTER_ERR_ARG) {
         fprintf(stderr,
                 "longctx %s: --tp %ld must divide the %d MPI ranks (world size = replicas x "
                 "tensor-parallel size)\n",
                 cmd, tp, r->size);
         return EXIT_USAGE;
     }
-    r->replica = r->rank / r->tp_size;
-    r->tp_rank = r->rank % r->tp_size;
-    r->n_replicas = r->size / r->tp_size;
-    if (r->tp_size > 1)
-        MPI_Comm_split(MPI_COMM_WORLD, r->replica, r->tp_rank, &r->tp);
+    if (st != CLUSTER_OK) {
+        fprintf(stderr, "longctx %s: cannot make the tensor-parallel groups: %s\n", cmd,
+                cluster_strerror(st));
+        return EXIT_RUNTIME;
+    }
     return -1;
 }
 
 static void ranks_free(ranks *r) {
-    if (r->tp != MPI_COMM_SELF && r->tp != MPI_COMM_NULL)
-        MPI_Comm_free(&r->tp);
+    cluster_groups_free(r);
 }
 
 /* rc as every rank of the world sees it: the lowest rank's nonzero rc, else 0 (a file rank 0
@@ -871,95 +861,14 @@ static int batch_read(const infer_args *a, const infer_model *m, tok_ctx *tc, in
     return rc;
 }
 
-/* Results of the replicas, for rank 0 to write in input order: records of (item, bytes) */
-typedef struct {
-    char *p;
-    size_t n, cap;
-} blob;
-
-static int blob_add(blob *b, uint64_t item, const void *bytes, uint64_t n) {
-    const size_t need = b->n + 16 + (size_t)n;
-    if (need > b->cap) {
-        size_t cap = b->cap ? 2 * b->cap : 4096;
-        cap = cap < need ? need : cap;
-        char *q = realloc(b->p, cap);
-        if (!q)
-            return EXIT_RUNTIME;
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, &item, 8);
-    memcpy(b->p + b->n + 8, &n, 8);
-    memcpy(b->p + b->n + 16, bytes, (size_t)n);
-    b->n = need;
-    return 0;
-}
-
-/* every rank's blob to rank 0, concatenated in rank order (collective over the world); *all
- * on rank 0 (malloc'd, *n_all bytes); an exit code (a blob past MPI's int counts, 2 GiB, is
- * refused) */
-static int blob_gather(const blob *mine, char **all, size_t *n_all) {
-    int size, rank;
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    long long n = (long long)mine->n, *ns = rank == 0 ? malloc((size_t)size * sizeof *ns) : NULL;
-    int *cnt = rank == 0 ? malloc((size_t)size * sizeof *cnt) : NULL;
-    int *off = rank == 0 ? malloc((size_t)size * sizeof *off) : NULL;
-    MPI_Gather(&n, 1, MPI_LONG_LONG, ns, 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
-    int rc = 0;
-    long long total = 0;
-    if (rank == 0) {
-        for (int r = 0; ns && r < size; r++)
-            total += ns[r];
-        *all = ns && cnt && off && total < INT32_MAX ? malloc((size_t)total + 1) : NULL;
-        for (int r = 0, at = 0; *all && r < size; at += cnt[r], r++) {
-            cnt[r] = (int)ns[r];
-            off[r] = at;
-        }
-        if (!*all) {
-            LOG_ERROR("cannot gather %lld bytes of results on rank 0", total);
-            rc = EXIT_RUNTIME;
-        }
-    }
-    rc = world_rc(rc);
-    if (rc == 0)
-        MPI_Gatherv(mine->p, (int)mine->n, MPI_BYTE, rank == 0 ? *all : NULL, cnt, off, MPI_BYTE, 0,
-                    MPI_COMM_WORLD);
-    if (rank == 0)
-        *n_all = (size_t)total;
-    free(ns);
-    free(cnt);
-    free(off);
-    return rc;
-}
-
-/* the records of a gathered blob, by item: (*rec)[i] points at item i's record (NULL if no
- * replica did it); items < n_items */
-static int blob_index(const char *all, size_t n_all, uint64_t n_items, const char ***rec) {
-    *rec = calloc(n_items ? n_items : 1, sizeof **rec);
-    if (!*rec)
+/* every rank's results to rank 0 (collective over the world); an exit code */
+static int records_gather(const cluster_records *mine, char **all, size_t *n_all) {
+    const int st = cluster_records_gather(MPI_COMM_WORLD, mine, all, n_all);
+    if (st != CLUSTER_OK) {
+        LOG_ERROR("cannot gather the results on rank 0: %s", cluster_strerror(st));
         return EXIT_RUNTIME;
-    for (size_t at = 0; at + 16 <= n_all;) {
-        uint64_t item, n;
-        memcpy(&item, all + at, 8);
-        memcpy(&n, all + at + 8, 8);
-        if (item < n_items)
-            (*rec)[item] = all + at;
-        at += 16 + (size_t)n;
     }
     return 0;
-}
-
-/* The replicas take items 0, 1, ... as they free up: a group's rank 0 draws the next from q
- * (a shared counter on world rank 0), its group learns it by broadcast. UINT64_MAX: no more
- * (stop: this group stops drawing, after a failure). Collective over the group. */
-static uint64_t next_item(const ranks *rr, cluster_queue *q, int stop) {
-    uint64_t item = UINT64_MAX;
-    if (rr->tp_rank == 0 && !stop && cluster_queue_next(q, &item) != CLUSTER_OK)
-        item = UINT64_MAX;
-    if (rr->tp_size > 1)
-        MPI_Bcast(&item, 1, MPI_UINT64_T, 0, rr->tp);
-    return item;
 }
 
 /* rc as every rank of the tensor-parallel group sees it */
@@ -988,8 +897,9 @@ static int world_failure(int rc) {
 
 /* one item's result line, {"index", "prompt_tokens", "ids", "logprobs", "text",
  * "finish_reason"}, to out, or to b (replicas); an exit code */
-static int batch_write(FILE *out, blob *b, tok_ctx *tc, size_t i, const infer_batch_item *it,
-                       const uint32_t *gen, const double *lp, long k, const char *finish) {
+static int batch_write(FILE *out, cluster_records *b, tok_ctx *tc, size_t i,
+                       const infer_batch_item *it, const uint32_t *gen, const double *lp, long k,
+                       const char *finish) {
     json_object *r = json_object_new_object(), *ids = json_object_new_array(),
                 *lps = json_object_new_array();
     for (long j = 0; j < k; j++) {
@@ -1009,7 +919,9 @@ static int batch_write(FILE *out, blob *b, tok_ctx *tc, size_t i, const infer_ba
     json_object_object_add(r, "finish_reason", json_object_new_string(finish));
     size_t n;
     const char *line = json_object_to_json_string_length(r, JSON_C_TO_STRING_PLAIN, &n);
-    int rc = out ? fprintf(out, "%s\n", line) < 0 : b ? blob_add(b, (uint64_t)i, line, n) != 0 : 0;
+    int rc = out ? fprintf(out, "%s\n", line) < 0
+             : b ? cluster_records_add(b, (uint64_t)i, line, n) != 0
+                 : 0;
     json_object_put(r);
     return rc ? EXIT_RUNTIME : 0;
 }
@@ -1093,7 +1005,7 @@ static int run_batch(const infer_args *a, infer_model *m, tokenizer *tok) {
     /* One replica: rank 0 writes each result as it comes. More: each group's rank 0 keeps its
      * results, and rank 0 writes them all in input order at the end. */
     cluster_queue *q = NULL;
-    blob mine = {0};
+    cluster_records mine = {0};
     if (rc == 0 && rr->n_replicas > 1 && cluster_queue_create(MPI_COMM_WORLD, n_items, &q) != 0) {
         LOG_ERROR("cannot create the work queue of the replicas");
         rc = EXIT_RUNTIME;
@@ -1101,7 +1013,7 @@ static int run_batch(const infer_args *a, infer_model *m, tokenizer *tok) {
     uint32_t *gen = NULL;
     double *lp = NULL;
     for (uint64_t step = 0; rc == 0; step++) {
-        const uint64_t i = rr->n_replicas > 1 ? next_item(rr, q, 0) : step;
+        const uint64_t i = rr->n_replicas > 1 ? cluster_groups_next(rr, q, 0) : step;
         if (i >= n_items)
             break;
         const infer_batch_item *it = &items[i];
@@ -1125,14 +1037,14 @@ static int run_batch(const infer_args *a, infer_model *m, tokenizer *tok) {
         char *all = NULL;
         size_t n_all = 0;
         const char **rec = NULL;
-        rc = blob_gather(&mine, &all, &n_all);
+        rc = records_gather(&mine, &all, &n_all);
         errno = 0;
-        if (rc == 0 && rr->rank == 0 && (rc = blob_index(all, n_all, n_items, &rec)) == 0)
+        if (rc == 0 && rr->rank == 0 &&
+            (rc = cluster_records_index(all, n_all, n_items, &rec) ? EXIT_RUNTIME : 0) == 0)
             for (uint64_t i = 0; rc == 0 && i < n_items; i++) {
                 uint64_t n = 0;
-                if (rec[i])
-                    memcpy(&n, rec[i] + 8, 8);
-                if (!rec[i] || fwrite(rec[i] + 16, 1, (size_t)n, out) != n || fputc('\n', out) < 0)
+                const char *line = rec[i] ? cluster_record_bytes(rec[i], &n) : NULL;
+                if (!line || fwrite(line, 1, (size_t)n, out) != n || fputc('\n', out) < 0)
                     rc = EXIT_RUNTIME;
             }
         if (rc && rr->rank == 0)
@@ -1140,7 +1052,7 @@ static int run_batch(const infer_args *a, infer_model *m, tokenizer *tok) {
         free(rec);
         free(all);
     }
-    free(mine.p);
+    cluster_records_free(&mine);
     if (out && fclose(out) != 0 && rc == 0) {
         LOG_ERROR("%s: %s", a->batch_out, strerror(errno));
         rc = EXIT_RUNTIME;
@@ -1820,7 +1732,7 @@ static int ppl_run(const ppl_args *a, infer_state *s, infer_doc_reader *r, int v
     uint64_t n = 0;
     int rc = 0, st, eof = 0;
     nll_buf nb = {0};
-    blob mine = {0};
+    cluster_records mine = {0};
     cluster_queue *q = NULL;
     double t0 = now();
     /* the count of documents is known at the end only: the queue hands out ids until every
@@ -1830,7 +1742,7 @@ static int ppl_run(const ppl_args *a, infer_state *s, infer_doc_reader *r, int v
         rc = EXIT_RUNTIME;
     }
     for (uint64_t step = 0; rc == 0 && !eof; step++) {
-        const uint64_t i = replicas ? next_item(rr, q, 0) : step;
+        const uint64_t i = replicas ? cluster_groups_next(rr, q, 0) : step;
         if (i == UINT64_MAX)
             break;
         while (rc == 0 && read <= i) { /* every rank of the group reads the same file */
@@ -1883,7 +1795,9 @@ static int ppl_run(const ppl_args *a, infer_state *s, infer_doc_reader *r, int v
                 if (nb.n)
                     memcpy(rec + 1, nb.v, nb.n * sizeof *nb.v);
             }
-            rc = !rec || blob_add(&mine, i, rec, sizeof d + nb.n * sizeof *nb.v) ? EXIT_RUNTIME : 0;
+            rc = !rec || cluster_records_add(&mine, i, rec, sizeof d + nb.n * sizeof *nb.v)
+                     ? EXIT_RUNTIME
+                     : 0;
             free(rec);
         }
         rc = group_rc(rr, rc);
@@ -1898,8 +1812,9 @@ static int ppl_run(const ppl_args *a, infer_state *s, infer_doc_reader *r, int v
         char *all = NULL;
         size_t n_all = 0;
         const char **rec = NULL;
-        rc = blob_gather(&mine, &all, &n_all);
-        if (rc == 0 && rr->rank == 0 && (rc = blob_index(all, n_all, docs, &rec)) == 0)
+        rc = records_gather(&mine, &all, &n_all);
+        if (rc == 0 && rr->rank == 0 &&
+            (rc = cluster_records_index(all, n_all, docs, &rec) ? EXIT_RUNTIME : 0) == 0)
             for (uint64_t i = 0; rc == 0 && i < docs; i++) {
                 ppl_doc d;
                 if (!rec[i]) {
@@ -1908,15 +1823,17 @@ static int ppl_run(const ppl_args *a, infer_state *s, infer_doc_reader *r, int v
                     rc = EXIT_RUNTIME;
                     break;
                 }
-                memcpy(&d, rec[i] + 16, sizeof d);
-                rc = ppl_take(a, &d, (const double *)(const void *)(rec[i] + 16 + sizeof d), &acc,
+                uint64_t n_rec;
+                const char *bytes = cluster_record_bytes(rec[i], &n_rec);
+                memcpy(&d, bytes, sizeof d);
+                rc = ppl_take(a, &d, (const double *)(const void *)(bytes + sizeof d), &acc,
                               &short_docs, &doc_tokens, pt);
             }
         free(rec);
         free(all);
         rc = world_rc(rc);
     }
-    free(mine.p);
+    cluster_records_free(&mine);
     if (rc)
         return rc;
     double t1 = now();

@@ -1,5 +1,6 @@
 /* prep_report.c - what prep tells the user: manifest.tsv, stats.json, report.md and its SVG
  * charts. Rank 0 only; every file is written to .tmp and renamed. */
+#include "plot.h"
 #include "prep_internal.h"
 
 #include <errno.h>
@@ -194,51 +195,16 @@ int prep_stats_write(const prep_opts *o, const prep_input *in, size_t n_inputs, 
 
 /* ---- report.md and its charts -------------------------------------------------------------- */
 
-/* A grouped bar chart: n_groups groups of n_series bars, values in [0, vmax]. */
+/* A grouped bar chart (plot.h): path is "<stem>.svg"; the PNG is written beside it. */
 static int svg_bars(const char *path, const char *title, int n_groups, char *const *groups,
                     int n_series, const char *const *series, const double *v, double vmax,
                     const char *unit) {
-    static const char *const colour[] = {"#4878a8", "#e3894b", "#59a14f", "#b07aa1", "#9c755f"};
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -1;
-    const int W = 160 + n_groups * (n_series * 18 + 24), H = 340, top = 40, bottom = 110;
-    const double ph = H - top - bottom;
-    if (!(vmax > 0))
-        vmax = 1;
-    fprintf(f,
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-            "font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%%\" height=\"100%%\" "
-            "fill=\"white\"/>\n<text x=\"10\" y=\"20\" font-size=\"14\">%s</text>\n",
-            W < 360 ? 360 : W, H, title);
-    for (int k = 0; k <= 4; k++) { /* grid */
-        double y = top + ph - ph * k / 4;
-        fprintf(f, "<line x1=\"60\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", W - 10,
-                y, y);
-        fprintf(f, "<text x=\"55\" y=\"%.1f\" text-anchor=\"end\">%.3g%s</text>\n", y + 4,
-                vmax * k / 4, unit);
-    }
-    for (int g = 0; g < n_groups; g++) {
-        int x0 = 70 + g * (n_series * 18 + 24);
-        for (int s = 0; s < n_series; s++) {
-            double h = ph * (v[g * n_series + s] / vmax);
-            fprintf(f,
-                    "<rect x=\"%d\" y=\"%.1f\" width=\"16\" height=\"%.1f\" fill=\"%s\"><title>%s "
-                    "%s: %.4g</title></rect>\n",
-                    x0 + s * 18, top + ph - h, h, colour[s % 5], groups[g], series[s],
-                    v[g * n_series + s]);
-        }
-        fprintf(f, "<text transform=\"translate(%d,%d) rotate(40)\">%.24s</text>\n", x0,
-                H - bottom + 14, groups[g]);
-    }
-    for (int s = 0; s < n_series; s++)
-        fprintf(f,
-                "<rect x=\"%d\" y=\"26\" width=\"10\" height=\"10\" fill=\"%s\"/><text x=\"%d\" "
-                "y=\"35\">%s</text>\n",
-                W - 10 - (n_series - s) * 110, colour[s % 5], W - 10 - (n_series - s) * 110 + 14,
-                series[s]);
-    fprintf(f, "</svg>\n");
-    return fclose(f) == 0 ? 0 : -1;
+    char stem[4300], err[256];
+    snprintf(stem, sizeof stem, "%.*s", (int)(strlen(path) - 4), path);
+    return plot_bars(title, (size_t)n_groups, (const char *const *)groups, (size_t)n_series, series,
+                     v, vmax, unit, stem, err, sizeof err) == PLOT_OK
+               ? 0
+               : -1;
 }
 
 /* What the charts and the tables share. */

@@ -1,0 +1,160 @@
+/*
+ * eval.h - long-context evaluation tasks: prompt generation and scoring (no MPI; the job that
+ * hands the items to replicas is eval_main.c). REFERENCE.md section 1.4 has the peers' formats.
+ *
+ * Prompts are built in tokens, not in characters, so that a prompt has exactly the length asked
+ * for: each fixed piece of text (task line, key line, question, template) is tokenized once as
+ * it appears in its context (eval_ctx_piece), and the filler or haystack is a token stream cut
+ * at token boundaries. The ids are what the model is fed; decoding them gives the peers' text
+ * (a cut may split a word of the filler, as Landmark's character cut does).
+ *
+ *   passkey (Landmark / LongLLaMA): BOS, task, "\n", filler[0, a), "\n", key line, "\n",
+ *           filler[0, b), "\n", question; a drawn uniformly in 0..a+b from the seed, the key
+ *           1..50000 from the seed. Score: the first integer of the answer equals the key.
+ *   needle  (Fu et al.): BOS, "<|im_start|> This is a very long story book: <book>", haystack
+ *           tokens with the needle inserted at depth d% (moved back to just after a period),
+ *           " </book>.\n Based on the content of the book, Question: {question}\nAnswer:".
+ *           Scores: Fu's word recall (11/12 for a perfect answer) and a substring score.
+ *           One difference from Fu's text: at depth 0 the needle's "\n" follows "<book>" with
+ *           no space (Fu's template puts " " before the context); elsewhere the haystack's
+ *           first token carries that space.
+ */
+#ifndef LONGCTX_EVAL_H
+#define LONGCTX_EVAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct tokenizer;
+
+typedef enum {
+    EVAL_OK = 0,
+    EVAL_ERR_IO = -1,
+    EVAL_ERR_NOMEM = -2,
+    EVAL_ERR_ARG = -3,    /* a length too short for the template, a depth out of 0..100 */
+    EVAL_ERR_TOKEN = -4,  /* the tokenizer cannot build the prompt (a piece not stable) */
+    EVAL_ERR_FORMAT = -5, /* a haystack file that is not UTF-8 text, or empty */
+} eval_status;
+
+const char *eval_strerror(int status); /* static string, never NULL */
+
+/* the peers' strings (REFERENCE.md 1.4) */
+#define EVAL_PASSKEY_TASK                                                                          \
+    "There is an important info hidden inside a lot of irrelevant text. Find it and memorize "     \
+    "them. I will quiz you about the important information there."
+#define EVAL_PASSKEY_FILLER                                                                        \
+    "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again."
+#define EVAL_PASSKEY_QUESTION "What is the pass key? The pass key is"
+#define EVAL_PASSKEY_MAX_KEY  50000
+#define EVAL_PASSKEY_NEW      10 /* Landmark: 10 new tokens, the first integer counts */
+
+#define EVAL_NEEDLE                                                                                \
+    "\nThe best thing to do in San Francisco is eat a sandwich and sit in Dolores Park on a "      \
+    "sunny "                                                                                       \
+    "day.\n"
+#define EVAL_NEEDLE_QUESTION "What is the best thing to do in San Francisco?"
+#define EVAL_NEEDLE_ANSWER   "eat a sandwich and sit in dolores park on a sunny day."
+#define EVAL_NEEDLE_HEAD     "<|im_start|> This is a very long story book: <book>"
+#define EVAL_NEEDLE_TAIL     " </book>.\n Based on the content of the book, Question: "
+#define EVAL_NEEDLE_NEW      50 /* Fu: greedy, 50 new tokens */
+
+typedef enum { EVAL_TASK_PASSKEY = 0, EVAL_TASK_NEEDLE = 1 } eval_task;
+
+/* ---- the tokenizer side ------------------------------------------------------------------- */
+
+typedef struct eval_ctx eval_ctx;
+
+/*! eval_ctx_create() :
+ *  Pieces and period ids for t (which must outlive it; it needs a BOS id). Not thread-safe:
+ *  one per thread. @return EVAL_OK, EVAL_ERR_NOMEM, EVAL_ERR_TOKEN (no BOS, or a fixed piece
+ *  that does not tokenize the same in context); on failure *out holds the message or is NULL;
+ *  free it either way. */
+int eval_ctx_create(const struct tokenizer *t, eval_ctx **out);
+void eval_ctx_free(eval_ctx *c);                /* NULL ok */
+const char *eval_ctx_errmsg(const eval_ctx *c); /* "" if none; valid until the next call */
+
+/*! eval_ctx_piece() :
+ *  The ids of text s[0, n) as they come after the text ctx: encode(ctx + s) without BOS, less
+ *  encode(ctx), which must be its prefix (else EVAL_ERR_TOKEN). *ids (n_ids) malloc'd: the
+ *  caller frees it. ctx "" gives encode(s). */
+int eval_ctx_piece(eval_ctx *c, const char *ctx, const char *s, size_t n, uint32_t **ids,
+                   size_t *n_ids);
+
+/*! eval_is_period() : 1 if id is a period token: its piece is "." alone, or the tokenizer's
+ *  space marker and "." (Llama 2: 29889 and 869, Fu's set). */
+int eval_is_period(const eval_ctx *c, uint32_t id);
+
+/*! eval_ctx_decode() : ids to text (tokenizer_decode); *text borrowed from c until the next
+ *  call. @return EVAL_OK, EVAL_ERR_ARG (an id out of range), EVAL_ERR_NOMEM. */
+int eval_ctx_decode(eval_ctx *c, const uint32_t *ids, size_t n, const char **text, size_t *n_text);
+
+/* ---- prompts ------------------------------------------------------------------------------ */
+
+typedef struct {
+    uint32_t *ids; /* (n_ids) the prompt, BOS first; owned: eval_prompt_free */
+    size_t n_ids;
+    size_t needle_pos;    /* index in ids where the key line or the needle starts */
+    size_t needle_tokens; /* its length in tokens */
+    size_t n_filler;      /* filler / haystack tokens in the prompt (not the needle) */
+    double depth;         /* percent of the filler before the needle: 100 * a / n_filler */
+    char expected[96];    /* passkey: the key in decimal; needle: EVAL_NEEDLE_ANSWER */
+    int n_new;            /* tokens to generate (EVAL_PASSKEY_NEW, EVAL_NEEDLE_NEW) */
+} eval_prompt;
+
+void eval_prompt_free(eval_prompt *p); /* frees ids, zeroes p; NULL ok */
+
+/*! eval_passkey_make() :
+ *  The passkey prompt of exactly length tokens for (seed, length, trial): the key and the
+ *  filler before it (a, of a + b filler tokens) drawn from a hash of the three, so that an
+ *  item does not depend on which items ran before it. @return EVAL_OK, EVAL_ERR_ARG (length
+ *  shorter than the fixed pieces), EVAL_ERR_NOMEM, EVAL_ERR_TOKEN. */
+int eval_passkey_make(eval_ctx *c, size_t length, uint64_t seed, uint64_t trial, eval_prompt *p);
+
+/*! eval_passkey_score() : 1 if the first integer (a run of ASCII digits) of answer[0, n)
+ *  equals expected's value (leading zeros allowed, as Python's int()), else 0. */
+int eval_passkey_score(const char *answer, size_t n, const char *expected);
+
+/* A haystack: the text of files sorted by path, concatenated, tokenized once without BOS (as it
+ * comes after "<book>": its first token carries the space). */
+typedef struct eval_haystack eval_haystack;
+
+/*! eval_haystack_load() :
+ *  Reads paths[0, n_paths) in byte order of their names (the caller's order does not matter).
+ *  @return EVAL_OK, EVAL_ERR_IO (errmsg of c: the file and why), EVAL_ERR_FORMAT (invalid
+ *  UTF-8: file and offset; no text at all), EVAL_ERR_NOMEM. */
+int eval_haystack_load(eval_ctx *c, const char *const *paths, size_t n_paths, eval_haystack **out);
+void eval_haystack_free(eval_haystack *h);           /* NULL ok */
+size_t eval_haystack_tokens(const eval_haystack *h); /* tokens of one copy */
+uint64_t eval_haystack_hash(const eval_haystack *h); /* xxh3 of its ids: names the haystack */
+
+/*! eval_needle_make() :
+ *  Fu's needle prompt of exactly length tokens at depth_percent (0..100): n_filler haystack
+ *  tokens (the stream repeated as often as needed), the needle inserted at
+ *  floor(n_filler * depth / 100) moved back until the token before it is a period (or the
+ *  start); depth 100 appends it. @return EVAL_OK, EVAL_ERR_ARG, EVAL_ERR_NOMEM. */
+int eval_needle_make(eval_ctx *c, const eval_haystack *h, size_t length, double depth_percent,
+                     eval_prompt *p);
+
+/*! eval_needle_recall() : Fu's score, |set(answer.lower().split()) & set(expected)| /
+ *  len(expected) with expected = EVAL_NEEDLE_ANSWER's 12 words (11 distinct): a perfect answer
+ *  scores 11/12. Lower case and whitespace are ASCII's. */
+double eval_needle_recall(const char *answer, size_t n);
+
+/*! eval_needle_substring() : 1 if the answer, lower-cased with whitespace runs as one space,
+ *  holds "eat a sandwich and sit in dolores park on a sunny day" (EVAL_NEEDLE_ANSWER without
+ *  its period), else 0. */
+int eval_needle_substring(const char *answer, size_t n);
+
+/* ---- the grid of items -------------------------------------------------------------------- */
+
+/* Item i of a task's grid: lengths outer, trials or depths inner. */
+typedef struct {
+    size_t length;
+    int trial;    /* passkey: 0..n_trials-1; needle: -1 */
+    double depth; /* needle: the depth asked for; passkey: -1 */
+} eval_item;
+
+/*! eval_seed_mix() : the splitmix64 hash of (seed, a, b), the items' random source. */
+uint64_t eval_seed_mix(uint64_t seed, uint64_t a, uint64_t b);
+
+#endif
