@@ -157,4 +157,63 @@ typedef struct {
 /*! eval_seed_mix() : the splitmix64 hash of (seed, a, b), the items' random source. */
 uint64_t eval_seed_mix(uint64_t seed, uint64_t a, uint64_t b);
 
+/* ---- perplexity against context length (eval_ppl.c) --------------------------------------- */
+
+/* ppl-vs-length: for a document of at least end + 1 tokens and a context length L <= end, the
+ * window feeds the model ids[end - L, end) at positions 0..L-1 and scores each next token,
+ * ids[end - L + 1 .. end]; the last N targets, ids[end - N + 1 .. end], are the same tokens at
+ * every L, so a curve over L shows what more context buys them. The window is exactly `longctx
+ * perplexity --ctx L+1` on ids[end - L, end] (infer_ppl_document, the same code). end is the
+ * largest length: every length scores the same documents. */
+
+struct infer_state;
+
+enum { EVAL_PPL_BUCKETS = 64 }; /* infer.h's INFER_PPL_BUCKETS */
+
+typedef struct {
+    double last_sum;              /* NLL (nats) summed over the last N targets */
+    uint64_t last_n;              /* N */
+    double total;                 /* over all L targets of the window */
+    uint64_t n;                   /* L */
+    double sum[EVAL_PPL_BUCKETS]; /* by the target's position in the window (infer_ppl_bucket) */
+    uint64_t count[EVAL_PPL_BUCKETS];
+} eval_ppl_result;
+
+/*! eval_ppl_window() :
+ *  Scores the window of length tokens ending at end (above) on s (created with max_ctx >
+ *  length), the last `last` targets summed apart. want: the caller's buffer of length + 1
+ *  bytes. Collective over s's ranks. @return EVAL_OK, EVAL_ERR_ARG (last or length out of 1..
+ *  end, last > length), EVAL_ERR_FORMAT (non-finite logits: *bad_pos is the document position
+ *  of the target), EVAL_ERR_IO (any other failure of the forward pass). */
+int eval_ppl_window(struct infer_state *s, const uint32_t *ids, uint64_t end, int length, int last,
+                    uint8_t *want, eval_ppl_result *out, uint64_t *bad_pos);
+
+/* The documents of a run: those of the input files, in order, of at least `need` tokens,
+ * each kept cut to its first need ids. */
+typedef struct {
+    uint32_t *ids;   /* (need) owned */
+    uint64_t tokens; /* the document's length before the cut */
+    size_t file;     /* index into the paths given */
+    uint64_t index;  /* the document's number in its file, from 0 */
+} eval_ppl_doc;
+
+typedef struct {
+    eval_ppl_doc *docs; /* (n) */
+    size_t n;
+    uint64_t need;
+    uint64_t n_short; /* documents read but shorter than need */
+    uint64_t hash;    /* xxh3 of the kept ids and their origins: names the set */
+    char errmsg[640];
+} eval_ppl_docs;
+
+/*! eval_ppl_docs_load() :
+ *  Reads paths[0, n_paths) through infer_doc_reader (.u32, .jsonl, .shard, text; tok may be
+ *  NULL when no input is text), keeping the documents of >= need tokens, at most max_docs of
+ *  them (0: all); every id must be below vocab (else EVAL_ERR_FORMAT naming the file,
+ *  document and position). @return EVAL_OK, EVAL_ERR_IO, EVAL_ERR_FORMAT, EVAL_ERR_NOMEM,
+ *  with d->errmsg; free d either way. */
+int eval_ppl_docs_load(const char *const *paths, size_t n_paths, const struct tokenizer *tok,
+                       uint64_t need, size_t max_docs, uint64_t vocab, eval_ppl_docs *d);
+void eval_ppl_docs_free(eval_ppl_docs *d); /* frees and zeroes d */
+
 #endif

@@ -28,6 +28,8 @@
 #include <unistd.h>
 
 enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+int eval_ppl_main(int argc, char **argv); /* eval_ppl_main.c: ppl-vs-length */
 enum { MAX_HAYSTACKS = 4096, MAX_GRID = 100000 };
 
 #define PASSKEY_LENGTHS "1024,2048,4096,8192"
@@ -50,6 +52,7 @@ static const char *task_name(int task) {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: longctx eval passkey|needle --model PATH --output DIR [options]\n"
+            "       longctx eval ppl-vs-length --help   (loss against context length)\n"
             "       (under mpirun/srun: ranks = replicas x --tp)\n\n"
             "Long-context evaluations (REFERENCE.md 1.4), each item a greedy answer scored:\n"
             "  passkey  Landmark/LongLLaMA: task line, filler, the key line at a seeded depth,\n"
@@ -154,7 +157,9 @@ static int eval_parse(int argc, char **argv, eval_args *a) {
         return 0;
     }
     if (argc < 2 || (strcmp(argv[1], "passkey") && strcmp(argv[1], "needle"))) {
-        fprintf(stderr, "longctx eval: the first argument is the task: passkey or needle%s%s%s\n",
+        fprintf(stderr,
+                "longctx eval: the first argument is the task: passkey, needle or "
+                "ppl-vs-length%s%s%s\n",
                 argc >= 2 ? " (not '" : "", argc >= 2 ? argv[1] : "", argc >= 2 ? "')" : "");
         usage(stderr);
         return EXIT_USAGE;
@@ -952,6 +957,11 @@ int eval_main(int argc, char **argv) {
                       (!(all && !strcmp(all, "all")) && !freopen("/dev/null", "w", stderr)))) {
         MPI_Finalize();
         return EXIT_RUNTIME;
+    }
+    if (argc >= 2 && !strcmp(argv[1], "ppl-vs-length")) {
+        rc = eval_ppl_main(argc - 1, argv + 1);
+        MPI_Finalize();
+        return rc;
     }
     eval_args a = {0};
     rc = eval_parse(argc, argv, &a);

@@ -398,7 +398,11 @@ typedef struct infer_doc_reader infer_doc_reader;
 
 /*! infer_doc_reader_create() : documents of path by its name: .u32 (longctx token ids: per
  *  document a uint32 count, then the ids), .jsonl (one document per line: "ids" or "text"
- *  through tok, BOS first when tok has one), else the whole file is one text document. tok
+ *  through tok, BOS first when tok has one), .shard (a longctx shard, prep's output: each
+ *  document's pieces joined across the packed sequences, in order; a piece whose document id
+ *  changes or whose offset does not continue the document starts the next one, so an
+ *  upsampled copy is a document of its own; the ids as packed, BOS included if prep added
+ *  it), else the whole file is one text document. tok
  *  may be NULL (then text fails with a message); it must outlive the reader. @return INFER_OK,
  *  INFER_ERR_IO, INFER_ERR_NOMEM; on failure *out holds the message (or is NULL); free it. */
 int infer_doc_reader_create(const char *path, const struct tokenizer *tok, infer_doc_reader **out);

@@ -88,7 +88,7 @@ int infer_json_ids(json_object *o, const char *line, size_t n_line, tok_json *j,
 
 /* ---- documents ---------------------------------------------------------------------------- */
 
-enum { DOC_U32, DOC_JSONL, DOC_TEXT };
+enum { DOC_U32, DOC_JSONL, DOC_TEXT, DOC_SHARD };
 
 struct infer_doc_reader {
     FILE *f;
@@ -104,6 +104,11 @@ struct infer_doc_reader {
     uint32_t *ids; /* (cap) the current document */
     uint64_t cap;
     char errmsg[512];
+    /* DOC_SHARD: the sequence read and the next piece of it to take */
+    shard_reader *shard;
+    shard_seq seq;
+    uint64_t next_seq, piece;
+    int have_seq;
 };
 
 static int doc_fail(infer_doc_reader *r, int st, const char *fmt, ...)
@@ -125,12 +130,23 @@ int infer_doc_reader_create(const char *path, const tokenizer *tok, infer_doc_re
     const size_t il = strlen(path);
     r->kind = il > 4 && !strcmp(path + il - 4, ".u32")     ? DOC_U32
               : il > 6 && !strcmp(path + il - 6, ".jsonl") ? DOC_JSONL
+              : il > 6 && !strcmp(path + il - 6, ".shard") ? DOC_SHARD
                                                            : DOC_TEXT;
     r->tok = tok;
     r->buf_cap = 1 << 16;
     if (!(r->buf = malloc(r->buf_cap)) || (tok && tok_ctx_create(tok, &r->tc) != TOK_OK) ||
         tok_json_create("text", NULL, 0, &r->json) != TOK_JSON_OK)
         return doc_fail(r, INFER_ERR_NOMEM, "%s: out of memory", path);
+    if (r->kind == DOC_SHARD) {
+        const int st = shard_reader_open(path, &r->shard);
+        if (st != SHARD_OK)
+            return doc_fail(r,
+                            st == SHARD_ERR_NOMEM ? INFER_ERR_NOMEM
+                            : st == SHARD_ERR_IO  ? INFER_ERR_IO
+                                                  : INFER_ERR_FORMAT,
+                            "%s", shard_reader_errmsg(r->shard));
+        return INFER_OK;
+    }
     if (!(r->f = fopen(path, "rb")))
         return doc_fail(r, INFER_ERR_IO, "%s: %s", path, strerror(errno));
     return INFER_OK;
@@ -141,6 +157,7 @@ void infer_doc_reader_free(infer_doc_reader *r) {
         return;
     if (r->f)
         fclose(r->f);
+    shard_reader_free(r->shard);
     free(r->buf);
     free(r->ids);
     tok_ctx_free(r->tc);
@@ -184,9 +201,55 @@ static int doc_text(infer_doc_reader *r, const uint32_t **ids, uint64_t *n) {
     return INFER_OK;
 }
 
+/* A shard's documents: pieces joined across sequences while the document id stays and its
+ * offset continues where the document stands; a piece at another id or offset (an upsampled
+ * copy starts again at 0) begins the next document. */
+static int doc_shard(infer_doc_reader *r, const uint32_t **ids, uint64_t *n) {
+    const shard_info *info = shard_reader_info(r->shard);
+    uint64_t len = 0, id = 0;
+    int started = 0;
+    for (;;) {
+        if (!r->have_seq || r->piece == r->seq.n_docs) {
+            if (r->next_seq == info->n_seqs) {
+                r->done = 1;
+                break;
+            }
+            const int st = shard_reader_read(r->shard, r->next_seq, &r->seq);
+            if (st != SHARD_OK)
+                return doc_fail(r, st == SHARD_ERR_NOMEM ? INFER_ERR_NOMEM : INFER_ERR_FORMAT, "%s",
+                                shard_reader_errmsg(r->shard));
+            r->next_seq++;
+            r->have_seq = 1;
+            r->piece = 0;
+            continue;
+        }
+        const shard_doc *d = &r->seq.docs[r->piece];
+        if (started && (d->doc_id != id || d->doc_offset != len))
+            break; /* the next call takes this piece */
+        const uint64_t end =
+            r->piece + 1 < r->seq.n_docs ? r->seq.docs[r->piece + 1].start : r->seq.n_tokens;
+        const uint64_t k = end - d->start;
+        if (grow(&r->ids, &r->cap, len + k ? len + k : 1) != INFER_OK)
+            return doc_fail(r, INFER_ERR_NOMEM, "%s: out of memory", r->path);
+        const uint8_t *tok = (const uint8_t *)r->seq.tokens + d->start * info->token_bytes;
+        shard_tokens_to_u32(tok, info->token_bytes, k, r->ids + len);
+        len += k;
+        id = d->doc_id;
+        started = 1;
+        r->piece++;
+    }
+    if (!started)
+        return INFER_DONE;
+    *ids = r->ids;
+    *n = len;
+    return INFER_OK;
+}
+
 int infer_doc_reader_next(infer_doc_reader *r, const uint32_t **ids, uint64_t *n) {
     if (r->done)
         return INFER_DONE;
+    if (r->kind == DOC_SHARD)
+        return doc_shard(r, ids, n);
     if (r->kind == DOC_U32) {
         const char *why = NULL;
         int st = shard_ids_read(r->f, 1, &r->ids, &r->cap, n, &r->offset, &why);

@@ -330,3 +330,130 @@ int plot_bars(const char *title, size_t n_groups, const char *const *groups, siz
     b.W = fmax(360.0, 160.0 + (double)n_groups * ((double)n_series * 18 + 24));
     return render(draw_bars, &b, b.W, b.H, stem, err, err_bytes);
 }
+
+/* ==== several curves on a log2 axis ===========================================================*/
+
+typedef struct {
+    const plot_series *d;
+    const char *title, *x_label, *y_label;
+    double lo, hi, W, H, left, top, pw, ph;
+} lines;
+
+static double lines_x(const lines *c, double x) {
+    const double a = log2(c->d->x[0]), b = log2(c->d->x[c->d->n_x - 1]);
+    return c->left + (b > a ? (log2(x) - a) / (b - a) : 0.5) * c->pw;
+}
+
+static double lines_y(const lines *c, double v) {
+    return c->top + c->ph - (v - c->lo) / (c->hi - c->lo) * c->ph;
+}
+
+static void draw_lines(cairo_t *cr, const void *ctx) {
+    static const double colours[6][3] = {{0x48, 0x78, 0xa8}, {0xe3, 0x89, 0x4b},
+                                         {0x59, 0xa1, 0x4f}, {0xb0, 0x7a, 0xa1},
+                                         {0x9c, 0x75, 0x5f}, {0xd6, 0x4f, 0x4f}};
+    const lines *c = ctx;
+    const plot_series *d = c->d;
+    char buf[160];
+    const double bottom = c->top + c->ph;
+    cairo_set_source_rgb(cr, 1, 1, 1);
+    cairo_paint(cr);
+    cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+    cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+    text(cr, c->left, 28, 16, 0, 0, c->title);
+    cairo_set_line_width(cr, 1);
+    for (int k = 0; k <= 5; k++) { /* the grid and the y axis */
+        const double v = c->lo + (c->hi - c->lo) * k / 5.0, y = lines_y(c, v);
+        cairo_set_source_rgb(cr, 0.87, 0.87, 0.87);
+        cairo_move_to(cr, c->left, y);
+        cairo_line_to(cr, c->left + c->pw, y);
+        cairo_stroke(cr);
+        cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+        snprintf(buf, sizeof buf, "%.4g", v);
+        text(cr, c->left - 6, y + 4, 11, 1, 0, buf);
+    }
+    for (size_t j = 0; j < d->n_x; j++) { /* the x ticks */
+        const double x = lines_x(c, d->x[j]);
+        cairo_set_source_rgb(cr, 0.87, 0.87, 0.87);
+        cairo_move_to(cr, x, c->top);
+        cairo_line_to(cr, x, bottom);
+        cairo_stroke(cr);
+        cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+        fmt_num(buf, sizeof buf, d->x[j]);
+        text(cr, x, bottom + 16, 11, 0.5, 0, buf);
+    }
+    text(cr, c->left + c->pw / 2, c->H - 12, 13, 0.5, 0, c->x_label);
+    text(cr, 20, c->top + c->ph / 2, 13, 0.5, -M_PI / 2, c->y_label);
+    for (size_t s = 0; s < d->n_series; s++) {
+        const double *col = colours[s % 6], *v = d->v + s * d->n_x;
+        cairo_set_source_rgb(cr, col[0] / 255, col[1] / 255, col[2] / 255);
+        cairo_set_line_width(cr, 2);
+        int pen = 0;
+        for (size_t j = 0; j < d->n_x; j++) {
+            if (!isfinite(v[j])) {
+                pen = 0;
+                continue;
+            }
+            const double x = lines_x(c, d->x[j]), y = lines_y(c, v[j]);
+            if (pen)
+                cairo_line_to(cr, x, y);
+            else
+                cairo_move_to(cr, x, y);
+            pen = 1;
+        }
+        cairo_stroke(cr);
+        for (size_t j = 0; j < d->n_x; j++)
+            if (isfinite(v[j])) {
+                cairo_arc(cr, lines_x(c, d->x[j]), lines_y(c, v[j]), 3.5, 0, 2 * M_PI);
+                cairo_fill(cr);
+            }
+        /* the legend, top right, a line each */
+        const double ly = c->top + 14 + 16 * (double)s, lx = c->left + c->pw - 250;
+        cairo_rectangle(cr, lx, ly - 9, 18, 10);
+        cairo_fill(cr);
+        cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+        snprintf(buf, sizeof buf, "%.40s", d->names[s]);
+        text(cr, lx + 24, ly, 11, 0, 0, buf);
+    }
+    if (d->train > 0) {
+        cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+        if (d->train >= d->x[0] && d->train <= d->x[d->n_x - 1]) {
+            const double dash[] = {6, 4}, tx = lines_x(c, d->train);
+            cairo_set_line_width(cr, 2);
+            cairo_set_dash(cr, dash, 2, 0);
+            cairo_move_to(cr, tx, c->top);
+            cairo_line_to(cr, tx, bottom);
+            cairo_stroke(cr);
+            cairo_set_dash(cr, NULL, 0, 0);
+            snprintf(buf, sizeof buf, "training length %.0f", d->train);
+            text(cr, tx + 4, c->top - 4, 11, 0, 0, buf);
+        } else {
+            snprintf(buf, sizeof buf, "training length %.0f: outside the lengths shown", d->train);
+            text(cr, c->left + c->pw, c->top - 4, 11, 1, 0, buf);
+        }
+    }
+}
+
+int plot_lines(const plot_series *d, const char *title, const char *x_label, const char *y_label,
+               const char *stem, char *err, size_t err_bytes) {
+    int ok = d->n_x && d->x && d->n_series && d->names && d->v;
+    for (size_t j = 0; ok && j < d->n_x; j++)
+        ok = d->x[j] > 0 && (j == 0 || d->x[j] > d->x[j - 1]);
+    double lo = INFINITY, hi = -INFINITY;
+    for (size_t i = 0; ok && i < d->n_x * d->n_series; i++)
+        if (isfinite(d->v[i])) {
+            lo = fmin(lo, d->v[i]);
+            hi = fmax(hi, d->v[i]);
+        }
+    if (!ok || !(lo <= hi)) {
+        snprintf(err, err_bytes, "%s: no values to plot", stem);
+        return PLOT_ERR_ARG;
+    }
+    const double pad = hi > lo ? 0.08 * (hi - lo) : fmax(0.05 * fabs(lo), 0.05);
+    lines c = {d, title, x_label, y_label, lo - pad, hi + pad, 0, 0, 80, 50, 0, 0};
+    c.pw = fmax(480.0, 90.0 * (double)d->n_x);
+    c.ph = 340 + 16.0 * (double)(d->n_series > 4 ? d->n_series - 4 : 0);
+    c.W = c.left + c.pw + 40;
+    c.H = c.top + c.ph + 60;
+    return render(draw_lines, &c, c.W, c.H, stem, err, err_bytes);
+}

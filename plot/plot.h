@@ -55,4 +55,22 @@ int plot_bars(const char *title, size_t n_groups, const char *const *groups, siz
               const char *const *series, const double *v, double vmax, const char *unit,
               const char *stem, char *err, size_t err_bytes);
 
+/* Several curves over one x axis (ppl-vs-length: a model each). All borrowed for the call. */
+typedef struct {
+    size_t n_x;
+    const double *x; /* (n_x) increasing, > 0: drawn at log2(x) */
+    size_t n_series;
+    const char *const *names; /* (n_series) the legend */
+    const double *v;          /* (n_series, n_x) row-major, any finite range; NaN: no value */
+    double train;             /* a dashed vertical line at this x; 0: none */
+} plot_series;
+
+/*! plot_lines() :
+ *  One curve per series against x on a log2 axis (ticks at the x values), the y axis fitted to
+ *  the values with a margin, a legend of names, into <stem>.svg and <stem>.png. @return
+ *  PLOT_OK, PLOT_ERR_ARG (no columns or series, an x not positive and increasing, no finite
+ *  value), PLOT_ERR_IO (err: the file and why), PLOT_ERR_NOMEM. */
+int plot_lines(const plot_series *d, const char *title, const char *x_label, const char *y_label,
+               const char *stem, char *err, size_t err_bytes);
+
 #endif
