@@ -950,7 +950,8 @@ static int eval_job(const eval_args *a, const cluster_groups *cg) {
  * LONGCTX_LOG_RANKS=all: failures reach rank 0 by agreement). */
 int eval_main(int argc, char **argv) {
     int rank = 0, rc;
-    MPI_Init(&argc, &argv);
+    int level; /* FUNNELED: as infer's all_ranks (infer_main.c) */
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &level);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     const char *all = getenv("LONGCTX_LOG_RANKS");
     if (rank != 0 && (!freopen("/dev/null", "w", stdout) ||

@@ -16,6 +16,7 @@
 #include "infer_internal.h"
 #include "infer_kernels.h"
 
+#include <assert.h>
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,7 +75,11 @@ int infer_grid_create(MPI_Comm comm, int pr, int nb, infer_grid **out) {
     g->pc = g->size / pr;
     g->nb = nb;
     g->cnt = calloc(4 * (size_t)g->size, sizeof(int));
-    if (!g->cnt) {
+    /* every rank enters the BLACS collectives below, or none does */
+    int bad = !g->cnt, any = 0;
+    MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, comm);
+    if (any) {
+        free(g->cnt);
         free(g);
         return INFER_ERR_NOMEM;
     }
@@ -202,9 +207,10 @@ static infer_rect clip(const infer_rect *a, int M, int N) {
 /* the Alltoallv counts of a scatter (to_grid) or a gather of an (M, N) matrix, per rank, and
  * their totals. Scatter: to r go the spans of my rectangle that r owns (if I send it), from r
  * come the spans of r's rectangle that I own (if r sends it). Gather: the other way round. */
-static void counts(const infer_grid *g, const infer_rect *rects, int M, int N, int to_grid,
-                   size_t *send, size_t *recv) {
+static int counts(const infer_grid *g, const infer_rect *rects, int M, int N, int to_grid,
+                  size_t *send, size_t *recv) {
     *send = *recv = 0;
+    int fits = 1; /* every count and both totals in an int (MPI_Alltoallv's counts) */
     const infer_rect mine = clip(&rects[g->rank], M, N);
     const int i_send = !to_grid || sends(rects, g->rank);
     for (int r = 0; r < g->size; r++) {
@@ -223,13 +229,15 @@ static void counts(const infer_grid *g, const infer_rect *rects, int M, int N, i
         g->rcnt[r] = (int)v;
         *send += s;
         *recv += v;
+        fits &= s <= INT32_MAX && v <= INT32_MAX && *send <= INT32_MAX && *recv <= INT32_MAX;
     }
+    return fits;
 }
 
 int infer_grid_reserve(infer_grid *g, const infer_rect *rects, int M, int N) {
     size_t s, r, s2, r2;
-    counts(g, rects, M, N, 1, &s, &r);
-    counts(g, rects, M, N, 0, &s2, &r2);
+    if (!counts(g, rects, M, N, 1, &s, &r) || !counts(g, rects, M, N, 0, &s2, &r2))
+        return INFER_ERR_NOMEM; /* more than MPI's int counts: a larger grid or smaller chunk */
     s = s > s2 ? s : s2;
     r = r > r2 ? r : r2;
     if (s > g->scap) {
@@ -327,8 +335,7 @@ static void offsets(infer_grid *g) {
 }
 
 static int exchange(infer_grid *g, size_t send, size_t recv) {
-    if (send > g->scap || recv > g->rcap || send > INT32_MAX || recv > INT32_MAX)
-        return INFER_ERR_NOMEM; /* infer_grid_reserve was not called for this shape */
+    (void)send, (void)recv;
     const double t0 = MPI_Wtime();
     MPI_Alltoallv(g->sbuf, g->cnt, g->dsp, MPI_FLOAT, g->rbuf, g->rcnt, g->rdsp, MPI_FLOAT,
                   g->comm);
@@ -345,8 +352,9 @@ int infer_grid_scatter(infer_grid *g, const infer_rect *rects, const void *src, 
                        size_t ld, infer_dmat *d) {
     size_t send, recv;
     counts(g, rects, d->M, d->N, 1, &send, &recv);
-    if (send > g->scap || recv > g->rcap)
-        return INFER_ERR_NOMEM;
+    /* infer_grid_reserve made room for this shape (a precondition, not a runtime outcome: a
+     * rank returning here would leave the others in the collective) */
+    assert(send <= g->scap && recv <= g->rcap);
     offsets(g);
     const infer_rect mine = clip(&rects[g->rank], d->M, d->N);
     if (sends(rects, g->rank))
@@ -371,8 +379,7 @@ int infer_grid_gather(infer_grid *g, const infer_dmat *d, const infer_rect *rect
                       size_t ld) {
     size_t send, recv;
     counts(g, rects, d->M, d->N, 0, &send, &recv);
-    if (send > g->scap || recv > g->rcap)
-        return INFER_ERR_NOMEM;
+    assert(send <= g->scap && recv <= g->rcap); /* as in infer_grid_scatter */
     offsets(g);
     for (int r = 0; r < g->size; r++) {
         const infer_rect theirs = clip(&rects[r], d->M, d->N);

@@ -393,17 +393,21 @@ static int plan_fits(const infer_opts *o, uint64_t mem_limit, const infer_model 
     infer_plan plan;
     const int wbytes = infer_model_weight_dtype(m) == INFER_DT_F32 ? 4 : 2;
     infer_plan_make(infer_model_config(m), wbytes, o, tp, &plan);
-    if (plan.total_bytes <= mem_limit)
+    /* 2D: while the state is made, the weights' redistribution buffers are held in place of the
+     * grid's activation buffers (allocated after them) */
+    const uint64_t peak = plan.total_bytes + (plan.grid_setup_bytes > plan.grid_act_bytes
+                                                  ? plan.grid_setup_bytes - plan.grid_act_bytes
+                                                  : 0);
+    if (peak <= mem_limit)
         return 1;
-    LOG_ERROR(
-        "the run needs %.2f GiB per rank (weights %.2f, KV cache %.2f for %d positions in %s, "
-        "activations %.2f, 2D prefill's f32 copies and buffers %.2f), more than --mem-limit "
-        "%.2f GiB; try --kv-dtype bf16, a smaller --ctx or --prefill-chunk%s",
-        plan.total_bytes / 1073741824.0, plan.weights_bytes / 1073741824.0,
-        plan.kv_bytes / 1073741824.0, o->max_ctx, dtype_name(o->kv_dtype),
-        plan.act_bytes / 1073741824.0,
-        (plan.grid_weight_bytes + plan.grid_act_bytes) / 1073741824.0, mem_limit / 1073741824.0,
-        o->grid_rows ? ", or 1D prefill (no --tp-grid)" : "");
+    LOG_ERROR("the run needs %.2f GiB per rank at its peak (weights %.2f, KV cache %.2f for %d "
+              "positions in %s, "
+              "activations %.2f, 2D prefill's f32 copies and buffers %.2f), more than --mem-limit "
+              "%.2f GiB; try --kv-dtype bf16, a smaller --ctx or --prefill-chunk%s",
+              peak / 1073741824.0, plan.weights_bytes / 1073741824.0, plan.kv_bytes / 1073741824.0,
+              o->max_ctx, dtype_name(o->kv_dtype), plan.act_bytes / 1073741824.0,
+              (plan.grid_weight_bytes + plan.grid_act_bytes) / 1073741824.0,
+              mem_limit / 1073741824.0, o->grid_rows ? ", or 1D prefill (no --tp-grid)" : "");
     return 0;
 }
 
@@ -504,8 +508,10 @@ static int world_rc(int rc) {
  * reaches rank 0 by agreement, naming the rank it happened on). MPI_Init first (the commands own
  * MPI, longctx_cli.h). */
 static int all_ranks(int argc, char **argv, int (*body)(int, char **)) {
-    int rank = 0, rc;
-    MPI_Init(&argc, &argv);
+    int rank = 0, rc, level;
+    /* FUNNELED: the compute threads never call MPI; the calling thread does, between and
+     * during their tasks (the overlapped prefill's MPI_Testall, infer_pool_set_progress) */
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &level);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     const char *all = getenv("LONGCTX_LOG_RANKS");
     if (rank != 0) {

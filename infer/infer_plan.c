@@ -174,6 +174,9 @@ static int longllama(json_object *o, const char *path, infer_config *c, char *er
     const size_t n = json_object_array_length(x);
     if (n > INFER_MAX_MEM_LAYERS)
         LL_FAIL("%s: longllama: %zu mem_layers, at most %d", path, n, INFER_MAX_MEM_LAYERS);
+    if (n == 0) /* the windows and the eviction are the memory layers' (the engine keys on them) */
+        LL_FAIL("%s: longllama: \"mem_layers\" is empty (a plain Llama: use model_type llama)",
+                path);
     for (size_t i = 0; i < n; i++) {
         json_object *e = json_object_array_get_idx(x, i);
         v = json_object_is_type(e, json_type_int) ? json_object_get_int64(e) : -1;
@@ -428,6 +431,9 @@ int infer_opts_check(const infer_config *c, const infer_opts *o, int n_ranks, ch
         snprintf(err, err_bytes, "grid block %d is out of range [1, 4096]", o->grid_block);
     else if (o->mem_topk < 0 || o->mem_topk > INT32_MAX / 2)
         snprintf(err, err_bytes, "mem_topk %d is out of range [0, %d]", o->mem_topk, INT32_MAX / 2);
+    else if (o->mem_topk > 0 && c->n_mem_layers == 0)
+        snprintf(err, err_bytes, "mem_topk %d: the model has no LongLLaMA memory layers",
+                 o->mem_topk);
     else if (c->n_mem_layers > 0 && o->grid_rows > 0)
         snprintf(err, err_bytes,
                  "2D prefill (--tp-grid) of LongLLaMA memory layers is not "

@@ -94,5 +94,13 @@ llbad ll_rope 'c["rope_scaling"] = {"rope_type": "linear", "factor": 2.0}' 'rope
 llbad ll_last 'c["last_context_length"] = 65' 'last_context_length'
 llbad ll_layer 'c["mem_layers"] = [2]' 'mem_layers\[0\]'
 llbad ll_nolayers 'del c["mem_layers"]' 'no "mem_layers"'
+llbad ll_emptylayers 'c["mem_layers"] = []' '"mem_layers" is empty'
+# --mem-topk means nothing without memory layers: refused, not ignored
+if "$LONGCTX" infer --model "$W/ok" --prompt-ids 1,2,3 --mem-topk 4 > /dev/null 2> "$W/topk.err" ||
+    ! grep -q "no LongLLaMA memory layers" "$W/topk.err"; then
+    echo "FAIL: --mem-topk on a plain Llama: $(cat "$W/topk.err")"; fail=$((fail + 1))
+else
+    pass=$((pass + 1))
+fi
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
