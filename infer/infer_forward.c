@@ -299,9 +299,12 @@ int infer_state_create(const infer_model *m, const infer_opts *o, MPI_Comm comm,
     s->kv_elt = o->kv_dtype == INFER_DT_F32 ? 4 : 2;
     openblas_set_num_threads(1); /* our threads split the products */
     const size_t C = (size_t)pad_lin(s->chunk), D = (size_t)c->dim, H = (size_t)tp->hidden_dim;
-    s->ctx_alloc = (o->max_ctx + BK - 1) / BK * BK;
+    /* LongLLaMA: the local context never passes max_position_embeddings (windows, then the
+     * last tokens, evicted into the memory before they would): the cache holds that many */
+    const int local = c->n_mem_layers > 0 && c->seq_len < o->max_ctx ? c->seq_len : o->max_ctx;
+    s->ctx_alloc = (local + BK - 1) / BK * BK;
     const size_t cache = (size_t)c->n_layers * (size_t)s->ctx_alloc * (size_t)s->kv_dim;
-    const size_t segs = ((size_t)o->max_ctx + SEG - 1) / SEG;
+    const size_t segs = ((size_t)local + SEG - 1) / SEG;
     const size_t G = (size_t)s->group, HD = (size_t)s->hd, half = HD / 2;
     int nt = o->threads ? o->threads : 1;
     s->inv_freq = zalloc(s, half, sizeof(double));

@@ -498,7 +498,10 @@ void infer_plan_make(const infer_config *c, int weight_bytes, const infer_opts *
     const uint64_t per_layer = d * qr + 2 * d * kvr + qr * d + 3 * d * Ir;
     const uint64_t params_rank = Vr * d * (c->shared_classifier ? 1 : 2) + L * per_layer;
     p->weights_bytes = params_rank * (uint64_t)weight_bytes + 4 * (2 * L + 1) * d;
-    const uint64_t ctx = round_up(max_ctx, BK);
+    /* LongLLaMA's local context stays within max_position_embeddings (infer_state_create) */
+    const uint64_t local =
+        c->n_mem_layers > 0 && (uint64_t)c->seq_len < max_ctx ? (uint64_t)c->seq_len : max_ctx;
+    const uint64_t ctx = round_up(local, BK);
     p->kv_bytes = 2 * L * kvr * ctx * kv_elt;
     /* LongLLaMA: each memory layer's bf16 keys and values of this rank's heads for max_ctx
      * positions (memory, and the local context's un-rotated copies staged after it) */
@@ -512,7 +515,7 @@ void infer_plan_make(const infer_config *c, int weight_bytes, const infer_opts *
     const uint64_t C = round_up(chunk < max_ctx ? chunk : max_ctx, RL);
     /* the local group: query heads per KV head on this rank (1 when KV heads are replicated) */
     const uint64_t G = share((uint64_t)c->n_heads, P) / kvh, R = round_up(QB * G, RM);
-    const uint64_t segs = (max_ctx + SEG - 1) / SEG;
+    const uint64_t segs = (local + SEG - 1) / SEG;
     uint64_t win = d > Ir ? d : Ir;
     win = win > qr ? win : qr;
     const uint64_t floats = C * (2 * d + 2 * qr + 2 * kvr + 2 * Ir + hd) + LR * Vr + hd +
