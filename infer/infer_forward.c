@@ -778,13 +778,6 @@ static void attn_store(const attn_job *j, int g, int qb, int nq, const float *to
 
 /* ---- LongLLaMA memory attention ------------------------------------------------------------ */
 
-static float bf16_f32(uint16_t h) {
-    const uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
 /* the k-th largest of x[0, n) (1 <= k <= n); reorders x (Hoare's selection) */
 static float kth_largest(float *x, int n, int k) {
     int lo = 0, hi = n - 1;
@@ -825,19 +818,23 @@ static void mem_attend(const attn_job *j, scratch *w, float *sc, int g, int qb, 
     const int G = s->group, hd = s->hd, n = s->mem_len, i0 = qb * QB, topk = s->o.mem_topk;
     const size_t HD = (size_t)hd, head = (size_t)g * (size_t)s->mem_cap * HD;
     const uint16_t *K = s->mem_k[j->layer] + head, *V = s->mem_v[j->layer] + head;
-    float *tmp = sc + s->mem_cap, *acc = w->acc;
+    float *tmp = sc + s->mem_cap, *acc = w->acc, *qs = w->s;
+    /* the memory in tiles of BK entries widened to f32 (w->kt, w->vt), through the decode
+     * kernels (infer_attn_scores, infer_attn_wsum: vectorised per ISA); a scalar loop over bf16
+     * ran the 3B's 256K-token memory at ~1 GFMA/s (review) */
     for (int i = 0; i < nq; i++)
         for (int hh = 0; hh < G; hh++) {
             const float *q = s->q + (size_t)(i0 + i) * (size_t)s->q_dim + (size_t)(g * G + hh) * HD;
+            for (int d = 0; d < hd; d++)
+                qs[d] = q[d] * j->scale;
             float mx = -INFINITY;
-            for (int t = 0; t < n; t++) {
-                const uint16_t *k = K + (size_t)t * HD;
-                float dot = 0;
-                for (int d = 0; d < hd; d++)
-                    dot += q[d] * bf16_f32(k[d]);
-                dot *= j->scale;
-                sc[t] = dot < -1e6f ? -1e6f : dot;
+            for (int t0 = 0; t0 < n; t0 += BK) {
+                const int nv = n - t0 < BK ? n - t0 : BK;
+                ik_to_f32(w->kt, K + (size_t)t0 * HD, INFER_DT_BF16, (size_t)nv * HD);
+                infer_attn_scores(sc + t0, qs, w->kt, HD, nv, hd);
             }
+            for (int t = 0; t < n; t++)
+                sc[t] = sc[t] < -1e6f ? -1e6f : sc[t];
             float thr = -INFINITY;
             if (topk > 0 && topk < n) {
                 memcpy(tmp, sc, (size_t)n * sizeof(float));
@@ -846,15 +843,15 @@ static void mem_attend(const attn_job *j, scratch *w, float *sc, int g, int qb, 
             for (int t = 0; t < n; t++)
                 mx = sc[t] >= thr && sc[t] > mx ? sc[t] : mx;
             float sum = 0;
+            for (int t = 0; t < n; t++) { /* probabilities in place; 0 outside the top k */
+                sc[t] = sc[t] >= thr ? infer_exp(sc[t] - mx) : 0.0f;
+                sum += sc[t];
+            }
             memset(acc, 0, HD * sizeof(float));
-            for (int t = 0; t < n; t++) {
-                if (sc[t] < thr)
-                    continue;
-                const float p = infer_exp(sc[t] - mx);
-                const uint16_t *v = V + (size_t)t * HD;
-                sum += p;
-                for (int d = 0; d < hd; d++)
-                    acc[d] += p * bf16_f32(v[d]);
+            for (int t0 = 0; t0 < n; t0 += BK) {
+                const int nv = n - t0 < BK ? n - t0 : BK;
+                ik_to_f32(w->vt, V + (size_t)t0 * HD, INFER_DT_BF16, (size_t)nv * HD);
+                infer_attn_wsum(acc, sc + t0, w->vt, HD, nv, hd);
             }
             const float ml[2] = {mx, sum};
             const int r = i * G + hh;
