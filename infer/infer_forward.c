@@ -810,6 +810,42 @@ static float kth_largest(float *x, int n, int k) {
  * of the nq queries of block qb: scores q_rot . k_mem * scale for every entry (no causal
  * structure; keys stored un-rotated, i.e. "at position 0"), clamped at -1e6, or only the
  * mem_topk largest per row; the same softmax as the local keys (attn_merge's rescaling). */
+/* Dense memory attention of a prefill block: its R rows (w->q, transposed and scaled by
+ * attn_gather) against every memory entry, in tiles of BK through the prefill attention kernels
+ * (ik_attn_qk, infer_attn_softmax, ik_attn_pv: every row sees the whole tile), merged into the
+ * block's total. On an 8192-token prompt of a 2-layer LongLLaMA (hidden 512, 8 heads) the
+ * prefill took 75.7 s with a scalar loop per row and entry, 41.1 s with the decode kernels per
+ * row, and 3.67 s with these tiles (BENCHMARKS.md, "Issue 12: LongLLaMA memory attention"). */
+static void mem_tiles(const attn_job *j, scratch *w, const uint16_t *K, const uint16_t *V, int R,
+                      float *tot, float *tml) {
+    const infer_state *s = j->s;
+    const int hd = s->hd, n = s->mem_len;
+    const size_t HD = (size_t)hd, RS = lanes(R);
+    float *m = w->mlc, *l = m + RS, *c = l + RS;
+    int *nk = w->nk;
+    for (size_t r = 0; r < RS; r++) {
+        m[r] = -INFINITY;
+        l[r] = 0;
+        nk[r] = 0;
+    }
+    memset(w->acc, 0, (size_t)R * HD * sizeof(float));
+    for (int t0 = 0; t0 < n; t0 += BK) {
+        const int nt = n - t0 < BK ? n - t0 : BK;
+        for (int r = 0; r < R; r++)
+            nk[r] = nt;
+        ik_to_f32(w->kt, K + (size_t)t0 * HD, INFER_DT_BF16, (size_t)nt * HD);
+        ik_to_f32(w->vt, V + (size_t)t0 * HD, INFER_DT_BF16, (size_t)nt * HD);
+        ik_attn_qk(w->s, w->q, RS, w->kt, HD, nt, R, hd);
+        infer_attn_softmax(w->s, RS, nt, nk, m, l, c, R);
+        ik_attn_pv(w->acc, HD, c, w->s, RS, w->vt, HD, nk, R, hd);
+    }
+    for (int r = 0; r < R; r++) {
+        w->ml[2 * r] = m[r];
+        w->ml[2 * r + 1] = l[r];
+    }
+    attn_merge(tot, tml, w->acc, w->ml, R, hd, 0);
+}
+
 static void mem_attend(const attn_job *j, scratch *w, float *sc, int g, int qb, int nq, float *tot,
                        float *tml) {
     const infer_state *s = j->s;
@@ -818,6 +854,10 @@ static void mem_attend(const attn_job *j, scratch *w, float *sc, int g, int qb, 
     const int G = s->group, hd = s->hd, n = s->mem_len, i0 = qb * QB, topk = s->o.mem_topk;
     const size_t HD = (size_t)hd, head = (size_t)g * (size_t)s->mem_cap * HD;
     const uint16_t *K = s->mem_k[j->layer] + head, *V = s->mem_v[j->layer] + head;
+    if (!j->vec && topk <= 0) { /* dense prefill: the block's rows at once, as the cache's keys */
+        mem_tiles(j, w, K, V, nq * G, tot, tml);
+        return;
+    }
     float *tmp = sc + s->mem_cap, *acc = w->acc, *qs = w->s;
     /* the memory in tiles of BK entries widened to f32 (w->kt, w->vt), through the decode
      * kernels (infer_attn_scores, infer_attn_wsum: vectorised per ISA); a scalar loop over bf16
