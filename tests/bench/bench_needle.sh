@@ -71,7 +71,7 @@ for r in rows:
 print("the same greedy answer ids for every cell: job with reuse, job without, one process per cell")
 PY
 for k in reuse off; do
-    sed -n 's/.*items in \([0-9.]*\) s.*prefilled \([0-9]*\) of \([0-9]*\) prompt.*/  in the job'"'"'s loop (\1 s): prefilled \2 of \3 prompt tokens/p' "$W/log.$k" > "$W/note.$k"
+    sed -n 's/.*items in \([0-9.]*\) s.*prefilled \([0-9]*\) of \([0-9]*\) prompt.*/  last run, in the job'"'"'s loop (\1 s): prefilled \2 of \3 prompt tokens/p' "$W/log.$k" > "$W/note.$k"
 done
 $PY - "$n" "$W/times" "$(cat "$W/note.reuse")" "$(cat "$W/note.off")" <<'PY'
 import sys
