@@ -788,18 +788,21 @@ typedef struct {
     double cost;
 } chain;
 
-/* the items' order within a length: passkey by trial, needle by depth (then item) */
-static const eval_args *sort_args;
-static const grid *sort_grid;
+/* an item's place in a replica's order: by length (its index), then depth (passkey: -1), then
+ * item */
+typedef struct {
+    size_t length;
+    double depth;
+    uint64_t item;
+} sort_key;
+
 static int by_length_depth(const void *x, const void *y) {
-    const uint64_t i = *(const uint64_t *)x, j = *(const uint64_t *)y;
-    const size_t inner = sort_grid->n / (sort_grid->n_lengths ? sort_grid->n_lengths : 1);
-    if (i / inner != j / inner)
-        return i / inner < j / inner ? -1 : 1;
-    const double di = sort_grid->items[i].depth, dj = sort_grid->items[j].depth;
-    if (sort_args->task == EVAL_TASK_NEEDLE && di != dj)
-        return di < dj ? -1 : 1;
-    return i < j ? -1 : i > j;
+    const sort_key *a = x, *b = y;
+    if (a->length != b->length)
+        return a->length < b->length ? -1 : 1;
+    if (a->depth != b->depth)
+        return a->depth < b->depth ? -1 : 1;
+    return a->item < b->item ? -1 : a->item > b->item;
 }
 
 /* prefill tokens of a chain, about: the first prompt whole, each next one after the needle of
@@ -833,17 +836,21 @@ static int schedule_make(const eval_args *a, const grid *g, const uint64_t *pend
         return 0;
     }
     uint64_t *it = malloc((n_pending + 1) * sizeof *it);
+    sort_key *keys = malloc((n_pending + 1) * sizeof *keys);
     chain *ch = malloc((n_pending + R + 1) * sizeof *ch);
     double *load = calloc(R, sizeof *load);
     size_t *count = calloc(R, sizeof *count), *owner = malloc((n_pending + R + 1) * sizeof *owner);
-    int rc = it && ch && load && count && owner ? 0 : EXIT_RUNTIME;
+    int rc = it && keys && ch && load && count && owner ? 0 : EXIT_RUNTIME;
     size_t n_ch = 0;
     if (rc == 0) {
-        memcpy(it, pending, n_pending * sizeof *it);
-        sort_args = a;
-        sort_grid = g;
-        qsort(it, n_pending, sizeof *it, by_length_depth);
         const size_t inner = g->n / (g->n_lengths ? g->n_lengths : 1);
+        for (size_t k = 0; k < n_pending; k++)
+            keys[k] = (sort_key){pending[k] / inner,
+                                 a->task == EVAL_TASK_NEEDLE ? g->items[pending[k]].depth : -1.0,
+                                 pending[k]};
+        qsort(keys, n_pending, sizeof *keys, by_length_depth);
+        for (size_t k = 0; k < n_pending; k++)
+            it[k] = keys[k].item;
         for (size_t k = 0; k < n_pending; k++)
             if (k == 0 || it[k] / inner != it[k - 1] / inner)
                 ch[n_ch++] = (chain){k, 0, 0};
@@ -894,6 +901,7 @@ static int schedule_make(const eval_args *a, const grid *g, const uint64_t *pend
                 (*sched)[round++ * R + k] = (int64_t)it[ch[c].first + q];
     }
     free(it);
+    free(keys);
     free(ch);
     free(load);
     free(count);
