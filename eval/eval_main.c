@@ -7,7 +7,14 @@
  * Rounds: round r hands pending item r * R + k to replica k (R replicas) and gathers the round's
  * results on rank 0, which appends them and syncs the file. Which replica ran an item never
  * shows in the results: an item's prompt depends only on (seed, length, trial or depth), and
- * greedy decoding only on the prompt. */
+ * greedy decoding only on the prompt.
+ *
+ * Prefix reuse (off with --no-prefix-reuse): the cells of a needle grid at one length share the
+ * haystack before the needle, so a replica runs a length's cells by increasing depth and keeps
+ * the KV cache of the prompt before: each prompt is prefilled from infer_prefill_resume(its
+ * common prefix with the previous one), which gives the bits of a prefill from 0, so the
+ * results are the same files. The items then go to replicas as chains (schedule_make) rather
+ * than round-robin; the model is loaded once per job either way. */
 #include "cluster.h"
 #include "eval.h"
 #include "infer.h"
@@ -43,6 +50,7 @@ typedef struct {
     long tp, trials, threads, training_length;
     unsigned long long seed;
     int verbose;
+    int no_reuse; /* --no-prefix-reuse */
 } eval_args;
 
 static const char *task_name(int task) {
@@ -74,6 +82,10 @@ static void usage(FILE *f) {
             "  --depths D,...       needle: depths in percent (default %s)\n"
             "  --training-length N  the plots' line (default: the model's max positions)\n"
             "  --threads N          threads per rank (default 1)\n"
+            "  --no-prefix-reuse    prefill every prompt from position 0 (by default a\n"
+            "                       replica runs a length's items in order and reuses the\n"
+            "                       KV cache of the prefix shared with the prompt before:\n"
+            "                       the same results, less prefill)\n"
             "  -v, --verbose        debug logging\n"
             "  --help, --version\n",
             EVAL_PASSKEY_NEW, EVAL_NEEDLE_NEW, PASSKEY_LENGTHS, NEEDLE_DEPTHS);
@@ -128,7 +140,19 @@ static int parse_long(const char *s, const char *opt, long lo, long hi, long *ou
 
 /* options into a; -1 to go on, else an exit code */
 static int eval_parse(int argc, char **argv, eval_args *a) {
-    enum { O_TOK = 256, O_LEN, O_TP, O_SEED, O_TRIALS, O_HAY, O_DEPTHS, O_TRAIN, O_THREADS, O_VER };
+    enum {
+        O_TOK = 256,
+        O_LEN,
+        O_TP,
+        O_SEED,
+        O_TRIALS,
+        O_HAY,
+        O_DEPTHS,
+        O_TRAIN,
+        O_THREADS,
+        O_VER,
+        O_NOREUSE
+    };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},
         {"output", required_argument, 0, 'o'},
@@ -144,6 +168,7 @@ static int eval_parse(int argc, char **argv, eval_args *a) {
         {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, O_VER},
+        {"no-prefix-reuse", no_argument, 0, O_NOREUSE},
         {0, 0, 0, 0},
     };
     a->trials = 10;
@@ -213,6 +238,9 @@ static int eval_parse(int argc, char **argv, eval_args *a) {
             break;
         case 'v':
             a->verbose = 1;
+            break;
+        case O_NOREUSE:
+            a->no_reuse = 1;
             break;
         case 'h':
             usage(stdout);
@@ -489,6 +517,11 @@ typedef struct {
     const infer_config *cfg;
     last_sink sink;
     void *work; /* infer_sample_work_bytes(V) */
+    /* prefix reuse: the prompt that ran last on s (prev, n_prev; NULL: none or reuse off) and
+     * this group's counts of prompt tokens and of those prefilled */
+    uint32_t *prev;
+    size_t n_prev;
+    uint64_t prompt_tokens, prefilled;
 } runner;
 
 /* item i's result line into *line (malloc'd on every rank of the group); an exit code */
@@ -512,7 +545,20 @@ static int run_item(runner *r, uint64_t i, const eval_item *it, char **line) {
         }
     uint32_t gen[EVAL_NEEDLE_NEW > EVAL_PASSKEY_NEW ? EVAL_NEEDLE_NEW : EVAL_PASSKEY_NEW];
     int n_gen = 0, rc = 0;
-    st = infer_prefill(r->s, p.ids, (int)p.n_ids, 0, NULL, keep_row, &r->sink);
+    size_t common = 0;
+    while (r->prev && common < r->n_prev && common < p.n_ids && r->prev[common] == p.ids[common])
+        common++;
+    const int pos0 = r->a->no_reuse ? 0 : infer_prefill_resume(r->s, (int)common, (int)p.n_ids);
+    free(r->prev); /* positions [pos0, ...) are rewritten: the cache is p's prompt or nothing */
+    r->prev = NULL;
+    st = infer_prefill(r->s, p.ids + pos0, (int)p.n_ids - pos0, pos0, NULL, keep_row, &r->sink);
+    r->prompt_tokens += p.n_ids;
+    r->prefilled += p.n_ids - (size_t)pos0;
+    if (st == INFER_OK && !r->a->no_reuse) { /* decode writes only past the prompt */
+        r->prev = p.ids;
+        r->n_prev = p.n_ids;
+        p.ids = NULL;
+    }
     if (st != INFER_OK) {
         LOG_ERROR("item %llu: prefill of %zu tokens: %s", (unsigned long long)i, p.n_ids,
                   infer_strerror(st));
@@ -740,6 +786,134 @@ static int write_sorted(const eval_args *a, const grid *g, char *const *lines) {
 
 /* ==== the job =================================================================================*/
 
+enum { NO_ITEM = -1 };
+
+typedef struct {
+    size_t first, n; /* a run of the sorted pending items */
+    double cost;
+} chain;
+
+/* an item's place in a replica's order: by length (its index), then depth (passkey: -1), then
+ * item */
+typedef struct {
+    size_t length;
+    double depth;
+    uint64_t item;
+} sort_key;
+
+static int by_length_depth(const void *x, const void *y) {
+    const sort_key *a = x, *b = y;
+    if (a->length != b->length)
+        return a->length < b->length ? -1 : 1;
+    if (a->depth != b->depth)
+        return a->depth < b->depth ? -1 : 1;
+    return a->item < b->item ? -1 : a->item > b->item;
+}
+
+/* prefill tokens of a chain, about: the first prompt whole, each next one after the needle of
+ * the one before */
+static double chain_cost(const eval_args *a, const grid *g, const uint64_t *it, size_t n) {
+    double c = 0;
+    for (size_t k = 0; k < n; k++) {
+        const eval_item *e = &g->items[it[k]];
+        const double shared = k && a->task == EVAL_TASK_NEEDLE ? g->items[it[k - 1]].depth : 0;
+        c += (double)e->length * (1.0 - shared / 100.0) + EVAL_NEEDLE_NEW;
+    }
+    return c;
+}
+
+/* Who runs what: sched[round * R + replica] is an item or NO_ITEM, n_rounds rounds. Reuse off:
+ * pending item round * R + k to replica k. Reuse on: the pending items of each length, by
+ * depth, are a chain (split in halves, the longest first, while there are fewer chains than
+ * replicas); chains go to the least loaded replica by estimated prefill tokens, the costliest
+ * first; a replica runs its chains' items one per round. The same on every rank. 0 or
+ * EXIT_RUNTIME. */
+static int schedule_make(const eval_args *a, const grid *g, const uint64_t *pending,
+                         size_t n_pending, size_t R, int64_t **sched, size_t *n_rounds) {
+    *sched = NULL;
+    *n_rounds = 0;
+    if (a->no_reuse || R == 0) {
+        *n_rounds = (n_pending + R - 1) / R;
+        if (!(*sched = malloc((*n_rounds * R + 1) * sizeof **sched)))
+            return EXIT_RUNTIME;
+        for (size_t j = 0; j < *n_rounds * R; j++)
+            (*sched)[j] = j < n_pending ? (int64_t)pending[j] : NO_ITEM;
+        return 0;
+    }
+    uint64_t *it = malloc((n_pending + 1) * sizeof *it);
+    sort_key *keys = malloc((n_pending + 1) * sizeof *keys);
+    chain *ch = malloc((n_pending + R + 1) * sizeof *ch);
+    double *load = calloc(R, sizeof *load);
+    size_t *count = calloc(R, sizeof *count), *owner = malloc((n_pending + R + 1) * sizeof *owner);
+    int rc = it && keys && ch && load && count && owner ? 0 : EXIT_RUNTIME;
+    size_t n_ch = 0;
+    if (rc == 0) {
+        const size_t inner = g->n / (g->n_lengths ? g->n_lengths : 1);
+        for (size_t k = 0; k < n_pending; k++)
+            keys[k] = (sort_key){pending[k] / inner,
+                                 a->task == EVAL_TASK_NEEDLE ? g->items[pending[k]].depth : -1.0,
+                                 pending[k]};
+        qsort(keys, n_pending, sizeof *keys, by_length_depth);
+        for (size_t k = 0; k < n_pending; k++)
+            it[k] = keys[k].item;
+        for (size_t k = 0; k < n_pending; k++)
+            if (k == 0 || it[k] / inner != it[k - 1] / inner)
+                ch[n_ch++] = (chain){k, 0, 0};
+        for (size_t c = 0; c < n_ch; c++)
+            ch[c].n = (c + 1 < n_ch ? ch[c + 1].first : n_pending) - ch[c].first;
+        while (n_ch < R) { /* split the longest chain */
+            size_t best = 0;
+            for (size_t c = 1; c < n_ch; c++)
+                best = ch[c].n > ch[best].n ? c : best;
+            if (n_ch == 0 || ch[best].n < 2)
+                break;
+            const size_t h = ch[best].n / 2;
+            memmove(ch + best + 2, ch + best + 1, (n_ch - best - 1) * sizeof *ch);
+            ch[best + 1] = (chain){ch[best].first + h, ch[best].n - h, 0};
+            ch[best].n = h;
+            n_ch++;
+        }
+        for (size_t c = 0; c < n_ch; c++)
+            ch[c].cost = chain_cost(a, g, it + ch[c].first, ch[c].n);
+        /* costliest first (ties: the earlier chain), each to the least loaded replica */
+        uint8_t *placed = calloc(n_ch + 1, 1);
+        rc = placed ? 0 : EXIT_RUNTIME;
+        for (size_t done = 0; rc == 0 && done < n_ch; done++) {
+            size_t c = n_ch;
+            for (size_t d = 0; d < n_ch; d++)
+                if (!placed[d] && (c == n_ch || ch[d].cost > ch[c].cost))
+                    c = d;
+            size_t k = 0;
+            for (size_t q = 1; q < R; q++)
+                k = load[q] < load[k] ? q : k;
+            placed[c] = 1;
+            owner[c] = k;
+            load[k] += ch[c].cost;
+            count[k] += ch[c].n;
+        }
+        free(placed);
+    }
+    for (size_t k = 0; rc == 0 && k < R; k++)
+        *n_rounds = count[k] > *n_rounds ? count[k] : *n_rounds;
+    if (rc == 0 && !(*sched = malloc((*n_rounds * R + 1) * sizeof **sched)))
+        rc = EXIT_RUNTIME;
+    for (size_t j = 0; rc == 0 && j < *n_rounds * R; j++)
+        (*sched)[j] = NO_ITEM;
+    for (size_t k = 0; rc == 0 && k < R; k++) { /* replica k's chains in their sorted order */
+        size_t round = 0;
+        for (size_t c = 0; c < n_ch; c++)
+            for (size_t q = 0; owner[c] == k && q < ch[c].n; q++)
+                (*sched)[round++ * R + k] = (int64_t)it[ch[c].first + q];
+    }
+    free(it);
+    free(keys);
+    free(ch);
+    free(load);
+    free(count);
+    free(owner);
+    return rc;
+}
+
 /* a failure on any rank, with the lowest failing rank's message logged by rank 0 */
 static int world_failure(int rc) {
     int size, rank, failed = -1;
@@ -862,7 +1036,7 @@ static int eval_job(const eval_args *a, const cluster_groups *cg) {
         rc = EXIT_RUNTIME;
     }
     rc = cluster_agree_first(MPI_COMM_WORLD, rc);
-    runner r = {a, ec, h, s, cfg, {NULL, cfg ? (size_t)cfg->vocab_size : 0}, NULL};
+    runner r = {a, ec, h, s, cfg, {NULL, cfg ? (size_t)cfg->vocab_size : 0}, NULL, NULL, 0, 0, 0};
     if (rc == 0) {
         r.sink.row = malloc(r.sink.V * sizeof *r.sink.row);
         r.work = malloc(infer_sample_work_bytes((int)r.sink.V));
@@ -870,15 +1044,20 @@ static int eval_job(const eval_args *a, const cluster_groups *cg) {
     }
     const double t0 = cluster_now();
     const size_t R = (size_t)cg->n_replicas;
-    for (size_t round = 0; rc == 0 && round * R < n_pending; round++) {
-        const size_t k = round * R + (size_t)cg->replica;
+    int64_t *sched = NULL;
+    size_t n_rounds = 0, n_ran = 0;
+    if (rc == 0)
+        rc = cluster_agree_first(MPI_COMM_WORLD,
+                                 schedule_make(a, &g, pending, n_pending, R, &sched, &n_rounds));
+    for (size_t round = 0; rc == 0 && round < n_rounds; round++) {
+        const int64_t k = sched[round * R + (size_t)cg->replica];
         char *line = NULL;
         cluster_records mine = {0};
-        if (k < n_pending) {
-            rc = run_item(&r, pending[k], &g.items[pending[k]], &line);
+        if (k != NO_ITEM) {
+            rc = run_item(&r, (uint64_t)k, &g.items[k], &line);
             rc = cluster_agree_first(cg->tp, rc);
             if (rc == 0 && cg->tp_rank == 0 &&
-                cluster_records_add(&mine, pending[k], line, strlen(line)) != CLUSTER_OK)
+                cluster_records_add(&mine, (uint64_t)k, line, strlen(line)) != CLUSTER_OK)
                 rc = EXIT_RUNTIME;
         }
         free(line);
@@ -893,9 +1072,13 @@ static int eval_job(const eval_args *a, const cluster_groups *cg) {
         const char **rec = NULL;
         if (rc == 0 && cg->rank == 0 && cluster_records_index(all, n_all, g.n, &rec) != 0)
             rc = EXIT_RUNTIME;
-        for (size_t j = round * R; rc == 0 && cg->rank == 0 && j < (round + 1) * R && j < n_pending;
-             j++) {
-            const uint64_t i = pending[j];
+        for (size_t j = round * R; rc == 0 && j < (round + 1) * R; j++) {
+            if (sched[j] == NO_ITEM)
+                continue;
+            n_ran++;
+            if (cg->rank != 0)
+                continue;
+            const uint64_t i = (uint64_t)sched[j];
             uint64_t n;
             const char *b = rec[i] ? cluster_record_bytes(rec[i], &n) : NULL;
             if (!b || !(lines[i] = strndup(b, (size_t)n)) || fprintf(journal, "%s\n", lines[i]) < 0)
@@ -911,7 +1094,7 @@ static int eval_job(const eval_args *a, const cluster_groups *cg) {
         rc = cluster_agree_first(MPI_COMM_WORLD, rc);
         if (rc == 0 && cluster_stop_agreed(MPI_COMM_WORLD)) {
             LOG_WARN("stopped by a signal after %zu of %zu items; rerun to resume",
-                     g.n - n_pending + (round + 1) * R, g.n);
+                     g.n - n_pending + n_ran, g.n);
             rc = EXIT_RUNTIME;
         }
     }
@@ -925,9 +1108,21 @@ static int eval_job(const eval_args *a, const cluster_groups *cg) {
             rc = write_summary(a, &g, lines, train);
     }
     rc = cluster_agree_first(MPI_COMM_WORLD, rc);
+    /* prompt tokens and those prefilled, summed over the replicas (one rank of each group) */
+    uint64_t counts[2] = {cg->tp_rank == 0 ? r.prompt_tokens : 0,
+                          cg->tp_rank == 0 ? r.prefilled : 0},
+             sum[2] = {0, 0};
+    MPI_Allreduce(counts, sum, 2, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+    const double secs = cluster_now() - t0;
     if (rc == 0)
-        LOG_INFO("%zu items in %.2f s; %s/results.jsonl, summary.json, %s.svg, %s.png", n_pending,
-                 cluster_now() - t0, a->output, task_name(a->task), task_name(a->task));
+        LOG_INFO("%zu items in %.2f s (%.3f items/s); prefilled %llu of %llu prompt tokens (%s); "
+                 "%s/results.jsonl, summary.json, %s.svg, %s.png",
+                 n_pending, secs, secs > 0 ? (double)n_pending / secs : 0.0,
+                 (unsigned long long)sum[1], (unsigned long long)sum[0],
+                 a->no_reuse ? "prefix reuse off" : "the rest reused from the prompt before",
+                 a->output, task_name(a->task), task_name(a->task));
+    free(sched);
+    free(r.prev);
     for (size_t i = 0; lines && i < g.n; i++)
         free(lines[i]);
     free(lines);

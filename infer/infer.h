@@ -234,6 +234,19 @@ typedef int (*infer_logits_fn)(void *ctx, int pos, const float *logits);
 int infer_prefill(infer_state *s, const uint32_t *ids, int n, int pos0, const uint8_t *want,
                   infer_logits_fn fn, void *ctx);
 
+/*! infer_prefill_resume() :
+ *  Prefix reuse: positions [0, common) of s hold a prefix of the n-token prompt about to run
+ *  (run by infer_prefill from 0, or resumed by this rule, on the same ids; decode after it
+ *  writes only later positions). @return the pos0 from which infer_prefill(s, ids + pos0,
+ *  n - pos0, pos0, ...) gives every later position the bits it would get from pos0 0, at most
+ *  n - 1 (the last position always runs): common itself where the bits do not depend on where
+ *  chunks start (infer_prefill's chunk independence: the SIMD products, one or two ranks, whose
+ *  sums are one addition, no 2D grid); common rounded down to a multiple of the prefill chunk
+ *  where they might (more ranks: Open MPI picks its all-reduce by size; the scalar set's sgemm;
+ *  a 2D grid), so that the chunks are those of a run from 0; 0 under dynamic NTK (theta follows
+ *  the length of each call and of decode) and for LongLLaMA (its windows restart the memory). */
+int infer_prefill_resume(const infer_state *s, int common, int n);
+
 /*! infer_forward() :
  *  One token at position pos (decode: matrix-vector kernels; logits may differ from
  *  infer_prefill's in the last bits). *logits: the whole row (gathered from every rank),

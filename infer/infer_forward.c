@@ -1376,6 +1376,18 @@ int infer_prefill(infer_state *s, const uint32_t *ids, int n, int pos0, const ui
     return prefill_run(s, ids, n, pos0, want, 1, fn, ctx);
 }
 
+int infer_prefill_resume(const infer_state *s, int common, int n) {
+    const infer_config *c = &s->m->cfg;
+    if (common > n - 1)
+        common = n - 1;
+    if (common <= 0 || c->n_mem_layers > 0 || c->rope_type == INFER_ROPE_DYNAMIC)
+        return 0;
+    const int simd = ik_isa_current() >= IK_AVX2; /* ik_gemm row by row, no padded sgemm */
+    if (simd && s->n_ranks <= 2 && !s->grid)
+        return common;
+    return common / s->chunk * s->chunk;
+}
+
 /* one token through the model: this rank's slice of its logits in s->lg */
 static int forward_local(infer_state *s, uint32_t token, int pos) {
     const infer_model *m = s->m;

@@ -7,6 +7,13 @@
 # A SentencePiece BPE tokenizer is trained on them with Debian's spm_train; then
 #   mpirun -np 2 longctx prep  (recipe jobs/quickstart-recipe.json: domain shares, length
 #   upsampling, a 4K and a 16K version of the same selection), shard verify, Megatron export.
+# Then the inference side, on a small model with RANDOM WEIGHTS (tests/infer/hf/gen_hf_model.py,
+# the tokenizer just trained; it has learned nothing, so its scores are those of noise: this
+# shows the machinery, not a model), under mpirun -np $NP:
+#   longctx perplexity on the first PPL_SEQS packed 4K sequences of the shards just written
+#     (read through `shard cat --format u32`): loss in total and by position, eval/ppl-4096.json;
+#   longctx eval needle on a short grid (EVAL_LENGTHS x EVAL_DEPTHS) whose haystack is the docs
+#     domain's text: eval/needle/{results.jsonl,summary.json,needle.svg,needle.png}.
 # Settings (environment overrides):
 set -euo pipefail
 OUT=${OUT:-out/quickstart}
@@ -15,6 +22,9 @@ MB_PER_DOMAIN=${MB_PER_DOMAIN:-6}
 VOCAB=${VOCAB:-8000}
 NP=${NP:-2}
 THREADS=${THREADS:-1}
+EVAL_LENGTHS=${EVAL_LENGTHS:-1024,2048,4096}
+EVAL_DEPTHS=${EVAL_DEPTHS:-0,50,100}
+PPL_SEQS=${PPL_SEQS:-4}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 
 cd "$(dirname "$0")/.."
@@ -90,3 +100,54 @@ mpirun -np "$NP" --oversubscribe "$LONGCTX" shard export --format megatron \
   --output "$OUT/megatron-16k" "$OUT"/prep/L16384/part-*.shard
 sed -n '1,/^## Lengths/p' "$OUT/prep/report.md" | head -30
 log "done: $OUT/prep (shards, manifest.tsv, stats.json, report.md) and $OUT/megatron-16k.{bin,idx}"
+
+# ---- the inference side -------------------------------------------------------------------------
+EV=$OUT/eval
+mkdir -p "$EV"
+if [ ! -f "$EV/model/config.json" ]; then
+  log "a small Llama model with RANDOM WEIGHTS (hidden 64, 2 layers, vocab $VOCAB, 4096 positions)"
+  /usr/bin/python3 tests/infer/hf/gen_hf_model.py "$EV/model" --hidden 64 --intermediate 176 \
+    --layers 2 --heads 4 --kv-heads 2 --vocab "$VOCAB" --max-pos 4096 --seed 1 > /dev/null
+  cp "$OUT/spm.model" "$EV/model/tokenizer.model"
+fi
+log "perplexity of the random-weights model on $PPL_SEQS packed 4K sequences of the shards (mpirun -np $NP)"
+"$LONGCTX" shard cat --format u32 "$OUT"/prep/L4096/part-*.shard | /usr/bin/python3 -c '
+import struct, sys
+n, d, at = int(sys.argv[1]), sys.stdin.buffer.read(), 0
+with open(sys.argv[2], "wb") as out:
+    for _ in range(n):
+        if at >= len(d):
+            break
+        (k,) = struct.unpack_from("<I", d, at)
+        out.write(d[at:at + 4 + 4 * k])
+        at += 4 + 4 * k' "$PPL_SEQS" "$EV/L4096.u32"
+mpirun -np "$NP" --oversubscribe "$LONGCTX" perplexity --model "$EV/model" --input "$EV/L4096.u32" \
+  --ctx 4096 --tp 1 --threads "$THREADS" > "$EV/ppl-4096.json"
+/usr/bin/python3 - "$EV/ppl-4096.json" "$VOCAB" <<'PY'
+import json, math, sys
+r = json.load(open(sys.argv[1]))
+print("perplexity (random weights: no better than chance, ln(vocab) = %.2f): %d tokens scored, "
+      "loss %.3f nats" % (math.log(int(sys.argv[2])), r["tokens_scored"], r["nll"]))
+print("  by position: " + ", ".join("%d-%d %.3f" % (b["from"], b["to"], b["nll"]) for b in r["by_position"]))
+PY
+log "needle in a haystack, lengths $EVAL_LENGTHS x depths $EVAL_DEPTHS, on the random-weights model (mpirun -np $NP)"
+zstd -dc "$OUT/corpus/docs.jsonl.zst" | /usr/bin/python3 -c '
+import json, sys
+n = 0
+with open(sys.argv[1], "w", encoding="utf-8") as f:
+    for line in sys.stdin:  # to the end: zstd must not die of a broken pipe (pipefail)
+        if n <= 100000:
+            t = json.loads(line)["text"]
+            f.write(t + "\n")
+            n += len(t)' "$EV/haystack.txt"
+mpirun -np "$NP" --oversubscribe "$LONGCTX" eval needle --model "$EV/model" --output "$EV/needle" \
+  --lengths "$EVAL_LENGTHS" --depths "$EVAL_DEPTHS" --haystack "$EV/haystack.txt" \
+  --threads "$THREADS"
+/usr/bin/python3 - "$EV/needle/summary.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+print("needle (random weights: it cannot find the needle, so recall stays near 0): %d cells, "
+      "recall mean %.3f (a perfect answer scores 11/12), substring mean %.3f"
+      % (s["items"], s["recall_mean"], s["substring_mean"]))
+PY
+log "done: $EV (RANDOM-WEIGHTS model; ppl-4096.json; needle/ results.jsonl, summary.json, needle.svg, needle.png)"
