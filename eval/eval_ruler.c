@@ -127,7 +127,8 @@ static uint64_t rng_below(rng *g, uint64_t n) { /* 0..n-1; the modulo bias is < 
 
 static void uuid4(rng *g, char out[37]) {
     static const char hex[] = "0123456789abcdef";
-    const uint64_t a = rng_next(g), b = rng_next(g);
+    const uint64_t a = rng_next(g);
+    const uint64_t b = rng_next(g);
     uint8_t x[16];
     for (int i = 0; i < 8; i++) {
         x[i] = (uint8_t)(a >> (8 * i));
@@ -169,11 +170,13 @@ static void draw_keys(rng *g, int uuid, int k, char keys[][40]) {
     for (int j = 0; j < k; j++) {
         int again;
         do {
-            if (uuid)
+            if (uuid) {
                 uuid4(g, keys[j]);
-            else
-                snprintf(keys[j], 40, "%s-%s", adjectives[rng_below(g, N_ADJ)],
-                         nouns[rng_below(g, N_NOUN)]);
+            } else { /* two statements: the order of a call's arguments is unspecified */
+                const uint64_t adj = rng_below(g, N_ADJ);
+                const uint64_t noun = rng_below(g, N_NOUN);
+                snprintf(keys[j], 40, "%s-%s", adjectives[adj], nouns[noun]);
+            }
             again = 0;
             for (int i = 0; i < j; i++)
                 again |= !strcmp(keys[i], keys[j]);
@@ -381,7 +384,7 @@ static int vt_make(eval_ruler *r, size_t length, rng *g, eval_ruler_prompt *p) {
                 again |= !strcmp(names[i], names[j]);
         } while (again);
     }
-    const unsigned value = 10000u + (unsigned)rng_below(g, 89999); /* randint(10000, 99999) */
+    const unsigned value = 10000u + (unsigned)rng_below(g, 90000); /* randint(10000, 99999) */
     line sp[K] = {{0}};
     uint32_t *head = NULL, *tail = NULL;
     size_t n_head = 0, n_tail = 0;
