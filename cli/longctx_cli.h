@@ -13,5 +13,6 @@ int infer_main(int argc, char **argv);
 int plan_main(int argc, char **argv);
 int perplexity_main(int argc, char **argv);
 int eval_main(int argc, char **argv);
+int eval_ruler_main(int argc, char **argv); /* `longctx eval ruler` (eval_main dispatches) */
 
 #endif

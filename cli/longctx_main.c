@@ -16,7 +16,7 @@ static const command commands[] = {
     {"detokenize", detokenize_main, "token ids back to text"},
     {"infer", infer_main, "run a Llama-family model: prompt, generate, logits (HF or llama2.c)"},
     {"perplexity", perplexity_main, "exact per-token NLL of long documents, loss by position"},
-    {"eval", eval_main, "long-context evaluations: passkey, needle (MPI replicas, resumable)"},
+    {"eval", eval_main, "long-context evaluations: passkey, needle, ruler (MPI, resumable)"},
     {"plan", plan_main, "memory per rank (weights, KV cache, activations) before loading"},
     {"shard", shard_main, "inspect, verify, print, pack, export and import shard files"},
 };

@@ -216,4 +216,113 @@ int eval_ppl_docs_load(const char *const *paths, size_t n_paths, const struct to
                        uint64_t need, size_t max_docs, uint64_t vocab, eval_ppl_docs *d);
 void eval_ppl_docs_free(eval_ppl_docs *d); /* frees and zeroes d */
 
+/* ---- RULER (eval_ruler.c) ------------------------------------------------------------------
+ *
+ * NVIDIA RULER's synthetic probes that need no external data (REFERENCE.md 1.4), built in
+ * tokens like the tasks above; the prompt (answer prefix included) has exactly length tokens
+ * (RULER instead fits prompt + tokens to generate into the length):
+ *
+ *   niah_*  BOS, "Some special magic {T} are hidden within the following text. Make sure to
+ *           memorize it. I will quiz you about the {T} afterwards.\n", the context, "\nWhat are
+ *           all the special magic {T} for {query} mentioned in the provided text? The special
+ *           magic {T} for {query} mentioned in the provided text are" with T "numbers" or
+ *           "uuids". The context: the noise sentence (EVAL_PASSKEY_FILLER, RULER's noise
+ *           haystack) repeated, lines joined by "\n", with the needle lines "One of the special
+ *           magic {T} for {key} is: {value}." at seeded lines; keys are adjective-noun words
+ *           (RULER's wonderwords keys, from a fixed list) or uuid4s, values 7-digit numbers or
+ *           uuid4s. single: one needle; multikey: 4 needles of distinct keys, one queried.
+ *   vt      BOS, "Memorize and track the chain(s) of variable assignment hidden in the following
+ *           text.\n\n", noise lines with the chain "VAR X0 = 12345", "VAR X1 = VAR X0", ...
+ *           (4 hops, names of 5 upper-case letters, a 5-digit value) at seeded lines in order,
+ *           "\nQuestion: Find all variables that are assigned the value {v} in the text above.
+ *           Answer: According to the chain(s) of variable assignment in the text above, 5
+ *           variables are assigned the value {v}, they are: ". No in-context example (RULER
+ *           prepends one).
+ *   fwe     BOS, "Read the following coded text and track the frequency of each coded word.
+ *           Find the three most frequently appeared coded words.", the words joined by " ",
+ *           "\nQuestion: Do not provide any explanation. Please ignore the dots '....'. What are
+ *           the three most frequently appeared words in the above coded text? Answer: According
+ *           to the coded text above, the three most frequently appeared words are:". 2000
+ *           random 6-letter words, rank r appearing round(N / r^2 / zeta(2)) times (Zipf,
+ *           alpha 2), rank 1 being the noise word "....", shuffled; the answer is ranks 2..4.
+ *
+ * Exact lengths: the haystack size (noise lines, or N words) is the largest whose prompt fits,
+ * found by binary search on the token count; the tokens left over (fewer than one more unit)
+ * are the noise stream continued and cut at a token boundary (niah, vt: "\n" and the noise
+ * sentence; fwe: " ...."). Scores: RULER's string_match_all (the fraction of the expected
+ * answers that are substrings of the prediction) and string_match_part (1 if any is), both
+ * case-insensitive (Unicode simple lower case, utf8proc); RULER's tables show them x 100.
+ */
+
+typedef enum {
+    EVAL_RULER_NIAH_SINGLE = 0,    /* word key, 7-digit number */
+    EVAL_RULER_NIAH_SINGLE_UUID,   /* word key, uuid value */
+    EVAL_RULER_NIAH_MULTIKEY,      /* 4 word keys (1 queried), numbers */
+    EVAL_RULER_NIAH_MULTIKEY_UUID, /* 4 uuid keys (1 queried), uuid values */
+    EVAL_RULER_VT,                 /* variable tracking, 1 chain of 4 hops */
+    EVAL_RULER_FWE,                /* frequent-words extraction */
+    EVAL_RULER_N_TASKS
+} eval_ruler_task;
+
+#define EVAL_RULER_NIAH_NEW  128 /* RULER's tokens to generate */
+#define EVAL_RULER_VT_NEW    30
+#define EVAL_RULER_FWE_NEW   50
+#define EVAL_RULER_MAX_REFS  5
+#define EVAL_RULER_MULTIKEYS 4
+#define EVAL_RULER_VT_HOPS   4
+#define EVAL_RULER_FWE_VOCAB 2000
+
+/*! eval_ruler_task_name() : "niah_single", "niah_single_uuid", "niah_multikey",
+ *  "niah_multikey_uuid", "vt", "fwe"; NULL out of range. eval_ruler_task_parse() : the task of
+ *  a name, or -1. */
+const char *eval_ruler_task_name(int task);
+int eval_ruler_task_parse(const char *name);
+
+typedef struct {
+    uint32_t *ids; /* (n_ids) the prompt, BOS first; owned: eval_ruler_prompt_free */
+    size_t n_ids;
+    long needle_pos;      /* niah: where the queried needle line starts; vt: the first chain
+                             line; fwe: -1 */
+    size_t needle_tokens; /* its length in tokens (0 for fwe) */
+    size_t n_units;       /* niah, vt: noise lines; fwe: words (noise dots included) */
+    double depth;         /* niah, vt: percent of the noise lines before needle_pos; fwe: -1 */
+    int n_new;            /* tokens to generate */
+    char query[40];       /* niah: the queried key; vt: the value; fwe: "" */
+    int n_refs;           /* the expected answers */
+    char refs[EVAL_RULER_MAX_REFS][40];
+} eval_ruler_prompt;
+
+void eval_ruler_prompt_free(eval_ruler_prompt *p); /* frees ids, zeroes p; NULL ok */
+
+typedef struct eval_ruler eval_ruler;
+
+/*! eval_ruler_create() :
+ *  The templates' pieces for t (which must outlive it; it needs a BOS id). Not thread-safe:
+ *  one per thread. @return EVAL_OK, EVAL_ERR_NOMEM, EVAL_ERR_TOKEN; on failure *out holds the
+ *  message or is NULL; free it either way. */
+int eval_ruler_create(const struct tokenizer *t, eval_ruler **out);
+void eval_ruler_free(eval_ruler *r);                /* NULL ok */
+const char *eval_ruler_errmsg(const eval_ruler *r); /* "" if none; valid until the next call */
+
+/*! eval_ruler_make() :
+ *  Task task's prompt of exactly length tokens for (seed, length, trial): every random choice
+ *  (keys, values, lines, words, order) from a hash of (seed, task, length, trial), so that an
+ *  item does not depend on which ran before it. @return EVAL_OK, EVAL_ERR_ARG (an unknown
+ *  task; a length too short for the template and its needles), EVAL_ERR_NOMEM,
+ *  EVAL_ERR_TOKEN. */
+int eval_ruler_make(eval_ruler *r, int task, size_t length, uint64_t seed, uint64_t trial,
+                    eval_ruler_prompt *p);
+
+/*! eval_ruler_decode() : ids to text; *text borrowed from r until the next call. Statuses as
+ *  eval_ctx_decode. */
+int eval_ruler_decode(eval_ruler *r, const uint32_t *ids, size_t n, const char **text,
+                      size_t *n_text);
+
+/*! eval_ruler_match_all() : RULER's string_match_all for one prediction: the fraction of
+ *  refs[0, n_refs) that occur in pred[0, n) ignoring case (0 if n_refs is 0).
+ *  eval_ruler_match_part() : string_match_part: 1 if any does, else 0. Lower case is
+ *  utf8proc's per code point; bytes that are not UTF-8 compare as themselves. */
+double eval_ruler_match_all(const char *pred, size_t n, const char *const *refs, int n_refs);
+int eval_ruler_match_part(const char *pred, size_t n, const char *const *refs, int n_refs);
+
 #endif

@@ -68,7 +68,8 @@ static void usage(FILE *f) {
             "           answer is the key (1/0). %d new tokens.\n"
             "  needle   Fu et al.: the needle in a haystack of --haystack files (sorted) at\n"
             "           depth d%% moved back to a sentence end; scores: Fu's word recall (a\n"
-            "           perfect answer scores 11/12) and substring (1/0). %d new tokens.\n\n"
+            "           perfect answer scores 11/12) and substring (1/0). %d new tokens.\n"
+            "  ruler    RULER's synthetic probes: longctx eval ruler --help\n\n"
             "  --model PATH         HF model directory or llama2.c .bin (required)\n"
             "  --output DIR         results.jsonl, summary.json, <task>.svg/.png (required);\n"
             "                       a rerun with the same options resumes\n"
@@ -183,7 +184,7 @@ static int eval_parse(int argc, char **argv, eval_args *a) {
     }
     if (argc < 2 || (strcmp(argv[1], "passkey") && strcmp(argv[1], "needle"))) {
         fprintf(stderr,
-                "longctx eval: the first argument is the task: passkey, needle or "
+                "longctx eval: the first argument is the task: passkey, needle, ruler or "
                 "ppl-vs-length%s%s%s\n",
                 argc >= 2 ? " (not '" : "", argc >= 2 ? argv[1] : "", argc >= 2 ? "')" : "");
         usage(stderr);
@@ -1144,6 +1145,8 @@ static int eval_job(const eval_args *a, const cluster_groups *cg) {
 /* Every rank parses; rank 0 alone prints (the others' stdout and stderr go to /dev/null unless
  * LONGCTX_LOG_RANKS=all: failures reach rank 0 by agreement). */
 int eval_main(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "ruler")) /* its own job: eval_ruler_main.c */
+        return eval_ruler_main(argc, argv);
     int rank = 0, rc;
     int level; /* FUNNELED: as infer's all_ranks (infer_main.c) */
     MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &level);

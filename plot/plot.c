@@ -457,3 +457,114 @@ int plot_lines(const plot_series *d, const char *title, const char *x_label, con
     c.H = c.top + c.ph + 60;
     return render(draw_lines, &c, c.W, c.H, stem, err, err_bytes);
 }
+
+/* ==== several curves ==========================================================================*/
+
+typedef struct {
+    chart c;
+    const char *const *names;
+    double vmax;
+    const char *unit;
+} curves;
+
+static void draw_curves(cairo_t *cr, const void *ctx) {
+    static const double colours[8][3] = {{0x48, 0x78, 0xa8}, {0xe3, 0x89, 0x4b}, {0x59, 0xa1, 0x4f},
+                                         {0xd6, 0x4f, 0x53}, {0xb0, 0x7a, 0xa1}, {0x9c, 0x75, 0x5f},
+                                         {0xed, 0xc9, 0x48}, {0x76, 0xb7, 0xb2}};
+    const curves *k = ctx;
+    const chart *c = &k->c;
+    const plot_data *d = c->d;
+    const double bottom = c->top + c->ph;
+    char buf[96];
+    cairo_set_source_rgb(cr, 1, 1, 1);
+    cairo_paint(cr);
+    cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+    cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+    text(cr, c->left, 28, 16, 0, 0, c->title);
+    cairo_set_line_width(cr, 1);
+    for (int q = 0; q <= 4; q++) { /* the grid and the y axis */
+        const double y = bottom - c->ph * q / 4.0;
+        cairo_set_source_rgb(cr, 0.87, 0.87, 0.87);
+        cairo_move_to(cr, c->left, y);
+        cairo_line_to(cr, c->left + c->pw, y);
+        cairo_stroke(cr);
+        cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+        snprintf(buf, sizeof buf, "%.3g%s", k->vmax * q / 4.0, k->unit);
+        text(cr, c->left - 6, y + 4, 11, 1, 0, buf);
+    }
+    for (size_t s = 0; s < d->n_y; s++) {
+        const double *col = colours[s % 8];
+        const double *v = d->v + s * d->n_x;
+        cairo_set_source_rgb(cr, col[0] / 255, col[1] / 255, col[2] / 255);
+        cairo_set_line_width(cr, 2);
+        int pen = 0;
+        for (size_t j = 0; j < d->n_x; j++) {
+            const double x = c->left + ((double)j + 0.5) * c->cw;
+            if (isnan(v[j])) {
+                pen = 0;
+                continue;
+            }
+            const double y = bottom - c->ph * fmin(1.0, fmax(0.0, v[j] / k->vmax));
+            if (pen)
+                cairo_line_to(cr, x, y);
+            else
+                cairo_move_to(cr, x, y);
+            pen = 1;
+        }
+        cairo_stroke(cr);
+        for (size_t j = 0; j < d->n_x; j++)
+            if (!isnan(v[j])) {
+                cairo_arc(cr, c->left + ((double)j + 0.5) * c->cw,
+                          bottom - c->ph * fmin(1.0, fmax(0.0, v[j] / k->vmax)), 4, 0, 2 * M_PI);
+                cairo_fill(cr);
+            }
+        /* the legend, right of the plot */
+        const double lx = c->left + c->pw + 20, ly = c->top + 10 + 20 * (double)s;
+        cairo_rectangle(cr, lx, ly - 9, 12, 12);
+        cairo_fill(cr);
+        cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+        snprintf(buf, sizeof buf, "%.40s", k->names[s]);
+        text(cr, lx + 18, ly + 2, 11, 0, 0, buf);
+    }
+    cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+    const int slant = c->cw < 44;
+    for (size_t j = 0; j < d->n_x; j++) {
+        fmt_num(buf, sizeof buf, d->x[j]);
+        text(cr, c->left + ((double)j + 0.5) * c->cw + (slant ? -4 : 0), bottom + (slant ? 10 : 16),
+             11, slant ? 1 : 0.5, slant ? -M_PI / 4 : 0, buf);
+    }
+    text(cr, c->left + c->pw / 2, c->H - 12, 13, 0.5, 0, c->x_label);
+    text(cr, 20, c->top + c->ph / 2, 13, 0.5, -M_PI / 2, c->y_label);
+    const double tx = d->train > 0 ? x_at(c, d->train) : NAN;
+    if (!isnan(tx)) {
+        const double dash[] = {6, 4};
+        cairo_set_line_width(cr, 2);
+        cairo_set_dash(cr, dash, 2, 0);
+        cairo_move_to(cr, tx, c->top);
+        cairo_line_to(cr, tx, bottom);
+        cairo_stroke(cr);
+        cairo_set_dash(cr, NULL, 0, 0);
+        snprintf(buf, sizeof buf, "training length %.0f", d->train);
+        text(cr, tx + 4, c->top - 4, 11, 0, 0, buf);
+    } else if (d->train > 0) {
+        snprintf(buf, sizeof buf, "training length %.0f: outside the lengths shown", d->train);
+        text(cr, c->left + c->pw, 44, 11, 1, 0, buf);
+    }
+}
+
+int plot_curves(const plot_data *d, const char *const *names, double vmax, const char *unit,
+                const char *title, const char *x_label, const char *y_label, const char *stem,
+                char *err, size_t err_bytes) {
+    if (!d->n_x || !d->x || !d->v || !d->n_y || !names) {
+        snprintf(err, err_bytes, "%s: no values to plot", stem);
+        return PLOT_ERR_ARG;
+    }
+    curves k = {{d, title, x_label, y_label, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                names,
+                vmax > 0 ? vmax : 1,
+                unit ? unit : ""};
+    layout(&k.c);
+    k.c.W += 150; /* the legend */
+    k.c.H = fmax(k.c.H, k.c.top + 30 + 20 * (double)d->n_y);
+    return render(draw_curves, &k, k.c.W, k.c.H, stem, err, err_bytes);
+}

@@ -73,4 +73,13 @@ typedef struct {
 int plot_lines(const plot_series *d, const char *title, const char *x_label, const char *y_label,
                const char *stem, char *err, size_t err_bytes);
 
+/*! plot_curves() :
+ *  d->n_y curves over the columns: row s of d->v, values in [0, vmax] (vmax <= 0: 1; NaN: no
+ *  point), named names[s] in a legend at the right, the y axis 0..vmax with unit after each
+ *  tick, d->y ignored, d->train as plot_curve's, into <stem>.svg and <stem>.png. @return
+ *  PLOT_OK, PLOT_ERR_ARG (no columns or no curves), PLOT_ERR_IO, PLOT_ERR_NOMEM. */
+int plot_curves(const plot_data *d, const char *const *names, double vmax, const char *unit,
+                const char *title, const char *x_label, const char *y_label, const char *stem,
+                char *err, size_t err_bytes);
+
 #endif

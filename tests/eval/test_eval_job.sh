@@ -128,7 +128,7 @@ expect2() { # expect2 PATTERN CMD...: exit 2 and the pattern on stderr
     [ "$rc" -eq 2 ] || { cat "$W/err"; fail "exit $rc, want 2: $*"; }
     grep -q -- "$pat" "$W/err" || { cat "$W/err"; fail "no '$pat' in the message"; }
 }
-expect2 "the first argument is the task" "$LONGCTX" eval ruler --model "$W/m" --output "$W/x"
+expect2 "the first argument is the task" "$LONGCTX" eval bogus --model "$W/m" --output "$W/x"
 expect2 "give the haystack" "$LONGCTX" eval needle --model "$W/m" --output "$W/x"
 expect2 "must divide" run 2 "$LONGCTX" eval "${PK[@]}" --output "$W/x" --tp 3
 expect2 "another run's configuration" "$LONGCTX" eval "${PK[@]}" --output "$W/p1" --seed 12
