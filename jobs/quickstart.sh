@@ -10,8 +10,8 @@
 # Then the inference side, on a small model with RANDOM WEIGHTS (tests/infer/hf/gen_hf_model.py,
 # the tokenizer just trained; it has learned nothing, so its scores are those of noise: this
 # shows the machinery, not a model), under mpirun -np $NP:
-#   longctx perplexity on the first PPL_SEQS packed 4K sequences of the shards just written
-#     (read through `shard cat --format u32`): loss in total and by position, eval/ppl-4096.json;
+#   longctx eval ppl-vs-length on the first PPL_SEQS documents of the 4K shards just written (read
+#     from the shards, documents rebuilt from their pieces): eval/ppl/ (ppl-vs-length.png);
 #   longctx eval needle on a short grid (EVAL_LENGTHS x EVAL_DEPTHS) whose haystack is the docs
 #     domain's text: eval/needle/{results.jsonl,summary.json,needle.svg,needle.png}.
 # Settings (environment overrides):
@@ -110,25 +110,18 @@ if [ ! -f "$EV/model/config.json" ]; then
     --layers 2 --heads 4 --kv-heads 2 --vocab "$VOCAB" --max-pos 4096 --seed 1 > /dev/null
   cp "$OUT/spm.model" "$EV/model/tokenizer.model"
 fi
-log "perplexity of the random-weights model on $PPL_SEQS packed 4K sequences of the shards (mpirun -np $NP)"
-"$LONGCTX" shard cat --format u32 "$OUT"/prep/L4096/part-*.shard | /usr/bin/python3 -c '
-import struct, sys
-n, d, at = int(sys.argv[1]), sys.stdin.buffer.read(), 0
-with open(sys.argv[2], "wb") as out:
-    for _ in range(n):
-        if at >= len(d):
-            break
-        (k,) = struct.unpack_from("<I", d, at)
-        out.write(d[at:at + 4 + 4 * k])
-        at += 4 + 4 * k' "$PPL_SEQS" "$EV/L4096.u32"
-mpirun -np "$NP" --oversubscribe "$LONGCTX" perplexity --model "$EV/model" --input "$EV/L4096.u32" \
-  --ctx 4096 --tp 1 --threads "$THREADS" > "$EV/ppl-4096.json"
-/usr/bin/python3 - "$EV/ppl-4096.json" "$VOCAB" <<'PY'
+log "loss against context length of the random-weights model on the documents of the 4K shards (mpirun -np $NP)"
+mpirun -np "$NP" --oversubscribe "$LONGCTX" eval ppl-vs-length --model "$EV/model" \
+  --input "$OUT"/prep/L4096/part-00000.shard --output "$EV/ppl" --lengths 256,512,1024,2048 \
+  --last 128 --docs "$PPL_SEQS" --threads "$THREADS"
+/usr/bin/python3 - "$EV/ppl/summary.json" "$VOCAB" <<'PY'
 import json, math, sys
-r = json.load(open(sys.argv[1]))
-print("perplexity (random weights: no better than chance, ln(vocab) = %.2f): %d tokens scored, "
-      "loss %.3f nats" % (math.log(int(sys.argv[2])), r["tokens_scored"], r["nll"]))
-print("  by position: " + ", ".join("%d-%d %.3f" % (b["from"], b["to"], b["nll"]) for b in r["by_position"]))
+s = json.load(open(sys.argv[1]))
+m = s["models"][0]
+print("ppl-vs-length (random weights: no better than chance, ln(vocab) = %.2f): %d documents, "
+      "loss of the last %d tokens at %s: %s nats"
+      % (math.log(int(sys.argv[2])), s["documents"], s["last"],
+         "/".join(map(str, s["lengths"])), " / ".join("%.3f" % v for v in m["loss_last"])))
 PY
 log "needle in a haystack, lengths $EVAL_LENGTHS x depths $EVAL_DEPTHS, on the random-weights model (mpirun -np $NP)"
 zstd -dc "$OUT/corpus/docs.jsonl.zst" | /usr/bin/python3 -c '
@@ -150,4 +143,4 @@ print("needle (random weights: it cannot find the needle, so recall stays near 0
       "recall mean %.3f (a perfect answer scores 11/12), substring mean %.3f"
       % (s["items"], s["recall_mean"], s["substring_mean"]))
 PY
-log "done: $EV (RANDOM-WEIGHTS model; ppl-4096.json; needle/ results.jsonl, summary.json, needle.svg, needle.png)"
+log "done: $EV (RANDOM-WEIGHTS model; ppl/ and needle/: results.jsonl, summary.json, the .svg/.png plots)"
