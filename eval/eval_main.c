@@ -453,6 +453,13 @@ static int output_open(const eval_args *a, const grid *g, const char *config, ch
                   cpath);
         rc = EXIT_USAGE;
     }
+    struct stat sb;
+    if (rc == 0 && !old && stat(rpath, &sb) == 0) { /* a journal of unknown origin: not ours */
+        LOG_ERROR("%s exists but %s does not: results of another run; give another --output, or "
+                  "remove them to start over",
+                  rpath, cpath);
+        rc = EXIT_USAGE;
+    }
     if (rc == 0 && !old) {
         FILE *f = fopen(cpath, "wb");
         if (!f || fputs(config, f) < 0 || fclose(f) != 0) {
@@ -560,23 +567,36 @@ static int run_item(runner *r, uint64_t i, const eval_item *it, char **line) {
         r->n_prev = p.n_ids;
         p.ids = NULL;
     }
-    if (st != INFER_OK) {
+    /* non-finite logits end the item, not the job: it is recorded with the error and score 0
+     * (a model that overflows at long lengths is what these grids measure), and a rerun does not
+     * stop on it again */
+    const char *numeric = NULL;
+    if (st == INFER_ERR_NUMERIC) {
+        numeric = "non-finite logits in the prefill";
+    } else if (st != INFER_OK) {
         LOG_ERROR("item %llu: prefill of %zu tokens: %s", (unsigned long long)i, p.n_ids,
                   infer_strerror(st));
         rc = EXIT_RUNTIME;
     }
     uint64_t rng = 0; /* greedy: unused */
-    uint32_t next =
-        rc ? 0 : (uint32_t)infer_sample(r->sink.row, (int)r->sink.V, 0.0f, 0, 1.0f, &rng, r->work);
-    while (rc == 0 && n_gen < p.n_new && (int64_t)next != r->cfg->eos_id) {
+    uint32_t next = rc || numeric ? 0
+                                  : (uint32_t)infer_sample(r->sink.row, (int)r->sink.V, 0.0f, 0,
+                                                           1.0f, &rng, r->work);
+    while (rc == 0 && !numeric && n_gen < p.n_new && (int64_t)next != r->cfg->eos_id) {
         gen[n_gen++] = next;
         if (n_gen == p.n_new)
             break;
         st = infer_forward_sample(r->s, next, (int)p.n_ids + n_gen - 1, 0.0f, 0, 1.0f, &rng, &next);
-        if (st != INFER_OK) {
+        if (st == INFER_ERR_NUMERIC) {
+            numeric = "non-finite logits in the decode";
+        } else if (st != INFER_OK) {
             LOG_ERROR("item %llu: decode: %s", (unsigned long long)i, infer_strerror(st));
             rc = EXIT_RUNTIME;
         }
+    }
+    if (numeric) {
+        LOG_WARN("item %llu: %s: recorded with score 0", (unsigned long long)i, numeric);
+        n_gen = 0;
     }
     const char *ans = "";
     size_t n_ans = 0;
@@ -627,7 +647,12 @@ static int run_item(runner *r, uint64_t i, const eval_item *it, char **line) {
         for (int k = 0; k < n_gen; k++)
             json_object_array_add(ids, json_object_new_int64(gen[k]));
         json_object_object_add(o, "answer_ids", ids);
-        if (r->a->task == EVAL_TASK_PASSKEY) {
+        if (numeric) {
+            json_object_object_add(o, "error", json_object_new_string(numeric));
+            json_object_object_add(o, "score", json_object_new_int(0));
+            if (r->a->task == EVAL_TASK_NEEDLE)
+                json_object_object_add(o, "substring", json_object_new_int(0));
+        } else if (r->a->task == EVAL_TASK_PASSKEY) {
             json_object_object_add(o, "score",
                                    json_object_new_int(eval_passkey_score(ans, n_ans, p.expected)));
         } else {

@@ -120,6 +120,32 @@ same "$W/k_ref" "$W/k"
 grep -q " $before done before" "$W/log" || { cat "$W/log"; fail "$before lines before the rerun"; }
 echo "kill -9 after $before of 80 lines, rerun: $(grep -o '[0-9]* done before, [0-9]* to run' "$W/log"); same files as an uninterrupted run"
 
+# ---- non-finite logits: the item is recorded with its error and score 0, the job goes on -----
+cp -r "$W/m" "$W/nan"
+$PY - "$W/nan/model.safetensors" <<'PY'
+import json, struct, sys, numpy as np
+path = sys.argv[1]
+raw = bytearray(open(path, "rb").read())
+n = struct.unpack_from("<Q", raw, 0)[0]
+h = json.loads(raw[8:8 + n])
+t = h["model.norm.weight"]  # the final norm: every logit NaN, at every position
+assert t["dtype"] == "F32", t["dtype"]
+a, b = t["data_offsets"]
+raw[8 + n + a:8 + n + b] = np.full((b - a) // 4, np.nan, np.float32).tobytes()
+open(path, "wb").write(raw)
+PY
+run 2 "$LONGCTX" eval passkey --model "$W/nan" --lengths 100,300 --trials 2 --seed 11 \
+    --output "$W/nan_out" > /dev/null 2> "$W/nan.err" || { cat "$W/nan.err"; fail "the NaN model's job failed"; }
+$PY - "$W/nan_out/results.jsonl" <<'PY' || fail "NaN items"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+assert len(lines) == 4, len(lines)
+for o in lines:
+    assert o["error"] == "non-finite logits in the prefill" and o["score"] == 0 and o["answer"] == "", o
+PY
+grep -q "recorded with score 0" "$W/nan.err" || fail "no warning for the NaN items"
+echo "non-finite logits: 4 items recorded with their error and score 0"
+
 # ---- usage errors -----------------------------------------------------------------------------
 expect2() { # expect2 PATTERN CMD...: exit 2 and the pattern on stderr
     local pat=$1 rc=0
@@ -133,5 +159,7 @@ expect2 "give the haystack" "$LONGCTX" eval needle --model "$W/m" --output "$W/x
 expect2 "must divide" run 2 "$LONGCTX" eval "${PK[@]}" --output "$W/x" --tp 3
 expect2 "another run's configuration" "$LONGCTX" eval "${PK[@]}" --output "$W/p1" --seed 12
 expect2 "not a number in \[0, 100\]" "$LONGCTX" eval "${ND[@]}" --output "$W/x" --depths 0,101
+mkdir -p "$W/stale" && echo '{"item": 0}' > "$W/stale/results.jsonl"
+expect2 "results of another run" "$LONGCTX" eval "${PK[@]}" --output "$W/stale"
 "$LONGCTX" eval --help | grep -q -- '--haystack FILE' || fail "--help"
 echo "usage errors: exit 2 with their reason"
