@@ -450,23 +450,35 @@ static int run_item(runner *r, uint64_t i, const ruler_item *it, char **line) {
     int n_gen = 0, rc = 0;
     assert(p.n_new <= MAX_NEW);
     st = infer_prefill(r->s, p.ids, (int)p.n_ids, 0, NULL, keep_row, &r->sink);
-    if (st != INFER_OK) {
+    /* non-finite logits end the item, not the job: recorded with the error and score 0, as
+     * eval_main.c's run_item does */
+    const char *numeric = NULL;
+    if (st == INFER_ERR_NUMERIC) {
+        numeric = "non-finite logits in the prefill";
+    } else if (st != INFER_OK) {
         LOG_ERROR("item %llu: prefill of %zu tokens: %s", (unsigned long long)i, p.n_ids,
                   infer_strerror(st));
         rc = EXIT_RUNTIME;
     }
     uint64_t rng = 0; /* greedy: unused */
-    uint32_t next =
-        rc ? 0 : (uint32_t)infer_sample(r->sink.row, (int)r->sink.V, 0.0f, 0, 1.0f, &rng, r->work);
-    while (rc == 0 && n_gen < p.n_new && (int64_t)next != r->cfg->eos_id) {
+    uint32_t next = rc || numeric ? 0
+                                  : (uint32_t)infer_sample(r->sink.row, (int)r->sink.V, 0.0f, 0,
+                                                           1.0f, &rng, r->work);
+    while (rc == 0 && !numeric && n_gen < p.n_new && (int64_t)next != r->cfg->eos_id) {
         gen[n_gen++] = next;
         if (n_gen == p.n_new)
             break;
         st = infer_forward_sample(r->s, next, (int)p.n_ids + n_gen - 1, 0.0f, 0, 1.0f, &rng, &next);
-        if (st != INFER_OK) {
+        if (st == INFER_ERR_NUMERIC) {
+            numeric = "non-finite logits in the decode";
+        } else if (st != INFER_OK) {
             LOG_ERROR("item %llu: decode: %s", (unsigned long long)i, infer_strerror(st));
             rc = EXIT_RUNTIME;
         }
+    }
+    if (numeric) {
+        LOG_WARN("item %llu: %s: recorded with score 0", (unsigned long long)i, numeric);
+        n_gen = 0;
     }
     const char *ans = "";
     size_t n_ans = 0;
@@ -523,11 +535,14 @@ static int run_item(runner *r, uint64_t i, const ruler_item *it, char **line) {
         for (int k = 0; k < n_gen; k++)
             json_object_array_add(ids, json_object_new_int64(gen[k]));
         json_object_object_add(o, "answer_ids", ids);
+        if (numeric)
+            json_object_object_add(o, "error", json_object_new_string(numeric));
         json_object_object_add(
-            o, "score", json_object_new_double(eval_ruler_match_all(ans, n_ans, refs, p.n_refs)));
+            o, "score",
+            json_object_new_double(numeric ? 0 : eval_ruler_match_all(ans, n_ans, refs, p.n_refs)));
         json_object_object_add(
             o, "score_part",
-            json_object_new_int(eval_ruler_match_part(ans, n_ans, refs, p.n_refs)));
+            json_object_new_int(numeric ? 0 : eval_ruler_match_part(ans, n_ans, refs, p.n_refs)));
         *line = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
         json_object_put(o);
         if (!*line)

@@ -142,3 +142,29 @@ expect2 "not an integer" "$LONGCTX" eval "${RU[@]}" --output "$W/x" --lengths 50
 "$LONGCTX" eval ruler --help | grep -q -- '--tasks T,...' || fail "--help"
 "$LONGCTX" eval --help | grep -q -- 'ruler' || fail "eval --help names ruler"
 echo "usage errors: exit 2 with their reason"
+
+# non-finite logits (a NaN final norm): each item is recorded with its error and score 0, and the
+# job goes on
+cp -r "$W/m" "$W/nan"
+$PY - "$W/nan/model.safetensors" <<'PY'
+import json, struct, sys, numpy as np
+path = sys.argv[1]
+raw = bytearray(open(path, "rb").read())
+n = struct.unpack_from("<Q", raw, 0)[0]
+t = json.loads(raw[8:8 + n])["model.norm.weight"]
+assert t["dtype"] == "F32", t["dtype"]
+a, b = t["data_offsets"]
+raw[8 + n + a:8 + n + b] = np.full((b - a) // 4, np.nan, np.float32).tobytes()
+open(path, "wb").write(raw)
+PY
+run 2 "$LONGCTX" eval ruler --model "$W/nan" --lengths 520 --trials 1 --tasks niah_single,vt \
+    --output "$W/nan_out" > /dev/null 2> "$W/nan.err" || { cat "$W/nan.err"; fail "the NaN model's job failed"; }
+$PY - "$W/nan_out/results.jsonl" <<'PY' || fail "NaN items"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+assert len(lines) == 2, len(lines)
+for o in lines:
+    assert o["error"] == "non-finite logits in the prefill" and o["score"] == 0, o
+    assert o["score_part"] == 0 and o["answer"] == "", o
+PY
+echo "non-finite logits: 2 items recorded with their error and score 0"
