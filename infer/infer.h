@@ -169,6 +169,15 @@ infer_opts infer_opts_default(void);
 int infer_opts_check(const infer_config *c, const infer_opts *o, int n_ranks, char *err,
                      size_t err_bytes);
 
+/*! infer_opts_parse() : one run option of the commands (infer, perplexity, plan, eval) by its
+ *  long name without dashes and its value: "kv-dtype" f32|bf16, "act-dtype" f32|bf16,
+ *  "prefill-chunk" N (0: the default), "threads" N (0: 1), "tp-grid" PrxPc, "grid-block" NB,
+ *  "no-overlap" (value ignored), "mem-topk" K. @return INFER_OK, or INFER_ERR_ARG with err
+ *  ("--name value: why", or an unknown name). The one parser, so every command reads them
+ *  alike. */
+int infer_opts_parse(infer_opts *o, const char *name, const char *value, char *err,
+                     size_t err_bytes);
+
 /* What prefill multiplies weight matrices with (infer_opts.act_dtype). Decode always uses f32
  * activations. Both keep prefill bit-identical across chunk sizes and threads; bench_sgemm
  * (BENCHMARKS.md) has the rates and errors. */

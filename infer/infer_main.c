@@ -202,94 +202,36 @@ static double now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* --act-dtype: a name to INFER_ACT_*, or -1 */
-static int parse_act_dtype(const char *s) {
-    for (int a = INFER_ACT_F32; a <= INFER_ACT_BF16; a++)
-        if (!strcmp(s, infer_act_name(a)))
-            return a;
-    return -1;
-}
-
 /* getopt codes of the long-only run options */
 enum { OPT_TP_GRID = 256, OPT_GRID_BLOCK, OPT_NO_OVERLAP, OPT_MEM_TOPK };
 
 /* The run options every command has (getopt codes K A C T M and the OPT_ ones): 1 if c was one of
  * them, 0 if not, -1 after printing why optarg is bad. */
 static int parse_run_opt(int c, const char *cmd, infer_opts *o, uint64_t *mem_limit) {
-    char *end = NULL;
-    long v = 0;
-    errno = 0;
-    switch (c) {
-    case 'K':
-        if (strcmp(optarg, "f32") && strcmp(optarg, "bf16")) {
-            fprintf(stderr, "longctx %s: --kv-dtype is f32 or bf16, not '%s'\n", cmd, optarg);
-            return -1;
-        }
-        o->kv_dtype = strcmp(optarg, "f32") ? INFER_DT_BF16 : INFER_DT_F32;
-        return 1;
-    case 'A':
-        if ((o->act_dtype = parse_act_dtype(optarg)) < 0) {
-            fprintf(stderr, "longctx %s: --act-dtype is f32 or bf16, not '%s'\n", cmd, optarg);
-            return -1;
-        }
-        return 1;
-    case 'M':
+    const char *name = c == 'K'              ? "kv-dtype"
+                       : c == 'A'            ? "act-dtype"
+                       : c == 'C'            ? "prefill-chunk"
+                       : c == 'T'            ? "threads"
+                       : c == OPT_TP_GRID    ? "tp-grid"
+                       : c == OPT_GRID_BLOCK ? "grid-block"
+                       : c == OPT_NO_OVERLAP ? "no-overlap"
+                       : c == OPT_MEM_TOPK   ? "mem-topk"
+                                             : NULL;
+    char err[256];
+    if (c == 'M') {
         if (!mem_limit || parse_bytes(optarg, mem_limit) != 0) {
             fprintf(stderr, "longctx %s: bad --mem-limit '%s'\n", cmd, optarg);
             return -1;
         }
         return 1;
-    case OPT_TP_GRID:
-        v = strtol(optarg, &end, 10);
-        if (end != optarg && (*end == 'x' || *end == 'X') && v >= 1 && v <= 65536) {
-            o->grid_rows = (int)v;
-            const char *c2 = end + 1;
-            v = strtol(c2, &end, 10);
-            if (end != c2 && !*end && !errno && v >= 1 && v <= 65536) {
-                o->grid_cols = (int)v;
-                return 1;
-            }
-        }
-        fprintf(stderr, "longctx %s: --tp-grid wants rows x columns like 2x4, not '%s'\n", cmd,
-                optarg);
-        return -1;
-    case OPT_NO_OVERLAP:
-        o->no_overlap = 1;
-        return 1;
-    case OPT_GRID_BLOCK:
-        v = strtol(optarg, &end, 10);
-        if (end == optarg || *end || errno || v < 1 || v > 4096) {
-            fprintf(stderr, "longctx %s: --grid-block %s: want an integer in [1, 4096]\n", cmd,
-                    optarg);
-            return -1;
-        }
-        o->grid_block = (int)v;
-        return 1;
-    case OPT_MEM_TOPK:
-        v = strtol(optarg, &end, 10);
-        if (end == optarg || *end || errno || v < 0 || v > INT32_MAX / 2) {
-            fprintf(stderr, "longctx %s: --mem-topk %s: want an integer >= 0 (0: dense)\n", cmd,
-                    optarg);
-            return -1;
-        }
-        o->mem_topk = (int)v;
-        return 1;
-    case 'C':
-    case 'T':
-        v = strtol(optarg, &end, 10);
-        if (end == optarg || *end || errno || v < 0 || v > (c == 'C' ? (1 << 20) : 1024)) {
-            fprintf(stderr, "longctx %s: --%s %s: want an integer in [0, %d] (0: default)\n", cmd,
-                    c == 'C' ? "prefill-chunk" : "threads", optarg, c == 'C' ? 1 << 20 : 1024);
-            return -1;
-        }
-        if (c == 'C')
-            o->prefill_chunk = v ? (int)v : INFER_PREFILL_CHUNK;
-        else
-            o->threads = v ? (int)v : 1;
-        return 1;
-    default:
-        return 0;
     }
+    if (!name)
+        return 0;
+    if (infer_opts_parse(o, name, optarg, err, sizeof err) != INFER_OK) {
+        fprintf(stderr, "longctx %s: %s\n", cmd, err);
+        return -1;
+    }
+    return 1;
 }
 
 /* the getopt entries of parse_run_opt (--mem-limit is 'M', where a command has it) */

@@ -451,6 +451,88 @@ int infer_opts_check(const infer_config *c, const infer_opts *o, int n_ranks, ch
     return INFER_ERR_ARG;
 }
 
+/* a whole integer in [lo, hi], or -1 */
+static long opt_long(const char *s, long lo, long hi) {
+    char *end = NULL;
+    errno = 0;
+    const long v = strtol(s, &end, 10);
+    return end == s || *end || errno || v < lo || v > hi ? -1 : v;
+}
+
+int infer_opts_parse(infer_opts *o, const char *name, const char *value, char *err,
+                     size_t err_bytes) {
+    long v;
+    if (!strcmp(name, "no-overlap")) {
+        o->no_overlap = 1;
+        return INFER_OK;
+    }
+    if (!value) {
+        snprintf(err, err_bytes, "--%s wants a value", name);
+        return INFER_ERR_ARG;
+    }
+    if (!strcmp(name, "kv-dtype") || !strcmp(name, "act-dtype")) {
+        const int f32 = !strcmp(value, "f32"), bf16 = !strcmp(value, "bf16");
+        if (!f32 && !bf16) {
+            snprintf(err, err_bytes, "--%s is f32 or bf16, not '%s'", name, value);
+            return INFER_ERR_ARG;
+        }
+        if (name[0] == 'k')
+            o->kv_dtype = f32 ? INFER_DT_F32 : INFER_DT_BF16;
+        else
+            o->act_dtype = f32 ? INFER_ACT_F32 : INFER_ACT_BF16;
+        return INFER_OK;
+    }
+    if (!strcmp(name, "prefill-chunk") || !strcmp(name, "threads")) {
+        const long hi = name[0] == 'p' ? 1 << 20 : 1024;
+        if ((v = opt_long(value, 0, hi)) < 0) {
+            snprintf(err, err_bytes, "--%s %s: want an integer in [0, %ld] (0: default)", name,
+                     value, hi);
+            return INFER_ERR_ARG;
+        }
+        if (name[0] == 'p')
+            o->prefill_chunk = v ? (int)v : INFER_PREFILL_CHUNK;
+        else
+            o->threads = v ? (int)v : 1;
+        return INFER_OK;
+    }
+    if (!strcmp(name, "tp-grid")) {
+        const char *x = strpbrk(value, "xX");
+        char rows[16];
+        long r = -1, c = -1;
+        if (x && (size_t)(x - value) < sizeof rows) {
+            memcpy(rows, value, (size_t)(x - value));
+            rows[x - value] = '\0';
+            r = opt_long(rows, 1, 65536);
+            c = opt_long(x + 1, 1, 65536);
+        }
+        if (r < 1 || c < 1) {
+            snprintf(err, err_bytes, "--tp-grid wants rows x columns like 2x4, not '%s'", value);
+            return INFER_ERR_ARG;
+        }
+        o->grid_rows = (int)r;
+        o->grid_cols = (int)c;
+        return INFER_OK;
+    }
+    if (!strcmp(name, "grid-block")) {
+        if ((v = opt_long(value, 1, 4096)) < 0) {
+            snprintf(err, err_bytes, "--grid-block %s: want an integer in [1, 4096]", value);
+            return INFER_ERR_ARG;
+        }
+        o->grid_block = (int)v;
+        return INFER_OK;
+    }
+    if (!strcmp(name, "mem-topk")) {
+        if ((v = opt_long(value, 0, INT32_MAX / 2)) < 0) {
+            snprintf(err, err_bytes, "--mem-topk %s: want an integer >= 0 (0: dense)", value);
+            return INFER_ERR_ARG;
+        }
+        o->mem_topk = (int)v;
+        return INFER_OK;
+    }
+    snprintf(err, err_bytes, "--%s is not a run option", name);
+    return INFER_ERR_ARG;
+}
+
 int infer_config_load(const char *path, infer_config *c, int *weight_bytes, char *err,
                       size_t err_bytes) {
     const size_t n = strlen(path);
