@@ -50,7 +50,8 @@ typedef struct {
     long tp, trials, threads, training_length;
     unsigned long long seed;
     int verbose;
-    int no_reuse; /* --no-prefix-reuse */
+    int no_reuse;   /* --no-prefix-reuse */
+    infer_opts run; /* --kv-dtype, --act-dtype, --prefill-chunk, --mem-topk (infer_opts_parse) */
 } eval_args;
 
 static const char *task_name(int task) {
@@ -83,6 +84,10 @@ static void usage(FILE *f) {
             "  --depths D,...       needle: depths in percent (default %s)\n"
             "  --training-length N  the plots' line (default: the model's max positions)\n"
             "  --threads N          threads per rank (default 1)\n"
+            "  --kv-dtype D         f32 (default) or bf16 KV cache (a 7B at 128K: 64 or 32 GiB)\n"
+            "  --act-dtype D        f32 (default) or bf16 prefill products (see longctx infer)\n"
+            "  --prefill-chunk N    prompt tokens per step (default 512)\n"
+            "  --mem-topk K         LongLLaMA: the K best memory entries per query (0: all)\n"
             "  --no-prefix-reuse    prefill every prompt from position 0 (by default a\n"
             "                       replica runs a length's items in order and reuses the\n"
             "                       KV cache of the prefix shared with the prompt before:\n"
@@ -152,7 +157,8 @@ static int eval_parse(int argc, char **argv, eval_args *a) {
         O_TRAIN,
         O_THREADS,
         O_VER,
-        O_NOREUSE
+        O_NOREUSE,
+        O_RUN /* a run option of infer's: infer_opts_parse by its name */
     };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},
@@ -170,8 +176,13 @@ static int eval_parse(int argc, char **argv, eval_args *a) {
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, O_VER},
         {"no-prefix-reuse", no_argument, 0, O_NOREUSE},
+        {"kv-dtype", required_argument, 0, O_RUN},
+        {"act-dtype", required_argument, 0, O_RUN},
+        {"prefill-chunk", required_argument, 0, O_RUN},
+        {"mem-topk", required_argument, 0, O_RUN},
         {0, 0, 0, 0},
     };
+    a->run = infer_opts_default();
     a->trials = 10;
     a->threads = 1;
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
@@ -196,7 +207,8 @@ static int eval_parse(int argc, char **argv, eval_args *a) {
     optind = 1;
     int c, rc;
     long v;
-    while ((c = getopt_long(argc, argv, "m:o:vh", opts, NULL)) != -1) {
+    int idx = 0;
+    while ((c = getopt_long(argc, argv, "m:o:vh", opts, &idx)) != -1) {
         rc = 0;
         switch (c) {
         case 'm':
@@ -243,6 +255,14 @@ static int eval_parse(int argc, char **argv, eval_args *a) {
         case O_NOREUSE:
             a->no_reuse = 1;
             break;
+        case O_RUN: {
+            char err[256];
+            if (infer_opts_parse(&a->run, opts[idx].name, optarg, err, sizeof err) != INFER_OK) {
+                fprintf(stderr, "longctx eval: %s\n", err);
+                return EXIT_USAGE;
+            }
+            break;
+        }
         case 'h':
             usage(stdout);
             return 0;
@@ -344,6 +364,13 @@ static char *config_json(const eval_args *a, const grid *g, const tokenizer *tok
     for (size_t i = 0; i < g->n_lengths; i++)
         json_object_array_add(ls, json_object_new_int64((int64_t)g->lengths[i]));
     json_object_object_add(o, "lengths", ls);
+    /* what changes the answers: the run options (a rerun with others is refused) */
+    json_object_object_add(
+        o, "kv_dtype", json_object_new_string(a->run.kv_dtype == INFER_DT_F32 ? "f32" : "bf16"));
+    json_object_object_add(o, "act_dtype",
+                           json_object_new_string(infer_act_name(a->run.act_dtype)));
+    json_object_object_add(o, "prefill_chunk", json_object_new_int(a->run.prefill_chunk));
+    json_object_object_add(o, "mem_topk", json_object_new_int(a->run.mem_topk));
     if (a->task == EVAL_TASK_PASSKEY) {
         json_object_object_add(o, "seed", json_object_new_uint64(a->seed));
         json_object_object_add(o, "trials", json_object_new_int64(a->trials));
@@ -1010,7 +1037,7 @@ static int eval_job(const eval_args *a, const cluster_groups *cg) {
     size_t max_len = 0;
     for (size_t l = 0; l < g.n_lengths; l++)
         max_len = (size_t)g.lengths[l] > max_len ? (size_t)g.lengths[l] : max_len;
-    infer_opts o = infer_opts_default();
+    infer_opts o = a->run;
     o.max_ctx = (int)max_len + EVAL_NEEDLE_NEW;
     o.threads = (int)a->threads;
     infer_state *s = NULL;

@@ -159,6 +159,13 @@ expect2 "give the haystack" "$LONGCTX" eval needle --model "$W/m" --output "$W/x
 expect2 "must divide" run 2 "$LONGCTX" eval "${PK[@]}" --output "$W/x" --tp 3
 expect2 "another run's configuration" "$LONGCTX" eval "${PK[@]}" --output "$W/p1" --seed 12
 expect2 "not a number in \[0, 100\]" "$LONGCTX" eval "${ND[@]}" --output "$W/x" --depths 0,101
+# infer's run options: a bf16 KV cache runs (and is recorded: a rerun with f32 is refused)
+"$LONGCTX" eval "${PK[@]}" --output "$W/bf16" --kv-dtype bf16 --prefill-chunk 64 > /dev/null 2>&1 ||
+    fail "--kv-dtype bf16"
+grep -q '"kv_dtype":"bf16"' "$W/bf16/config.json" || grep -q '"kv_dtype": *"bf16"' "$W/bf16/config.json" ||
+    fail "config.json has no kv_dtype bf16"
+expect2 "another run's configuration" "$LONGCTX" eval "${PK[@]}" --output "$W/bf16" --prefill-chunk 64
+expect2 "is f32 or bf16, not 'f16'" "$LONGCTX" eval "${PK[@]}" --output "$W/x" --kv-dtype f16
 mkdir -p "$W/stale" && echo '{"item": 0}' > "$W/stale/results.jsonl"
 expect2 "results of another run" "$LONGCTX" eval "${PK[@]}" --output "$W/stale"
 "$LONGCTX" eval --help | grep -q -- '--haystack FILE' || fail "--help"
