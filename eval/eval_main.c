@@ -17,6 +17,7 @@
  * than round-robin; the model is loaded once per job either way. */
 #include "cluster.h"
 #include "eval.h"
+#include "eval_job.h"
 #include "infer.h"
 #include "longctx_cli.h"
 #include "plot.h"
@@ -54,6 +55,22 @@ typedef struct {
     infer_opts run; /* --kv-dtype, --act-dtype, --prefill-chunk, --mem-topk (infer_opts_parse) */
 } eval_args;
 
+int eval_run_opt(const char *name, const char *value, infer_opts *r) {
+    char err[256];
+    if (infer_opts_parse(r, name, value, err, sizeof err) == INFER_OK)
+        return 0;
+    fprintf(stderr, "longctx eval: %s\n", err);
+    return EXIT_USAGE;
+}
+
+void eval_run_opts_json(json_object *o, const infer_opts *r) {
+    json_object_object_add(o, "kv_dtype",
+                           json_object_new_string(r->kv_dtype == INFER_DT_F32 ? "f32" : "bf16"));
+    json_object_object_add(o, "act_dtype", json_object_new_string(infer_act_name(r->act_dtype)));
+    json_object_object_add(o, "prefill_chunk", json_object_new_int(r->prefill_chunk));
+    json_object_object_add(o, "mem_topk", json_object_new_int(r->mem_topk));
+}
+
 static const char *task_name(int task) {
     return task == EVAL_TASK_PASSKEY ? "passkey" : "needle";
 }
@@ -83,11 +100,7 @@ static void usage(FILE *f) {
             "  --haystack FILE      needle: a text file of the haystack (repeatable, required)\n"
             "  --depths D,...       needle: depths in percent (default %s)\n"
             "  --training-length N  the plots' line (default: the model's max positions)\n"
-            "  --threads N          threads per rank (default 1)\n"
-            "  --kv-dtype D         f32 (default) or bf16 KV cache (a 7B at 128K: 64 or 32 GiB)\n"
-            "  --act-dtype D        f32 (default) or bf16 prefill products (see longctx infer)\n"
-            "  --prefill-chunk N    prompt tokens per step (default 512)\n"
-            "  --mem-topk K         LongLLaMA: the K best memory entries per query (0: all)\n"
+            "  --threads N          threads per rank (default 1)\n" EVAL_RUN_OPTS_HELP
             "  --no-prefix-reuse    prefill every prompt from position 0 (by default a\n"
             "                       replica runs a length's items in order and reuses the\n"
             "                       KV cache of the prefix shared with the prompt before:\n"
@@ -176,10 +189,7 @@ static int eval_parse(int argc, char **argv, eval_args *a) {
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, O_VER},
         {"no-prefix-reuse", no_argument, 0, O_NOREUSE},
-        {"kv-dtype", required_argument, 0, O_RUN},
-        {"act-dtype", required_argument, 0, O_RUN},
-        {"prefill-chunk", required_argument, 0, O_RUN},
-        {"mem-topk", required_argument, 0, O_RUN},
+        EVAL_RUN_OPTS(O_RUN),
         {0, 0, 0, 0},
     };
     a->run = infer_opts_default();
@@ -255,14 +265,10 @@ static int eval_parse(int argc, char **argv, eval_args *a) {
         case O_NOREUSE:
             a->no_reuse = 1;
             break;
-        case O_RUN: {
-            char err[256];
-            if (infer_opts_parse(&a->run, opts[idx].name, optarg, err, sizeof err) != INFER_OK) {
-                fprintf(stderr, "longctx eval: %s\n", err);
-                return EXIT_USAGE;
-            }
+        case O_RUN:
+            if ((rc = eval_run_opt(opts[idx].name, optarg, &a->run)) != 0)
+                return rc;
             break;
-        }
         case 'h':
             usage(stdout);
             return 0;
@@ -364,13 +370,7 @@ static char *config_json(const eval_args *a, const grid *g, const tokenizer *tok
     for (size_t i = 0; i < g->n_lengths; i++)
         json_object_array_add(ls, json_object_new_int64((int64_t)g->lengths[i]));
     json_object_object_add(o, "lengths", ls);
-    /* what changes the answers: the run options (a rerun with others is refused) */
-    json_object_object_add(
-        o, "kv_dtype", json_object_new_string(a->run.kv_dtype == INFER_DT_F32 ? "f32" : "bf16"));
-    json_object_object_add(o, "act_dtype",
-                           json_object_new_string(infer_act_name(a->run.act_dtype)));
-    json_object_object_add(o, "prefill_chunk", json_object_new_int(a->run.prefill_chunk));
-    json_object_object_add(o, "mem_topk", json_object_new_int(a->run.mem_topk));
+    eval_run_opts_json(o, &a->run);
     if (a->task == EVAL_TASK_PASSKEY) {
         json_object_object_add(o, "seed", json_object_new_uint64(a->seed));
         json_object_object_add(o, "trials", json_object_new_int64(a->trials));

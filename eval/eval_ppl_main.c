@@ -9,6 +9,7 @@
  * logits, tests/infer/test_tp_forward.c), so the losses agree to that, not bit for bit. */
 #include "cluster.h"
 #include "eval.h"
+#include "eval_job.h"
 #include "infer.h"
 #include "longctx_cli.h"
 #include "plot.h"
@@ -39,6 +40,7 @@ typedef struct {
     int n_lengths;
     long last, tp, threads, docs, training_length;
     int verbose;
+    infer_opts run; /* infer's run options (eval_job.h) */
 } ppl_args;
 
 static void usage(FILE *f) {
@@ -66,7 +68,7 @@ static void usage(FILE *f) {
             "  --tokenizer FILE     for text inputs (default: the first model directory's)\n"
             "  --tp P               tensor-parallel size of each replica (default 0: all ranks)\n"
             "  --training-length N  the plot's line (default: the first model's max positions)\n"
-            "  --threads N          threads per rank (default 1)\n"
+            "  --threads N          threads per rank (default 1)\n" EVAL_RUN_OPTS_HELP
             "  -v, --verbose        debug logging\n"
             "  --help\n");
 }
@@ -108,7 +110,7 @@ static int parse_lengths(const char *arg, ppl_args *a) {
 
 /* options into a (argv[0] is the task); -1 to go on, else an exit code */
 static int parse(int argc, char **argv, ppl_args *a) {
-    enum { O_IN = 256, O_TOK, O_LEN, O_LAST, O_DOCS, O_TP, O_TRAIN, O_THREADS };
+    enum { O_IN = 256, O_TOK, O_LEN, O_LAST, O_DOCS, O_TP, O_TRAIN, O_THREADS, O_RUN };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},
         {"input", required_argument, 0, O_IN},
@@ -122,15 +124,21 @@ static int parse(int argc, char **argv, ppl_args *a) {
         {"threads", required_argument, 0, O_THREADS},
         {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},
+        EVAL_RUN_OPTS(O_RUN),
         {0, 0, 0, 0},
     };
     memset(a, 0, sizeof *a);
+    a->run = infer_opts_default();
     a->last = 1024;
     a->threads = 1;
     int rc = parse_lengths("4096,8192,16384,32768,65536,131072", a), c;
     optind = 1;
-    while (rc == 0 && (c = getopt_long(argc, argv, "m:o:vh", opts, NULL)) != -1) {
+    int idx = 0;
+    while (rc == 0 && (c = getopt_long(argc, argv, "m:o:vh", opts, &idx)) != -1) {
         switch (c) {
+        case O_RUN:
+            rc = eval_run_opt(opts[idx].name, optarg, &a->run);
+            break;
         case 'm':
             if (a->n_model == MAX_MODELS) {
                 fprintf(stderr, "longctx eval " TASK ": more than %d --model\n", MAX_MODELS);
@@ -256,6 +264,7 @@ static char *config_json(const ppl_args *a, const eval_ppl_docs *d) {
         json_object_array_add(ls, json_object_new_int64(a->lengths[k]));
     json_object_object_add(o, "lengths", ls);
     json_object_object_add(o, "last", json_object_new_int64(a->last));
+    eval_run_opts_json(o, &a->run);
     json_object_object_add(o, "documents", json_object_new_int64((int64_t)d->n));
     char hex[32];
     snprintf(hex, sizeof hex, "%016llx", (unsigned long long)d->hash);
@@ -558,7 +567,7 @@ static int run_model(const ppl_args *a, const cluster_groups *cg, const eval_ppl
                           a->input[d->docs[k].file], d->docs[k].ids[t], cfg->vocab_size);
                 rc = EXIT_USAGE;
             }
-    infer_opts o = infer_opts_default();
+    infer_opts o = a->run;
     o.max_ctx = (int)d->need;
     o.threads = (int)a->threads;
     infer_state *s = NULL;

@@ -8,6 +8,7 @@
  * size. */
 #include "cluster.h"
 #include "eval.h"
+#include "eval_job.h"
 #include "infer.h"
 #include "longctx_cli.h"
 #include "plot.h"
@@ -35,6 +36,7 @@ typedef struct {
     long tp, trials, threads, training_length;
     unsigned long long seed;
     int verbose;
+    infer_opts run; /* infer's run options (eval_job.h) */
 } ruler_args;
 
 static void usage(FILE *f) {
@@ -64,7 +66,7 @@ static void usage(FILE *f) {
             "  --seed S             the items' random choices (default 0)\n"
             "  --tp P               tensor-parallel size of each replica (default 0: all ranks)\n"
             "  --training-length N  the plot's note (default: the model's max positions)\n"
-            "  --threads N          threads per rank (default 1)\n"
+            "  --threads N          threads per rank (default 1)\n" EVAL_RUN_OPTS_HELP
             "  -v, --verbose        debug logging\n"
             "  --help, --version\n",
             EVAL_RULER_NIAH_NEW, EVAL_RULER_VT_NEW, EVAL_RULER_FWE_NEW, RULER_LENGTHS);
@@ -85,7 +87,7 @@ static int parse_long(const char *s, const char *opt, long lo, long hi, long *ou
 
 /* options into a; -1 to go on, else an exit code. argv[0] is "ruler". */
 static int ruler_parse(int argc, char **argv, ruler_args *a) {
-    enum { O_TOK = 256, O_LEN, O_TASKS, O_TP, O_SEED, O_TRIALS, O_TRAIN, O_THREADS, O_VER };
+    enum { O_TOK = 256, O_LEN, O_TASKS, O_TP, O_SEED, O_TRIALS, O_TRAIN, O_THREADS, O_VER, O_RUN };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},
         {"output", required_argument, 0, 'o'},
@@ -100,16 +102,23 @@ static int ruler_parse(int argc, char **argv, ruler_args *a) {
         {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, O_VER},
+        EVAL_RUN_OPTS(O_RUN),
         {0, 0, 0, 0},
     };
+    a->run = infer_opts_default();
     a->trials = 10;
     a->threads = 1;
     optind = 1;
     int c, rc;
     long v;
-    while ((c = getopt_long(argc, argv, "m:o:vh", opts, NULL)) != -1) {
+    int idx = 0;
+    while ((c = getopt_long(argc, argv, "m:o:vh", opts, &idx)) != -1) {
         rc = 0;
         switch (c) {
+        case O_RUN:
+            if ((rc = eval_run_opt(opts[idx].name, optarg, &a->run)) != 0)
+                return rc;
+            break;
         case 'm':
             a->model = optarg;
             break;
@@ -272,6 +281,7 @@ static char *config_json(const ruler_args *a, const grid *g, const tokenizer *to
     for (size_t i = 0; i < g->n_tasks; i++)
         json_object_array_add(ts, json_object_new_string(eval_ruler_task_name(g->tasks[i])));
     json_object_object_add(o, "tasks", ts);
+    eval_run_opts_json(o, &a->run);
     json_object_object_add(o, "seed", json_object_new_uint64(a->seed));
     json_object_object_add(o, "trials", json_object_new_int64(a->trials));
     char *s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
@@ -759,7 +769,7 @@ static int ruler_job(const ruler_args *a, const cluster_groups *cg) {
     size_t max_len = 0;
     for (size_t l = 0; l < g.n_lengths; l++)
         max_len = g.lengths[l] > max_len ? g.lengths[l] : max_len;
-    infer_opts o = infer_opts_default();
+    infer_opts o = a->run;
     o.max_ctx = (int)max_len + MAX_NEW;
     o.threads = (int)a->threads;
     infer_state *s = NULL;
