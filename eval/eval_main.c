@@ -55,6 +55,58 @@ typedef struct {
     infer_opts run; /* --kv-dtype, --act-dtype, --prefill-chunk, --mem-topk (infer_opts_parse) */
 } eval_args;
 
+int eval_generate(infer_state *s, const infer_config *cfg, int prefill_st, const float *row, int V,
+                  void *work, int n_prompt, int n_new, uint32_t *gen, int *n_gen,
+                  const char **numeric, unsigned long long item) {
+    /* non-finite logits end the item, not the job: it is recorded with the error and score 0
+     * (a model that overflows at long lengths is what these grids measure), and a rerun does not
+     * stop on it again */
+    *n_gen = 0;
+    *numeric = prefill_st == INFER_ERR_NUMERIC ? "non-finite logits in the prefill" : NULL;
+    uint64_t rng = 0; /* greedy: unused */
+    uint32_t next = *numeric ? 0 : (uint32_t)infer_sample(row, V, 0.0f, 0, 1.0f, &rng, work);
+    while (!*numeric && *n_gen < n_new && (int64_t)next != cfg->eos_id) {
+        gen[(*n_gen)++] = next;
+        if (*n_gen == n_new)
+            break;
+        const int st =
+            infer_forward_sample(s, next, n_prompt + *n_gen - 1, 0.0f, 0, 1.0f, &rng, &next);
+        if (st == INFER_ERR_NUMERIC) {
+            *numeric = "non-finite logits in the decode";
+        } else if (st != INFER_OK) {
+            LOG_ERROR("item %llu: decode: %s", item, infer_strerror(st));
+            return EXIT_RUNTIME;
+        }
+    }
+    if (*numeric) {
+        LOG_WARN("item %llu: %s: recorded with score 0", item, *numeric);
+        *n_gen = 0;
+    }
+    return 0;
+}
+
+char *eval_utf8_clean(const char *text, size_t n, size_t *out_n) {
+    char *clean = malloc(3 * n + 1);
+    if (!clean)
+        return NULL;
+    size_t k = 0;
+    for (size_t at = 0; at < n;) {
+        uint32_t cp;
+        const size_t len = tok_utf8_next((const unsigned char *)text + at, n - at, &cp);
+        if (cp == TOK_INVALID_CP) {
+            memcpy(clean + k, "\xef\xbf\xbd", 3);
+            k += 3;
+        } else {
+            memcpy(clean + k, text + at, len);
+            k += len;
+        }
+        at += len;
+    }
+    clean[k] = '\0';
+    *out_n = k;
+    return clean;
+}
+
 int eval_run_opt(const char *name, const char *value, infer_opts *r) {
     char err[256];
     if (infer_opts_parse(r, name, value, err, sizeof err) == INFER_OK)
@@ -594,66 +646,26 @@ static int run_item(runner *r, uint64_t i, const eval_item *it, char **line) {
         r->n_prev = p.n_ids;
         p.ids = NULL;
     }
-    /* non-finite logits end the item, not the job: it is recorded with the error and score 0
-     * (a model that overflows at long lengths is what these grids measure), and a rerun does not
-     * stop on it again */
     const char *numeric = NULL;
-    if (st == INFER_ERR_NUMERIC) {
-        numeric = "non-finite logits in the prefill";
-    } else if (st != INFER_OK) {
+    if (st != INFER_OK && st != INFER_ERR_NUMERIC)
         LOG_ERROR("item %llu: prefill of %zu tokens: %s", (unsigned long long)i, p.n_ids,
                   infer_strerror(st));
-        rc = EXIT_RUNTIME;
-    }
-    uint64_t rng = 0; /* greedy: unused */
-    uint32_t next = rc || numeric ? 0
-                                  : (uint32_t)infer_sample(r->sink.row, (int)r->sink.V, 0.0f, 0,
-                                                           1.0f, &rng, r->work);
-    while (rc == 0 && !numeric && n_gen < p.n_new && (int64_t)next != r->cfg->eos_id) {
-        gen[n_gen++] = next;
-        if (n_gen == p.n_new)
-            break;
-        st = infer_forward_sample(r->s, next, (int)p.n_ids + n_gen - 1, 0.0f, 0, 1.0f, &rng, &next);
-        if (st == INFER_ERR_NUMERIC) {
-            numeric = "non-finite logits in the decode";
-        } else if (st != INFER_OK) {
-            LOG_ERROR("item %llu: decode: %s", (unsigned long long)i, infer_strerror(st));
-            rc = EXIT_RUNTIME;
-        }
-    }
-    if (numeric) {
-        LOG_WARN("item %llu: %s: recorded with score 0", (unsigned long long)i, numeric);
-        n_gen = 0;
-    }
+    rc = st != INFER_OK && st != INFER_ERR_NUMERIC
+             ? EXIT_RUNTIME
+             : eval_generate(r->s, r->cfg, st, r->sink.row, (int)r->sink.V, r->work, (int)p.n_ids,
+                             p.n_new, gen, &n_gen, &numeric, i);
     const char *ans = "";
     size_t n_ans = 0;
     if (rc == 0 && n_gen && eval_ctx_decode(r->ec, gen, (size_t)n_gen, &ans, &n_ans) != EVAL_OK) {
         LOG_ERROR("item %llu: cannot decode the answer", (unsigned long long)i);
         rc = EXIT_RUNTIME;
     }
-    /* a cut UTF-8 sequence (byte tokens) becomes U+FFFD, so that the line is JSON's UTF-8; the
-     * ids are in the line too */
-    char *clean = rc == 0 ? malloc(3 * n_ans + 1) : NULL;
+    /* a cut UTF-8 sequence (byte tokens) becomes U+FFFD; the ids are in the line too */
+    char *clean = rc == 0 ? eval_utf8_clean(ans, n_ans, &n_ans) : NULL;
     if (rc == 0 && !clean)
         rc = EXIT_RUNTIME;
-    if (clean) {
-        size_t k = 0;
-        for (size_t at = 0; at < n_ans;) {
-            uint32_t cp;
-            const size_t len = tok_utf8_next((const unsigned char *)ans + at, n_ans - at, &cp);
-            if (cp == TOK_INVALID_CP) {
-                memcpy(clean + k, "\xef\xbf\xbd", 3);
-                k += 3;
-            } else {
-                memcpy(clean + k, ans + at, len);
-                k += len;
-            }
-            at += len;
-        }
-        clean[k] = '\0';
+    if (clean)
         ans = clean;
-        n_ans = k;
-    }
     if (rc == 0) {
         json_object *o = json_object_new_object(), *ids = json_object_new_array();
         json_object_object_add(o, "item", json_object_new_uint64(i));

@@ -460,65 +460,27 @@ static int run_item(runner *r, uint64_t i, const ruler_item *it, char **line) {
     int n_gen = 0, rc = 0;
     assert(p.n_new <= MAX_NEW);
     st = infer_prefill(r->s, p.ids, (int)p.n_ids, 0, NULL, keep_row, &r->sink);
-    /* non-finite logits end the item, not the job: recorded with the error and score 0, as
-     * eval_main.c's run_item does */
     const char *numeric = NULL;
-    if (st == INFER_ERR_NUMERIC) {
-        numeric = "non-finite logits in the prefill";
-    } else if (st != INFER_OK) {
+    if (st != INFER_OK && st != INFER_ERR_NUMERIC)
         LOG_ERROR("item %llu: prefill of %zu tokens: %s", (unsigned long long)i, p.n_ids,
                   infer_strerror(st));
-        rc = EXIT_RUNTIME;
-    }
-    uint64_t rng = 0; /* greedy: unused */
-    uint32_t next = rc || numeric ? 0
-                                  : (uint32_t)infer_sample(r->sink.row, (int)r->sink.V, 0.0f, 0,
-                                                           1.0f, &rng, r->work);
-    while (rc == 0 && !numeric && n_gen < p.n_new && (int64_t)next != r->cfg->eos_id) {
-        gen[n_gen++] = next;
-        if (n_gen == p.n_new)
-            break;
-        st = infer_forward_sample(r->s, next, (int)p.n_ids + n_gen - 1, 0.0f, 0, 1.0f, &rng, &next);
-        if (st == INFER_ERR_NUMERIC) {
-            numeric = "non-finite logits in the decode";
-        } else if (st != INFER_OK) {
-            LOG_ERROR("item %llu: decode: %s", (unsigned long long)i, infer_strerror(st));
-            rc = EXIT_RUNTIME;
-        }
-    }
-    if (numeric) {
-        LOG_WARN("item %llu: %s: recorded with score 0", (unsigned long long)i, numeric);
-        n_gen = 0;
-    }
+    rc = st != INFER_OK && st != INFER_ERR_NUMERIC
+             ? EXIT_RUNTIME
+             : eval_generate(r->s, r->cfg, st, r->sink.row, (int)r->sink.V, r->work, (int)p.n_ids,
+                             p.n_new, gen, &n_gen, &numeric, i);
     const char *ans = "";
     size_t n_ans = 0;
     if (rc == 0 && n_gen && eval_ruler_decode(r->er, gen, (size_t)n_gen, &ans, &n_ans) != EVAL_OK) {
         LOG_ERROR("item %llu: cannot decode the answer", (unsigned long long)i);
         rc = EXIT_RUNTIME;
     }
-    /* a cut UTF-8 sequence (byte tokens) becomes U+FFFD, so that the line is JSON's UTF-8 (the
-     * scores see the same text; the ids are in the line too) */
-    char *clean = rc == 0 ? malloc(3 * n_ans + 1) : NULL;
+    /* a cut UTF-8 sequence (byte tokens) becomes U+FFFD (the scores see the same text; the ids
+     * are in the line too) */
+    char *clean = rc == 0 ? eval_utf8_clean(ans, n_ans, &n_ans) : NULL;
     if (rc == 0 && !clean)
         rc = EXIT_RUNTIME;
-    if (clean) {
-        size_t k = 0;
-        for (size_t at = 0; at < n_ans;) {
-            uint32_t cp;
-            const size_t len = tok_utf8_next((const unsigned char *)ans + at, n_ans - at, &cp);
-            if (cp == TOK_INVALID_CP) {
-                memcpy(clean + k, "\xef\xbf\xbd", 3);
-                k += 3;
-            } else {
-                memcpy(clean + k, ans + at, len);
-                k += len;
-            }
-            at += len;
-        }
-        clean[k] = '\0';
+    if (clean)
         ans = clean;
-        n_ans = k;
-    }
     if (rc == 0) {
         const char *refs[EVAL_RULER_MAX_REFS];
         json_object *o = json_object_new_object(), *ids = json_object_new_array(),
