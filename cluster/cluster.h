@@ -207,6 +207,13 @@ int cluster_stop_agreed(MPI_Comm comm);
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
+/*! cluster_file_write_at() :
+ *  Local. MPI_File_write_at of n bytes of any size at byte offset off (in pieces of 1 GiB: its
+ *  count is an int). @return CLUSTER_OK, or CLUSTER_ERR_MPI with why saying what the MPI
+ *  library said (e.g. MPI_ERR_NO_SPACE on a full disk) or how short the write was. */
+int cluster_file_write_at(MPI_File fh, uint64_t off, const void *buf, uint64_t n, char *why,
+                          size_t why_bytes);
+
 double cluster_now(void); /* monotonic seconds */
 
 #endif

@@ -49,31 +49,9 @@ typedef struct {
     uint64_t item; /* bytes per token in .bin */
 } export_share;
 
-/* MPI_File_write_at for any size (count is an int). On failure why (WHY_BYTES) says what the
- * MPI library said (e.g. MPI_ERR_NO_SPACE on a full disk) or how short the write was. */
 enum { WHY_BYTES = 200 };
 static int write_at_all(MPI_File fh, uint64_t off, const void *buf, uint64_t n, char *why) {
-    const uint8_t *p = buf;
-    while (n > 0) {
-        int chunk = n > (1u << 30) ? (1 << 30) : (int)n, len = 0, done = 0;
-        MPI_Status ms;
-        int rc = MPI_File_write_at(fh, (MPI_Offset)off, p, chunk, MPI_BYTE, &ms);
-        if (rc != MPI_SUCCESS) {
-            MPI_Error_string(rc, why, &len);
-            why[len < WHY_BYTES ? len : WHY_BYTES - 1] = 0;
-            return -1;
-        }
-        MPI_Get_count(&ms, MPI_BYTE, &done);
-        if (done != chunk) {
-            snprintf(why, WHY_BYTES, "only %d of %d bytes written (no space left on the device?)",
-                     done, chunk);
-            return -1;
-        }
-        p += chunk;
-        off += (uint64_t)chunk;
-        n -= (uint64_t)chunk;
-    }
-    return 0;
+    return cluster_file_write_at(fh, off, buf, n, why, WHY_BYTES) == CLUSTER_OK ? 0 : -1;
 }
 
 /* The dtype a shard's metadata asks for (from import), or 0. */

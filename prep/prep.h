@@ -74,7 +74,8 @@ typedef struct {
     int n_seq_lens;
     uint64_t seq_lens[PREP_MAX_SEQ_LENS];
     prep_packing packing;
-    int bos, eos; /* add BOS / EOS to every document */
+    uint64_t bestfit_window; /* bestfit packs windows of this many sequences' tokens (1024) */
+    int bos, eos;            /* add BOS / EOS to every document */
     int dedup;
     uint64_t seed;
     int utf8_reject; /* 0: replace invalid bytes with U+FFFD; 1: reject the record */
@@ -100,6 +101,8 @@ typedef struct {
                               .zst files at frames about this far apart (256 MiB) */
     uint64_t shard_tokens; /* tokens per output shard file (default 1 << 28) */
     uint64_t max_doc_bytes;
+    uint64_t pack_bytes; /* token buffer per rank while writing shards (default 256 MiB); the
+                            output does not depend on it */
     double progress_seconds;
 } prep_opts;
 

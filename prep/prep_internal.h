@@ -67,7 +67,17 @@ const char *prep_recipe_domain(const prep_recipe *r, const prep_input *in, const
 int prep_scan(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, const prep_input *in,
               const prep_unit *units, size_t n_units, char *err, size_t err_bytes);
 
-/* A selected document (rank 0 holds all of them after selection, sorted by doc_id). */
+/* The work units [prep_unit_begin(r), prep_unit_begin(r + 1)) belong to rank r after the
+ * scan: select loads their metas, pack reads their documents. Contiguous, so that the
+ * documents of rank r all precede those of rank r + 1. */
+static inline size_t prep_unit_begin(int r, size_t n_units, int n_ranks) {
+    return (size_t)((uint64_t)n_units * (uint64_t)r / (uint64_t)n_ranks);
+}
+static inline int prep_unit_owner(size_t u, size_t n_units, int n_ranks) {
+    return (int)(((uint64_t)(u + 1) * (uint64_t)n_ranks + n_units - 1) / n_units) - 1;
+}
+
+/* A selected document (each rank holds those of its units, sorted by doc_id). */
 typedef struct {
     uint64_t doc_id;    /* global record number in input order */
     uint64_t record;    /* record number inside its input file */
@@ -103,21 +113,28 @@ void prep_stats_free(prep_stats *s);
 
 /*! prep_select() :
  *  Collective. Loads the unit metas, numbers the documents, agrees on the domains, removes
- *  exact duplicates (hash partitioned), buckets, and selects by the recipe. On rank 0, *sel
- *  (n_sel) holds every selected document sorted by doc_id; stats are global on every rank. */
+ *  exact duplicates (hash partitioned), buckets, and selects by the recipe. On each rank,
+ *  *sel (n_sel) holds the selected documents of its units (prep_unit_begin) sorted by doc_id;
+ *  stats are global on every rank. */
 int prep_select(MPI_Comm comm, const prep_opts *o, size_t n_inputs, const prep_unit *units,
                 size_t n_units, prep_sel **sel, size_t *n_sel, prep_stats *stats, char *err,
                 size_t err_bytes);
 
-/*! prep_pack() : Collective. Plans on rank 0 (sel_root, n_sel_root valid there) and writes
- *  the shards of every sequence length; n_seqs / n_shards (per length) are set on rank 0. */
-int prep_pack(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, prep_sel *sel_root,
-              size_t n_sel_root, uint64_t *n_seqs, uint64_t *n_shards, char *err, size_t err_bytes);
+/*! prep_pack() :
+ *  Collective. Plans the sequences of every length over the ranks from each rank's selected
+ *  documents (prep_pack.c says how) and writes their shards; n_seqs / n_shards (per length)
+ *  are set on every rank. */
+int prep_pack(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, const prep_sel *sel,
+              size_t n_sel, size_t n_units, uint64_t *n_seqs, uint64_t *n_shards, char *err,
+              size_t err_bytes);
 
-/* Rank 0: DIR/manifest.tsv, DIR/stats.json, DIR/report.md + DIR/report/ (tmp + rename). */
-int prep_manifest_write(const prep_opts *o, const prep_input *in, const prep_unit *units,
-                        const prep_sel *sel, size_t n_sel, const prep_stats *S, char *err,
-                        size_t err_bytes);
+/*! prep_manifest_write() :
+ *  Collective. DIR/manifest.tsv: a header, then every rank's selected documents at its prefix
+ *  offset (MPI-IO), written as .tmp and renamed into place by rank 0. */
+int prep_manifest_write(MPI_Comm comm, const prep_opts *o, const prep_input *in,
+                        const prep_unit *units, const prep_sel *sel, size_t n_sel,
+                        const prep_stats *S, char *err, size_t err_bytes);
+/* Rank 0: DIR/stats.json, DIR/report.md + DIR/report/ (tmp + rename). */
 int prep_stats_write(const prep_opts *o, const prep_input *in, size_t n_inputs, const prep_stats *S,
                      const uint64_t *n_seqs, const uint64_t *n_shards, char *err, size_t err_bytes);
 int prep_report_write(const prep_opts *o, const prep_stats *S, const uint64_t *n_seqs,

@@ -49,10 +49,15 @@ static void usage(FILE *f) {
         "                        .zst files at the first frame past every N bytes (268435456)\n"
         "  --shard-tokens N      tokens per output shard file (33554432)\n"
         "  --max-doc-bytes N     longer records are rejected as too_long (67108864)\n"
+        "  --pack-memory N       bytes of tokens per rank while shards are written (268435456);\n"
+        "                        less memory means more passes over the work files, the same\n"
+        "                        output\n"
         "  --progress-seconds S  progress line interval on rank 0 (5)\n"
         "  -v, --verbose         debug logging\n"
         "  --help, --version\n"
-        "\n"
+        "\n");
+    fprintf(
+        f,
         "Recipe file (JSON; unknown keys are errors):\n"
         "  {\"name\": \"my-mix\", \"comment\": \"where the numbers come from\",\n"
         "   \"domain\": {\"json\": \"meta.redpajama_set_name\"} | {\"fixed\": \"web\"} |\n"
@@ -69,6 +74,8 @@ static void usage(FILE *f) {
         "   \"domain_bucket_weights\": {\"domain\": [...]},  per-domain weights\n"
         "   \"max_copies\": 1,                        the most copies of one document\n"
         "   \"seq_len\": [131072], \"packing\": \"concat\" | \"bestfit\",\n"
+        "   \"bestfit_window\": 1024,                  bestfit: windows of this many sequences'\n"
+        "             tokens, each packed on its own (a smaller corpus is one window)\n"
         "   \"bos\": true, \"eos\": false, \"dedup\": true, \"seed\": 0, \"utf8\": \"replace\"}\n"
         "Selection: per domain (and bucket, with bucket_shares) documents are taken in the order\n"
         "of a seeded hash of their identity until the budget is met; the last one taken may pass\n"
@@ -140,6 +147,7 @@ static int parse_args(int argc, char **argv, int rank, int n_ranks, prep_opts *o
                                          {"unit-bytes", required_argument, NULL, 'u'},
                                          {"shard-tokens", required_argument, NULL, 'k'},
                                          {"max-doc-bytes", required_argument, NULL, 'm'},
+                                         {"pack-memory", required_argument, NULL, 'M'},
                                          {"progress-seconds", required_argument, NULL, 'p'},
                                          {"show-recipe", required_argument, NULL, 'R'},
                                          {"verbose", no_argument, NULL, 'v'},
@@ -190,6 +198,7 @@ static int parse_args(int argc, char **argv, int rank, int n_ranks, prep_opts *o
         case 'u':
         case 'k':
         case 'm':
+        case 'M':
         case 'p':
             if (parse_u64(optarg, &v)) {
                 snprintf(why, why_bytes, "bad number '%s' for --%s", optarg,
@@ -199,6 +208,7 @@ static int parse_args(int argc, char **argv, int rank, int n_ranks, prep_opts *o
                          : c == 'u' ? "unit-bytes"
                          : c == 'k' ? "shard-tokens"
                          : c == 'm' ? "max-doc-bytes"
+                         : c == 'M' ? "pack-memory"
                                     : "progress-seconds");
                 rc = EXIT_USAGE;
                 break;
@@ -215,6 +225,8 @@ static int parse_args(int argc, char **argv, int rank, int n_ranks, prep_opts *o
                 o->shard_tokens = v;
             else if (c == 'm')
                 o->max_doc_bytes = v;
+            else if (c == 'M')
+                o->pack_bytes = v;
             else
                 o->progress_seconds = (double)v;
             break;

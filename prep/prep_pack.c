@@ -1,11 +1,29 @@
-/* prep_pack.c - stages 5-6: packing plans (concat, bestfit) and the output shards.
+/* prep_pack.c - stages 5-6: the packing plan (concat, bestfit) and the output shards, both
+ * spread over the ranks: no rank holds more than its share of the copies and pieces.
  *
- * Rank 0 makes the plan from the selected documents: every copy gets a seeded key; concat
- * runs the copies in key order and cuts every L tokens; bestfit places copies longest first
- * into the fullest sequence that still has room (cutting a copy longer than L into L-token
- * pieces) and then orders the sequences by a seeded key. The plan is broadcast; shard files of
- * shard_tokens / L sequences are written by rank (index mod n_ranks). A shard that already
- * exists and verifies is kept (resume). */
+ * The plan. Every copy of a selected document gets a seeded key from (doc_id, copy); the
+ * copies in key order make one token stream. The keys are uniform, so the copies are dealt to
+ * the ranks by key range, sorted there, and an exclusive scan of their tokens gives each copy
+ * its start in the stream: no rank sees the whole order, and the order is the rank count's
+ * business only as far as who holds which part of it.
+ *  - concat: sequence s is tokens [sL, (s + 1)L) of the stream, the last one shorter (the
+ *    shard library's concat rule, shard_concat_next).
+ *  - bestfit: the stream is cut into windows of W = bestfit_window x L tokens (a copy belongs
+ *    to the window its first token falls in; an empty copy to the window of the token before
+ *    it). Inside a window, as best fit always did over the whole selection: copies longer
+ *    than L give full L-token sequences of their own, what is left of them and the shorter
+ *    copies are placed longest first into the fullest sequence that still has room, and the
+ *    window's sequences are put in a seeded order. The windows' sequences follow one another
+ *    in window order. Window j is planned by rank j mod ranks. A selection under W tokens is
+ *    one window: the same bytes as the global best fit of earlier versions.
+ * The shards. Sequence s is in shard s / per (per = shard_tokens / L), written by rank
+ * (shard mod ranks). The tokens move in rounds: in a round every rank writes its next spr
+ * sequences (spr x L tokens of buffer: --pack-memory); the pieces of those sequences go to
+ * the ranks that own their work units (the select stage's unit ranges), which read them in
+ * unit and sequence order, each block decompressed once per round, and send the tokens to the
+ * writers. A shard that already exists and verifies is kept (resume).
+ * The bytes depend on the selection, the seed, L, bestfit_window and shard_tokens, never on
+ * the rank count or --pack-memory. */
 #include "prep_internal.h"
 #include "shard.h"
 
@@ -17,112 +35,223 @@
 
 typedef unsigned long long ull;
 
-/* A piece of a document copy inside a sequence. */
+/* A copy of a selected document. */
 typedef struct {
-    uint64_t doc_offset; /* offset in the copy (packed tokens) */
-    uint64_t len;
-    uint32_t sel; /* index into the selected documents */
-    uint32_t pad;
+    uint64_t key, doc_id, n_tokens; /* n_tokens: packed (BOS/EOS included) */
+    uint64_t start;                 /* its first token in the key-ordered stream */
+    uint32_t copy, unit, useq, pad; /* useq: the document's sequence in the unit's work shard */
+} copy_t;
+
+/* A piece of a copy in a sequence. */
+typedef struct {
+    uint64_t seq, start; /* global sequence number; first token in the sequence */
+    uint64_t doc_id, doc_offset, len;
+    uint32_t unit, useq;
 } piece_t;
 
+/* What a unit's owner sends a writer before a piece's len tokens (uint32). */
 typedef struct {
-    piece_t *pieces; /* (n_pieces) in sequence order */
-    size_t n_pieces, cap;
-    uint64_t *seq_begin; /* (n_seqs + 1) first piece of each sequence */
-    size_t n_seqs, seq_cap;
-} plan_t;
+    uint64_t seq, start, doc_id, doc_offset, len;
+} piece_hdr;
 
+/* A growable array of pieces. */
 typedef struct {
-    uint64_t key;
-    uint32_t sel, copy;
-} copy_t;
+    piece_t *v;
+    size_t n, cap;
+} pieces_t;
+
+static int piece_add(pieces_t *p, const piece_t *x) {
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? 2 * p->cap : 1024;
+        piece_t *q = realloc(p->v, cap * sizeof *q);
+        if (!q)
+            return -1;
+        p->v = q;
+        p->cap = cap;
+    }
+    p->v[p->n++] = *x;
+    return 0;
+}
+
+/* ---- moving items between ranks ---------------------------------------------------------- */
+
+/* The items (n of sz bytes) grouped by destination rank dest[i], in their order inside each
+ * group, into *out (malloc'd), count[r] items for rank r. */
+static int group_by_dest(const void *items, size_t n, size_t sz, const int *dest, int n_ranks,
+                         void **out, uint64_t *count) {
+    uint64_t *fill = calloc((size_t)n_ranks, sizeof *fill);
+    char *o = malloc((n ? n : 1) * sz);
+    if (!fill || !o) {
+        free(fill);
+        free(o);
+        return -1;
+    }
+    memset(count, 0, (size_t)n_ranks * sizeof *count);
+    for (size_t i = 0; i < n; i++)
+        count[dest[i]]++;
+    for (int r = 1; r < n_ranks; r++)
+        fill[r] = fill[r - 1] + count[r - 1];
+    for (size_t i = 0; i < n; i++)
+        memcpy(o + fill[dest[i]]++ * sz, (const char *)items + i * sz, sz);
+    free(fill);
+    *out = o;
+    return 0;
+}
+
+/* Collective: sbuf holds count[r] items of sz bytes for each rank r, in rank order; *rbuf
+ * (malloc'd) gets what every rank sent here, in rank order, *n_recv items. The agreed status.
+ * Point-to-point in pieces of at most 1 GiB: counts and displacements of any size. */
+static int exchange(MPI_Comm comm, const void *sbuf, const uint64_t *count, size_t sz, void **rbuf,
+                    size_t *n_recv) {
+    int n_ranks;
+    MPI_Comm_size(comm, &n_ranks);
+    const uint64_t chunk = 1u << 30;
+    uint64_t *sbytes = malloc((size_t)n_ranks * sizeof *sbytes);
+    uint64_t *rbytes = malloc((size_t)n_ranks * sizeof *rbytes);
+    MPI_Request *req = NULL;
+    int st = sbytes && rbytes ? PREP_OK : PREP_ERR_NOMEM;
+    *rbuf = NULL;
+    *n_recv = 0;
+    if ((st = cluster_agree(comm, st)) != PREP_OK)
+        goto done;
+    for (int r = 0; r < n_ranks; r++)
+        sbytes[r] = count[r] * sz;
+    MPI_Alltoall(sbytes, 1, MPI_UINT64_T, rbytes, 1, MPI_UINT64_T, comm);
+    uint64_t total = 0, n_req = 0;
+    for (int r = 0; r < n_ranks; r++) {
+        total += rbytes[r];
+        n_req += (sbytes[r] + chunk - 1) / chunk + (rbytes[r] + chunk - 1) / chunk;
+    }
+    uint8_t *in = malloc(total ? total : 1);
+    req = malloc((n_req ? n_req : 1) * sizeof *req);
+    if (!in || !req)
+        st = PREP_ERR_NOMEM;
+    if ((st = cluster_agree(comm, st)) != PREP_OK) {
+        free(in);
+        goto done;
+    }
+    int k = 0;
+    uint64_t so = 0, ro = 0;
+    for (int r = 0; r < n_ranks; r++) {
+        for (uint64_t off = 0; off < rbytes[r]; off += chunk) {
+            int m = (int)(rbytes[r] - off < chunk ? rbytes[r] - off : chunk);
+            MPI_Irecv(in + ro + off, m, MPI_BYTE, r, 0x5041, comm, &req[k++]);
+        }
+        ro += rbytes[r];
+    }
+    for (int r = 0; r < n_ranks; r++) {
+        for (uint64_t off = 0; off < sbytes[r]; off += chunk) {
+            int m = (int)(sbytes[r] - off < chunk ? sbytes[r] - off : chunk);
+            MPI_Isend((const uint8_t *)sbuf + so + off, m, MPI_BYTE, r, 0x5041, comm, &req[k++]);
+        }
+        so += sbytes[r];
+    }
+    MPI_Waitall(k, req, MPI_STATUSES_IGNORE);
+    *rbuf = in;
+    *n_recv = (size_t)(total / sz);
+done:
+    free(sbytes);
+    free(rbytes);
+    free(req);
+    return st;
+}
+
+/* ---- the plan: copies by key ------------------------------------------------------------- */
 
 static int cmp_copy(const void *a, const void *b) {
     const copy_t *x = a, *y = b;
     if (x->key != y->key)
         return x->key < y->key ? -1 : 1;
-    if (x->sel != y->sel)
-        return x->sel < y->sel ? -1 : 1;
+    if (x->doc_id != y->doc_id)
+        return x->doc_id < y->doc_id ? -1 : 1;
     return x->copy < y->copy ? -1 : x->copy > y->copy;
 }
 
-static int plan_piece(plan_t *p, uint32_t sel, uint64_t off, uint64_t len) {
-    if (p->n_pieces == p->cap) {
-        size_t cap = p->cap ? 2 * p->cap : 1024;
-        piece_t *q = realloc(p->pieces, cap * sizeof *q);
-        if (!q)
-            return -1;
-        p->pieces = q;
-        p->cap = cap;
-    }
-    piece_t *x = &p->pieces[p->n_pieces++];
-    x->doc_offset = off;
-    x->len = len;
-    x->sel = sel;
-    x->pad = 0;
-    return 0;
+/* The rank of key's range: floor(key x n_ranks / 2^64), exactly, in 64-bit arithmetic. */
+static int key_owner(uint64_t key, int n_ranks) {
+    uint64_t p = (uint64_t)n_ranks, hi = (key >> 32) * p, lo = (key & 0xffffffffu) * p;
+    return (int)((hi + (lo >> 32)) >> 32);
 }
 
-static int plan_seq(plan_t *p) {
-    if (p->n_seqs + 1 >= p->seq_cap) {
-        size_t cap = p->seq_cap ? 2 * p->seq_cap : 1024;
-        uint64_t *q = realloc(p->seq_begin, cap * sizeof *q);
-        if (!q)
-            return -1;
-        p->seq_begin = q;
-        p->seq_cap = cap;
-    }
-    p->seq_begin[p->n_seqs++] = p->n_pieces;
-    p->seq_begin[p->n_seqs] = p->n_pieces;
-    return 0;
-}
-
-static copy_t *make_copies(const prep_sel *sel, size_t n_sel, uint64_t seed, size_t *n_out) {
+/* Collective. The copies of the local selected documents dealt by key range, sorted by key
+ * here, with their start in the stream; *total: the stream's tokens. */
+static int copies_by_key(MPI_Comm comm, const prep_sel *sel, size_t n_sel, uint64_t seed,
+                         copy_t **out, size_t *n_out, uint64_t *total) {
+    int n_ranks;
+    MPI_Comm_size(comm, &n_ranks);
     size_t n = 0;
     for (size_t i = 0; i < n_sel; i++)
         n += sel[i].copies;
-    copy_t *c = malloc((n ? n : 1) * sizeof *c);
-    if (!c)
-        return NULL;
+    copy_t *c = malloc((n ? n : 1) * sizeof *c), *grouped = NULL, *got = NULL;
+    int *dest = malloc((n ? n : 1) * sizeof *dest);
+    uint64_t *count = malloc((size_t)n_ranks * sizeof *count);
+    int st = c && dest && count ? PREP_OK : PREP_ERR_NOMEM;
     const uint64_t salt = prep_mix64(seed + 0x7061636bull);
     size_t k = 0;
-    for (size_t i = 0; i < n_sel; i++)
-        for (uint32_t j = 0; j < sel[i].copies; j++) {
-            c[k].key = prep_mix64(prep_mix64(sel[i].doc_id ^ salt) + j);
-            c[k].sel = (uint32_t)i;
-            c[k].copy = j;
-            k++;
+    for (size_t i = 0; st == PREP_OK && i < n_sel; i++)
+        for (uint32_t j = 0; j < sel[i].copies; j++, k++) {
+            copy_t *x = &c[k];
+            memset(x, 0, sizeof *x);
+            x->key = prep_mix64(prep_mix64(sel[i].doc_id ^ salt) + j);
+            x->doc_id = sel[i].doc_id;
+            x->n_tokens = sel[i].n_tokens;
+            x->copy = j;
+            x->unit = sel[i].unit;
+            x->useq = sel[i].seq;
+            dest[k] = key_owner(x->key, n_ranks);
         }
-    qsort(c, n, sizeof *c, cmp_copy);
-    *n_out = n;
-    return c;
+    if (st == PREP_OK && group_by_dest(c, n, sizeof *c, dest, n_ranks, (void **)&grouped, count))
+        st = PREP_ERR_NOMEM;
+    free(c);
+    free(dest);
+    size_t n_got = 0;
+    if ((st = cluster_agree(comm, st)) == PREP_OK)
+        st = exchange(comm, grouped, count, sizeof *grouped, (void **)&got, &n_got);
+    free(grouped);
+    free(count);
+    if (st != PREP_OK) {
+        free(got);
+        return st;
+    }
+    qsort(got, n_got, sizeof *got, cmp_copy);
+    uint64_t mine = 0, base = 0;
+    for (size_t i = 0; i < n_got; i++)
+        mine += got[i].n_tokens;
+    MPI_Exscan(&mine, &base, 1, MPI_UINT64_T, MPI_SUM, comm);
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    if (rank == 0)
+        base = 0; /* Exscan leaves rank 0's undefined */
+    for (size_t i = 0; i < n_got; i++) {
+        got[i].start = base;
+        base += got[i].n_tokens;
+    }
+    MPI_Allreduce(&mine, total, 1, MPI_UINT64_T, MPI_SUM, comm);
+    *out = got;
+    *n_out = n_got;
+    return PREP_OK;
 }
 
-/* Concat: the copies in key order, cut by the shard library's concat rule (the one `shard
- * pack` uses). An empty copy has no piece here: it holds no tokens. */
-static int plan_concat(const prep_sel *sel, const copy_t *c, size_t n_copies, uint64_t L,
-                       plan_t *p) {
-    shard_concat cut = shard_concat_init(L);
-    for (size_t i = 0; i < n_copies; i++) {
-        uint64_t len = sel[c[i].sel].n_tokens, off = 0;
-        while (off < len) {
-            int opened;
-            uint64_t start, take = shard_concat_next(&cut, len - off, &opened, &start);
-            if (opened && plan_seq(p))
-                return -1;
-            if (plan_piece(p, c[i].sel, off, take))
+/* Concat: the pieces of each copy, sequence s being tokens [sL, (s + 1)L) of the stream. An
+ * empty copy has no piece: it holds no tokens. */
+static int plan_concat(const copy_t *c, size_t n, uint64_t L, pieces_t *p) {
+    for (size_t i = 0; i < n; i++)
+        for (uint64_t off = 0; off < c[i].n_tokens;) {
+            uint64_t at = c[i].start + off, in_seq = at % L;
+            uint64_t take = c[i].n_tokens - off < L - in_seq ? c[i].n_tokens - off : L - in_seq;
+            piece_t x = {at / L, in_seq, c[i].doc_id, off, take, c[i].unit, c[i].useq};
+            if (piece_add(p, &x))
                 return -1;
             off += take;
         }
-    }
     return 0;
 }
 
-/* ---- bestfit: the fullest bin with room, found in a segment tree over rooms 0..L ----------- */
+/* ---- bestfit inside a window: the fullest bin with room, by a segment tree over rooms ----- */
 
 typedef struct {
     uint64_t len, key;
-    uint32_t sel;
+    uint32_t idx; /* into the window's copies (key order) */
 } fit_t;
 
 static int cmp_fit(const void *a, const void *b) {
@@ -131,7 +260,7 @@ static int cmp_fit(const void *a, const void *b) {
         return x->len > y->len ? -1 : 1;
     if (x->key != y->key)
         return x->key < y->key ? -1 : 1;
-    return x->sel < y->sel ? -1 : x->sel > y->sel;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
 typedef struct {
@@ -146,7 +275,7 @@ static int cmp_binkey(const void *a, const void *b) {
 
 /* Bins (future sequences): their room and their pieces as linked lists. */
 typedef struct {
-    uint32_t sel;
+    uint32_t idx;
     uint64_t off, len;
     int64_t next;
 } bin_piece;
@@ -184,7 +313,7 @@ static int64_t bin_new(bins_t *B, uint64_t room) {
     return (int64_t)B->n++;
 }
 
-static int bin_put(bins_t *B, int64_t b, uint32_t sel, uint64_t off, uint64_t len) {
+static int bin_put(bins_t *B, int64_t b, uint32_t idx, uint64_t off, uint64_t len) {
     if (B->n_pcs == B->cap_pcs) {
         size_t cap = B->cap_pcs ? 2 * B->cap_pcs : 256;
         bin_piece *p = realloc(B->pcs, cap * sizeof *p);
@@ -193,7 +322,7 @@ static int bin_put(bins_t *B, int64_t b, uint32_t sel, uint64_t off, uint64_t le
         B->pcs = p;
         B->cap_pcs = cap;
     }
-    B->pcs[B->n_pcs] = (bin_piece){sel, off, len, -1};
+    B->pcs[B->n_pcs] = (bin_piece){idx, off, len, -1};
     if (B->tail[b] >= 0)
         B->pcs[B->tail[b]].next = (int64_t)B->n_pcs;
     else
@@ -245,8 +374,10 @@ static int64_t room_take(bins_t *B, uint64_t need) {
     return b;
 }
 
-static int plan_bestfit(const prep_sel *sel, const copy_t *c, size_t n_copies, uint64_t L,
-                        uint64_t seed, plan_t *p) {
+/* Best fit of window j's copies c[0, n) (key order) into sequences numbered 0.. in the
+ * window's seeded order (*n_bins), appended to p. */
+static int plan_bestfit(const copy_t *c, size_t n, uint64_t L, uint64_t seed, uint64_t j,
+                        pieces_t *p, uint64_t *n_bins) {
     bins_t B;
     memset(&B, 0, sizeof B);
     B.tree_n = 1;
@@ -256,23 +387,23 @@ static int plan_bestfit(const prep_sel *sel, const copy_t *c, size_t n_copies, u
     B.by_room = calloc(L + 1, sizeof *B.by_room);
     B.n_room = calloc(L + 1, sizeof *B.n_room);
     B.cap_room = calloc(L + 1, sizeof *B.cap_room);
-    fit_t *f = malloc((n_copies ? n_copies : 1) * sizeof *f);
+    fit_t *f = malloc((n ? n : 1) * sizeof *f);
     binkey_t *order = NULL;
     size_t n_f = 0;
     int st = f && B.tree && B.by_room && B.n_room && B.cap_room ? 0 : -1;
 
     /* copies longer than L give full L-token sequences of their own; what is left (or the
      * whole copy) is placed below, longest first */
-    for (size_t i = 0; st == 0 && i < n_copies; i++) {
-        uint64_t len = sel[c[i].sel].n_tokens, off = 0;
+    for (size_t i = 0; st == 0 && i < n; i++) {
+        uint64_t len = c[i].n_tokens, off = 0;
         for (; st == 0 && len - off > L; off += L) {
             int64_t b = bin_new(&B, L);
-            st = b < 0 || bin_put(&B, b, c[i].sel, off, L) ? -1 : 0;
+            st = b < 0 || bin_put(&B, b, (uint32_t)i, off, L) ? -1 : 0;
         }
         if (st == 0 && (len - off > 0 || len == 0)) { /* an empty copy still gets a place */
             f[n_f].len = len - off;
             f[n_f].key = c[i].key;
-            f[n_f].sel = c[i].sel;
+            f[n_f].idx = (uint32_t)i;
             n_f++;
         }
     }
@@ -281,16 +412,17 @@ static int plan_bestfit(const prep_sel *sel, const copy_t *c, size_t n_copies, u
         int64_t b = room_take(&B, f[i].len);
         if (b < 0)
             b = bin_new(&B, L);
-        uint64_t full = sel[f[i].sel].n_tokens; /* the remainder sits at the copy's end */
-        if (b < 0 || bin_put(&B, b, f[i].sel, full - f[i].len, f[i].len) || room_add(&B, b))
+        uint64_t full = c[f[i].idx].n_tokens; /* the remainder sits at the copy's end */
+        if (b < 0 || bin_put(&B, b, f[i].idx, full - f[i].len, f[i].len) || room_add(&B, b))
             st = -1;
     }
 
-    /* sequences in seeded order */
+    /* the window's sequences in seeded order (window 0's keys are those of earlier versions'
+     * single global window) */
     order = st == 0 ? malloc((B.n ? B.n : 1) * sizeof *order) : NULL;
     const uint64_t salt = prep_mix64(seed + 0x62657374ull);
     for (size_t b = 0; order && b < B.n; b++) {
-        order[b].key = prep_mix64((uint64_t)b ^ salt);
+        order[b].key = prep_mix64(((uint64_t)b ^ salt) + j * 0x9e3779b97f4a7c15ull);
         order[b].bin = (uint32_t)b;
     }
     if (order)
@@ -298,14 +430,16 @@ static int plan_bestfit(const prep_sel *sel, const copy_t *c, size_t n_copies, u
     else
         st = -1;
     for (size_t k = 0; st == 0 && k < B.n; k++) {
-        if (plan_seq(p)) {
-            st = -1;
-            break;
-        }
-        for (int64_t x = B.head[order[k].bin]; st == 0 && x >= 0; x = B.pcs[x].next)
-            if (plan_piece(p, B.pcs[x].sel, B.pcs[x].off, B.pcs[x].len))
+        uint64_t at = 0;
+        for (int64_t x = B.head[order[k].bin]; st == 0 && x >= 0; x = B.pcs[x].next) {
+            const copy_t *y = &c[B.pcs[x].idx];
+            piece_t q = {k, at, y->doc_id, B.pcs[x].off, B.pcs[x].len, y->unit, y->useq};
+            if (piece_add(p, &q))
                 st = -1;
+            at += B.pcs[x].len;
+        }
     }
+    *n_bins = B.n;
     for (size_t r = 0; B.by_room && r <= L; r++)
         free(B.by_room[r]);
     free(B.by_room);
@@ -321,46 +455,113 @@ static int plan_bestfit(const prep_sel *sel, const copy_t *c, size_t n_copies, u
     return st;
 }
 
-/* ---- shards -------------------------------------------------------------------------------- */
+static uint64_t window_of(const copy_t *c, uint64_t W) {
+    return c->n_tokens == 0 && c->start > 0 ? (c->start - 1) / W : c->start / W;
+}
 
-/* Open unit shards: a cache, so that a rank does not hold one file per unit. Documents come
- * in random unit order: with 16 readers, reopening units cost 3 of the 5 s of packing on 1 GB
- * (56 units, tests/bench/bench_prep.sh). */
-#define READER_CACHE 256
-typedef struct {
-    shard_reader *r[READER_CACHE];
-    uint32_t unit[READER_CACHE];
-    uint64_t used[READER_CACHE];
-    uint64_t tick;
-} reader_cache;
-
-static shard_reader *get_reader(reader_cache *rc, const char *dir, uint32_t unit, char *err,
-                                size_t err_bytes) {
-    int free_slot = -1, oldest = 0;
-    for (int k = 0; k < READER_CACHE; k++) {
-        if (rc->r[k] && rc->unit[k] == unit) {
-            rc->used[k] = ++rc->tick;
-            return rc->r[k];
+/* Collective. Bestfit: the copies (key order on each rank, ranks in key order) to the owners
+ * of their windows, each window packed there, numbered after the windows before it. *n_seqs:
+ * the sequences of all windows. */
+static int plan_windows(MPI_Comm comm, copy_t *c, size_t n, uint64_t total, uint64_t L,
+                        uint64_t window_seqs, uint64_t seed, pieces_t *p, uint64_t *n_seqs,
+                        char *msg, size_t msg_bytes) {
+    int rank, n_ranks;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &n_ranks);
+    const uint64_t W = window_seqs * L;
+    const uint64_t n_win = total ? (total - 1) / W + 1 : 1;
+    int *dest = malloc((n ? n : 1) * sizeof *dest);
+    uint64_t *count = malloc((size_t)n_ranks * sizeof *count);
+    uint64_t *bins = calloc(n_win, sizeof *bins);
+    /* this rank's windows: j, and its pieces [p0, p1) */
+    typedef struct {
+        uint64_t j;
+        size_t p0, p1;
+    } win_t;
+    win_t *mine = NULL;
+    size_t n_mine = 0;
+    copy_t *grouped = NULL, *w = NULL;
+    size_t n_w = 0;
+    int st = dest && count && bins ? PREP_OK : PREP_ERR_NOMEM;
+    for (size_t i = 0; st == PREP_OK && i < n; i++)
+        dest[i] = (int)(window_of(&c[i], W) % (uint64_t)n_ranks);
+    if (st == PREP_OK && group_by_dest(c, n, sizeof *c, dest, n_ranks, (void **)&grouped, count))
+        st = PREP_ERR_NOMEM;
+    if ((st = cluster_agree(comm, st)) == PREP_OK)
+        st = exchange(comm, grouped, count, sizeof *grouped, (void **)&w, &n_w);
+    free(grouped);
+    if (st != PREP_OK)
+        goto done;
+    /* ranks sent in rank (= key) order, each its copies in key order: w is in key order,
+     * and a window's copies are contiguous in it */
+    mine = malloc((n_w ? n_w : 1) * sizeof *mine);
+    if (!mine)
+        st = PREP_ERR_NOMEM;
+    for (size_t a = 0, b; st == PREP_OK && a < n_w; a = b) {
+        uint64_t j = window_of(&w[a], W);
+        for (b = a + 1; b < n_w && window_of(&w[b], W) == j; b++)
+            ;
+        win_t *x = &mine[n_mine++];
+        x->j = j;
+        x->p0 = p->n;
+        if (plan_bestfit(w + a, b - a, L, seed, j, p, &bins[j])) {
+            snprintf(msg, msg_bytes,
+                     "out of memory planning the %llu-token sequences of window %llu", (ull)L,
+                     (ull)j);
+            st = PREP_ERR_NOMEM;
         }
-        if (!rc->r[k] && free_slot < 0)
-            free_slot = k;
-        if (rc->used[k] < rc->used[oldest])
-            oldest = k;
+        x->p1 = p->n;
     }
-    int k = free_slot >= 0 ? free_slot : oldest;
-    shard_reader_free(rc->r[k]);
-    rc->r[k] = NULL;
-    char path[4200];
-    prep_unit_path(path, sizeof path, dir, unit, "shard");
-    if (shard_reader_open(path, &rc->r[k]) != SHARD_OK) {
-        snprintf(err, err_bytes, "%s", shard_reader_errmsg(rc->r[k]));
-        shard_reader_free(rc->r[k]);
-        rc->r[k] = NULL;
-        return NULL;
+    if ((st = cluster_agree(comm, st)) != PREP_OK)
+        goto done;
+    for (uint64_t j = 0; j < n_win; j += 1u << 28) {
+        uint64_t m = n_win - j < (1u << 28) ? n_win - j : (1u << 28);
+        MPI_Allreduce(MPI_IN_PLACE, bins + j, (int)m, MPI_UINT64_T, MPI_SUM, comm);
     }
-    rc->unit[k] = unit;
-    rc->used[k] = ++rc->tick;
-    return rc->r[k];
+    uint64_t base = 0;
+    for (uint64_t j = 0; j < n_win; j++) { /* bins[j]: the sequences before window j */
+        uint64_t b = bins[j];
+        bins[j] = base;
+        base += b;
+    }
+    for (size_t k = 0; k < n_mine; k++)
+        for (size_t i = mine[k].p0; i < mine[k].p1; i++)
+            p->v[i].seq += bins[mine[k].j];
+    *n_seqs = base;
+done:
+    free(dest);
+    free(count);
+    free(bins);
+    free(mine);
+    free(w);
+    return st;
+}
+
+/* ---- shards: who writes what, in which round ---------------------------------------------- */
+
+typedef struct {
+    uint64_t L, n_seqs, per, n_shards, spr, n_rounds;
+    int n_ranks;
+} layout_t;
+
+static int writer_of(const layout_t *y, uint64_t s) {
+    return (int)((s / y->per) % (uint64_t)y->n_ranks);
+}
+/* the position of sequence s among its writer's sequences */
+static uint64_t local_index(const layout_t *y, uint64_t s) {
+    uint64_t k = s / y->per;
+    return k / (uint64_t)y->n_ranks * y->per + s % y->per;
+}
+/* rank r's sequences */
+static uint64_t local_count(const layout_t *y, int r) {
+    uint64_t n = 0;
+    for (uint64_t k = (uint64_t)r; k < y->n_shards; k += (uint64_t)y->n_ranks)
+        n += y->n_seqs - k * y->per < y->per ? y->n_seqs - k * y->per : y->per;
+    return n;
+}
+/* the global sequence of rank r's local index j */
+static uint64_t global_seq(const layout_t *y, int r, uint64_t j) {
+    return ((j / y->per) * (uint64_t)y->n_ranks + (uint64_t)r) * y->per + j % y->per;
 }
 
 static int file_exists(const char *path) {
@@ -368,98 +569,336 @@ static int file_exists(const char *path) {
     return stat(path, &sb) == 0;
 }
 
-/* [bos] text [eos] of selected document d into *buf. */
-static int load_copy(const prep_opts *o, const tokenizer *tok, const prep_sel *d, reader_cache *rc,
-                     uint32_t **buf, size_t *buf_cap, char *err, size_t err_bytes) {
-    const prep_recipe *R = &o->recipe;
-    shard_reader *r = get_reader(rc, o->output, d->unit, err, err_bytes);
-    shard_seq q;
-    if (!r || shard_reader_read(r, d->seq, &q) != SHARD_OK) {
-        if (r)
-            snprintf(err, err_bytes, "%s", shard_reader_errmsg(r));
-        return PREP_ERR_IO;
-    }
-    if (d->n_tokens > *buf_cap) {
-        uint32_t *nb = realloc(*buf, d->n_tokens * sizeof *nb);
-        if (!nb)
-            return PREP_ERR_NOMEM;
-        *buf = nb;
-        *buf_cap = d->n_tokens;
-    }
-    uint64_t k0 = 0;
-    if (R->bos)
-        (*buf)[k0++] = (uint32_t)tokenizer_bos_id(tok);
-    shard_tokens_to_u32(q.tokens, shard_reader_info(r)->token_bytes, q.n_tokens, *buf + k0);
-    k0 += q.n_tokens;
-    if (R->eos)
-        (*buf)[k0++] = (uint32_t)tokenizer_eos_id(tok);
-    if (k0 != d->n_tokens) {
-        snprintf(err, err_bytes, "unit %u sequence %u: %llu tokens, the meta says %llu", d->unit,
-                 d->seq, (ull)k0, (ull)d->n_tokens);
-        return PREP_ERR_INPUT;
-    }
-    return PREP_OK;
+static void shard_path(char *out, size_t n, const prep_opts *o, uint64_t L, uint64_t k) {
+    snprintf(out, n, "%s/L%llu/part-%05llu.shard", o->output, (ull)L, (ull)k);
 }
 
-static int write_shard(const prep_opts *o, const tokenizer *tok, const prep_sel *sel,
-                       const plan_t *p, uint64_t L, size_t shard, size_t n_shards, size_t s0,
-                       size_t s1, reader_cache *rc, uint32_t **buf, size_t *buf_cap,
-                       uint32_t *buf_sel, char *err, size_t err_bytes) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/L%llu/part-%05zu.shard", o->output, (ull)L, shard);
-    if (file_exists(path) && shard_verify(path, NULL, NULL, 0) == SHARD_OK)
-        return PREP_OK; /* written by an earlier run */
+/* The writer side of a rank: the shard it is writing. */
+typedef struct {
+    shard_writer *w;
+    uint64_t k; /* its shard, UINT64_MAX: none open */
+} out_t;
+
+static int out_open(out_t *x, const prep_opts *o, const tokenizer *tok, const layout_t *y,
+                    uint64_t k, char *err, size_t err_bytes) {
     const prep_recipe *R = &o->recipe;
-    char meta[1024];
+    char path[4200], meta[1024], window[64] = "";
+    shard_path(path, sizeof path, o, y->L, k);
+    if (R->packing == PREP_PACK_BESTFIT)
+        snprintf(window, sizeof window, ",\"bestfit_window\":%llu", (ull)R->bestfit_window);
     snprintf(meta, sizeof meta,
-             "{\"recipe\":\"%s\",\"seed\":%llu,\"seq_len\":%llu,\"packing\":\"%s\",\"shard\":%zu,"
-             "\"n_shards\":%zu,\"tokenizer_xxh3\":\"%016llx\",\"bos\":%s,\"eos\":%s}",
-             R->name, (ull)R->seed, (ull)L, R->packing == PREP_PACK_CONCAT ? "concat" : "bestfit",
-             shard, n_shards, (ull)tokenizer_checksum(tok), R->bos ? "true" : "false",
+             "{\"recipe\":\"%s\",\"seed\":%llu,\"seq_len\":%llu,\"packing\":\"%s\"%s,"
+             "\"shard\":%llu,\"n_shards\":%llu,\"tokenizer_xxh3\":\"%016llx\",\"bos\":%s,"
+             "\"eos\":%s}",
+             R->name, (ull)R->seed, (ull)y->L,
+             R->packing == PREP_PACK_CONCAT ? "concat" : "bestfit", window, (ull)k,
+             (ull)y->n_shards, (ull)tokenizer_checksum(tok), R->bos ? "true" : "false",
              R->eos ? "true" : "false");
     shard_writer_opts wo = shard_writer_opts_default();
     wo.vocab_size = tokenizer_vocab_size(tok);
     wo.meta_json = meta;
-    shard_writer *w;
-    if (shard_writer_create(path, &wo, &w) != SHARD_OK) {
-        snprintf(err, err_bytes, "%s", shard_writer_errmsg(w));
-        shard_writer_free(w);
+    if (shard_writer_create(path, &wo, &x->w) != SHARD_OK) {
+        snprintf(err, err_bytes, "%s", shard_writer_errmsg(x->w));
+        shard_writer_free(x->w);
+        x->w = NULL;
         return PREP_ERR_IO;
     }
+    x->k = k;
+    return PREP_OK;
+}
+
+static int out_close(out_t *x, char *err, size_t err_bytes) {
     int st = PREP_OK;
-    for (size_t s = s0; st == PREP_OK && s < s1; s++) {
-        uint64_t fill = 0;
-        for (uint64_t k = p->seq_begin[s]; st == PREP_OK && k < p->seq_begin[s + 1]; k++) {
-            const piece_t *x = &p->pieces[k];
-            const prep_sel *d = &sel[x->sel];
-            shard_doc piece = {fill, d->doc_id, x->doc_offset};
-            if (shard_writer_seq_doc(w, &piece) != SHARD_OK) {
-                st = PREP_ERR_IO;
-                break;
-            }
-            /* the copy's packed tokens, built once for all its consecutive pieces (a long
-             * document cut over many sequences is read and decoded once, not per piece) */
-            if (*buf_sel != x->sel &&
-                (st = load_copy(o, tok, d, rc, buf, buf_cap, err, err_bytes)) != PREP_OK)
-                break;
-            *buf_sel = x->sel;
-            if (shard_writer_seq_tokens(w, *buf + x->doc_offset, x->len) != SHARD_OK)
-                st = PREP_ERR_IO;
-            fill += x->len;
-        }
-        if (st == PREP_OK && shard_writer_seq_end(w) != SHARD_OK)
-            st = PREP_ERR_IO;
-    }
-    if (st == PREP_OK && shard_writer_close(w) != SHARD_OK)
+    if (x->w && shard_writer_close(x->w) != SHARD_OK) {
+        snprintf(err, err_bytes, "%s", shard_writer_errmsg(x->w));
         st = PREP_ERR_IO;
-    if (st == PREP_ERR_IO && shard_writer_errmsg(w)[0])
-        snprintf(err, err_bytes, "%s", shard_writer_errmsg(w));
-    shard_writer_free(w);
+    }
+    shard_writer_free(x->w);
+    x->w = NULL;
+    x->k = UINT64_MAX;
     return st;
 }
 
-int prep_pack(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, prep_sel *sel_root,
-              size_t n_sel_root, uint64_t *n_seqs_out, uint64_t *n_shards_out, char *err,
+/* ---- a round: pieces to the unit owners, tokens to the writers ---------------------------- */
+
+static int cmp_by_unit(const void *a, const void *b) {
+    const piece_t *x = a, *y = b;
+    if (x->unit != y->unit)
+        return x->unit < y->unit ? -1 : 1;
+    if (x->useq != y->useq)
+        return x->useq < y->useq ? -1 : 1;
+    if (x->doc_offset != y->doc_offset)
+        return x->doc_offset < y->doc_offset ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* The unit owner's part: the pieces asked of its units (sorted here), read in unit order, as
+ * (piece_hdr, tokens) messages grouped by writer into *out, bytes[r] for rank r. */
+static int serve_pieces(const prep_opts *o, const tokenizer *tok, const layout_t *y, piece_t *q,
+                        size_t n, uint8_t **out, uint64_t *bytes, char *err, size_t err_bytes) {
+    const prep_recipe *R = &o->recipe;
+    qsort(q, n, sizeof *q, cmp_by_unit);
+    uint64_t *fill = calloc((size_t)y->n_ranks, sizeof *fill);
+    memset(bytes, 0, (size_t)y->n_ranks * sizeof *bytes);
+    for (size_t i = 0; i < n; i++)
+        bytes[writer_of(y, q[i].seq)] += sizeof(piece_hdr) + q[i].len * sizeof(uint32_t);
+    uint64_t total = 0;
+    for (int r = 0; r < y->n_ranks; r++) {
+        if (fill)
+            fill[r] = total;
+        total += bytes[r];
+    }
+    uint8_t *buf = malloc(total ? total : 1);
+    uint32_t *doc = NULL;
+    size_t doc_cap = 0;
+    uint64_t doc_n = 0;
+    shard_reader *rd = NULL;
+    uint32_t rd_unit = UINT32_MAX, doc_unit = UINT32_MAX, doc_seq = UINT32_MAX;
+    int st = fill && buf ? PREP_OK : PREP_ERR_NOMEM;
+    for (size_t i = 0; st == PREP_OK && i < n; i++) {
+        const piece_t *x = &q[i];
+        if (x->unit != doc_unit || x->useq != doc_seq) { /* [bos] text [eos] of the document */
+            if (x->unit != rd_unit) {
+                shard_reader_free(rd);
+                rd = NULL;
+                char path[4200];
+                prep_unit_path(path, sizeof path, o->output, x->unit, "shard");
+                if (shard_reader_open(path, &rd) != SHARD_OK) {
+                    snprintf(err, err_bytes, "%s", shard_reader_errmsg(rd));
+                    st = PREP_ERR_IO;
+                    break;
+                }
+                rd_unit = x->unit;
+            }
+            shard_seq s;
+            if (shard_reader_read(rd, x->useq, &s) != SHARD_OK) {
+                snprintf(err, err_bytes, "%s", shard_reader_errmsg(rd));
+                st = PREP_ERR_IO;
+                break;
+            }
+            uint64_t need = s.n_tokens + 2;
+            if (need > doc_cap) {
+                uint32_t *nd = realloc(doc, need * sizeof *nd);
+                if (!nd) {
+                    st = PREP_ERR_NOMEM;
+                    break;
+                }
+                doc = nd;
+                doc_cap = need;
+            }
+            doc_n = 0;
+            if (R->bos)
+                doc[doc_n++] = (uint32_t)tokenizer_bos_id(tok);
+            shard_tokens_to_u32(s.tokens, shard_reader_info(rd)->token_bytes, s.n_tokens,
+                                doc + doc_n);
+            doc_n += s.n_tokens;
+            if (R->eos)
+                doc[doc_n++] = (uint32_t)tokenizer_eos_id(tok);
+            doc_unit = x->unit;
+            doc_seq = x->useq;
+        }
+        if (x->doc_offset + x->len > doc_n) {
+            snprintf(err, err_bytes,
+                     "unit %u sequence %u: %llu tokens, the plan asks for [%llu, %llu) of "
+                     "document %llu",
+                     x->unit, x->useq, (ull)doc_n, (ull)x->doc_offset,
+                     (ull)(x->doc_offset + x->len), (ull)x->doc_id);
+            st = PREP_ERR_INPUT;
+            break;
+        }
+        int r = writer_of(y, x->seq);
+        piece_hdr h = {x->seq, x->start, x->doc_id, x->doc_offset, x->len};
+        memcpy(buf + fill[r], &h, sizeof h);
+        memcpy(buf + fill[r] + sizeof h, doc + x->doc_offset, x->len * sizeof(uint32_t));
+        fill[r] += sizeof h + x->len * sizeof(uint32_t);
+    }
+    shard_reader_free(rd);
+    free(doc);
+    free(fill);
+    if (st != PREP_OK) {
+        free(buf);
+        buf = NULL;
+    }
+    *out = buf;
+    return st;
+}
+
+typedef struct {
+    uint64_t slot, start;
+    size_t at; /* byte offset of its header in the received buffer */
+} got_t;
+
+static int cmp_got(const void *a, const void *b) {
+    const got_t *x = a, *y = b;
+    if (x->slot != y->slot)
+        return x->slot < y->slot ? -1 : 1;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* The writer's part of round t: the received pieces (msg, bytes) into this rank's sequences
+ * of the round, in order, into their shards. */
+static int write_round(const prep_opts *o, const tokenizer *tok, const layout_t *y, int rank,
+                       uint64_t t, const uint8_t *done, const uint8_t *msg, size_t bytes,
+                       out_t *out, char *err, size_t err_bytes) {
+    size_t n = 0;
+    for (size_t at = 0; at + sizeof(piece_hdr) <= bytes; n++) {
+        piece_hdr h;
+        memcpy(&h, msg + at, sizeof h);
+        at += sizeof h + h.len * sizeof(uint32_t);
+    }
+    got_t *g = malloc((n ? n : 1) * sizeof *g);
+    if (!g)
+        return PREP_ERR_NOMEM;
+    const uint64_t j0 = t * y->spr;
+    size_t k = 0;
+    for (size_t at = 0; at + sizeof(piece_hdr) <= bytes; k++) {
+        piece_hdr h;
+        memcpy(&h, msg + at, sizeof h);
+        g[k].slot = local_index(y, h.seq) - j0;
+        g[k].start = h.start;
+        g[k].at = at;
+        at += sizeof h + h.len * sizeof(uint32_t);
+    }
+    qsort(g, n, sizeof *g, cmp_got);
+    const uint64_t n_local = local_count(y, rank);
+    const uint64_t j1 = j0 + y->spr < n_local ? j0 + y->spr : n_local;
+    int st = PREP_OK;
+    size_t i = 0;
+    for (uint64_t j = j0; st == PREP_OK && j < j1; j++) {
+        uint64_t s = global_seq(y, rank, j), kk = s / y->per;
+        if (done[kk])
+            continue;
+        if (out->k != kk) {
+            if ((st = out_close(out, err, err_bytes)) != PREP_OK ||
+                (st = out_open(out, o, tok, y, kk, err, err_bytes)) != PREP_OK)
+                break;
+        }
+        uint64_t fill = 0;
+        size_t i0 = i;
+        for (; st == PREP_OK && i < n && g[i].slot == j - j0; i++) {
+            piece_hdr h;
+            memcpy(&h, msg + g[i].at, sizeof h);
+            if (h.start != fill || h.start + h.len > y->L) {
+                snprintf(err, err_bytes,
+                         "sequence %llu of L%llu: a piece at %llu of %llu tokens after %llu "
+                         "tokens (plan error)",
+                         (ull)s, (ull)y->L, (ull)h.start, (ull)h.len, (ull)fill);
+                st = PREP_ERR_INPUT;
+                break;
+            }
+            shard_doc d = {h.start, h.doc_id, h.doc_offset};
+            const uint32_t *tokens = (const uint32_t *)(const void *)(msg + g[i].at + sizeof h);
+            if (shard_writer_seq_doc(out->w, &d) != SHARD_OK ||
+                shard_writer_seq_tokens(out->w, tokens, h.len) != SHARD_OK)
+                st = PREP_ERR_IO;
+            fill += h.len;
+        }
+        if (st == PREP_OK && i == i0) {
+            snprintf(err, err_bytes, "sequence %llu of L%llu: no piece arrived (plan error)",
+                     (ull)s, (ull)y->L);
+            st = PREP_ERR_INPUT;
+        }
+        if (st == PREP_OK && shard_writer_seq_end(out->w) != SHARD_OK)
+            st = PREP_ERR_IO;
+        if (st == PREP_ERR_IO && out->w && shard_writer_errmsg(out->w)[0])
+            snprintf(err, err_bytes, "%s", shard_writer_errmsg(out->w));
+    }
+    if (st == PREP_OK && i != n) {
+        snprintf(err, err_bytes, "L%llu round %llu: %zu pieces outside this rank's sequences",
+                 (ull)y->L, (ull)t, n - i);
+        st = PREP_ERR_INPUT;
+    }
+    free(g);
+    return st;
+}
+
+/* ---- the stage ----------------------------------------------------------------------------- */
+
+/* Collective. Which shards of the layout are complete from an earlier run (done[k] = 1), each
+ * checked by its writer. */
+static int find_done(MPI_Comm comm, const prep_opts *o, const layout_t *y, uint8_t *done) {
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    for (uint64_t k = 0; k < y->n_shards; k++) {
+        done[k] = 0;
+        if ((int)(k % (uint64_t)y->n_ranks) != rank)
+            continue;
+        char path[4200];
+        shard_path(path, sizeof path, o, y->L, k);
+        done[k] = file_exists(path) && shard_verify(path, NULL, NULL, 0) == SHARD_OK;
+    }
+    for (uint64_t k = 0; k < y->n_shards; k += 1u << 30) {
+        uint64_t m = y->n_shards - k < (1u << 30) ? y->n_shards - k : (1u << 30);
+        MPI_Allreduce(MPI_IN_PLACE, done + k, (int)m, MPI_UINT8_T, MPI_MAX, comm);
+    }
+    return PREP_OK;
+}
+
+/* Collective. The pieces (sorted by round: [at[t], at[t + 1]) for round t) written, round by
+ * round. */
+static int write_shards(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, const layout_t *y,
+                        const piece_t *pc, const size_t *at, const uint8_t *done, size_t n_units,
+                        char *err, size_t err_bytes) {
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    char msg[PREP_ERRMSG_BYTES] = "";
+    out_t out = {NULL, UINT64_MAX};
+    int *dest = NULL;
+    uint64_t *count = malloc((size_t)y->n_ranks * sizeof *count);
+    int st = cluster_agree(comm, count ? PREP_OK : PREP_ERR_NOMEM);
+    for (uint64_t t = 0; st == PREP_OK && t < y->n_rounds; t++) {
+        /* 1. this round's pieces (of shards not done) to their units' owners */
+        size_t n = 0;
+        piece_t *mine = malloc((at[t + 1] - at[t] ? at[t + 1] - at[t] : 1) * sizeof *mine);
+        dest = malloc((at[t + 1] - at[t] ? at[t + 1] - at[t] : 1) * sizeof *dest);
+        if (st == PREP_OK && (!mine || !dest))
+            st = PREP_ERR_NOMEM;
+        for (size_t i = at[t]; st == PREP_OK && i < at[t + 1]; i++)
+            if (!done[pc[i].seq / y->per]) {
+                mine[n] = pc[i];
+                dest[n++] = prep_unit_owner(pc[i].unit, n_units, y->n_ranks);
+            }
+        piece_t *grouped = NULL, *asked = NULL;
+        size_t n_asked = 0;
+        if (st == PREP_OK &&
+            group_by_dest(mine, n, sizeof *mine, dest, y->n_ranks, (void **)&grouped, count))
+            st = PREP_ERR_NOMEM;
+        free(mine);
+        free(dest);
+        dest = NULL;
+        if ((st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL)) == PREP_OK)
+            st = exchange(comm, grouped, count, sizeof *grouped, (void **)&asked, &n_asked);
+        free(grouped);
+        if (st != PREP_OK) {
+            free(asked);
+            break;
+        }
+        /* 2. the tokens, read in unit order, to the writers */
+        uint8_t *served = NULL, *got = NULL;
+        st = serve_pieces(o, tok, y, asked, n_asked, &served, count, msg, sizeof msg);
+        free(asked);
+        size_t n_got = 0;
+        if ((st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL)) == PREP_OK)
+            st = exchange(comm, served, count, 1, (void **)&got, &n_got);
+        free(served);
+        /* 3. this rank's sequences of the round into its shards */
+        if (st == PREP_OK)
+            st = write_round(o, tok, y, rank, t, done, got, n_got, &out, msg, sizeof msg);
+        free(got);
+        if ((st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL)) != PREP_OK)
+            break;
+    }
+    free(count);
+    if (st != PREP_OK) {          /* agreed: every rank left the loop at the same step */
+        shard_writer_free(out.w); /* leaves FILE.tmp, never a shard under its final name */
+        return st;
+    }
+    st = out_close(&out, msg, sizeof msg);
+    return cluster_agree_msg(comm, st, msg, err, err_bytes, NULL);
+}
+
+int prep_pack(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, const prep_sel *sel,
+              size_t n_sel, size_t n_units, uint64_t *n_seqs_out, uint64_t *n_shards_out, char *err,
               size_t err_bytes) {
     int rank, n_ranks;
     MPI_Comm_rank(comm, &rank);
@@ -467,99 +906,90 @@ int prep_pack(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, prep_sel 
     const prep_recipe *R = &o->recipe;
     char msg[PREP_ERRMSG_BYTES] = "";
     int st = PREP_OK;
-    /* everyone needs the selected documents (where each copy's tokens are) */
-    uint64_t n_sel = n_sel_root;
-    MPI_Bcast(&n_sel, 1, MPI_UINT64_T, 0, comm);
-    prep_sel *sel = rank == 0 ? sel_root : malloc((n_sel ? n_sel : 1) * sizeof *sel);
-    if (!sel)
-        st = PREP_ERR_NOMEM;
-    if ((st = cluster_agree(comm, st)) != PREP_OK) {
-        snprintf(err, err_bytes, "out of memory for %llu selected documents", (ull)n_sel);
-        return st;
-    }
-    for (uint64_t off = 0; off < n_sel; off += 1u << 20) { /* counts are ints */
-        uint64_t m = n_sel - off < (1u << 20) ? n_sel - off : (1u << 20);
-        MPI_Bcast(sel + off, (int)(m * sizeof *sel), MPI_BYTE, 0, comm);
-    }
-    reader_cache rc;
-    memset(&rc, 0, sizeof rc);
-    uint32_t *buf = NULL, buf_sel = UINT32_MAX; /* buf holds the copy of sel[buf_sel] */
-    size_t buf_cap = 0;
     for (int li = 0; li < R->n_seq_lens && st == PREP_OK; li++) {
-        uint64_t L = R->seq_lens[li];
-        plan_t p;
-        memset(&p, 0, sizeof p);
-        if (rank == 0) {
-            size_t n_copies;
-            copy_t *c = make_copies(sel, n_sel, R->seed, &n_copies);
-            if (!c ||
-                (R->packing == PREP_PACK_CONCAT ? plan_concat(sel, c, n_copies, L, &p)
-                                                : plan_bestfit(sel, c, n_copies, L, R->seed, &p))) {
+        const uint64_t L = R->seq_lens[li];
+        copy_t *c = NULL;
+        size_t n_c = 0;
+        uint64_t total = 0;
+        pieces_t p = {0};
+        layout_t y = {.L = L, .n_ranks = n_ranks};
+        size_t *at = NULL;
+        piece_t *sorted = NULL;
+        uint8_t *done = NULL;
+        if ((st = copies_by_key(comm, sel, n_sel, R->seed, &c, &n_c, &total)) != PREP_OK) {
+            snprintf(err, err_bytes, "out of memory dealing the copies by key");
+            break;
+        }
+        if (R->packing == PREP_PACK_CONCAT) {
+            if (plan_concat(c, n_c, L, &p)) {
                 snprintf(msg, sizeof msg, "out of memory planning %llu-token sequences", (ull)L);
                 st = PREP_ERR_NOMEM;
             }
-            free(c);
-            if (p.seq_begin)
-                p.seq_begin[p.n_seqs] = p.n_pieces; /* the end of the last sequence */
+            y.n_seqs = (total + L - 1) / L;
+            st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL);
+        } else {
+            st = plan_windows(comm, c, n_c, total, L, R->bestfit_window, R->seed, &p, &y.n_seqs,
+                              msg, sizeof msg);
+            if (st != PREP_OK)
+                st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL);
         }
-        if ((st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL)) != PREP_OK)
-            break;
-        uint64_t sizes[2] = {p.n_pieces, p.n_seqs};
-        MPI_Bcast(sizes, 2, MPI_UINT64_T, 0, comm);
-        if (rank != 0) {
-            p.n_pieces = sizes[0];
-            p.n_seqs = sizes[1];
-            p.pieces = malloc((p.n_pieces ? p.n_pieces : 1) * sizeof *p.pieces);
-            p.seq_begin = malloc((p.n_seqs + 1) * sizeof *p.seq_begin);
-            if (!p.pieces || !p.seq_begin)
-                st = PREP_ERR_NOMEM;
-        } else if (!p.seq_begin) {
-            p.seq_begin = calloc(1, sizeof *p.seq_begin);
-        }
-        if ((st = cluster_agree(comm, st)) != PREP_OK) {
-            snprintf(err, err_bytes, "out of memory for the packing plan");
-            free(p.pieces);
-            free(p.seq_begin);
+        free(c);
+        if (st != PREP_OK) {
+            free(p.v);
             break;
         }
-        for (uint64_t off = 0; off < p.n_pieces; off += 1u << 20) {
-            uint64_t m = p.n_pieces - off < (1u << 20) ? p.n_pieces - off : (1u << 20);
-            MPI_Bcast(p.pieces + off, (int)(m * sizeof *p.pieces), MPI_BYTE, 0, comm);
-        }
-        for (uint64_t off = 0; off < p.n_seqs + 1; off += 1u << 20) {
-            uint64_t m = p.n_seqs + 1 - off < (1u << 20) ? p.n_seqs + 1 - off : (1u << 20);
-            MPI_Bcast(p.seq_begin + off, (int)m, MPI_UINT64_T, 0, comm);
-        }
+
+        /* the layout: shards, writers, rounds */
+        y.per = o->shard_tokens / L ? o->shard_tokens / L : 1;
+        y.n_shards = (y.n_seqs + y.per - 1) / y.per;
+        y.spr = o->pack_bytes / (L * sizeof(uint32_t));
+        if (y.spr == 0)
+            y.spr = 1;
+        const uint64_t most = local_count(&y, 0); /* rank 0 writes the most sequences */
+        y.n_rounds = (most + y.spr - 1) / y.spr;
+        at = calloc(y.n_rounds + 2, sizeof *at);
+        sorted = malloc((p.n ? p.n : 1) * sizeof *sorted);
+        done = calloc(y.n_shards ? y.n_shards : 1, 1);
+        if (!at || !sorted || !done)
+            st = PREP_ERR_NOMEM;
+        /* pieces by round (counting sort; inside a round their order does not matter) */
+        for (size_t i = 0; st == PREP_OK && i < p.n; i++)
+            at[local_index(&y, p.v[i].seq) / y.spr + 1]++;
+        for (uint64_t t = 0; st == PREP_OK && t < y.n_rounds; t++)
+            at[t + 1] += at[t];
+        for (size_t i = 0; st == PREP_OK && i < p.n; i++)
+            sorted[at[local_index(&y, p.v[i].seq) / y.spr]++] = p.v[i];
+        for (uint64_t t = y.n_rounds; st == PREP_OK && t > 0; t--)
+            at[t] = at[t - 1];
+        if (at)
+            at[0] = 0;
+        free(p.v);
         char dir[4200];
         snprintf(dir, sizeof dir, "%s/L%llu", o->output, (ull)L);
-        if (rank == 0 && mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        if (st == PREP_OK && rank == 0 && mkdir(dir, 0755) != 0 && errno != EEXIST) {
             snprintf(msg, sizeof msg, "%s: %s", dir, strerror(errno));
             st = PREP_ERR_IO;
+        } else if (st == PREP_ERR_NOMEM) {
+            snprintf(msg, sizeof msg, "out of memory for the %llu-token packing plan", (ull)L);
         }
-        if ((st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL)) != PREP_OK) {
-            free(p.pieces);
-            free(p.seq_begin);
-            break;
+        if ((st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL)) == PREP_OK)
+            st = find_done(comm, o, &y, done);
+        if (st == PREP_OK) {
+            uint64_t n_done = 0;
+            for (uint64_t k = 0; k < y.n_shards; k++)
+                n_done += done[k];
+            if (rank == 0)
+                LOG_INFO("L%llu: %llu sequences in %llu shards (%llu from an earlier run), "
+                         "%llu round%s of %llu sequences per rank",
+                         (ull)L, (ull)y.n_seqs, (ull)y.n_shards, (ull)n_done, (ull)y.n_rounds,
+                         y.n_rounds == 1 ? "" : "s", (ull)y.spr);
+            st = write_shards(comm, o, tok, &y, sorted, at, done, n_units, err, err_bytes);
         }
-        uint64_t per = o->shard_tokens / L ? o->shard_tokens / L : 1;
-        size_t n_shards = (size_t)((p.n_seqs + per - 1) / per);
-        for (size_t k = (size_t)rank; st == PREP_OK && k < n_shards; k += (size_t)n_ranks) {
-            size_t s0 = k * per, s1 = (k + 1) * per < p.n_seqs ? (k + 1) * per : p.n_seqs;
-            st = write_shard(o, tok, sel, &p, L, k, n_shards, s0, s1, &rc, &buf, &buf_cap, &buf_sel,
-                             msg, sizeof msg);
-        }
-        st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL);
-        if (rank == 0) {
-            n_seqs_out[li] = p.n_seqs;
-            n_shards_out[li] = n_shards;
-        }
-        free(p.pieces);
-        free(p.seq_begin);
+        n_seqs_out[li] = y.n_seqs;
+        n_shards_out[li] = y.n_shards;
+        free(at);
+        free(sorted);
+        free(done);
     }
-    for (int k = 0; k < READER_CACHE; k++)
-        shard_reader_free(rc.r[k]);
-    free(buf);
-    if (rank != 0)
-        free(sel);
     return st;
 }

@@ -49,6 +49,7 @@ prep_opts prep_opts_default(void) {
     o.unit_bytes = 256u << 20;
     o.shard_tokens = 1u << 25; /* 64 MiB of uint16 tokens a file: many files keep ranks busy */
     o.max_doc_bytes = 64u << 20;
+    o.pack_bytes = 256u << 20;
     o.progress_seconds = 5;
     char err[8];
     prep_recipe_load("keep", &o.recipe, err, sizeof err);
@@ -116,9 +117,10 @@ static char *pack_key(const prep_opts *o) {
     int bad =
         append(&s, &n, &cap,
                "recipe %s\ntarget %llu\nas_input %d\nmax_copies %u\npacking %d\nbos %d eos "
-               "%d dedup %d\nseed %llu\nshard_tokens %llu\nbucket_shares %d\n",
+               "%d dedup %d\nseed %llu\nshard_tokens %llu\nbucket_shares %d\nbestfit_window %llu\n",
                R->name, (ull)R->target_tokens, R->shares_as_input, R->max_copies, (int)R->packing,
-               R->bos, R->eos, R->dedup, (ull)R->seed, (ull)o->shard_tokens, R->use_bucket_shares);
+               R->bos, R->eos, R->dedup, (ull)R->seed, (ull)o->shard_tokens, R->use_bucket_shares,
+               (ull)R->bestfit_window);
     for (int b = 0; !bad && b < R->n_edges; b++)
         bad = append(&s, &n, &cap, "bucket %llu %.17g %.17g\n", (ull)R->edges[b], R->weights[b],
                      R->bucket_shares[b]);
@@ -187,7 +189,7 @@ static int make_dir(const char *path, char *err, size_t err_bytes) {
 #define KEPT_MIN_RATIO 100
 
 /* 1 with msg set when (almost) nothing is kept, else 0. */
-static int kept_too_little(const prep_stats *S, size_t n_sel, char *msg, size_t msg_bytes) {
+static int kept_too_little(const prep_stats *S, uint64_t n_sel, char *msg, size_t msg_bytes) {
     uint64_t n_rejected = 0;
     int top = 0;
     for (int r = 1; r < PREP_REJECT_N; r++) {
@@ -317,8 +319,9 @@ typedef struct {
     size_t n_in;
     prep_unit *units; /* (n_units) */
     size_t n_units;
-    prep_sel *sel; /* (n_sel) on rank 0 */
+    prep_sel *sel; /* (n_sel) this rank's selected documents */
     size_t n_sel;
+    uint64_t n_sel_all; /* on every rank */
     prep_stats S;
     uint64_t n_seqs[PREP_MAX_SEQ_LENS], n_shards[PREP_MAX_SEQ_LENS];
     int lock_fd; /* rank 0: DIR/prep.lock, held until the end */
@@ -474,9 +477,9 @@ static int stage_check_selection(int rank, const prep_opts *o, const run_state *
         n_rejected += S->rejects[r];
     if (rank == 0)
         LOG_INFO("%llu records, %llu rejected; %llu documents selected", (ull)S->n_records,
-                 (ull)n_rejected, (ull)R->n_sel);
+                 (ull)n_rejected, (ull)R->n_sel_all);
     char msg[PREP_ERRMSG_BYTES];
-    if (kept_too_little(S, R->n_sel, msg, sizeof msg)) {
+    if (kept_too_little(S, R->n_sel_all, msg, sizeof msg)) {
         if (o->strict) {
             snprintf(err, err_bytes, "%s (--strict)", msg);
             return PREP_ERR_INPUT;
@@ -487,12 +490,10 @@ static int stage_check_selection(int rank, const prep_opts *o, const run_state *
     return PREP_OK;
 }
 
-/* 7. Rank 0: manifest, stats, report. */
+/* 7. Rank 0: stats, report. */
 static int stage_write_outputs(const prep_opts *o, const run_state *R, char *msg,
                                size_t msg_bytes) {
-    int st = prep_manifest_write(o, R->in, R->units, R->sel, R->n_sel, &R->S, msg, msg_bytes);
-    if (st == PREP_OK)
-        st = prep_stats_write(o, R->in, R->n_in, &R->S, R->n_seqs, R->n_shards, msg, msg_bytes);
+    int st = prep_stats_write(o, R->in, R->n_in, &R->S, R->n_seqs, R->n_shards, msg, msg_bytes);
     if (st == PREP_OK)
         st = prep_report_write(o, &R->S, R->n_seqs, R->n_shards, msg, msg_bytes);
     return st;
@@ -537,15 +538,24 @@ int prep_run(MPI_Comm comm, const prep_opts *o, char *err, size_t err_bytes) {
     if ((st = prep_select(comm, o, R.n_in, R.units, R.n_units, &R.sel, &R.n_sel, &R.S, err,
                           err_bytes)) != PREP_OK)
         goto done;
+    for (int d = 0; d < R.S.n_domains; d++)
+        R.n_sel_all += R.S.sel_docs[d];
+    if (rank == 0)
+        LOG_INFO("selected in %.1f s", cluster_now() - t0);
     if ((st = stage_check_selection(rank, o, &R, err, err_bytes)) != PREP_OK)
         goto done;
 
     /* 5-6. packing and shards (resumable per shard) */
-    if ((st = prep_pack(comm, o, R.tok, R.sel, R.n_sel, R.n_seqs, R.n_shards, err, err_bytes)) !=
+    if ((st = prep_pack(comm, o, R.tok, R.sel, R.n_sel, R.n_units, R.n_seqs, R.n_shards, err,
+                        err_bytes)) != PREP_OK)
+        goto done;
+    if (rank == 0)
+        LOG_INFO("packed and written in %.1f s", cluster_now() - t0);
+
+    /* 7. manifest (every rank), stats, report */
+    if ((st = prep_manifest_write(comm, o, R.in, R.units, R.sel, R.n_sel, &R.S, err, err_bytes)) !=
         PREP_OK)
         goto done;
-
-    /* 7. manifest, stats, report */
     if (rank == 0)
         st = stage_write_outputs(o, &R, msg, sizeof msg);
     if ((st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL)) != PREP_OK)
@@ -555,7 +565,7 @@ int prep_run(MPI_Comm comm, const prep_opts *o, char *err, size_t err_bytes) {
         for (int d = 0; d < R.S.n_domains; d++)
             tokens += R.S.sel_tokens[d];
         LOG_INFO("done in %.1f s: %llu tokens of %llu documents in %s", cluster_now() - t0,
-                 (ull)tokens, (ull)R.n_sel, o->output);
+                 (ull)tokens, (ull)R.n_sel_all, o->output);
     }
 done:
     output_unlock(o->output, R.lock_fd);

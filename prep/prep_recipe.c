@@ -163,6 +163,7 @@ static void recipe_defaults(prep_recipe *r) {
     r->n_seq_lens = 1;
     r->seq_lens[0] = 131072;
     r->packing = PREP_PACK_CONCAT;
+    r->bestfit_window = 1024;
     r->bos = 1;
     r->dedup = 1;
 }
@@ -341,6 +342,10 @@ static int parse_key(const char *key, json_object *val, const char *origin, prep
             r->packing = PREP_PACK_BESTFIT;
         else
             BAD("%s: packing must be \"concat\" or \"bestfit\"", origin);
+    } else if (!strcmp(key, "bestfit_window")) {
+        if (get_u64(val, &r->bestfit_window) || r->bestfit_window == 0 ||
+            r->bestfit_window > (1u << 24))
+            BAD("%s: bestfit_window must be 1..2^24 sequences", origin);
     } else if (!strcmp(key, "bos") || !strcmp(key, "eos") || !strcmp(key, "dedup")) {
         if (!json_object_is_type(val, json_type_boolean))
             BAD("%s: %s must be true or false", origin, key);

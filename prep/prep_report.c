@@ -1,9 +1,11 @@
 /* prep_report.c - what prep tells the user: manifest.tsv, stats.json, report.md and its SVG
- * charts. Rank 0 only; every file is written to .tmp and renamed. */
+ * charts. The manifest is written by every rank (MPI-IO), the others by rank 0; every file is
+ * written to .tmp and renamed. */
 #include "plot.h"
 #include "prep_internal.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,46 +32,122 @@ static int close_tmp(FILE *f, const char *tmp, const char *path, char *err, size
 
 /* ---- manifest ------------------------------------------------------------------------------ */
 
-int prep_manifest_write(const prep_opts *o, const prep_input *in, const prep_unit *units,
-                        const prep_sel *sel, size_t n_sel, const prep_stats *S, char *err,
-                        size_t err_bytes) {
-    char path[4200], tmp[4300];
-    snprintf(path, sizeof path, "%s/manifest.tsv", o->output);
-    FILE *f = open_tmp(path, tmp, sizeof tmp);
-    if (!f) {
-        snprintf(err, err_bytes, "%s: %s", tmp, strerror(errno));
-        return PREP_ERR_IO;
+/* Appends printf output to a growable buffer; -1 when out of memory. */
+static int buf_printf(char **s, size_t *n, size_t *cap, const char *fmt, ...) {
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(*s ? *s + *n : NULL, *s ? *cap - *n : 0, fmt, ap);
+        va_end(ap);
+        if (k < 0)
+            return -1;
+        if (*s && *n + (size_t)k < *cap) {
+            *n += (size_t)k;
+            return 0;
+        }
+        size_t want = (*cap ? 2 * *cap : 1 << 16) + (size_t)k + 1;
+        char *q = realloc(*s, want);
+        if (!q)
+            return -1;
+        *s = q;
+        *cap = want;
     }
-    fprintf(f, "doc_id\tinput\tmember\trecord\tdomain\ttokens\tcopies\n");
+}
+
+/* This rank's rows (rank 0: the header first). */
+static int manifest_rows(int rank, const prep_opts *o, const prep_input *in, const prep_unit *units,
+                         const prep_sel *sel, size_t n_sel, const prep_stats *S, char **out,
+                         size_t *n_out, char *err, size_t err_bytes) {
+    char *s = NULL;
+    size_t n = 0, cap = 0;
+    int st = PREP_OK;
+    if (rank == 0 &&
+        buf_printf(&s, &n, &cap, "doc_id\tinput\tmember\trecord\tdomain\ttokens\tcopies\n"))
+        st = PREP_ERR_NOMEM;
     prep_unit_meta m;
     memset(&m, 0, sizeof m);
     uint32_t loaded = UINT32_MAX;
-    int st = PREP_OK;
     for (size_t i = 0; i < n_sel && st == PREP_OK; i++) {
-        const prep_sel *s = &sel[i];
+        const prep_sel *x = &sel[i];
         const char *member = "-";
-        if (s->member != PREP_NO_SEQ) {
-            if (loaded != s->unit) { /* documents come in unit order: each meta once */
+        if (x->member != PREP_NO_SEQ) {
+            if (loaded != x->unit) { /* documents come in unit order: each meta once */
                 prep_unit_meta_free(&m);
                 char mp[4200];
-                prep_unit_path(mp, sizeof mp, o->output, s->unit, "meta");
+                prep_unit_path(mp, sizeof mp, o->output, x->unit, "meta");
                 st = prep_unit_meta_read(mp, &m, err, err_bytes);
-                loaded = s->unit;
+                loaded = x->unit;
             }
-            if (st == PREP_OK && s->member < m.n_strings)
-                member = m.strings[s->member];
+            if (st == PREP_OK && x->member < m.n_strings)
+                member = m.strings[x->member];
         }
-        fprintf(f, "%llu\t%s\t%s\t%llu\t%s\t%llu\t%u\n", (ull)s->doc_id,
-                in[units[s->unit].input].path, member, (ull)s->record, S->domain[s->domain],
-                (ull)s->n_tokens, s->copies);
+        if (st == PREP_OK &&
+            buf_printf(&s, &n, &cap, "%llu\t%s\t%s\t%llu\t%s\t%llu\t%u\n", (ull)x->doc_id,
+                       in[units[x->unit].input].path, member, (ull)x->record, S->domain[x->domain],
+                       (ull)x->n_tokens, x->copies))
+            st = PREP_ERR_NOMEM;
     }
     prep_unit_meta_free(&m);
-    if (st != PREP_OK) {
-        fclose(f);
-        unlink(tmp);
+    if (st == PREP_ERR_NOMEM)
+        snprintf(err, err_bytes, "out of memory for the manifest's rows");
+    *out = s;
+    *n_out = n;
+    return st;
+}
+
+int prep_manifest_write(MPI_Comm comm, const prep_opts *o, const prep_input *in,
+                        const prep_unit *units, const prep_sel *sel, size_t n_sel,
+                        const prep_stats *S, char *err, size_t err_bytes) {
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    char path[4200], tmp[4300], msg[PREP_ERRMSG_BYTES] = "";
+    snprintf(path, sizeof path, "%s/manifest.tsv", o->output);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    char *rows = NULL;
+    size_t n_rows = 0;
+    int st = manifest_rows(rank, o, in, units, sel, n_sel, S, &rows, &n_rows, msg, sizeof msg);
+    if ((st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL)) != PREP_OK) {
+        free(rows);
         return st;
     }
-    return close_tmp(f, tmp, path, err, err_bytes);
+    uint64_t mine = n_rows, off = 0, total = 0;
+    MPI_Exscan(&mine, &off, 1, MPI_UINT64_T, MPI_SUM, comm);
+    if (rank == 0)
+        off = 0;
+    MPI_Allreduce(&mine, &total, 1, MPI_UINT64_T, MPI_SUM, comm);
+    MPI_File fh = MPI_FILE_NULL;
+    if (MPI_File_open(comm, tmp, MPI_MODE_CREATE | MPI_MODE_WRONLY, MPI_INFO_NULL, &fh) !=
+        MPI_SUCCESS) {
+        snprintf(msg, sizeof msg, "%s: cannot create", tmp);
+        st = PREP_ERR_IO;
+    }
+    /* a stale temporary file of a crashed run may be longer: set_size makes it exact */
+    if ((st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL)) == PREP_OK &&
+        MPI_File_set_size(fh, (MPI_Offset)total) != MPI_SUCCESS) {
+        snprintf(msg, sizeof msg, "%s: cannot size to %llu bytes", tmp, (ull)total);
+        st = PREP_ERR_IO;
+    }
+    if (st == PREP_OK) {
+        char why[200];
+        if (cluster_file_write_at(fh, off, rows, n_rows, why, sizeof why) != CLUSTER_OK) {
+            snprintf(msg, sizeof msg, "%s: write: %s", tmp, why);
+            st = PREP_ERR_IO;
+        } else if (MPI_File_sync(fh) != MPI_SUCCESS) {
+            snprintf(msg, sizeof msg, "%s: cannot sync", tmp);
+            st = PREP_ERR_IO;
+        }
+    }
+    free(rows);
+    if (fh != MPI_FILE_NULL)
+        MPI_File_close(&fh);
+    st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL);
+    if (st == PREP_OK && rank == 0 && rename(tmp, path) != 0) {
+        snprintf(msg, sizeof msg, "%s: rename: %s", path, strerror(errno));
+        st = PREP_ERR_IO;
+    }
+    if (st != PREP_OK && rank == 0)
+        unlink(tmp);
+    return cluster_agree_msg(comm, st, msg, err, err_bytes, NULL);
 }
 
 /* ---- stats.json ---------------------------------------------------------------------------- */

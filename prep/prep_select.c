@@ -2,9 +2,9 @@
  * mixture selection. Every decision is a function of (doc_id, recipe, seed), so the result
  * does not depend on the number of ranks.
  *
- * Ranks own contiguous ranges of units here (not the dynamic queue of the scan), so the
- * documents of rank r all precede those of rank r + 1 and gathering in rank order keeps
- * doc_id order. */
+ * Ranks own contiguous ranges of units here (prep_unit_begin, not the dynamic queue of the
+ * scan), so the documents of rank r all precede those of rank r + 1: each rank keeps its
+ * selected documents, and the manifest is their rows at prefix offsets. */
 #include "prep_internal.h"
 
 #include <math.h>
@@ -264,8 +264,8 @@ int prep_select(MPI_Comm comm, const prep_opts *o, size_t n_inputs, const prep_u
     *n_sel_out = 0;
     char msg[PREP_ERRMSG_BYTES] = "";
     int st = PREP_OK;
-    size_t u0 = n_units * (size_t)rank / (size_t)n_ranks;
-    size_t u1 = n_units * (size_t)(rank + 1) / (size_t)n_ranks;
+    size_t u0 = prep_unit_begin(rank, n_units, n_ranks);
+    size_t u1 = prep_unit_begin(rank + 1, n_units, n_ranks);
     size_t n_mine = u1 - u0;
     prep_unit_meta *meta = calloc(n_mine ? n_mine : 1, sizeof *meta);
     uint64_t *counts = calloc(n_units ? n_units : 1, sizeof *counts);
@@ -578,7 +578,7 @@ agree:
             d->copies = 0;
     }
 
-    /* 7. the selected documents, gathered on rank 0 in doc_id order */
+    /* 7. the selected documents of this rank's units, in doc_id order */
     for (size_t i = 0; i < n_docs; i++)
         if (!docs[i].dup && docs[i].copies > 0) {
             doc_t *d = &docs[i];
@@ -623,22 +623,9 @@ selected:
     MPI_Allreduce(MPI_IN_PLACE, S->hist_docs_after, (int)(n_dom * nb), MPI_UINT64_T, MPI_SUM, comm);
     MPI_Allreduce(MPI_IN_PLACE, S->hist_tokens_after, (int)(n_dom * nb), MPI_UINT64_T, MPI_SUM,
                   comm);
-    int my_n = (int)(n_sel * sizeof *sel), *rc = calloc((size_t)n_ranks, sizeof(int));
-    int *rd = calloc((size_t)n_ranks, sizeof(int));
-    MPI_Gather(&my_n, 1, MPI_INT, rc, 1, MPI_INT, 0, comm);
-    size_t total_sel = 0;
-    for (int r = 0; rank == 0 && r < n_ranks; r++) {
-        rd[r] = (int)total_sel;
-        total_sel += (size_t)rc[r];
-    }
-    prep_sel *all_sel = rank == 0 ? malloc(total_sel ? total_sel : 1) : NULL;
-    MPI_Gatherv(sel, my_n, MPI_BYTE, all_sel, rc, rd, MPI_BYTE, 0, comm);
-    free(rc);
-    free(rd);
-    if (rank == 0) {
-        *sel_out = all_sel;
-        *n_sel_out = total_sel / sizeof(prep_sel);
-    }
+    *sel_out = sel;
+    *n_sel_out = n_sel;
+    sel = NULL;
 done:
     for (size_t k = 0; meta && k < n_mine; k++) {
         prep_unit_meta_free(&meta[k]);
