@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The pictures of README.md's "Evaluate a long-context model", regenerated: docs/img/*.png.
-# About a minute on 2 cores. It is a job like quickstart.sh (whose model it reuses), not a
-# benchmark, so it lives in jobs/ and not in tests/bench/.
+# About 15 s on 2 cores (40 s when it runs quickstart.sh first). It is a job like quickstart.sh
+# (whose model it reuses), not a benchmark, so it lives in jobs/ and not in tests/bench/.
 #
 # 1. eval-ppl-vs-length-stories260K.png: a REAL trained model, karpathy's stories260K
 #    (llama2.c format, TinyStories, seq_len 512, vocab 512; ../shared/assets). Its tokenizer is
