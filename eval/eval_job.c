@@ -283,6 +283,19 @@ char *eval_path(const char *dir, const char *name) {
     return p;
 }
 
+int eval_model_hash_hex(const char *path, char hex[17]) {
+    uint64_t h;
+    char err[512] = "";
+    const int st = infer_model_hash(path, &h, err, sizeof err);
+    if (st != INFER_OK) {
+        LOG_ERROR("%s: %s", infer_strerror(st), err);
+        return EXIT_RUNTIME;
+    }
+    snprintf(hex, 17, "%016llx", (unsigned long long)h);
+    LOG_INFO("model %s: hash %s (xxh3-64 of its config and tensor headers)", path, hex);
+    return 0;
+}
+
 /* the whole file, NUL-terminated (malloc'd); NULL with errno (ENOENT: there is none) */
 static char *slurp(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");

@@ -116,6 +116,10 @@ int eval_keep_row(void *sink, int pos, const float *logits);
 /* dir/name (malloc'd; NULL when out of memory) */
 char *eval_path(const char *dir, const char *name);
 
+/* path's infer_model_hash as 16 hex digits into hex[17], logged with the path (the identity a
+ * rerun is compared by). Local. 0 or EXIT_RUNTIME (logged). */
+int eval_model_hash_hex(const char *path, char hex[17]);
+
 /* 1 if line is the result of an item of this run (its number in *item), else 0 */
 typedef int (*eval_line_item_fn)(const char *line, void *ctx, uint64_t *item);
 

@@ -267,6 +267,12 @@ static char *config_json(const eval_args *a, const grid *g, const tokenizer *tok
     json_object_object_add(o, "task", json_object_new_string(task_name(a->task)));
     json_object_object_add(o, "model", json_object_new_string(a->model));
     char hex[32];
+    if (eval_model_hash_hex(a->model, hex) != 0) {
+        json_object_put(o);
+        json_object_put(ls);
+        return NULL;
+    }
+    json_object_object_add(o, "model_hash", json_object_new_string(hex));
     snprintf(hex, sizeof hex, "%016llx", (unsigned long long)tokenizer_checksum(tok));
     json_object_object_add(o, "tokenizer_xxh3", json_object_new_string(hex));
     for (size_t i = 0; i < g->n_lengths; i++)

@@ -158,9 +158,22 @@ static char *config_json(const ppl_args *a, const eval_ppl_docs *d) {
     json_object *o = json_object_new_object(), *ms = json_object_new_array(),
                 *ins = json_object_new_array(), *ls = json_object_new_array();
     json_object_object_add(o, "task", json_object_new_string(TASK));
-    for (int k = 0; k < a->n_model; k++)
+    json_object *hs = json_object_new_array();
+    char hex[32];
+    for (int k = 0; k < a->n_model; k++) {
         json_object_array_add(ms, json_object_new_string(a->model[k]));
+        if (eval_model_hash_hex(a->model[k], hex) != 0) {
+            json_object_put(o);
+            json_object_put(ms);
+            json_object_put(hs);
+            json_object_put(ins);
+            json_object_put(ls);
+            return NULL;
+        }
+        json_object_array_add(hs, json_object_new_string(hex));
+    }
     json_object_object_add(o, "models", ms);
+    json_object_object_add(o, "model_hash", hs);
     for (int k = 0; k < a->n_input; k++)
         json_object_array_add(ins, json_object_new_string(a->input[k]));
     json_object_object_add(o, "inputs", ins);
@@ -170,7 +183,6 @@ static char *config_json(const ppl_args *a, const eval_ppl_docs *d) {
     json_object_object_add(o, "last", json_object_new_int64(a->last));
     eval_run_opts_json(o, &a->j.run);
     json_object_object_add(o, "documents", json_object_new_int64((int64_t)d->n));
-    char hex[32];
     snprintf(hex, sizeof hex, "%016llx", (unsigned long long)d->hash);
     json_object_object_add(o, "documents_xxh3", json_object_new_string(hex));
     char *s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
@@ -205,8 +217,9 @@ static int line_item(const char *line, void *ctx, uint64_t *item) {
         ok = i >= 0 && (uint64_t)i < sp->n_items;
         if (ok) {
             *item = (uint64_t)i;
+            /* the model by its place: config.json's hashes say it is the same, its path in
+             * the line may be another's (the path is informational) */
             ok = json_object_object_get_ex(o, "model", &v) &&
-                 !strcmp(json_object_get_string(v), a->model[(size_t)i / (sp->n_docs * L)]) &&
                  json_object_object_get_ex(o, "document", &v) &&
                  (size_t)json_object_get_int64(v) == ((size_t)i / L) % sp->n_docs &&
                  json_object_object_get_ex(o, "length", &v) &&
