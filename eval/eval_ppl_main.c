@@ -232,8 +232,10 @@ static int line_item(const char *line, void *ctx, uint64_t *item) {
 
 /* ==== one item ================================================================================*/
 
+/* item i's line: its window's losses (r), or its error (r NULL: non-finite logits predicting
+ * at document position bad) */
 static char *item_line(const ppl_args *a, const eval_ppl_docs *d, uint64_t i, size_t m, size_t doc,
-                       long length, const eval_ppl_result *r) {
+                       long length, const eval_ppl_result *r, uint64_t bad) {
     json_object *o = json_object_new_object(), *bs = json_object_new_array();
     const eval_ppl_doc *e = &d->docs[doc];
     json_object_object_add(o, "item", json_object_new_uint64(i));
@@ -247,6 +249,17 @@ static char *item_line(const ppl_args *a, const eval_ppl_docs *d, uint64_t i, si
     json_object_object_add(o, "prompt_tokens", json_object_new_int64(length));
     json_object_object_add(o, "window_start",
                            json_object_new_uint64(d->need - 1 - (uint64_t)length));
+    if (!r) { /* recorded, out of the means: a model that overflows at some length is data */
+        char why[96];
+        snprintf(why, sizeof why, "non-finite logits at document position %llu",
+                 (unsigned long long)bad);
+        json_object_object_add(o, "last", json_object_new_int64(a->last));
+        json_object_object_add(o, "error", json_object_new_string(why));
+        json_object_put(bs);
+        char *line = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        json_object_put(o);
+        return line;
+    }
     json_object_object_add(o, "last", json_object_new_uint64(r->last_n));
     const double ll = r->last_sum / (double)r->last_n;
     json_object_object_add(o, "loss_last", json_object_new_double(ll));
@@ -277,16 +290,23 @@ static int write_outputs(const ppl_args *a, const item_space *sp, char *const *l
     const size_t M = (size_t)a->n_model, L = (size_t)a->n_lengths;
     int rc = 0;
     double *mean = calloc(M * L, sizeof *mean), *x = calloc(L, sizeof *x);
-    if (rc == 0 && (!mean || !x))
+    size_t *n_err = calloc(M * L, sizeof *n_err), items_error = 0;
+    if (rc == 0 && (!mean || !x || !n_err))
         rc = EXIT_RUNTIME;
     /* the mean over documents of each item's loss of the last N, in item order (the same
-     * additions whatever ran where) */
+     * additions whatever ran where); items with an error (non-finite logits) are counted, not
+     * added */
     for (size_t i = 0; rc == 0 && i < sp->n_items; i++) {
         json_object *o = json_tokener_parse(lines[i]), *v;
-        if (!o || !json_object_object_get_ex(o, "loss_last", &v))
+        const size_t ml = (i / (sp->n_docs * L)) * L + i % L;
+        if (o && json_object_object_get_ex(o, "error", NULL)) {
+            n_err[ml]++;
+            items_error++;
+        } else if (!o || !json_object_object_get_ex(o, "loss_last", &v)) {
             rc = EXIT_RUNTIME;
-        else
-            mean[(i / (sp->n_docs * L)) * L + i % L] += json_object_get_double(v);
+        } else {
+            mean[ml] += json_object_get_double(v);
+        }
         json_object_put(o);
     }
     json_object *o = json_object_new_object(), *ls = json_object_new_array(),
@@ -300,19 +320,23 @@ static int write_outputs(const ppl_args *a, const item_space *sp, char *const *l
     json_object_object_add(o, "documents_too_short", json_object_new_uint64(d->n_short));
     json_object_object_add(o, "last", json_object_new_int64(a->last));
     json_object_object_add(o, "items", json_object_new_uint64(sp->n_items));
+    json_object_object_add(o, "items_error", json_object_new_uint64(items_error));
     json_object_object_add(o, "training_length", json_object_new_int(train));
     json_object_object_add(o, "lengths", ls);
     for (size_t m = 0; rc == 0 && m < M; m++) {
         json_object *e = json_object_new_object(), *lo = json_object_new_array(),
-                    *pp = json_object_new_array();
+                    *pp = json_object_new_array(), *er = json_object_new_array();
         for (size_t l = 0; l < L; l++) {
-            mean[m * L + l] /= (double)sp->n_docs;
-            json_object_array_add(lo, json_object_new_double(mean[m * L + l]));
-            json_object_array_add(pp, json_object_new_double(exp(mean[m * L + l])));
+            const size_t n_ok = sp->n_docs - n_err[m * L + l];
+            mean[m * L + l] = n_ok ? mean[m * L + l] / (double)n_ok : NAN; /* NAN: no point */
+            json_object_array_add(lo, n_ok ? json_object_new_double(mean[m * L + l]) : NULL);
+            json_object_array_add(pp, n_ok ? json_object_new_double(exp(mean[m * L + l])) : NULL);
+            json_object_array_add(er, json_object_new_uint64(n_err[m * L + l]));
         }
         json_object_object_add(e, "model", json_object_new_string(a->model[m]));
         json_object_object_add(e, "loss_last", lo);
         json_object_object_add(e, "ppl_last", pp);
+        json_object_object_add(e, "errors", er);
         json_object_array_add(ms, e);
     }
     json_object_object_add(o, "models", ms);
@@ -320,7 +344,9 @@ static int write_outputs(const ppl_args *a, const item_space *sp, char *const *l
         o, "note",
         json_object_new_string("loss_last: the mean over the documents of the mean NLL (nats) of "
                                "the same last N targets of each document, with L tokens of "
-                               "context; ppl_last = exp(loss_last)"));
+                               "context, over the documents whose window gave finite logits "
+                               "(errors: the others, per length; null: none did); ppl_last = "
+                               "exp(loss_last)"));
     if (rc == 0)
         rc = eval_write_json(a->j.output, "summary.json", o);
     json_object_put(o);
@@ -338,6 +364,7 @@ static int write_outputs(const ppl_args *a, const item_space *sp, char *const *l
         }
         free(stem);
     }
+    free(n_err);
     free(mean);
     free(x);
     return rc;
@@ -355,15 +382,17 @@ static int run_one(void *ctx, uint64_t i, char **line) {
     uint64_t bad = 0;
     const int st = eval_ppl_window(pj->s, pj->d->docs[doc].ids, pj->d->need - 1, (int)length,
                                    (int)a->last, pj->want, &r, &bad);
-    if (st == EVAL_ERR_FORMAT)
-        LOG_ERROR("%s: document %zu, length %ld: non-finite logits predicting position %llu",
-                  a->model[pj->m], doc, length, (unsigned long long)bad);
-    else if (st != EVAL_OK)
+    if (st == EVAL_ERR_FORMAT) /* the item, not the job: recorded with its error */
+        LOG_WARN("%s: document %zu, length %ld: non-finite logits at document position %llu: "
+                 "recorded with the error, out of the means",
+                 a->model[pj->m], doc, length, (unsigned long long)bad);
+    else if (st != EVAL_OK) {
         LOG_ERROR("%s: document %zu, length %ld: %s", a->model[pj->m], doc, length,
                   eval_strerror(st));
-    else if (!(*line = item_line(a, pj->d, i, pj->m, doc, length, &r)))
         return EXIT_RUNTIME;
-    return st == EVAL_OK ? 0 : EXIT_RUNTIME;
+    }
+    *line = item_line(a, pj->d, i, pj->m, doc, length, st == EVAL_OK ? &r : NULL, bad);
+    return *line ? 0 : EXIT_RUNTIME;
 }
 
 /* One model: loaded on the group, its pending items run in rounds over the replicas, the

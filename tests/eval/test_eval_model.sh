@@ -8,6 +8,8 @@
 #     weights);
 #   - a rerun with the same model under another path resumes (the path is logged), a model
 #     whose header differs is refused (exit 2) naming the model and both hashes;
+#   - ppl-vs-length with a model whose weights give NaN: its items are recorded with an error
+#     naming the position, out of the means (the summary counts them), and the job goes on;
 # usage: test_eval_model.sh LONGCTX
 set -euo pipefail
 LONGCTX=$1
@@ -85,6 +87,45 @@ PY
 h6=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["model_hash"][1])' "$W/o/config.json")
 expect2 "model $W/m6copy has hash [0-9a-f]\{16\}, the model of the run there ($W/m6) had $h6" \
     "$LONGCTX" "${P[@]}" --model "$W/m5" --model "$W/m6copy" --output "$W/o"
+# ---- ppl-vs-length: non-finite logits are an item's error, not the job's ----------------------
+cp -r "$W/m5" "$W/nan"
+$PY - "$W/nan/model.safetensors" <<'PY'
+import json, struct, sys, numpy as np
+path = sys.argv[1]
+raw = bytearray(open(path, "rb").read())
+n = struct.unpack_from("<Q", raw, 0)[0]
+t = json.loads(raw[8:8 + n])["model.norm.weight"]  # the final norm: every logit NaN
+a, b = t["data_offsets"]
+raw[8 + n + a:8 + n + b] = np.full((b - a) // 4, np.nan, np.float32).tobytes()
+open(path, "wb").write(raw)
+PY
+run 2 "$LONGCTX" "${P[@]}" --model "$W/m5" --model "$W/nan" --output "$W/nan_out" --tp 1 \
+    2> "$W/log" || { cat "$W/log"; fail "the NaN model's job failed"; }
+grep -q "non-finite logits at document position .*recorded with the error" "$W/log" ||
+    { cat "$W/log"; fail "no warning for the NaN items"; }
+$PY - "$W" <<'PY' || fail "NaN items"
+import sys, json, math
+w = sys.argv[1]
+rows = [json.loads(l) for l in open(w + "/nan_out/results.jsonl")]
+ref = [json.loads(l) for l in open(w + "/o/results.jsonl")]  # m5 and m6, no NaN
+assert len(rows) == 12, len(rows)  # 2 models x 2 documents x 3 lengths
+for r in rows[:6]:  # m5: as in the run without the NaN model (the same lines but the path)
+    assert "error" not in r and r["loss_last"] == ref[r["item"]]["loss_last"], r
+for r in rows[6:]:
+    assert "loss_last" not in r, r
+    # the window's first position is the first whose logits are NaN
+    assert r["error"] == "non-finite logits at document position %d" % r["window_start"], r
+s = json.load(open(w + "/nan_out/summary.json"))
+assert s["items"] == 12 and s["items_error"] == 6, s
+ok, bad = s["models"]
+assert ok["errors"] == [0, 0, 0] and bad["errors"] == [2, 2, 2], s
+assert all(math.isfinite(x) for x in ok["loss_last"]) and bad["loss_last"] == [None] * 3, s
+ref_s = json.load(open(w + "/o/summary.json"))
+assert ok["loss_last"] == ref_s["models"][0]["loss_last"], (ok, ref_s)
+PY
+[ -s "$W/nan_out/ppl-vs-length.png" ] || fail "no plot"
+echo "ppl-vs-length: a NaN model's 6 items recorded with the position, out of the means; the job goes on"
+
 # passkey (as needle and ruler): one "model_hash", the path may change
 T=$HERE/../../../shared/assets/tokenizers/llama2/tokenizer.model
 [ -f "$T" ] || { echo "SKIP (passkey part): $T missing"; exit 0; }
