@@ -205,7 +205,8 @@ int eval_tokenizer_load(const eval_job_opts *j, const char *model_dir, int requi
 }
 
 /* o against the model's config and the plan of a rank against --mem-limit, before anything is
- * loaded: a run that cannot fit is refused in seconds, not after the weights are read */
+ * loaded or written: a run that cannot fit is refused in seconds, not after the weights are
+ * read */
 static int plan_check(const eval_job_opts *j, const cluster_groups *cg, const char *path,
                       const infer_opts *o) {
     infer_config c;
@@ -241,13 +242,19 @@ static int plan_check(const eval_job_opts *j, const cluster_groups *cg, const ch
     return 0;
 }
 
+int eval_plan_check(const eval_job_opts *j, const cluster_groups *cg, const char *path,
+                    infer_opts o) {
+    o.threads = (int)j->threads;
+    return cluster_agree_first(cg->world, plan_check(j, cg, path, &o));
+}
+
 int eval_model_open(const eval_job_opts *j, const cluster_groups *cg, const char *path,
                     infer_opts o, infer_model **m, infer_state **s) {
     *m = NULL;
     *s = NULL;
     o.threads = (int)j->threads;
-    int rc = cluster_agree_first(cg->world, plan_check(j, cg, path, &o)), st;
-    if (rc == 0 && (st = infer_model_load(path, cg->tp, m)) != INFER_OK) {
+    int rc = 0, st;
+    if ((st = infer_model_load(path, cg->tp, m)) != INFER_OK) {
         LOG_ERROR("%s: %s", infer_strerror(st), infer_model_errmsg(*m));
         rc = st == INFER_ERR_ARG ? EXIT_USAGE : EXIT_RUNTIME;
     }

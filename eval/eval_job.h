@@ -96,11 +96,14 @@ int eval_world_failure(const cluster_groups *cg, int rc);
 int eval_tokenizer_load(const eval_job_opts *j, const char *model_dir, int required,
                         tokenizer **out);
 
-/* The model at path loaded over cg->tp and its state for o (o->max_ctx the longest prompt plus
- * its answer; threads from j): first o is checked against the model's config and the memory
- * plan of a rank (infer_plan_make, what `longctx plan` prints) against j->mem_limit (refused:
- * EXIT_USAGE with the numbers; without a limit the plan is logged). Collective over cg->world.
- * On failure *m and *s are NULL. */
+/* Before anything is loaded or written: o (o->max_ctx the longest prompt plus its answer;
+ * threads from j) against the model's config, and the memory plan of a rank (infer_plan_make,
+ * what `longctx plan` prints for the run's --tp and options) against j->mem_limit: above it,
+ * EXIT_USAGE with the numbers; the plan is logged either way. Collective over cg->world. */
+int eval_plan_check(const eval_job_opts *j, const cluster_groups *cg, const char *path,
+                    infer_opts o);
+/* The model at path loaded over cg->tp and its state for o (after eval_plan_check). Collective
+ * over cg->world. On failure *m and *s are NULL. */
 int eval_model_open(const eval_job_opts *j, const cluster_groups *cg, const char *path,
                     infer_opts o, infer_model **m, infer_state **s);
 

@@ -708,6 +708,8 @@ static int eval_job(void *ctx, const cluster_groups *cg) {
     infer_model *m = NULL;
     infer_state *s = NULL;
     if (rc == 0)
+        rc = eval_plan_check(&a->j, cg, a->model, o);
+    if (rc == 0)
         rc = eval_model_open(&a->j, cg, a->model, o, &m, &s);
     const infer_config *cfg = rc == 0 ? infer_model_config(m) : NULL;
     const int train = a->j.training_length ? (int)a->j.training_length : cfg ? cfg->seq_len : 0;

@@ -470,6 +470,10 @@ static int job(void *ctx, const cluster_groups *cg) {
     LOG_INFO("%zu documents of >= %llu tokens (%llu shorter), %d lengths, %d models: %zu items",
              d.n, (unsigned long long)need, (unsigned long long)d.n_short, a->n_lengths, a->n_model,
              n_items);
+    infer_opts o = a->j.run; /* every model's plan before the directory: --mem-limit */
+    o.max_ctx = (int)need;
+    for (int m = 0; rc == 0 && m < a->n_model; m++)
+        rc = eval_plan_check(&a->j, cg, a->model[m], o);
     uint64_t *pending = malloc((n_items ? n_items : 1) * sizeof *pending);
     char *config = rc == 0 && cg->rank == 0 ? config_json(a, &d) : NULL;
     if (rc == 0 && !pending)

@@ -8,6 +8,9 @@
 #     weights);
 #   - a rerun with the same model under another path resumes (the path is logged), a model
 #     whose header differs is refused (exit 2) naming the model and both hashes;
+#   - --mem-limit: a run whose plan of a rank (the numbers of `longctx plan` for the longest
+#     prompt and the run's --tp, --kv-dtype, --prefill-chunk) exceeds it is refused (exit 2)
+#     with the numbers, a run at it goes; without it the plan's bytes are logged once;
 #   - ppl-vs-length with a model whose weights give NaN: its items are recorded with an error
 #     naming the position, out of the means (the summary counts them), and the job goes on;
 # usage: test_eval_model.sh LONGCTX
@@ -126,6 +129,33 @@ PY
 [ -s "$W/nan_out/ppl-vs-length.png" ] || fail "no plot"
 echo "ppl-vs-length: a NaN model's 6 items recorded with the position, out of the means; the job goes on"
 
+# ---- --mem-limit: the plan of a rank (longctx plan's numbers) against the limit -------------------
+plan_total() { # plan_total MODEL CTX TP [OPTS...]: longctx plan's total bytes per rank
+    local m=$1 c=$2 t=$3
+    shift 3
+    "$LONGCTX" plan --model "$m" --ctx "$c" --tp "$t" "$@" |
+        $PY -c 'import json,sys; print(json.load(sys.stdin)["per_rank"]["total_bytes"])'
+}
+# ppl-vs-length's longest window: max(L) + 1 = 129 positions
+t1=$(plan_total "$W/m5" 129 1)
+t2bf=$(plan_total "$W/m5" 129 2 --kv-dtype bf16 --prefill-chunk 64)
+"$LONGCTX" "${P[@]}" --model "$W/m5" --output "$W/ml0" 2> "$W/log" || { cat "$W/log"; fail "no limit"; }
+[ "$(grep -c "the plan of a rank: $t1 bytes" "$W/log")" -eq 1 ] ||
+    { cat "$W/log"; fail "the plan ($t1 bytes) is not logged once"; }
+expect2 "needs $t1 bytes .*more than --mem-limit 1024 bytes" \
+    "$LONGCTX" "${P[@]}" --model "$W/m5" --output "$W/ml1" --mem-limit 1K
+[ ! -e "$W/ml1/results.jsonl" ] || fail "a refused run wrote results"
+expect2 "needs $t2bf bytes .*more than --mem-limit $((t2bf - 1)) bytes" \
+    run 2 "$LONGCTX" "${P[@]}" --model "$W/m5" --output "$W/ml2" --tp 2 --kv-dtype bf16 \
+    --prefill-chunk 64 --mem-limit $((t2bf - 1))
+run 2 "$LONGCTX" "${P[@]}" --model "$W/m5" --output "$W/ml3" --tp 2 --kv-dtype bf16 \
+    --prefill-chunk 64 --mem-limit "$t2bf" 2> "$W/log" || { cat "$W/log"; fail "a run at its limit"; }
+grep -q "the plan of a rank: $t2bf bytes.*within --mem-limit" "$W/log" || { cat "$W/log"; fail "within"; }
+"$LONGCTX" "${P[@]}" --model "$W/m5" --output "$W/ml4" --mem-limit 1G > /dev/null 2>&1 || fail "1G"
+expect2 "is not a size in bytes" "$LONGCTX" "${P[@]}" --model "$W/m5" --output "$W/x" --mem-limit 12Q
+expect2 "is not a size in bytes" "$LONGCTX" "${P[@]}" --model "$W/m5" --output "$W/x" --mem-limit -5
+echo "--mem-limit: refused (exit 2) above longctx plan's $t1 / $t2bf bytes, accepted at it; logged once without"
+
 # passkey (as needle and ruler): one "model_hash", the path may change
 T=$HERE/../../../shared/assets/tokenizers/llama2/tokenizer.model
 [ -f "$T" ] || { echo "SKIP (passkey part): $T missing"; exit 0; }
@@ -134,6 +164,11 @@ $PY "$HERE/../infer/hf/gen_hf_model.py" "$W/k" --hidden 64 --intermediate 128 --
 K=(eval passkey --lengths 100,200 --trials 2)
 "$LONGCTX" "${K[@]}" --model "$W/k" --output "$W/p" > /dev/null 2> "$W/log" || { cat "$W/log"; fail "passkey"; }
 grep -Eq '"model_hash": *"[0-9a-f]{16}"' "$W/p/config.json" || { cat "$W/p/config.json"; fail "passkey model_hash"; }
+# passkey's longest prompt: max(L) + the 50 answer tokens eval reserves = 250 positions
+tk=$(plan_total "$W/k" 250 1)
+expect2 "needs $tk bytes .*more than --mem-limit $((tk - 1)) bytes" \
+    "$LONGCTX" "${K[@]}" --model "$W/k" --output "$W/pm" --mem-limit $((tk - 1))
+grep -q "the plan of a rank: $tk bytes" "$W/log" || { cat "$W/log"; fail "passkey: no plan logged"; }
 mv "$W/k" "$W/k2"
 "$LONGCTX" "${K[@]}" --model "$W/k2" --output "$W/p" > /dev/null 2> "$W/log" || { cat "$W/log"; fail "passkey, moved model"; }
 grep -q "the same model (hash" "$W/log" || { cat "$W/log"; fail "passkey: the other path is not logged"; }
