@@ -184,7 +184,8 @@ typedef struct {
  *  length), the last `last` targets summed apart. want: the caller's buffer of length + 1
  *  bytes. Collective over s's ranks. @return EVAL_OK, EVAL_ERR_ARG (last or length out of 1..
  *  end, last > length), EVAL_ERR_FORMAT (non-finite logits: *bad_pos is the document position
- *  of the target), EVAL_ERR_IO (any other failure of the forward pass). */
+ *  whose logits were not finite, the one before its target), EVAL_ERR_IO (any other failure of the
+ * forward pass). */
 int eval_ppl_window(struct infer_state *s, const uint32_t *ids, uint64_t end, int length, int last,
                     uint8_t *want, eval_ppl_result *out, uint64_t *bad_pos);
 

@@ -24,7 +24,6 @@
 #include "tokenizer.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <json-c/json.h>
 #include <limits.h>
@@ -32,10 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
-
-enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
 int eval_ppl_main(int argc, char **argv); /* eval_ppl_main.c: ppl-vs-length */
 enum { MAX_HAYSTACKS = 4096, MAX_GRID = 100000 };
@@ -45,83 +41,14 @@ enum { MAX_HAYSTACKS = 4096, MAX_GRID = 100000 };
 
 typedef struct {
     int task; /* eval_task */
-    const char *model, *output, *tokenizer, *lengths_arg, *depths_arg;
+    const char *model, *lengths_arg, *depths_arg;
     const char *haystack[MAX_HAYSTACKS];
     int n_haystack;
-    long tp, trials, threads, training_length;
+    long trials;
     unsigned long long seed;
-    int verbose;
-    int no_reuse;   /* --no-prefix-reuse */
-    infer_opts run; /* --kv-dtype, --act-dtype, --prefill-chunk, --mem-topk (infer_opts_parse) */
+    int no_reuse;    /* --no-prefix-reuse */
+    eval_job_opts j; /* --output, --tp, infer's run options, ... (eval_job.h) */
 } eval_args;
-
-int eval_generate(infer_state *s, const infer_config *cfg, int prefill_st, const float *row, int V,
-                  void *work, int n_prompt, int n_new, uint32_t *gen, int *n_gen,
-                  const char **numeric, unsigned long long item) {
-    /* non-finite logits end the item, not the job: it is recorded with the error and score 0
-     * (a model that overflows at long lengths is what these grids measure), and a rerun does not
-     * stop on it again */
-    *n_gen = 0;
-    *numeric = prefill_st == INFER_ERR_NUMERIC ? "non-finite logits in the prefill" : NULL;
-    uint64_t rng = 0; /* greedy: unused */
-    uint32_t next = *numeric ? 0 : (uint32_t)infer_sample(row, V, 0.0f, 0, 1.0f, &rng, work);
-    while (!*numeric && *n_gen < n_new && (int64_t)next != cfg->eos_id) {
-        gen[(*n_gen)++] = next;
-        if (*n_gen == n_new)
-            break;
-        const int st =
-            infer_forward_sample(s, next, n_prompt + *n_gen - 1, 0.0f, 0, 1.0f, &rng, &next);
-        if (st == INFER_ERR_NUMERIC) {
-            *numeric = "non-finite logits in the decode";
-        } else if (st != INFER_OK) {
-            LOG_ERROR("item %llu: decode: %s", item, infer_strerror(st));
-            return EXIT_RUNTIME;
-        }
-    }
-    if (*numeric) {
-        LOG_WARN("item %llu: %s: recorded with score 0", item, *numeric);
-        *n_gen = 0;
-    }
-    return 0;
-}
-
-char *eval_utf8_clean(const char *text, size_t n, size_t *out_n) {
-    char *clean = malloc(3 * n + 1);
-    if (!clean)
-        return NULL;
-    size_t k = 0;
-    for (size_t at = 0; at < n;) {
-        uint32_t cp;
-        const size_t len = tok_utf8_next((const unsigned char *)text + at, n - at, &cp);
-        if (cp == TOK_INVALID_CP) {
-            memcpy(clean + k, "\xef\xbf\xbd", 3);
-            k += 3;
-        } else {
-            memcpy(clean + k, text + at, len);
-            k += len;
-        }
-        at += len;
-    }
-    clean[k] = '\0';
-    *out_n = k;
-    return clean;
-}
-
-int eval_run_opt(const char *name, const char *value, infer_opts *r) {
-    char err[256];
-    if (infer_opts_parse(r, name, value, err, sizeof err) == INFER_OK)
-        return 0;
-    fprintf(stderr, "longctx eval: %s\n", err);
-    return EXIT_USAGE;
-}
-
-void eval_run_opts_json(json_object *o, const infer_opts *r) {
-    json_object_object_add(o, "kv_dtype",
-                           json_object_new_string(r->kv_dtype == INFER_DT_F32 ? "f32" : "bf16"));
-    json_object_object_add(o, "act_dtype", json_object_new_string(infer_act_name(r->act_dtype)));
-    json_object_object_add(o, "prefill_chunk", json_object_new_int(r->prefill_chunk));
-    json_object_object_add(o, "mem_topk", json_object_new_int(r->mem_topk));
-}
 
 static const char *task_name(int task) {
     return task == EVAL_TASK_PASSKEY ? "passkey" : "needle";
@@ -146,18 +73,15 @@ static void usage(FILE *f) {
             "  --tokenizer FILE     tokenizer.json or .model (default: the model directory's)\n"
             "  --lengths L,...      prompt lengths in tokens (default passkey %s; needle\n"
             "                       Fu's 40: round(linspace(1000, 128000, 40)))\n"
-            "  --tp P               tensor-parallel size of each replica (default 0: all ranks)\n"
             "  --seed S             passkey keys and depths (default 0)\n"
             "  --trials N           passkey: trials per length (default 10)\n"
             "  --haystack FILE      needle: a text file of the haystack (repeatable, required)\n"
             "  --depths D,...       needle: depths in percent (default %s)\n"
             "  --training-length N  the plots' line (default: the model's max positions)\n"
-            "  --threads N          threads per rank (default 1)\n" EVAL_RUN_OPTS_HELP
             "  --no-prefix-reuse    prefill every prompt from position 0 (by default a\n"
             "                       replica runs a length's items in order and reuses the\n"
             "                       KV cache of the prefix shared with the prompt before:\n"
-            "                       the same results, less prefill)\n"
-            "  -v, --verbose        debug logging\n"
+            "                       the same results, less prefill)\n" EVAL_JOB_OPTIONS_HELP
             "  --help, --version\n",
             EVAL_PASSKEY_NEW, EVAL_NEEDLE_NEW, PASSKEY_LENGTHS, NEEDLE_DEPTHS);
 }
@@ -197,56 +121,53 @@ static int parse_numbers(const char *arg, const char *opt, double lo, double hi,
     }
 }
 
-static int parse_long(const char *s, const char *opt, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    const long v = strtol(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi) {
-        fprintf(stderr, "longctx eval: %s '%s' is not an integer in [%ld, %ld]\n", opt, s, lo, hi);
-        return EXIT_USAGE;
+/* the task's own options (eval_job_parse takes the common ones) */
+enum { O_LEN = 256, O_SEED, O_TRIALS, O_HAY, O_DEPTHS, O_NOREUSE };
+
+static int task_opt(void *ctx, int c, const char *arg) {
+    eval_args *a = ctx;
+    long v;
+    int rc = 0;
+    switch (c) {
+    case 'm':
+        a->model = arg;
+        break;
+    case O_LEN:
+        a->lengths_arg = arg;
+        break;
+    case O_SEED:
+        rc = eval_parse_long(a->j.cmd, arg, "--seed", 0, LONG_MAX, &v);
+        a->seed = (unsigned long long)v;
+        break;
+    case O_TRIALS:
+        rc = eval_parse_long(a->j.cmd, arg, "--trials", 1, MAX_GRID, &a->trials);
+        break;
+    case O_HAY:
+        if (a->n_haystack == MAX_HAYSTACKS) {
+            fprintf(stderr, "longctx eval: more than %d --haystack files\n", MAX_HAYSTACKS);
+            return EXIT_USAGE;
+        }
+        a->haystack[a->n_haystack++] = arg;
+        break;
+    case O_DEPTHS:
+        a->depths_arg = arg;
+        break;
+    case O_NOREUSE:
+        a->no_reuse = 1;
+        break;
     }
-    *out = v;
-    return 0;
+    return rc;
 }
 
-/* options into a; -1 to go on, else an exit code */
 static int eval_parse(int argc, char **argv, eval_args *a) {
-    enum {
-        O_TOK = 256,
-        O_LEN,
-        O_TP,
-        O_SEED,
-        O_TRIALS,
-        O_HAY,
-        O_DEPTHS,
-        O_TRAIN,
-        O_THREADS,
-        O_VER,
-        O_NOREUSE,
-        O_RUN /* a run option of infer's: infer_opts_parse by its name */
-    };
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},
-        {"output", required_argument, 0, 'o'},
-        {"tokenizer", required_argument, 0, O_TOK},
-        {"lengths", required_argument, 0, O_LEN},
-        {"tp", required_argument, 0, O_TP},
-        {"seed", required_argument, 0, O_SEED},
-        {"trials", required_argument, 0, O_TRIALS},
-        {"haystack", required_argument, 0, O_HAY},
-        {"depths", required_argument, 0, O_DEPTHS},
-        {"training-length", required_argument, 0, O_TRAIN},
-        {"threads", required_argument, 0, O_THREADS},
-        {"verbose", no_argument, 0, 'v'},
-        {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, O_VER},
-        {"no-prefix-reuse", no_argument, 0, O_NOREUSE},
-        EVAL_RUN_OPTS(O_RUN),
-        {0, 0, 0, 0},
+        {"model", required_argument, 0, 'm'},           {"lengths", required_argument, 0, O_LEN},
+        {"seed", required_argument, 0, O_SEED},         {"trials", required_argument, 0, O_TRIALS},
+        {"haystack", required_argument, 0, O_HAY},      {"depths", required_argument, 0, O_DEPTHS},
+        {"no-prefix-reuse", no_argument, 0, O_NOREUSE}, {0, 0, 0, 0},
     };
-    a->run = infer_opts_default();
+    a->j = eval_job_opts_default("longctx eval");
     a->trials = 10;
-    a->threads = 1;
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         usage(stdout);
         return 0;
@@ -264,81 +185,10 @@ static int eval_parse(int argc, char **argv, eval_args *a) {
         return EXIT_USAGE;
     }
     a->task = !strcmp(argv[1], "passkey") ? EVAL_TASK_PASSKEY : EVAL_TASK_NEEDLE;
-    argc--;
-    argv++;
-    optind = 1;
-    int c, rc;
-    long v;
-    int idx = 0;
-    while ((c = getopt_long(argc, argv, "m:o:vh", opts, &idx)) != -1) {
-        rc = 0;
-        switch (c) {
-        case 'm':
-            a->model = optarg;
-            break;
-        case 'o':
-            a->output = optarg;
-            break;
-        case O_TOK:
-            a->tokenizer = optarg;
-            break;
-        case O_LEN:
-            a->lengths_arg = optarg;
-            break;
-        case O_TP:
-            rc = parse_long(optarg, "--tp", 0, 1 << 20, &a->tp);
-            break;
-        case O_SEED:
-            rc = parse_long(optarg, "--seed", 0, LONG_MAX, &v);
-            a->seed = (unsigned long long)v;
-            break;
-        case O_TRIALS:
-            rc = parse_long(optarg, "--trials", 1, MAX_GRID, &a->trials);
-            break;
-        case O_HAY:
-            if (a->n_haystack == MAX_HAYSTACKS) {
-                fprintf(stderr, "longctx eval: more than %d --haystack files\n", MAX_HAYSTACKS);
-                return EXIT_USAGE;
-            }
-            a->haystack[a->n_haystack++] = optarg;
-            break;
-        case O_DEPTHS:
-            a->depths_arg = optarg;
-            break;
-        case O_TRAIN:
-            rc = parse_long(optarg, "--training-length", 1, INT32_MAX, &a->training_length);
-            break;
-        case O_THREADS:
-            rc = parse_long(optarg, "--threads", 1, 1024, &a->threads);
-            break;
-        case 'v':
-            a->verbose = 1;
-            break;
-        case O_NOREUSE:
-            a->no_reuse = 1;
-            break;
-        case O_RUN:
-            if ((rc = eval_run_opt(opts[idx].name, optarg, &a->run)) != 0)
-                return rc;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case O_VER:
-            printf("longctx %s\n", LONGCTX_VERSION);
-            return 0;
-        default:
-            usage(stderr);
-            return EXIT_USAGE;
-        }
-        if (rc)
-            return rc;
-    }
-    if (optind < argc) {
-        fprintf(stderr, "longctx eval: unexpected argument '%s'\n", argv[optind]);
-        return EXIT_USAGE;
-    }
-    if (!a->model || !a->output) {
+    int rc = eval_job_parse(argc - 1, argv + 1, opts, &a->j, task_opt, a, usage);
+    if (rc >= 0)
+        return rc;
+    if (!a->model) {
         fprintf(stderr, "longctx eval: --model and --output are required\n");
         return EXIT_USAGE;
     }
@@ -417,12 +267,18 @@ static char *config_json(const eval_args *a, const grid *g, const tokenizer *tok
     json_object_object_add(o, "task", json_object_new_string(task_name(a->task)));
     json_object_object_add(o, "model", json_object_new_string(a->model));
     char hex[32];
+    if (eval_model_hash_hex(a->model, hex) != 0) {
+        json_object_put(o);
+        json_object_put(ls);
+        return NULL;
+    }
+    json_object_object_add(o, "model_hash", json_object_new_string(hex));
     snprintf(hex, sizeof hex, "%016llx", (unsigned long long)tokenizer_checksum(tok));
     json_object_object_add(o, "tokenizer_xxh3", json_object_new_string(hex));
     for (size_t i = 0; i < g->n_lengths; i++)
         json_object_array_add(ls, json_object_new_int64((int64_t)g->lengths[i]));
     json_object_object_add(o, "lengths", ls);
-    eval_run_opts_json(o, &a->run);
+    eval_run_opts_json(o, &a->j.run);
     if (a->task == EVAL_TASK_PASSKEY) {
         json_object_object_add(o, "seed", json_object_new_uint64(a->seed));
         json_object_object_add(o, "trials", json_object_new_int64(a->trials));
@@ -439,170 +295,16 @@ static char *config_json(const eval_args *a, const grid *g, const tokenizer *tok
     return s;
 }
 
-static char *dir_path(const char *dir, const char *name) {
-    const size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p)
-        snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
-/* the whole file, NUL-terminated (malloc'd); NULL with errno (ENOENT: there is none) */
-static char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, len = 0;
-    char *b = malloc(cap);
-    for (size_t got; b && (got = fread(b + len, 1, cap - len - 1, f)) > 0;) {
-        len += got;
-        if (cap - len < 2) {
-            char *q = realloc(b, cap *= 2);
-            if (!q) {
-                free(b);
-                b = NULL;
-            }
-            b = q;
-        }
-    }
-    const int bad = ferror(f);
-    fclose(f);
-    if (!b || bad) {
-        free(b);
-        errno = b ? EIO : ENOMEM;
-        return NULL;
-    }
-    b[len] = '\0';
-    *n = len;
-    return b;
-}
-
-/* 1 if line is the result of an item of this grid (its number in *item), else 0 */
-static int line_matches(const char *line, size_t n, const grid *g, const eval_args *a,
-                        uint64_t *item) {
-    json_object *o = json_tokener_parse(line);
-    (void)n;
-    json_object *v;
-    int ok = o && json_object_object_get_ex(o, "item", &v);
-    if (ok) {
-        const int64_t i = json_object_get_int64(v);
-        ok = i >= 0 && (uint64_t)i < g->n;
-        if (ok) {
-            const eval_item *it = &g->items[i];
-            *item = (uint64_t)i;
-            ok = json_object_object_get_ex(o, "length", &v) &&
-                 (size_t)json_object_get_int64(v) == it->length &&
-                 json_object_object_get_ex(o, "task", &v) &&
-                 !strcmp(json_object_get_string(v), task_name(a->task));
-            if (ok && a->task == EVAL_TASK_PASSKEY)
-                ok = json_object_object_get_ex(o, "trial", &v) &&
-                     json_object_get_int64(v) == it->trial;
-            if (ok && a->task == EVAL_TASK_NEEDLE)
-                ok = json_object_object_get_ex(o, "depth", &v) &&
-                     json_object_get_double(v) == it->depth;
-        }
-    }
-    json_object_put(o);
-    return ok;
-}
-
-/* Rank 0: the directory, its config (a rerun must match it), and the lines of items finished
- * before (lines[i], malloc'd; a last line cut by a kill is dropped and cut from the file). An
- * exit code. */
-static int output_open(const eval_args *a, const grid *g, const char *config, char **lines,
-                       size_t *n_done) {
-    *n_done = 0;
-    if (mkdir(a->output, 0777) != 0 && errno != EEXIST) {
-        LOG_ERROR("%s: %s", a->output, strerror(errno));
-        return EXIT_RUNTIME;
-    }
-    char *cpath = dir_path(a->output, "config.json"), *rpath = dir_path(a->output, "results.jsonl");
-    int rc = cpath && rpath ? 0 : EXIT_RUNTIME;
-    size_t n;
-    errno = 0;
-    char *old = rc ? NULL : slurp(cpath, &n);
-    if (rc == 0 && !old && errno != ENOENT) {
-        LOG_ERROR("%s: %s", cpath, strerror(errno));
-        rc = EXIT_RUNTIME;
-    }
-    if (rc == 0 && old && strcmp(old, config)) {
-        LOG_ERROR("%s holds another run's configuration (task, model, tokenizer, lengths, seed, "
-                  "trials, depths or haystack differ): give another --output, or remove the "
-                  "directory to start over",
-                  cpath);
-        rc = EXIT_USAGE;
-    }
-    struct stat sb;
-    if (rc == 0 && !old && stat(rpath, &sb) == 0) { /* a journal of unknown origin: not ours */
-        LOG_ERROR("%s exists but %s does not: results of another run; give another --output, or "
-                  "remove them to start over",
-                  rpath, cpath);
-        rc = EXIT_USAGE;
-    }
-    if (rc == 0 && !old) {
-        FILE *f = fopen(cpath, "wb");
-        if (!f || fputs(config, f) < 0 || fclose(f) != 0) {
-            LOG_ERROR("%s: %s", cpath, strerror(errno));
-            rc = EXIT_RUNTIME;
-        }
-    }
-    errno = 0;
-    char *res = rc == 0 && old ? slurp(rpath, &n) : NULL;
-    if (rc == 0 && old && !res && errno != ENOENT) {
-        LOG_ERROR("%s: %s", rpath, strerror(errno));
-        rc = EXIT_RUNTIME;
-    }
-    size_t keep = 0; /* bytes of whole lines */
-    for (size_t at = 0, lineno = 1; res && at < n; lineno++) {
-        char *nl = memchr(res + at, '\n', n - at);
-        if (!nl)
-            break; /* cut by a kill: dropped */
-        *nl = '\0';
-        uint64_t item;
-        if (!line_matches(res + at, (size_t)(nl - res - at), g, a, &item)) {
-            LOG_ERROR("%s: line %zu is not an item of this run's grid", rpath, lineno);
-            rc = EXIT_RUNTIME;
-            break;
-        }
-        if (!lines[item]) {
-            lines[item] = strdup(res + at);
-            ++*n_done;
-        }
-        at = (size_t)(nl - res) + 1;
-        keep = at;
-    }
-    if (rc == 0 && res && keep < n && truncate(rpath, (off_t)keep) != 0) {
-        LOG_ERROR("%s: %s", rpath, strerror(errno));
-        rc = EXIT_RUNTIME;
-    }
-    free(res);
-    free(old);
-    free(cpath);
-    free(rpath);
-    return rc;
-}
-
 /* ==== one item ================================================================================*/
 
 typedef struct {
-    float *row; /* (V) the last position's logits */
-    size_t V;
-} last_sink;
-
-static int keep_row(void *ctx, int pos, const float *logits) {
-    last_sink *k = ctx;
-    (void)pos;
-    memcpy(k->row, logits, k->V * sizeof *k->row);
-    return infer_logits_find_nonfinite(logits, k->V) >= 0 ? INFER_ERR_NUMERIC : 0;
-}
-
-typedef struct {
     const eval_args *a;
+    const grid *g;
     eval_ctx *ec;
     const eval_haystack *h;
     infer_state *s;
     const infer_config *cfg;
-    last_sink sink;
+    eval_last_sink sink;
     void *work; /* infer_sample_work_bytes(V) */
     /* prefix reuse: the prompt that ran last on s (prev, n_prev; NULL: none or reuse off) and
      * this group's counts of prompt tokens and of those prefilled */
@@ -610,6 +312,33 @@ typedef struct {
     size_t n_prev;
     uint64_t prompt_tokens, prefilled;
 } runner;
+
+/* 1 if line is the result of an item of this grid (its number in *item), else 0 */
+static int line_matches(const char *line, void *ctx, uint64_t *item) {
+    const runner *r = ctx;
+    json_object *o = json_tokener_parse(line), *v;
+    int ok = o && json_object_object_get_ex(o, "item", &v);
+    if (ok) {
+        const int64_t i = json_object_get_int64(v);
+        ok = i >= 0 && (uint64_t)i < r->g->n;
+        if (ok) {
+            const eval_item *it = &r->g->items[i];
+            *item = (uint64_t)i;
+            ok = json_object_object_get_ex(o, "length", &v) &&
+                 (size_t)json_object_get_int64(v) == it->length &&
+                 json_object_object_get_ex(o, "task", &v) &&
+                 !strcmp(json_object_get_string(v), task_name(r->a->task));
+            if (ok && r->a->task == EVAL_TASK_PASSKEY)
+                ok = json_object_object_get_ex(o, "trial", &v) &&
+                     json_object_get_int64(v) == it->trial;
+            if (ok && r->a->task == EVAL_TASK_NEEDLE)
+                ok = json_object_object_get_ex(o, "depth", &v) &&
+                     json_object_get_double(v) == it->depth;
+        }
+    }
+    json_object_put(o);
+    return ok;
+}
 
 /* item i's result line into *line (malloc'd on every rank of the group); an exit code */
 static int run_item(runner *r, uint64_t i, const eval_item *it, char **line) {
@@ -638,7 +367,8 @@ static int run_item(runner *r, uint64_t i, const eval_item *it, char **line) {
     const int pos0 = r->a->no_reuse ? 0 : infer_prefill_resume(r->s, (int)common, (int)p.n_ids);
     free(r->prev); /* positions [pos0, ...) are rewritten: the cache is p's prompt or nothing */
     r->prev = NULL;
-    st = infer_prefill(r->s, p.ids + pos0, (int)p.n_ids - pos0, pos0, NULL, keep_row, &r->sink);
+    st =
+        infer_prefill(r->s, p.ids + pos0, (int)p.n_ids - pos0, pos0, NULL, eval_keep_row, &r->sink);
     r->prompt_tokens += p.n_ids;
     r->prefilled += p.n_ids - (size_t)pos0;
     if (st == INFER_OK && !r->a->no_reuse) { /* decode writes only past the prompt */
@@ -710,16 +440,12 @@ static int run_item(runner *r, uint64_t i, const eval_item *it, char **line) {
     return rc;
 }
 
-/* ==== summary =================================================================================*/
-
-static double line_number(const char *line, const char *key) {
-    json_object *o = json_tokener_parse(line), *v;
-    double x = NAN;
-    if (o && json_object_object_get_ex(o, key, &v))
-        x = json_object_get_double(v);
-    json_object_put(o);
-    return x;
+static int run_one(void *ctx, uint64_t i, char **line) {
+    runner *r = ctx;
+    return run_item(r, i, &r->g->items[i], line);
 }
+
+/* ==== summary =================================================================================*/
 
 /* summary.json and the plot's numbers: mean scores per length (passkey) or per (depth, length)
  * cell (needle); rank 0. An exit code. */
@@ -732,8 +458,8 @@ static int write_summary(const eval_args *a, const grid *g, char *const *lines, 
         return EXIT_RUNTIME;
     }
     for (size_t i = 0; i < g->n; i++) {
-        score[i] = line_number(lines[i], "score");
-        sub[i] = a->task == EVAL_TASK_NEEDLE ? line_number(lines[i], "substring") : 0;
+        score[i] = eval_line_number(lines[i], "score");
+        sub[i] = a->task == EVAL_TASK_NEEDLE ? eval_line_number(lines[i], "substring") : 0;
     }
     json_object *o = json_object_new_object(), *ls = json_object_new_array();
     json_object_object_add(o, "task", json_object_new_string(task_name(a->task)));
@@ -797,20 +523,12 @@ static int write_summary(const eval_args *a, const grid *g, char *const *lines, 
         pd.y = g->depths;
     }
     pd.v = means;
-    char *path = dir_path(a->output, "summary.json");
-    FILE *f = path ? fopen(path, "wb") : NULL;
-    int rc = 0;
-    if (!f || fprintf(f, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY)) < 0 ||
-        fclose(f) != 0) {
-        LOG_ERROR("%s: %s", path ? path : a->output, strerror(errno));
-        rc = EXIT_RUNTIME;
-    }
-    free(path);
+    int rc = eval_write_json(a->j.output, "summary.json", o);
     json_object_put(o);
     if (rc == 0 && means) {
         char base[64];
         snprintf(base, sizeof base, "%s", task_name(a->task));
-        char *stem = dir_path(a->output, base);
+        char *stem = eval_path(a->j.output, base);
         char err[512] = "";
         const int st = stem ? (a->task == EVAL_TASK_PASSKEY
                                    ? plot_curve(&pd, "Passkey accuracy", "prompt length (tokens)",
@@ -830,28 +548,7 @@ static int write_summary(const eval_args *a, const grid *g, char *const *lines, 
     return rc;
 }
 
-/* results.jsonl in item order (a new file renamed over the journal); rank 0, an exit code */
-static int write_sorted(const eval_args *a, const grid *g, char *const *lines) {
-    char *path = dir_path(a->output, "results.jsonl"), *tmp = dir_path(a->output, ".results.tmp");
-    FILE *f = tmp ? fopen(tmp, "wb") : NULL;
-    int rc = f ? 0 : EXIT_RUNTIME;
-    for (size_t i = 0; rc == 0 && i < g->n; i++)
-        if (fprintf(f, "%s\n", lines[i]) < 0)
-            rc = EXIT_RUNTIME;
-    if (f && (fflush(f) != 0 || fsync(fileno(f)) != 0 || fclose(f) != 0))
-        rc = EXIT_RUNTIME;
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = EXIT_RUNTIME;
-    if (rc)
-        LOG_ERROR("%s: %s", path ? path : a->output, strerror(errno));
-    free(path);
-    free(tmp);
-    return rc;
-}
-
 /* ==== the job =================================================================================*/
-
-enum { NO_ITEM = -1 };
 
 typedef struct {
     size_t first, n; /* a run of the sorted pending items */
@@ -887,7 +584,7 @@ static double chain_cost(const eval_args *a, const grid *g, const uint64_t *it, 
     return c;
 }
 
-/* Who runs what: sched[round * R + replica] is an item or NO_ITEM, n_rounds rounds. Reuse off:
+/* Who runs what: sched[round * R + replica] is an item or EVAL_NO_ITEM, n_rounds rounds. Reuse off:
  * pending item round * R + k to replica k. Reuse on: the pending items of each length, by
  * depth, are a chain (split in halves, the longest first, while there are fewer chains than
  * replicas); chains go to the least loaded replica by estimated prefill tokens, the costliest
@@ -902,7 +599,7 @@ static int schedule_make(const eval_args *a, const grid *g, const uint64_t *pend
         if (!(*sched = malloc((*n_rounds * R + 1) * sizeof **sched)))
             return EXIT_RUNTIME;
         for (size_t j = 0; j < *n_rounds * R; j++)
-            (*sched)[j] = j < n_pending ? (int64_t)pending[j] : NO_ITEM;
+            (*sched)[j] = j < n_pending ? (int64_t)pending[j] : EVAL_NO_ITEM;
         return 0;
     }
     uint64_t *it = malloc((n_pending + 1) * sizeof *it);
@@ -963,7 +660,7 @@ static int schedule_make(const eval_args *a, const grid *g, const uint64_t *pend
     if (rc == 0 && !(*sched = malloc((*n_rounds * R + 1) * sizeof **sched)))
         rc = EXIT_RUNTIME;
     for (size_t j = 0; rc == 0 && j < *n_rounds * R; j++)
-        (*sched)[j] = NO_ITEM;
+        (*sched)[j] = EVAL_NO_ITEM;
     for (size_t k = 0; rc == 0 && k < R; k++) { /* replica k's chains in their sorted order */
         size_t round = 0;
         for (size_t c = 0; c < n_ch; c++)
@@ -979,54 +676,19 @@ static int schedule_make(const eval_args *a, const grid *g, const uint64_t *pend
     return rc;
 }
 
-/* a failure on any rank, with the lowest failing rank's message logged by rank 0 */
-static int world_failure(int rc) {
-    int size, rank, failed = -1;
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    if (size == 1)
-        return rc;
-    char msg[1024] = "", got[1024];
-    if (rc)
-        cluster_log_last_error(msg, sizeof msg);
-    const int st = cluster_agree_msg(MPI_COMM_WORLD, rc ? -rc : 0, msg, got, sizeof got, &failed);
-    if (st < 0 && rank == 0 && failed != 0)
-        LOG_ERROR("rank %d failed: %s", failed, got[0] ? got : "(no message)");
-    return st < 0 ? -st : 0;
-}
-
-static tokenizer *load_tokenizer(const eval_args *a) {
-    static const char *names[] = {"tokenizer.json", "tokenizer.model"};
-    char path[4200];
-    for (int i = 0; i < 2 || a->tokenizer; i++) {
-        if (a->tokenizer)
-            snprintf(path, sizeof path, "%s", a->tokenizer);
-        else
-            snprintf(path, sizeof path, "%s/%s", a->model, names[i]);
-        if (!a->tokenizer && access(path, R_OK) != 0)
-            continue;
-        tokenizer *t;
-        if (tokenizer_load(path, &t) == TOK_OK)
-            return t;
-        LOG_ERROR("%s: %s", path, tokenizer_errmsg(t));
-        tokenizer_free(t);
-        return NULL;
-    }
-    LOG_ERROR("%s has no tokenizer.json or tokenizer.model: give --tokenizer FILE", a->model);
-    return NULL;
-}
-
-static int eval_job(const eval_args *a, const cluster_groups *cg) {
+/* the job over the groups (eval_job_run) */
+static int eval_job(void *ctx, const cluster_groups *cg) {
+    const eval_args *a = ctx;
     grid g;
     int rc = grid_make(a, &g);
     if (rc) {
         grid_free(&g);
         return rc;
     }
-    tokenizer *tok = load_tokenizer(a);
+    tokenizer *tok = NULL;
     eval_ctx *ec = NULL;
     eval_haystack *h = NULL;
-    rc = tok ? 0 : EXIT_USAGE;
+    rc = eval_tokenizer_load(&a->j, a->model, 1, &tok);
     int st;
     if (rc == 0 && (st = eval_ctx_create(tok, &ec)) != EVAL_OK) {
         LOG_ERROR("%s: %s", eval_strerror(st), eval_ctx_errmsg(ec));
@@ -1037,55 +699,29 @@ static int eval_job(const eval_args *a, const cluster_groups *cg) {
         LOG_ERROR("%s", eval_ctx_errmsg(ec));
         rc = st == EVAL_ERR_NOMEM ? EXIT_RUNTIME : EXIT_USAGE;
     }
-    rc = cluster_agree_first(MPI_COMM_WORLD, rc);
-    infer_model *m = NULL;
-    if (rc == 0 && (st = infer_model_load(a->model, cg->tp, &m)) != INFER_OK) {
-        LOG_ERROR("%s: %s", infer_strerror(st), infer_model_errmsg(m));
-        rc = st == INFER_ERR_ARG ? EXIT_USAGE : EXIT_RUNTIME;
-    }
-    rc = cluster_agree_first(MPI_COMM_WORLD, rc);
-    const infer_config *cfg = rc == 0 ? infer_model_config(m) : NULL;
-    const int train = a->training_length ? (int)a->training_length : cfg ? cfg->seq_len : 0;
+    rc = cluster_agree_first(cg->world, rc);
     size_t max_len = 0;
     for (size_t l = 0; l < g.n_lengths; l++)
         max_len = (size_t)g.lengths[l] > max_len ? (size_t)g.lengths[l] : max_len;
-    infer_opts o = a->run;
+    infer_opts o = a->j.run;
     o.max_ctx = (int)max_len + EVAL_NEEDLE_NEW;
-    o.threads = (int)a->threads;
+    infer_model *m = NULL;
     infer_state *s = NULL;
-    if (rc == 0) {
-        char why[256];
-        if (infer_opts_check(cfg, &o, cg->tp_size, why, sizeof why) != INFER_OK) {
-            LOG_ERROR("%s", why);
-            rc = EXIT_USAGE;
-        } else if ((st = infer_state_create(m, &o, cg->tp, &s)) != INFER_OK) {
-            LOG_ERROR("cannot create the state for %d positions: %s", o.max_ctx,
-                      infer_strerror(st));
-            rc = EXIT_RUNTIME;
-        }
-    }
-    rc = cluster_agree_first(MPI_COMM_WORLD, rc);
+    if (rc == 0)
+        rc = eval_plan_check(&a->j, cg, a->model, o);
+    if (rc == 0)
+        rc = eval_model_open(&a->j, cg, a->model, o, &m, &s);
+    const infer_config *cfg = rc == 0 ? infer_model_config(m) : NULL;
+    const int train = a->j.training_length ? (int)a->j.training_length : cfg ? cfg->seq_len : 0;
+    runner r = {a,    &g,   ec, h, s, cfg, {NULL, cfg ? (size_t)cfg->vocab_size : 0},
+                NULL, NULL, 0,  0, 0};
 
     /* rank 0: the directory and the items done before; every rank learns which */
-    char **lines = calloc(g.n ? g.n : 1, sizeof *lines);
-    uint8_t *done = calloc(g.n ? g.n : 1, 1);
-    char *config = rc == 0 ? config_json(a, &g, tok, h) : NULL;
-    size_t n_done = 0;
-    if (rc == 0 && (!lines || !done || !config))
-        rc = EXIT_RUNTIME;
-    if (rc == 0 && cg->rank == 0)
-        rc = output_open(a, &g, config, lines, &n_done);
-    rc = cluster_agree_first(MPI_COMM_WORLD, rc);
-    if (rc == 0 && cg->rank == 0)
-        for (size_t i = 0; i < g.n; i++)
-            done[i] = lines[i] != NULL;
-    if (rc == 0)
-        MPI_Bcast(done, (int)g.n, MPI_UINT8_T, 0, MPI_COMM_WORLD);
+    char *config = rc == 0 && cg->rank == 0 ? config_json(a, &g, tok, h) : NULL;
+    eval_out out;
+    rc = eval_out_open(&out, cg, rc, a->j.output, config, g.n, line_matches, &r);
     uint64_t *pending = malloc((g.n ? g.n : 1) * sizeof *pending);
-    size_t n_pending = 0;
-    for (size_t i = 0; pending && i < g.n; i++)
-        if (!done[i])
-            pending[n_pending++] = i;
+    const size_t n_pending = pending ? eval_out_pending(&out, 0, g.n, pending) : 0;
     if (rc == 0 && !pending)
         rc = EXIT_RUNTIME;
     LOG_INFO("%s: %zu items (%zu lengths x %zu), %zu done before, %zu to run on %d replica%s of "
@@ -1093,91 +729,29 @@ static int eval_job(const eval_args *a, const cluster_groups *cg) {
              task_name(a->task), g.n, g.n_lengths, g.n_lengths ? g.n / g.n_lengths : 0,
              g.n - n_pending, n_pending, cg->n_replicas, cg->n_replicas > 1 ? "s" : "",
              cg->tp_size);
-
-    FILE *journal = NULL;
-    char *rpath = dir_path(a->output, "results.jsonl");
-    if (rc == 0 && cg->rank == 0 && !(journal = fopen(rpath, "ab"))) {
-        LOG_ERROR("%s: %s", rpath, strerror(errno));
-        rc = EXIT_RUNTIME;
-    }
-    rc = cluster_agree_first(MPI_COMM_WORLD, rc);
-    runner r = {a, ec, h, s, cfg, {NULL, cfg ? (size_t)cfg->vocab_size : 0}, NULL, NULL, 0, 0, 0};
     if (rc == 0) {
         r.sink.row = malloc(r.sink.V * sizeof *r.sink.row);
         r.work = malloc(infer_sample_work_bytes((int)r.sink.V));
-        rc = cluster_agree_first(MPI_COMM_WORLD, !r.sink.row || !r.work ? EXIT_RUNTIME : 0);
+        rc = cluster_agree_first(cg->world, !r.sink.row || !r.work ? EXIT_RUNTIME : 0);
     }
     const double t0 = cluster_now();
-    const size_t R = (size_t)cg->n_replicas;
     int64_t *sched = NULL;
     size_t n_rounds = 0, n_ran = 0;
     if (rc == 0)
-        rc = cluster_agree_first(MPI_COMM_WORLD,
-                                 schedule_make(a, &g, pending, n_pending, R, &sched, &n_rounds));
-    for (size_t round = 0; rc == 0 && round < n_rounds; round++) {
-        const int64_t k = sched[round * R + (size_t)cg->replica];
-        char *line = NULL;
-        cluster_records mine = {0};
-        if (k != NO_ITEM) {
-            rc = run_item(&r, (uint64_t)k, &g.items[k], &line);
-            rc = cluster_agree_first(cg->tp, rc);
-            if (rc == 0 && cg->tp_rank == 0 &&
-                cluster_records_add(&mine, (uint64_t)k, line, strlen(line)) != CLUSTER_OK)
-                rc = EXIT_RUNTIME;
-        }
-        free(line);
-        rc = world_failure(rc);
-        char *all = NULL;
-        size_t n_all = 0;
-        if (rc == 0 && (st = cluster_records_gather(MPI_COMM_WORLD, &mine, &all, &n_all))) {
-            LOG_ERROR("cannot gather the results on rank 0: %s", cluster_strerror(st));
-            rc = EXIT_RUNTIME;
-        }
-        cluster_records_free(&mine);
-        const char **rec = NULL;
-        if (rc == 0 && cg->rank == 0 && cluster_records_index(all, n_all, g.n, &rec) != 0)
-            rc = EXIT_RUNTIME;
-        for (size_t j = round * R; rc == 0 && j < (round + 1) * R; j++) {
-            if (sched[j] == NO_ITEM)
-                continue;
-            n_ran++;
-            if (cg->rank != 0)
-                continue;
-            const uint64_t i = (uint64_t)sched[j];
-            uint64_t n;
-            const char *b = rec[i] ? cluster_record_bytes(rec[i], &n) : NULL;
-            if (!b || !(lines[i] = strndup(b, (size_t)n)) || fprintf(journal, "%s\n", lines[i]) < 0)
-                rc = EXIT_RUNTIME;
-        }
-        /* the round's lines reach the disk before the next round: a kill loses at most one */
-        if (rc == 0 && cg->rank == 0 && (fflush(journal) != 0 || fsync(fileno(journal)) != 0))
-            rc = EXIT_RUNTIME;
-        if (rc && cg->rank == 0 && all)
-            LOG_ERROR("%s: %s", rpath, errno ? strerror(errno) : "a result is missing");
-        free(rec);
-        free(all);
-        rc = cluster_agree_first(MPI_COMM_WORLD, rc);
-        if (rc == 0 && cluster_stop_agreed(MPI_COMM_WORLD)) {
-            LOG_WARN("stopped by a signal after %zu of %zu items; rerun to resume",
-                     g.n - n_pending + n_ran, g.n);
-            rc = EXIT_RUNTIME;
-        }
-    }
-    if (journal && fclose(journal) != 0 && rc == 0) {
-        LOG_ERROR("%s: %s", rpath, strerror(errno));
-        rc = EXIT_RUNTIME;
-    }
-    if (rc == 0 && cg->rank == 0) {
-        rc = write_sorted(a, &g, lines);
-        if (rc == 0)
-            rc = write_summary(a, &g, lines, train);
-    }
-    rc = cluster_agree_first(MPI_COMM_WORLD, rc);
+        rc = cluster_agree_first(
+            cg->world,
+            schedule_make(a, &g, pending, n_pending, (size_t)cg->n_replicas, &sched, &n_rounds));
+    if (rc == 0)
+        rc = eval_out_rounds(&out, cg, sched, n_rounds, run_one, &r, &n_ran);
+    rc = eval_out_close(&out, cg, rc);
+    if (rc == 0 && cg->rank == 0)
+        rc = write_summary(a, &g, out.lines, train);
+    rc = cluster_agree_first(cg->world, rc);
     /* prompt tokens and those prefilled, summed over the replicas (one rank of each group) */
     uint64_t counts[2] = {cg->tp_rank == 0 ? r.prompt_tokens : 0,
                           cg->tp_rank == 0 ? r.prefilled : 0},
              sum[2] = {0, 0};
-    MPI_Allreduce(counts, sum, 2, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+    MPI_Allreduce(counts, sum, 2, MPI_UINT64_T, MPI_SUM, cg->world);
     const double secs = cluster_now() - t0;
     if (rc == 0)
         LOG_INFO("%zu items in %.2f s (%.3f items/s); prefilled %llu of %llu prompt tokens (%s); "
@@ -1185,16 +759,12 @@ static int eval_job(const eval_args *a, const cluster_groups *cg) {
                  n_pending, secs, secs > 0 ? (double)n_pending / secs : 0.0,
                  (unsigned long long)sum[1], (unsigned long long)sum[0],
                  a->no_reuse ? "prefix reuse off" : "the rest reused from the prompt before",
-                 a->output, task_name(a->task), task_name(a->task));
+                 a->j.output, task_name(a->task), task_name(a->task));
     free(sched);
     free(r.prev);
-    for (size_t i = 0; lines && i < g.n; i++)
-        free(lines[i]);
-    free(lines);
-    free(done);
+    eval_out_free(&out);
     free(pending);
     free(config);
-    free(rpath);
     free(r.sink.row);
     free(r.work);
     infer_state_free(s);
@@ -1207,10 +777,9 @@ static int eval_job(const eval_args *a, const cluster_groups *cg) {
 }
 
 /* Every rank parses; rank 0 alone prints (the others' stdout and stderr go to /dev/null unless
- * LONGCTX_LOG_RANKS=all: failures reach rank 0 by agreement). */
+ * LONGCTX_LOG_RANKS=all: failures reach rank 0 by agreement). ruler and ppl-vs-length are
+ * dispatched after MPI_Init, with argv[0] their task. */
 int eval_main(int argc, char **argv) {
-    if (argc >= 2 && !strcmp(argv[1], "ruler")) /* its own job: eval_ruler_main.c */
-        return eval_ruler_main(argc, argv);
     int rank = 0, rc;
     int level; /* FUNNELED: as infer's all_ranks (infer_main.c) */
     MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &level);
@@ -1223,25 +792,12 @@ int eval_main(int argc, char **argv) {
     }
     if (argc >= 2 && !strcmp(argv[1], "ppl-vs-length")) {
         rc = eval_ppl_main(argc - 1, argv + 1);
-        MPI_Finalize();
-        return rc;
-    }
-    eval_args a = {0};
-    rc = eval_parse(argc, argv, &a);
-    cluster_groups cg;
-    if (rc < 0 && cluster_groups_make(MPI_COMM_WORLD, (int)a.tp, &cg) != CLUSTER_OK) {
-        fprintf(stderr,
-                "longctx eval: --tp %ld must divide the %d MPI ranks (world size = replicas x "
-                "tensor-parallel size)\n",
-                a.tp, cg.size);
-        rc = EXIT_USAGE;
-    }
-    if (rc < 0) {
-        cluster_log_setup("eval", cg.rank, cg.size,
-                          a.verbose ? CLUSTER_LOG_DEBUG : CLUSTER_LOG_INFO);
-        cluster_signals_install();
-        rc = eval_job(&a, &cg);
-        cluster_groups_free(&cg);
+    } else if (argc >= 2 && !strcmp(argv[1], "ruler")) {
+        rc = eval_ruler_main(argc - 1, argv + 1);
+    } else {
+        eval_args a;
+        memset(&a, 0, sizeof a);
+        rc = eval_job_run(MPI_COMM_WORLD, eval_parse(argc, argv, &a), &a.j, eval_job, &a);
     }
     MPI_Finalize();
     return rc;

@@ -1,5 +1,5 @@
 /* eval_ruler_main.c - `longctx eval ruler`: RULER's synthetic probes (eval.h) as one job over
- * replicas of tensor-parallel groups, the same machinery as eval_main.c's passkey and needle:
+ * replicas of tensor-parallel groups, the machinery of eval_job.c that passkey and needle use:
  * items (tasks x lengths x trials) in rounds, round r handing pending item r * R + k to replica
  * k; rank 0 journals results.jsonl as rounds finish (a killed run resumes), then writes it in
  * item order, summary.json with the table task x length (RULER's string_match_all x 100,
@@ -23,20 +23,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 enum { MAX_GRID = 100000, MAX_NEW = EVAL_RULER_NIAH_NEW };
 
 #define RULER_LENGTHS "4096,8192,16384,32768,65536,131072" /* RULER's 4K..128K */
 
 typedef struct {
-    const char *model, *output, *tokenizer, *lengths_arg, *tasks_arg;
-    long tp, trials, threads, training_length;
+    const char *model, *lengths_arg, *tasks_arg;
+    long trials;
     unsigned long long seed;
-    int verbose;
-    infer_opts run; /* infer's run options (eval_job.h) */
+    eval_job_opts j; /* the common options (eval_job.h) */
 } ruler_args;
 
 static void usage(FILE *f) {
@@ -64,117 +60,54 @@ static void usage(FILE *f) {
             "  --tasks T,...        the tasks above (default: all six)\n"
             "  --trials N           trials per task and length (default 10; RULER: 500)\n"
             "  --seed S             the items' random choices (default 0)\n"
-            "  --tp P               tensor-parallel size of each replica (default 0: all ranks)\n"
-            "  --training-length N  the plot's note (default: the model's max positions)\n"
-            "  --threads N          threads per rank (default 1)\n" EVAL_RUN_OPTS_HELP
-            "  -v, --verbose        debug logging\n"
-            "  --help, --version\n",
+            "  --training-length N  the plot's note (default: the model's max "
+            "positions)\n" EVAL_JOB_OPTIONS_HELP "  --help, --version\n",
             EVAL_RULER_NIAH_NEW, EVAL_RULER_VT_NEW, EVAL_RULER_FWE_NEW, RULER_LENGTHS);
 }
 
-static int parse_long(const char *s, const char *opt, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    const long v = strtol(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi) {
-        fprintf(stderr, "longctx eval ruler: %s '%s' is not an integer in [%ld, %ld]\n", opt, s, lo,
-                hi);
-        return EXIT_USAGE;
+/* the task's own options (eval_job_parse takes the common ones) */
+enum { O_LEN = 256, O_TASKS, O_SEED, O_TRIALS };
+
+static int task_opt(void *ctx, int c, const char *arg) {
+    ruler_args *a = ctx;
+    long v;
+    int rc = 0;
+    switch (c) {
+    case 'm':
+        a->model = arg;
+        break;
+    case O_LEN:
+        a->lengths_arg = arg;
+        break;
+    case O_TASKS:
+        a->tasks_arg = arg;
+        break;
+    case O_SEED:
+        rc = eval_parse_long(a->j.cmd, arg, "--seed", 0, LONG_MAX, &v);
+        a->seed = (unsigned long long)v;
+        break;
+    case O_TRIALS:
+        rc = eval_parse_long(a->j.cmd, arg, "--trials", 1, MAX_GRID, &a->trials);
+        break;
     }
-    *out = v;
-    return 0;
+    return rc;
 }
 
 /* options into a; -1 to go on, else an exit code. argv[0] is "ruler". */
 static int ruler_parse(int argc, char **argv, ruler_args *a) {
-    enum { O_TOK = 256, O_LEN, O_TASKS, O_TP, O_SEED, O_TRIALS, O_TRAIN, O_THREADS, O_VER, O_RUN };
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},
-        {"output", required_argument, 0, 'o'},
-        {"tokenizer", required_argument, 0, O_TOK},
-        {"lengths", required_argument, 0, O_LEN},
-        {"tasks", required_argument, 0, O_TASKS},
-        {"tp", required_argument, 0, O_TP},
-        {"seed", required_argument, 0, O_SEED},
-        {"trials", required_argument, 0, O_TRIALS},
-        {"training-length", required_argument, 0, O_TRAIN},
-        {"threads", required_argument, 0, O_THREADS},
-        {"verbose", no_argument, 0, 'v'},
-        {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, O_VER},
-        EVAL_RUN_OPTS(O_RUN),
-        {0, 0, 0, 0},
+        {"model", required_argument, 0, 'm'},       {"lengths", required_argument, 0, O_LEN},
+        {"tasks", required_argument, 0, O_TASKS},   {"seed", required_argument, 0, O_SEED},
+        {"trials", required_argument, 0, O_TRIALS}, {0, 0, 0, 0},
     };
-    a->run = infer_opts_default();
+    a->j = eval_job_opts_default("longctx eval ruler");
     a->trials = 10;
-    a->threads = 1;
-    optind = 1;
-    int c, rc;
-    long v;
-    int idx = 0;
-    while ((c = getopt_long(argc, argv, "m:o:vh", opts, &idx)) != -1) {
-        rc = 0;
-        switch (c) {
-        case O_RUN:
-            if ((rc = eval_run_opt(opts[idx].name, optarg, &a->run)) != 0)
-                return rc;
-            break;
-        case 'm':
-            a->model = optarg;
-            break;
-        case 'o':
-            a->output = optarg;
-            break;
-        case O_TOK:
-            a->tokenizer = optarg;
-            break;
-        case O_LEN:
-            a->lengths_arg = optarg;
-            break;
-        case O_TASKS:
-            a->tasks_arg = optarg;
-            break;
-        case O_TP:
-            rc = parse_long(optarg, "--tp", 0, 1 << 20, &a->tp);
-            break;
-        case O_SEED:
-            rc = parse_long(optarg, "--seed", 0, LONG_MAX, &v);
-            a->seed = (unsigned long long)v;
-            break;
-        case O_TRIALS:
-            rc = parse_long(optarg, "--trials", 1, MAX_GRID, &a->trials);
-            break;
-        case O_TRAIN:
-            rc = parse_long(optarg, "--training-length", 1, INT32_MAX, &a->training_length);
-            break;
-        case O_THREADS:
-            rc = parse_long(optarg, "--threads", 1, 1024, &a->threads);
-            break;
-        case 'v':
-            a->verbose = 1;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case O_VER:
-            printf("longctx %s\n", LONGCTX_VERSION);
-            return 0;
-        default:
-            usage(stderr);
-            return EXIT_USAGE;
-        }
-        if (rc)
-            return rc;
-    }
-    if (optind < argc) {
-        fprintf(stderr, "longctx eval ruler: unexpected argument '%s'\n", argv[optind]);
-        return EXIT_USAGE;
-    }
-    if (!a->model || !a->output) {
+    const int rc = eval_job_parse(argc, argv, opts, &a->j, task_opt, a, usage);
+    if (rc < 0 && !a->model) {
         fprintf(stderr, "longctx eval ruler: --model and --output are required\n");
         return EXIT_USAGE;
     }
-    return -1;
+    return rc;
 }
 
 /* ==== the grid ================================================================================*/
@@ -273,6 +206,13 @@ static char *config_json(const ruler_args *a, const grid *g, const tokenizer *to
     json_object_object_add(o, "task", json_object_new_string("ruler"));
     json_object_object_add(o, "model", json_object_new_string(a->model));
     char hex[32];
+    if (eval_model_hash_hex(a->model, hex) != 0) {
+        json_object_put(o);
+        json_object_put(ls);
+        json_object_put(ts);
+        return NULL;
+    }
+    json_object_object_add(o, "model_hash", json_object_new_string(hex));
     snprintf(hex, sizeof hex, "%016llx", (unsigned long long)tokenizer_checksum(tok));
     json_object_object_add(o, "tokenizer_xxh3", json_object_new_string(hex));
     for (size_t i = 0; i < g->n_lengths; i++)
@@ -281,7 +221,7 @@ static char *config_json(const ruler_args *a, const grid *g, const tokenizer *to
     for (size_t i = 0; i < g->n_tasks; i++)
         json_object_array_add(ts, json_object_new_string(eval_ruler_task_name(g->tasks[i])));
     json_object_object_add(o, "tasks", ts);
-    eval_run_opts_json(o, &a->run);
+    eval_run_opts_json(o, &a->j.run);
     json_object_object_add(o, "seed", json_object_new_uint64(a->seed));
     json_object_object_add(o, "trials", json_object_new_int64(a->trials));
     char *s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
@@ -289,44 +229,9 @@ static char *config_json(const ruler_args *a, const grid *g, const tokenizer *to
     return s;
 }
 
-static char *dir_path(const char *dir, const char *name) {
-    const size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p)
-        snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
-/* the whole file, NUL-terminated (malloc'd); NULL with errno (ENOENT: there is none) */
-static char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, len = 0;
-    char *b = malloc(cap);
-    for (size_t got; b && (got = fread(b + len, 1, cap - len - 1, f)) > 0;) {
-        len += got;
-        if (cap - len < 2) {
-            char *q = realloc(b, cap *= 2);
-            if (!q)
-                free(b);
-            b = q;
-        }
-    }
-    const int bad = ferror(f);
-    fclose(f);
-    if (!b || bad) {
-        free(b);
-        errno = b ? EIO : ENOMEM;
-        return NULL;
-    }
-    b[len] = '\0';
-    *n = len;
-    return b;
-}
-
 /* 1 if line is the result of an item of this grid (its number in *item), else 0 */
-static int line_matches(const char *line, const grid *g, uint64_t *item) {
+static int line_matches(const char *line, void *ctx, uint64_t *item) {
+    const grid *g = ctx;
     json_object *o = json_tokener_parse(line), *v;
     int ok = o && json_object_object_get_ex(o, "item", &v);
     if (ok) {
@@ -346,95 +251,15 @@ static int line_matches(const char *line, const grid *g, uint64_t *item) {
     return ok;
 }
 
-/* Rank 0: the directory, its config (a rerun must match it), and the lines of items finished
- * before (lines[i], malloc'd; a last line cut by a kill is dropped and cut from the file). An
- * exit code. */
-static int output_open(const ruler_args *a, const grid *g, const char *config, char **lines,
-                       size_t *n_done) {
-    *n_done = 0;
-    if (mkdir(a->output, 0777) != 0 && errno != EEXIST) {
-        LOG_ERROR("%s: %s", a->output, strerror(errno));
-        return EXIT_RUNTIME;
-    }
-    char *cpath = dir_path(a->output, "config.json"), *rpath = dir_path(a->output, "results.jsonl");
-    int rc = cpath && rpath ? 0 : EXIT_RUNTIME;
-    size_t n;
-    errno = 0;
-    char *old = rc ? NULL : slurp(cpath, &n);
-    if (rc == 0 && !old && errno != ENOENT) {
-        LOG_ERROR("%s: %s", cpath, strerror(errno));
-        rc = EXIT_RUNTIME;
-    }
-    if (rc == 0 && old && strcmp(old, config)) {
-        LOG_ERROR("%s holds another run's configuration (task, model, tokenizer, lengths, tasks, "
-                  "seed or trials differ): give another --output, or remove the directory to "
-                  "start over",
-                  cpath);
-        rc = EXIT_USAGE;
-    }
-    if (rc == 0 && !old) {
-        FILE *f = fopen(cpath, "wb");
-        if (!f || fputs(config, f) < 0 || fclose(f) != 0) {
-            LOG_ERROR("%s: %s", cpath, strerror(errno));
-            rc = EXIT_RUNTIME;
-        }
-    }
-    errno = 0;
-    char *res = rc == 0 && old ? slurp(rpath, &n) : NULL;
-    if (rc == 0 && old && !res && errno != ENOENT) {
-        LOG_ERROR("%s: %s", rpath, strerror(errno));
-        rc = EXIT_RUNTIME;
-    }
-    size_t keep = 0; /* bytes of whole lines */
-    for (size_t at = 0, lineno = 1; res && at < n; lineno++) {
-        char *nl = memchr(res + at, '\n', n - at);
-        if (!nl)
-            break; /* cut by a kill: dropped */
-        *nl = '\0';
-        uint64_t item;
-        if (!line_matches(res + at, g, &item)) {
-            LOG_ERROR("%s: line %zu is not an item of this run's grid", rpath, lineno);
-            rc = EXIT_RUNTIME;
-            break;
-        }
-        if (!lines[item]) {
-            lines[item] = strdup(res + at);
-            ++*n_done;
-        }
-        at = (size_t)(nl - res) + 1;
-        keep = at;
-    }
-    if (rc == 0 && res && keep < n && truncate(rpath, (off_t)keep) != 0) {
-        LOG_ERROR("%s: %s", rpath, strerror(errno));
-        rc = EXIT_RUNTIME;
-    }
-    free(res);
-    free(old);
-    free(cpath);
-    free(rpath);
-    return rc;
-}
-
 /* ==== one item ================================================================================*/
 
 typedef struct {
-    float *row; /* (V) the last position's logits */
-    size_t V;
-} last_sink;
-
-static int keep_row(void *ctx, int pos, const float *logits) {
-    last_sink *k = ctx;
-    (void)pos;
-    memcpy(k->row, logits, k->V * sizeof *k->row);
-    return infer_logits_find_nonfinite(logits, k->V) >= 0 ? INFER_ERR_NUMERIC : 0;
-}
-
-typedef struct {
     const ruler_args *a;
+    const grid *g;
     eval_ruler *er;
     infer_state *s;
     const infer_config *cfg;
-    last_sink sink;
+    eval_last_sink sink;
     void *work; /* infer_sample_work_bytes(V) */
 } runner;
 
@@ -459,7 +284,7 @@ static int run_item(runner *r, uint64_t i, const ruler_item *it, char **line) {
     uint32_t gen[MAX_NEW];
     int n_gen = 0, rc = 0;
     assert(p.n_new <= MAX_NEW);
-    st = infer_prefill(r->s, p.ids, (int)p.n_ids, 0, NULL, keep_row, &r->sink);
+    st = infer_prefill(r->s, p.ids, (int)p.n_ids, 0, NULL, eval_keep_row, &r->sink);
     const char *numeric = NULL;
     if (st != INFER_OK && st != INFER_ERR_NUMERIC)
         LOG_ERROR("item %llu: prefill of %zu tokens: %s", (unsigned long long)i, p.n_ids,
@@ -526,15 +351,12 @@ static int run_item(runner *r, uint64_t i, const ruler_item *it, char **line) {
 }
 
 /* ==== summary =================================================================================*/
-
-static double line_number(const char *line, const char *key) {
-    json_object *o = json_tokener_parse(line), *v;
-    double x = NAN;
-    if (o && json_object_object_get_ex(o, key, &v))
-        x = json_object_get_double(v);
-    json_object_put(o);
-    return x;
+static int run_one(void *ctx, uint64_t i, char **line) {
+    runner *r = ctx;
+    return run_item(r, i, &r->g->items[i], line);
 }
+
+/* ==== summary =================================================================================*/
 
 /* summary.json, the table on stdout, ruler.svg/.png; rank 0. An exit code. */
 static int write_summary(const ruler_args *a, const grid *g, char *const *lines, int train) {
@@ -545,8 +367,8 @@ static int write_summary(const ruler_args *a, const grid *g, char *const *lines,
     const char *series[EVAL_RULER_N_TASKS];
     int rc = all && part && avg && xs ? 0 : EXIT_RUNTIME;
     for (size_t i = 0; rc == 0 && i < g->n; i++) { /* items: task, length, trial */
-        all[i / K] += line_number(lines[i], "score") * 100.0 / (double)K;
-        part[i / K] += line_number(lines[i], "score_part") * 100.0 / (double)K;
+        all[i / K] += eval_line_number(lines[i], "score") * 100.0 / (double)K;
+        part[i / K] += eval_line_number(lines[i], "score_part") * 100.0 / (double)K;
     }
     json_object *o = json_object_new_object(), *ls = json_object_new_array(),
                 *tab = json_object_new_object(), *tab_p = json_object_new_object(),
@@ -581,15 +403,8 @@ static int write_summary(const ruler_args *a, const grid *g, char *const *lines,
                                "answers found in the answer (case-insensitive substrings), the "
                                "mean over trials x 100 per task and length; score_part is "
                                "string_match_part (any found) x 100; average is over the tasks"));
-    char *path = dir_path(a->output, "summary.json");
-    FILE *f = rc == 0 && path ? fopen(path, "wb") : NULL;
-    if (rc == 0 &&
-        (!f || fprintf(f, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY)) < 0 ||
-         fclose(f) != 0)) {
-        LOG_ERROR("%s: %s", path ? path : a->output, strerror(errno));
-        rc = EXIT_RUNTIME;
-    }
-    free(path);
+    if (rc == 0)
+        rc = eval_write_json(a->j.output, "summary.json", o);
     json_object_put(o);
     if (rc == 0) { /* the table: RULER's, tasks down, lengths across */
         printf("%-20s", "string_match_all %");
@@ -616,7 +431,7 @@ static int write_summary(const ruler_args *a, const grid *g, char *const *lines,
     if (rc == 0) {
         const plot_data pd = {.n_x = L, .x = xs, .n_y = T, .v = all, .train = train};
         char err[512] = "";
-        char *stem = dir_path(a->output, "ruler");
+        char *stem = eval_path(a->j.output, "ruler");
         const int st = stem ? plot_curves(&pd, series, 100, "%", "RULER", "prompt length (tokens)",
                                           "string_match_all", stem, err, sizeof err)
                             : PLOT_ERR_NOMEM;
@@ -633,74 +448,19 @@ static int write_summary(const ruler_args *a, const grid *g, char *const *lines,
     return rc;
 }
 
-/* results.jsonl in item order (a new file renamed over the journal); rank 0, an exit code */
-static int write_sorted(const ruler_args *a, const grid *g, char *const *lines) {
-    char *path = dir_path(a->output, "results.jsonl"), *tmp = dir_path(a->output, ".results.tmp");
-    FILE *f = tmp ? fopen(tmp, "wb") : NULL;
-    int rc = f ? 0 : EXIT_RUNTIME;
-    for (size_t i = 0; rc == 0 && i < g->n; i++)
-        if (fprintf(f, "%s\n", lines[i]) < 0)
-            rc = EXIT_RUNTIME;
-    if (f && (fflush(f) != 0 || fsync(fileno(f)) != 0 || fclose(f) != 0))
-        rc = EXIT_RUNTIME;
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = EXIT_RUNTIME;
-    if (rc)
-        LOG_ERROR("%s: %s", path ? path : a->output, strerror(errno));
-    free(path);
-    free(tmp);
-    return rc;
-}
-
 /* ==== the job =================================================================================*/
 
-/* a failure on any rank, with the lowest failing rank's message logged by rank 0 */
-static int world_failure(int rc) {
-    int size, rank, failed = -1;
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    if (size == 1)
-        return rc;
-    char msg[1024] = "", got[1024];
-    if (rc)
-        cluster_log_last_error(msg, sizeof msg);
-    const int st = cluster_agree_msg(MPI_COMM_WORLD, rc ? -rc : 0, msg, got, sizeof got, &failed);
-    if (st < 0 && rank == 0 && failed != 0)
-        LOG_ERROR("rank %d failed: %s", failed, got[0] ? got : "(no message)");
-    return st < 0 ? -st : 0;
-}
-
-static tokenizer *load_tokenizer(const ruler_args *a) {
-    static const char *names[] = {"tokenizer.json", "tokenizer.model"};
-    char path[4200];
-    for (int i = 0; i < 2 || a->tokenizer; i++) {
-        if (a->tokenizer)
-            snprintf(path, sizeof path, "%s", a->tokenizer);
-        else
-            snprintf(path, sizeof path, "%s/%s", a->model, names[i]);
-        if (!a->tokenizer && access(path, R_OK) != 0)
-            continue;
-        tokenizer *t;
-        if (tokenizer_load(path, &t) == TOK_OK)
-            return t;
-        LOG_ERROR("%s: %s", path, tokenizer_errmsg(t));
-        tokenizer_free(t);
-        return NULL;
-    }
-    LOG_ERROR("%s has no tokenizer.json or tokenizer.model: give --tokenizer FILE", a->model);
-    return NULL;
-}
-
-static int ruler_job(const ruler_args *a, const cluster_groups *cg) {
+static int ruler_job(void *ctx, const cluster_groups *cg) {
+    const ruler_args *a = ctx;
     grid g;
     int rc = grid_make(a, &g);
     if (rc) {
         grid_free(&g);
         return rc;
     }
-    tokenizer *tok = load_tokenizer(a);
+    tokenizer *tok = NULL;
     eval_ruler *er = NULL;
-    rc = tok ? 0 : EXIT_USAGE;
+    rc = eval_tokenizer_load(&a->j, a->model, 1, &tok);
     int st;
     if (rc == 0 && (st = eval_ruler_create(tok, &er)) != EVAL_OK) {
         LOG_ERROR("%s: %s", eval_strerror(st), eval_ruler_errmsg(er));
@@ -719,142 +479,59 @@ static int ruler_job(const ruler_args *a, const cluster_groups *cg) {
             }
             eval_ruler_prompt_free(&p);
         }
-    rc = cluster_agree_first(MPI_COMM_WORLD, rc);
-    infer_model *m = NULL;
-    if (rc == 0 && (st = infer_model_load(a->model, cg->tp, &m)) != INFER_OK) {
-        LOG_ERROR("%s: %s", infer_strerror(st), infer_model_errmsg(m));
-        rc = st == INFER_ERR_ARG ? EXIT_USAGE : EXIT_RUNTIME;
-    }
-    rc = cluster_agree_first(MPI_COMM_WORLD, rc);
-    const infer_config *cfg = rc == 0 ? infer_model_config(m) : NULL;
-    const int train = a->training_length ? (int)a->training_length : cfg ? cfg->seq_len : 0;
+    rc = cluster_agree_first(cg->world, rc);
     size_t max_len = 0;
     for (size_t l = 0; l < g.n_lengths; l++)
         max_len = g.lengths[l] > max_len ? g.lengths[l] : max_len;
-    infer_opts o = a->run;
+    infer_opts o = a->j.run;
     o.max_ctx = (int)max_len + MAX_NEW;
-    o.threads = (int)a->threads;
+    infer_model *m = NULL;
     infer_state *s = NULL;
-    if (rc == 0) {
-        char why[256];
-        if (infer_opts_check(cfg, &o, cg->tp_size, why, sizeof why) != INFER_OK) {
-            LOG_ERROR("%s", why);
-            rc = EXIT_USAGE;
-        } else if ((st = infer_state_create(m, &o, cg->tp, &s)) != INFER_OK) {
-            LOG_ERROR("cannot create the state for %d positions: %s", o.max_ctx,
-                      infer_strerror(st));
-            rc = EXIT_RUNTIME;
-        }
-    }
-    rc = cluster_agree_first(MPI_COMM_WORLD, rc);
+    if (rc == 0)
+        rc = eval_plan_check(&a->j, cg, a->model, o);
+    if (rc == 0)
+        rc = eval_model_open(&a->j, cg, a->model, o, &m, &s);
+    const infer_config *cfg = rc == 0 ? infer_model_config(m) : NULL;
+    const int train = a->j.training_length ? (int)a->j.training_length : cfg ? cfg->seq_len : 0;
 
     /* rank 0: the directory and the items done before; every rank learns which */
-    char **lines = calloc(g.n ? g.n : 1, sizeof *lines);
-    uint8_t *done = calloc(g.n ? g.n : 1, 1);
-    char *config = rc == 0 ? config_json(a, &g, tok) : NULL;
-    size_t n_done = 0;
-    if (rc == 0 && (!lines || !done || !config))
-        rc = EXIT_RUNTIME;
-    if (rc == 0 && cg->rank == 0)
-        rc = output_open(a, &g, config, lines, &n_done);
-    rc = cluster_agree_first(MPI_COMM_WORLD, rc);
-    if (rc == 0 && cg->rank == 0)
-        for (size_t i = 0; i < g.n; i++)
-            done[i] = lines[i] != NULL;
-    if (rc == 0)
-        MPI_Bcast(done, (int)g.n, MPI_UINT8_T, 0, MPI_COMM_WORLD);
+    char *config = rc == 0 && cg->rank == 0 ? config_json(a, &g, tok) : NULL;
+    eval_out out;
+    rc = eval_out_open(&out, cg, rc, a->j.output, config, g.n, line_matches, &g);
     uint64_t *pending = malloc((g.n ? g.n : 1) * sizeof *pending);
-    size_t n_pending = 0;
-    for (size_t i = 0; pending && i < g.n; i++)
-        if (!done[i])
-            pending[n_pending++] = i;
+    const size_t n_pending = pending ? eval_out_pending(&out, 0, g.n, pending) : 0;
     if (rc == 0 && !pending)
         rc = EXIT_RUNTIME;
     LOG_INFO("ruler: %zu items (%zu tasks x %zu lengths x %ld trials), %zu done before, %zu to "
              "run on %d replica%s of tensor-parallel size %d",
              g.n, g.n_tasks, g.n_lengths, a->trials, g.n - n_pending, n_pending, cg->n_replicas,
              cg->n_replicas > 1 ? "s" : "", cg->tp_size);
-
-    FILE *journal = NULL;
-    char *rpath = dir_path(a->output, "results.jsonl");
-    if (rc == 0 && cg->rank == 0 && !(journal = fopen(rpath, "ab"))) {
-        LOG_ERROR("%s: %s", rpath, strerror(errno));
-        rc = EXIT_RUNTIME;
-    }
-    rc = cluster_agree_first(MPI_COMM_WORLD, rc);
-    runner r = {a, er, s, cfg, {NULL, cfg ? (size_t)cfg->vocab_size : 0}, NULL};
+    runner r = {a, &g, er, s, cfg, {NULL, cfg ? (size_t)cfg->vocab_size : 0}, NULL};
     if (rc == 0) {
         r.sink.row = malloc(r.sink.V * sizeof *r.sink.row);
         r.work = malloc(infer_sample_work_bytes((int)r.sink.V));
-        rc = cluster_agree_first(MPI_COMM_WORLD, !r.sink.row || !r.work ? EXIT_RUNTIME : 0);
+        rc = cluster_agree_first(cg->world, !r.sink.row || !r.work ? EXIT_RUNTIME : 0);
     }
     const double t0 = cluster_now();
-    const size_t R = (size_t)cg->n_replicas;
-    for (size_t round = 0; rc == 0 && round * R < n_pending; round++) {
-        const size_t k = round * R + (size_t)cg->replica;
-        char *line = NULL;
-        cluster_records mine = {0};
-        if (k < n_pending) {
-            rc = run_item(&r, pending[k], &g.items[pending[k]], &line);
-            rc = cluster_agree_first(cg->tp, rc);
-            if (rc == 0 && cg->tp_rank == 0 &&
-                cluster_records_add(&mine, pending[k], line, strlen(line)) != CLUSTER_OK)
-                rc = EXIT_RUNTIME;
-        }
-        free(line);
-        rc = world_failure(rc);
-        char *all = NULL;
-        size_t n_all = 0;
-        if (rc == 0 && (st = cluster_records_gather(MPI_COMM_WORLD, &mine, &all, &n_all))) {
-            LOG_ERROR("cannot gather the results on rank 0: %s", cluster_strerror(st));
-            rc = EXIT_RUNTIME;
-        }
-        cluster_records_free(&mine);
-        const char **rec = NULL;
-        if (rc == 0 && cg->rank == 0 && cluster_records_index(all, n_all, g.n, &rec) != 0)
-            rc = EXIT_RUNTIME;
-        for (size_t j = round * R; rc == 0 && cg->rank == 0 && j < (round + 1) * R && j < n_pending;
-             j++) {
-            const uint64_t i = pending[j];
-            uint64_t n;
-            const char *b = rec[i] ? cluster_record_bytes(rec[i], &n) : NULL;
-            if (!b || !(lines[i] = strndup(b, (size_t)n)) || fprintf(journal, "%s\n", lines[i]) < 0)
-                rc = EXIT_RUNTIME;
-        }
-        /* the round's lines reach the disk before the next round: a kill loses at most one */
-        if (rc == 0 && cg->rank == 0 && (fflush(journal) != 0 || fsync(fileno(journal)) != 0))
-            rc = EXIT_RUNTIME;
-        if (rc && cg->rank == 0 && all)
-            LOG_ERROR("%s: %s", rpath, errno ? strerror(errno) : "a result is missing");
-        free(rec);
-        free(all);
-        rc = cluster_agree_first(MPI_COMM_WORLD, rc);
-        if (rc == 0 && cluster_stop_agreed(MPI_COMM_WORLD)) {
-            LOG_WARN("stopped by a signal after %zu of %zu items; rerun to resume",
-                     g.n - n_pending + (round + 1) * R, g.n);
-            rc = EXIT_RUNTIME;
-        }
-    }
-    if (journal && fclose(journal) != 0 && rc == 0) {
-        LOG_ERROR("%s: %s", rpath, strerror(errno));
-        rc = EXIT_RUNTIME;
-    }
-    if (rc == 0 && cg->rank == 0) {
-        rc = write_sorted(a, &g, lines);
-        if (rc == 0)
-            rc = write_summary(a, &g, lines, train);
-    }
-    rc = cluster_agree_first(MPI_COMM_WORLD, rc);
+    int64_t *sched = NULL;
+    size_t n_rounds = 0, n_ran = 0;
+    if (rc == 0)
+        rc = cluster_agree_first(
+            cg->world,
+            eval_schedule_rr(pending, n_pending, (size_t)cg->n_replicas, &sched, &n_rounds));
+    if (rc == 0)
+        rc = eval_out_rounds(&out, cg, sched, n_rounds, run_one, &r, &n_ran);
+    rc = eval_out_close(&out, cg, rc);
+    if (rc == 0 && cg->rank == 0)
+        rc = write_summary(a, &g, out.lines, train);
+    rc = cluster_agree_first(cg->world, rc);
     if (rc == 0)
         LOG_INFO("%zu items in %.2f s; %s/results.jsonl, summary.json, ruler.svg, ruler.png",
-                 n_pending, cluster_now() - t0, a->output);
-    for (size_t i = 0; lines && i < g.n; i++)
-        free(lines[i]);
-    free(lines);
-    free(done);
+                 n_pending, cluster_now() - t0, a->j.output);
+    free(sched);
+    eval_out_free(&out);
     free(pending);
     free(config);
-    free(rpath);
     free(r.sink.row);
     free(r.work);
     infer_state_free(s);
@@ -865,35 +542,9 @@ static int ruler_job(const ruler_args *a, const cluster_groups *cg) {
     return rc;
 }
 
-/* argv[0] is "eval", argv[1] "ruler". Every rank parses; rank 0 alone prints (as eval_main). */
+/* argv[0] is "ruler" (eval_main dispatches after MPI_Init); an exit code */
 int eval_ruler_main(int argc, char **argv) {
-    int rank = 0, rc;
-    int level; /* FUNNELED: as infer's all_ranks (infer_main.c) */
-    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &level);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    const char *all = getenv("LONGCTX_LOG_RANKS");
-    if (rank != 0 && (!freopen("/dev/null", "w", stdout) ||
-                      (!(all && !strcmp(all, "all")) && !freopen("/dev/null", "w", stderr)))) {
-        MPI_Finalize();
-        return EXIT_RUNTIME;
-    }
-    ruler_args a = {0};
-    rc = ruler_parse(argc - 1, argv + 1, &a);
-    cluster_groups cg;
-    if (rc < 0 && cluster_groups_make(MPI_COMM_WORLD, (int)a.tp, &cg) != CLUSTER_OK) {
-        fprintf(stderr,
-                "longctx eval ruler: --tp %ld must divide the %d MPI ranks (world size = "
-                "replicas x tensor-parallel size)\n",
-                a.tp, cg.size);
-        rc = EXIT_USAGE;
-    }
-    if (rc < 0) {
-        cluster_log_setup("eval", cg.rank, cg.size,
-                          a.verbose ? CLUSTER_LOG_DEBUG : CLUSTER_LOG_INFO);
-        cluster_signals_install();
-        rc = ruler_job(&a, &cg);
-        cluster_groups_free(&cg);
-    }
-    MPI_Finalize();
-    return rc;
+    ruler_args a;
+    memset(&a, 0, sizeof a);
+    return eval_job_run(MPI_COMM_WORLD, ruler_parse(argc, argv, &a), &a.j, ruler_job, &a);
 }
