@@ -1,9 +1,10 @@
 /* infer_model_hash.c - a model's identity for resumable jobs (infer.h: infer_model_hash): xxh3-64
- * of what describes the model, not of its weights. Reading the headers takes milliseconds where
- * hashing the tensors of a 140 GB checkpoint would take minutes at every start; a header names
- * every tensor, its dtype, shape and byte range, so another export, dtype, shape or file layout
- * changes the hash. Weights rewritten in place with the same layout (a fine-tune saved over the
- * files) do not: that is the price, and the reason the function says "headers". */
+ * of what describes the model and a sample of its weights. Hashing all tensors of a 140 GB
+ * checkpoint would take minutes at every start; the headers (every tensor's name, dtype, shape
+ * and byte range) and 64 KiB of weights per file take milliseconds. The sample is what tells a
+ * base model from its continued pretraining saved with the same layout: training changes every
+ * weight, so it changes the sampled ones. An edit of a few weights outside the sample keeps the
+ * hash; that is the price. */
 #include "infer.h"
 
 #include <dirent.h>
@@ -15,6 +16,9 @@
 #include <xxhash.h>
 
 enum { MAX_HEADER = 1 << 30, MAX_FILES = 4096 };
+/* the weights' sample: SAMPLES pieces of SAMPLE_BYTES spread evenly over a file's data (all of
+ * it when it is no longer than that) */
+enum { SAMPLES = 16, SAMPLE_BYTES = 4096 };
 
 #define FAIL(code, ...)                                                                            \
     do {                                                                                           \
@@ -22,6 +26,26 @@ enum { MAX_HEADER = 1 << 30, MAX_FILES = 4096 };
         rc = (code);                                                                               \
         goto fail;                                                                                 \
     } while (0)
+
+/* The sample of f's data [begin, end) into the hash. */
+static int hash_sample(XXH3_state_t *h, FILE *f, const char *path, uint64_t begin, uint64_t end,
+                       char *err, size_t err_bytes) {
+    uint8_t b[SAMPLE_BYTES];
+    const uint64_t d = end > begin ? end - begin : 0;
+    const int all = d <= (uint64_t)SAMPLES * SAMPLE_BYTES;
+    for (uint64_t i = 0, at = 0; all ? at < d : i < SAMPLES; i++) {
+        uint64_t off = all ? at : i * (d - SAMPLE_BYTES) / (SAMPLES - 1);
+        size_t n = all && d - at < SAMPLE_BYTES ? (size_t)(d - at) : SAMPLE_BYTES;
+        if (fseeko(f, (off_t)(begin + off), SEEK_SET) != 0 || fread(b, 1, n, f) != n) {
+            snprintf(err, err_bytes, "%s: offset %llu: cannot read the weights", path,
+                     (unsigned long long)(begin + off));
+            return INFER_ERR_IO;
+        }
+        XXH3_64bits_update(h, b, n);
+        at += n;
+    }
+    return INFER_OK;
+}
 
 /* n bytes at the start of path (or all of it: *n = its size, up to cap) into the hash */
 static int hash_file(XXH3_state_t *h, const char *path, int whole, char *err, size_t err_bytes) {
@@ -56,6 +80,10 @@ static int hash_file(XXH3_state_t *h, const char *path, int whole, char *err, si
              (unsigned long long)n);
     XXH3_64bits_update(h, len, 8);
     XXH3_64bits_update(h, b, (size_t)n);
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0)
+        FAIL(INFER_ERR_IO, "%s: %s", path, strerror(errno));
+    rc = hash_sample(h, f, path, 8 + n, (uint64_t)sb.st_size, err, err_bytes);
 fail:
     free(b);
     if (f)
@@ -119,6 +147,7 @@ static int hash_llama2c(XXH3_state_t *h, const char *path, char *err, size_t err
         size[i] = (uint8_t)((uint64_t)sb.st_size >> (8 * i));
     XXH3_64bits_update(h, head, sizeof head);
     XXH3_64bits_update(h, size, sizeof size);
+    rc = hash_sample(h, f, path, sizeof head, (uint64_t)sb.st_size, err, err_bytes);
 fail:
     if (f)
         fclose(f);

@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
 # longctx eval: the model's identity in config.json and the checks before a run, on random HF
 # models (tests/infer/hf/gen_hf_model.py):
-#   - config.json records "model_hash", the xxh3-64 of the model's config.json and tensor
-#     headers (recomputed here with python's xxhash when it is installed); ppl-vs-length one
-#     per --model;
-#   - two models that differ only in their weights hash the same (documented: headers, not
-#     weights);
+#   - config.json records "model_hash", the xxh3-64 of the model's config.json, tensor
+#     headers and a sample of the weights (recomputed here with python's xxhash when it is
+#     installed); ppl-vs-length one per --model;
+#   - two models that differ only in their weights hash differently (the weights' sample);
 #   - a rerun with the same model under another path resumes (the path is logged), a model
 #     whose header differs is refused (exit 2) naming the model and both hashes;
 #   - --mem-limit: a run whose plan of a rank (the numbers of `longctx plan` for the longest
@@ -55,8 +54,8 @@ c = json.load(open(w + "/o/config.json"))
 assert [os.path.basename(m) for m in c["models"]] == ["m5", "m6"], c
 h = c["model_hash"]
 assert len(h) == 2 and all(len(x) == 16 and int(x, 16) >= 0 for x in h), h
-# the two differ only in their weights (seeds 5 and 6): headers, not weights, so one hash
-assert h[0] == h[1], h
+# the two differ only in their weights (seeds 5 and 6): the weights' sample tells them apart
+assert h[0] != h[1], h
 try:
     import xxhash
 except ImportError:
@@ -69,8 +68,15 @@ for m, x in zip(("m5", "m6"), h):
         raw = open(d + "/" + f, "rb").read()
         n = struct.unpack_from("<Q", raw)[0]
         b += raw[:8 + n]
+        d_ = raw[8 + n:]
+        if len(d_) <= 16 * 4096:
+            b += d_
+        else:
+            for i in range(16):
+                o = i * (len(d_) - 4096) // 15
+                b += d_[o:o + 4096]
     assert xxhash.xxh3_64_hexdigest(b) == x, (m, x)
-print("model_hash: xxh3-64 of config and headers, as python's xxhash")
+print("model_hash: xxh3-64 of config, headers and weights' sample, as python's xxhash")
 PY
 
 # ---- the same model elsewhere: accepted; another model: refused --------------------------------

@@ -1,7 +1,8 @@
 /* test_model_hash.c - infer_model_hash: against xxh3-64 computed here in one shot over the bytes
- * it must cover (config.json, then each safetensors file's 8-byte length and JSON header in
- * sorted name order; a llama2.c header and the file size), and its properties: one header byte
- * or the config changes the hash, a tensor's data bytes do not. */
+ * it must cover (config.json, then each safetensors file's 8-byte length, JSON header and data
+ * sample in sorted name order; a llama2.c header, the file size and its data sample), and its
+ * properties: one header byte, the config or a sampled weight changes the hash, a weight
+ * outside the sample of a large file does not. */
 #include "check.h"
 #include "infer.h"
 
@@ -57,13 +58,17 @@ int main(void) {
     uint8_t all[1024];
     size_t n = 0;
     memcpy(all + n, CONFIG, strlen(CONFIG)), n += strlen(CONFIG);
-    memcpy(all + n, a, na - 8), n += na - 8; /* length + header of a, without its data */
-    memcpy(all + n, b, nb - 4), n += nb - 4;
+    memcpy(all + n, a, na), n += na; /* length + header + data (under 64 KiB: all of it) */
+    memcpy(all + n, b, nb), n += nb;
     const uint64_t want = XXH3_64bits(all, n), got = hash_of(dir);
     CHECK_EQ_U64(got, want);
     CHECK_EQ_U64(hash_of(c), want); /* the config.json path names the same model */
 
-    /* a tensor's data bytes: the same hash (headers, not weights) */
+    /* a weight of a small file: another hash */
+    data_a[3] ^= 0x40;
+    st_bytes(a, HEAD_A, data_a, 8);
+    write_file(p, a, na);
+    CHECK(hash_of(dir) != want);
     data_a[3] ^= 0x40;
     st_bytes(a, HEAD_A, data_a, 8);
     write_file(p, a, na);
@@ -98,15 +103,41 @@ int main(void) {
     memcpy(ref, m, 28);
     memset(ref + 28, 0, 8);
     ref[28] = sizeof m;
-    CHECK_EQ_U64(hash_of(bin), XXH3_64bits(ref, sizeof ref));
+    /* the reference: header, size, then the 40 bytes of weights (all: under 64 KiB) */
+    uint8_t ref_w[36 + 40];
+    memcpy(ref_w, ref, 36);
+    memcpy(ref_w + 36, m + 28, 40);
+    CHECK_EQ_U64(hash_of(bin), XXH3_64bits(ref_w, sizeof ref_w));
     m[40] ^= 1; /* a weight */
     write_file(bin, m, sizeof m);
-    CHECK_EQ_U64(hash_of(bin), XXH3_64bits(ref, sizeof ref));
+    CHECK(hash_of(bin) != XXH3_64bits(ref_w, sizeof ref_w));
+    m[40] ^= 1;
     m[4] ^= 1; /* the header */
     write_file(bin, m, sizeof m);
-    CHECK(hash_of(bin) != XXH3_64bits(ref, sizeof ref));
+    CHECK(hash_of(bin) != XXH3_64bits(ref_w, sizeof ref_w));
+    m[4] ^= 1;
     write_file(bin, m, sizeof m - 4); /* the size */
-    CHECK(hash_of(bin) != XXH3_64bits(ref, sizeof ref));
+    CHECK(hash_of(bin) != XXH3_64bits(ref_w, sizeof ref_w));
+
+    /* a large file (200000 bytes of weights): 16 pieces of 4096 at i (D - 4096) / 15 */
+    enum { D = 200000 };
+    static uint8_t big[28 + D], want_big[36 + 16 * 4096];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (uint8_t)(i * 13 + 5);
+    write_file(bin, big, sizeof big);
+    memcpy(want_big, big, 28);
+    memset(want_big + 28, 0, 8);
+    for (int i = 0; i < 8; i++)
+        want_big[28 + i] = (uint8_t)((uint64_t)sizeof big >> (8 * i));
+    for (int i = 0; i < 16; i++)
+        memcpy(want_big + 36 + 4096 * i, big + 28 + (size_t)i * (D - 4096) / 15, 4096);
+    CHECK_EQ_U64(hash_of(bin), XXH3_64bits(want_big, sizeof want_big));
+    big[28 + 4096 + 100] ^= 1; /* between piece 0 (0..4096) and piece 1 (13060..): the same */
+    write_file(bin, big, sizeof big);
+    CHECK_EQ_U64(hash_of(bin), XXH3_64bits(want_big, sizeof want_big));
+    big[28 + D - 1] ^= 1; /* the last byte is in piece 15: another hash */
+    write_file(bin, big, sizeof big);
+    CHECK(hash_of(bin) != XXH3_64bits(want_big, sizeof want_big));
 
     unlink(bin);
     unlink(p);
