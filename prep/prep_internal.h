@@ -140,6 +140,10 @@ int prep_stats_write(const prep_opts *o, const prep_input *in, size_t n_inputs, 
 int prep_report_write(const prep_opts *o, const prep_stats *S, const uint64_t *n_seqs,
                       const uint64_t *n_shards, char *err, size_t err_bytes);
 
+/* Sorts items (n of sz bytes) by keys[i] (the key of items[i]), stably: equal keys keep their
+ * order. 0, or -1 when out of memory (items unchanged). */
+int prep_sort_by_key(void *items, size_t n, size_t sz, const uint64_t *keys);
+
 /* splitmix64's finaliser: a bijection of 64-bit values (so keys of distinct ids differ). */
 static inline uint64_t prep_mix64(uint64_t z) {
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;

@@ -158,15 +158,6 @@ done:
 
 /* ---- the plan: copies by key ------------------------------------------------------------- */
 
-static int cmp_copy(const void *a, const void *b) {
-    const copy_t *x = a, *y = b;
-    if (x->key != y->key)
-        return x->key < y->key ? -1 : 1;
-    if (x->doc_id != y->doc_id)
-        return x->doc_id < y->doc_id ? -1 : 1;
-    return x->copy < y->copy ? -1 : x->copy > y->copy;
-}
-
 /* The rank of key's range: floor(key x n_ranks / 2^64), exactly, in 64-bit arithmetic. */
 static int key_owner(uint64_t key, int n_ranks) {
     uint64_t p = (uint64_t)n_ranks, hi = (key >> 32) * p, lo = (key & 0xffffffffu) * p;
@@ -213,7 +204,17 @@ static int copies_by_key(MPI_Comm comm, const prep_sel *sel, size_t n_sel, uint6
         free(got);
         return st;
     }
-    qsort(got, n_got, sizeof *got, cmp_copy);
+    /* by key; equal keys (never seen) stay in (doc_id, copy) order: the ranks sent in rank
+     * order, each in doc_id order, as cmp_copy would have it */
+    uint64_t *keys = malloc((n_got ? n_got : 1) * sizeof *keys);
+    for (size_t i = 0; keys && i < n_got; i++)
+        keys[i] = got[i].key;
+    st = keys && prep_sort_by_key(got, n_got, sizeof *got, keys) == 0 ? PREP_OK : PREP_ERR_NOMEM;
+    free(keys);
+    if ((st = cluster_agree(comm, st)) != PREP_OK) {
+        free(got);
+        return st;
+    }
     uint64_t mine = 0, base = 0;
     for (size_t i = 0; i < n_got; i++)
         mine += got[i].n_tokens;
@@ -253,15 +254,6 @@ typedef struct {
     uint64_t len, key;
     uint32_t idx; /* into the window's copies (key order) */
 } fit_t;
-
-static int cmp_fit(const void *a, const void *b) {
-    const fit_t *x = a, *y = b;
-    if (x->len != y->len)
-        return x->len > y->len ? -1 : 1;
-    if (x->key != y->key)
-        return x->key < y->key ? -1 : 1;
-    return x->idx < y->idx ? -1 : x->idx > y->idx;
-}
 
 typedef struct {
     uint64_t key;
@@ -407,7 +399,13 @@ static int plan_bestfit(const copy_t *c, size_t n, uint64_t L, uint64_t seed, ui
             n_f++;
         }
     }
-    qsort(f, n_f, sizeof *f, cmp_fit);
+    /* longest first, then by key (f is in key order already: c is), then by copy */
+    uint64_t *keys = st == 0 ? malloc((n_f ? n_f : 1) * sizeof *keys) : NULL;
+    for (size_t i = 0; keys && i < n_f; i++)
+        keys[i] = L - f[i].len;
+    if (!keys || prep_sort_by_key(f, n_f, sizeof *f, keys) != 0)
+        st = -1;
+    free(keys);
     for (size_t i = 0; st == 0 && i < n_f; i++) {
         int64_t b = room_take(&B, f[i].len);
         if (b < 0)
@@ -621,24 +619,17 @@ static int out_close(out_t *x, char *err, size_t err_bytes) {
 
 /* ---- a round: pieces to the unit owners, tokens to the writers ---------------------------- */
 
-static int cmp_by_unit(const void *a, const void *b) {
-    const piece_t *x = a, *y = b;
-    if (x->unit != y->unit)
-        return x->unit < y->unit ? -1 : 1;
-    if (x->useq != y->useq)
-        return x->useq < y->useq ? -1 : 1;
-    if (x->doc_offset != y->doc_offset)
-        return x->doc_offset < y->doc_offset ? -1 : 1;
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-/* The unit owner's part: the pieces asked of its units (sorted here), read in unit order, as
+/* The unit owner's part: the pieces asked of its units (sorted here by unit and sequence: the
+ * order inside a document does not matter, the writers order by place), read in order, as
  * (piece_hdr, tokens) messages grouped by writer into *out, bytes[r] for rank r. */
 static int serve_pieces(const prep_opts *o, const tokenizer *tok, const layout_t *y, piece_t *q,
                         size_t n, uint8_t **out, uint64_t *bytes, char *err, size_t err_bytes) {
     const prep_recipe *R = &o->recipe;
-    qsort(q, n, sizeof *q, cmp_by_unit);
-    uint64_t *fill = calloc((size_t)y->n_ranks, sizeof *fill);
+    uint64_t *fill = calloc((size_t)y->n_ranks, sizeof *fill), *keys = malloc((n ? n : 1) * 8);
+    for (size_t i = 0; keys && i < n; i++)
+        keys[i] = (uint64_t)q[i].unit << 32 | q[i].useq;
+    int sorted = keys && prep_sort_by_key(q, n, sizeof *q, keys) == 0;
+    free(keys);
     memset(bytes, 0, (size_t)y->n_ranks * sizeof *bytes);
     for (size_t i = 0; i < n; i++)
         bytes[writer_of(y, q[i].seq)] += sizeof(piece_hdr) + q[i].len * sizeof(uint32_t);
@@ -654,7 +645,7 @@ static int serve_pieces(const prep_opts *o, const tokenizer *tok, const layout_t
     uint64_t doc_n = 0;
     shard_reader *rd = NULL;
     uint32_t rd_unit = UINT32_MAX, doc_unit = UINT32_MAX, doc_seq = UINT32_MAX;
-    int st = fill && buf ? PREP_OK : PREP_ERR_NOMEM;
+    int st = fill && buf && sorted ? PREP_OK : PREP_ERR_NOMEM;
     for (size_t i = 0; st == PREP_OK && i < n; i++) {
         const piece_t *x = &q[i];
         if (x->unit != doc_unit || x->useq != doc_seq) { /* [bos] text [eos] of the document */
@@ -728,13 +719,6 @@ typedef struct {
     size_t at; /* byte offset of its header in the received buffer */
 } got_t;
 
-static int cmp_got(const void *a, const void *b) {
-    const got_t *x = a, *y = b;
-    if (x->slot != y->slot)
-        return x->slot < y->slot ? -1 : 1;
-    return x->start < y->start ? -1 : x->start > y->start;
-}
-
 /* The writer's part of round t: the received pieces (msg, bytes) into this rank's sequences
  * of the round, in order, into their shards. */
 static int write_round(const prep_opts *o, const tokenizer *tok, const layout_t *y, int rank,
@@ -759,7 +743,15 @@ static int write_round(const prep_opts *o, const tokenizer *tok, const layout_t 
         g[k].at = at;
         at += sizeof h + h.len * sizeof(uint32_t);
     }
-    qsort(g, n, sizeof *g, cmp_got);
+    uint64_t *keys = malloc((n ? n : 1) * sizeof *keys); /* (slot, start): start < L <= 2^30 */
+    for (size_t i = 0; keys && i < n; i++)
+        keys[i] = g[i].slot << 31 | g[i].start;
+    int sorted = keys && prep_sort_by_key(g, n, sizeof *g, keys) == 0;
+    free(keys);
+    if (!sorted) {
+        free(g);
+        return PREP_ERR_NOMEM;
+    }
     const uint64_t n_local = local_count(y, rank);
     const uint64_t j1 = j0 + y->spr < n_local ? j0 + y->spr : n_local;
     int st = PREP_OK;
@@ -834,10 +826,10 @@ static int find_done(MPI_Comm comm, const prep_opts *o, const layout_t *y, uint8
     return PREP_OK;
 }
 
-/* Collective. The pieces (sorted by round: [at[t], at[t + 1]) for round t) written, round by
- * round. */
+/* Collective. The pieces pc[0, n_pc) written, round by round (each round picks its own from
+ * them: rounds are few, and a sorted copy would double the plan's memory). */
 static int write_shards(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, const layout_t *y,
-                        const piece_t *pc, const size_t *at, const uint8_t *done, size_t n_units,
+                        const piece_t *pc, size_t n_pc, const uint8_t *done, size_t n_units,
                         char *err, size_t err_bytes) {
     int rank;
     MPI_Comm_rank(comm, &rank);
@@ -848,13 +840,15 @@ static int write_shards(MPI_Comm comm, const prep_opts *o, const tokenizer *tok,
     int st = cluster_agree(comm, count ? PREP_OK : PREP_ERR_NOMEM);
     for (uint64_t t = 0; st == PREP_OK && t < y->n_rounds; t++) {
         /* 1. this round's pieces (of shards not done) to their units' owners */
-        size_t n = 0;
-        piece_t *mine = malloc((at[t + 1] - at[t] ? at[t + 1] - at[t] : 1) * sizeof *mine);
-        dest = malloc((at[t + 1] - at[t] ? at[t + 1] - at[t] : 1) * sizeof *dest);
+        size_t n = 0, n_round = 0;
+        for (size_t i = 0; i < n_pc; i++)
+            n_round += local_index(y, pc[i].seq) / y->spr == t && !done[pc[i].seq / y->per];
+        piece_t *mine = malloc((n_round ? n_round : 1) * sizeof *mine);
+        dest = malloc((n_round ? n_round : 1) * sizeof *dest);
         if (st == PREP_OK && (!mine || !dest))
             st = PREP_ERR_NOMEM;
-        for (size_t i = at[t]; st == PREP_OK && i < at[t + 1]; i++)
-            if (!done[pc[i].seq / y->per]) {
+        for (size_t i = 0; st == PREP_OK && i < n_pc; i++)
+            if (local_index(y, pc[i].seq) / y->spr == t && !done[pc[i].seq / y->per]) {
                 mine[n] = pc[i];
                 dest[n++] = prep_unit_owner(pc[i].unit, n_units, y->n_ranks);
             }
@@ -913,8 +907,6 @@ int prep_pack(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, const pre
         uint64_t total = 0;
         pieces_t p = {0};
         layout_t y = {.L = L, .n_ranks = n_ranks};
-        size_t *at = NULL;
-        piece_t *sorted = NULL;
         uint8_t *done = NULL;
         if ((st = copies_by_key(comm, sel, n_sel, R->seed, &c, &n_c, &total)) != PREP_OK) {
             snprintf(err, err_bytes, "out of memory dealing the copies by key");
@@ -947,23 +939,9 @@ int prep_pack(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, const pre
             y.spr = 1;
         const uint64_t most = local_count(&y, 0); /* rank 0 writes the most sequences */
         y.n_rounds = (most + y.spr - 1) / y.spr;
-        at = calloc(y.n_rounds + 2, sizeof *at);
-        sorted = malloc((p.n ? p.n : 1) * sizeof *sorted);
         done = calloc(y.n_shards ? y.n_shards : 1, 1);
-        if (!at || !sorted || !done)
+        if (!done)
             st = PREP_ERR_NOMEM;
-        /* pieces by round (counting sort; inside a round their order does not matter) */
-        for (size_t i = 0; st == PREP_OK && i < p.n; i++)
-            at[local_index(&y, p.v[i].seq) / y.spr + 1]++;
-        for (uint64_t t = 0; st == PREP_OK && t < y.n_rounds; t++)
-            at[t + 1] += at[t];
-        for (size_t i = 0; st == PREP_OK && i < p.n; i++)
-            sorted[at[local_index(&y, p.v[i].seq) / y.spr]++] = p.v[i];
-        for (uint64_t t = y.n_rounds; st == PREP_OK && t > 0; t--)
-            at[t] = at[t - 1];
-        if (at)
-            at[0] = 0;
-        free(p.v);
         char dir[4200];
         snprintf(dir, sizeof dir, "%s/L%llu", o->output, (ull)L);
         if (st == PREP_OK && rank == 0 && mkdir(dir, 0755) != 0 && errno != EEXIST) {
@@ -983,12 +961,11 @@ int prep_pack(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, const pre
                          "%llu round%s of %llu sequences per rank",
                          (ull)L, (ull)y.n_seqs, (ull)y.n_shards, (ull)n_done, (ull)y.n_rounds,
                          y.n_rounds == 1 ? "" : "s", (ull)y.spr);
-            st = write_shards(comm, o, tok, &y, sorted, at, done, n_units, err, err_bytes);
+            st = write_shards(comm, o, tok, &y, p.v, p.n, done, n_units, err, err_bytes);
         }
         n_seqs_out[li] = y.n_seqs;
         n_shards_out[li] = y.n_shards;
-        free(at);
-        free(sorted);
+        free(p.v);
         free(done);
     }
     return st;

@@ -168,13 +168,6 @@ done:
 
 /* ---- selection ----------------------------------------------------------------------------- */
 
-static int cmp_group_key(const void *a, const void *b) {
-    const doc_t *x = *(doc_t *const *)a, *y = *(doc_t *const *)b;
-    if (x->group != y->group)
-        return x->group < y->group ? -1 : 1;
-    return x->key < y->key ? -1 : x->key > y->key;
-}
-
 /* Local candidates sorted by (group, key) with prefix sums of the weight (tokens x copies). */
 typedef struct {
     doc_t **by_key;   /* (n) */
@@ -534,7 +527,20 @@ agree:
     for (size_t i = 0; i < n_docs; i++)
         if (!docs[i].dup && docs[i].copies > 0)
             ci.by_key[ci.n++] = &docs[i];
-    qsort(ci.by_key, ci.n, sizeof *ci.by_key, cmp_group_key);
+    { /* by (group, key): by key, then stably by group */
+        uint64_t *keys = malloc((ci.n ? ci.n : 1) * sizeof *keys);
+        for (size_t i = 0; keys && i < ci.n; i++)
+            keys[i] = ci.by_key[i]->key;
+        int ok = keys && prep_sort_by_key(ci.by_key, ci.n, sizeof *ci.by_key, keys) == 0;
+        for (size_t i = 0; ok && i < ci.n; i++)
+            keys[i] = ci.by_key[i]->group;
+        ok = ok && prep_sort_by_key(ci.by_key, ci.n, sizeof *ci.by_key, keys) == 0;
+        free(keys);
+        if (!ok) {
+            st = PREP_ERR_NOMEM;
+            goto selected;
+        }
+    }
     for (size_t i = 0; i < ci.n; i++)
         ci.prefix[i + 1] = ci.prefix[i] + ci.by_key[i]->n_tokens * ci.by_key[i]->copies;
     for (size_t i = 0, g = 0; g <= (size_t)n_groups; g++) {
