@@ -98,13 +98,19 @@ static int group_by_dest(const void *items, size_t n, size_t sz, const int *dest
     return 0;
 }
 
-/* Collective: sbuf holds count[r] items of sz bytes for each rank r, in rank order; *rbuf
- * (malloc'd) gets what every rank sent here, in rank order, *n_recv items. The agreed status.
- * Point-to-point in pieces of at most 1 GiB: counts and displacements of any size. */
-static int exchange(MPI_Comm comm, const void *sbuf, const uint64_t *count, size_t sz, void **rbuf,
+/* Collective: sbuf (malloc'd, taken: exchange frees it) holds count[r] items of sz bytes for
+ * each rank r, in rank order; *rbuf (malloc'd) gets what every rank sent here, in rank order,
+ * *n_recv items. The agreed status. Point-to-point in pieces of at most 1 GiB: counts and
+ * displacements of any size. One rank keeps its buffer: no copy. */
+static int exchange(MPI_Comm comm, void *sbuf, const uint64_t *count, size_t sz, void **rbuf,
                     size_t *n_recv) {
     int n_ranks;
     MPI_Comm_size(comm, &n_ranks);
+    if (n_ranks == 1) {
+        *rbuf = sbuf;
+        *n_recv = (size_t)count[0];
+        return PREP_OK;
+    }
     const uint64_t chunk = 1u << 30;
     uint64_t *sbytes = malloc((size_t)n_ranks * sizeof *sbytes);
     uint64_t *rbytes = malloc((size_t)n_ranks * sizeof *rbytes);
@@ -150,6 +156,7 @@ static int exchange(MPI_Comm comm, const void *sbuf, const uint64_t *count, size
     *rbuf = in;
     *n_recv = (size_t)(total / sz);
 done:
+    free(sbuf);
     free(sbytes);
     free(rbytes);
     free(req);
@@ -198,7 +205,8 @@ static int copies_by_key(MPI_Comm comm, const prep_sel *sel, size_t n_sel, uint6
     size_t n_got = 0;
     if ((st = cluster_agree(comm, st)) == PREP_OK)
         st = exchange(comm, grouped, count, sizeof *grouped, (void **)&got, &n_got);
-    free(grouped);
+    else
+        free(grouped);
     free(count);
     if (st != PREP_OK) {
         free(got);
@@ -487,7 +495,8 @@ static int plan_windows(MPI_Comm comm, copy_t *c, size_t n, uint64_t total, uint
         st = PREP_ERR_NOMEM;
     if ((st = cluster_agree(comm, st)) == PREP_OK)
         st = exchange(comm, grouped, count, sizeof *grouped, (void **)&w, &n_w);
-    free(grouped);
+    else
+        free(grouped);
     if (st != PREP_OK)
         goto done;
     /* ranks sent in rank (= key) order, each its copies in key order: w is in key order,
@@ -862,7 +871,8 @@ static int write_shards(MPI_Comm comm, const prep_opts *o, const tokenizer *tok,
         dest = NULL;
         if ((st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL)) == PREP_OK)
             st = exchange(comm, grouped, count, sizeof *grouped, (void **)&asked, &n_asked);
-        free(grouped);
+        else
+            free(grouped);
         if (st != PREP_OK) {
             free(asked);
             break;
@@ -874,7 +884,8 @@ static int write_shards(MPI_Comm comm, const prep_opts *o, const tokenizer *tok,
         size_t n_got = 0;
         if ((st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL)) == PREP_OK)
             st = exchange(comm, served, count, 1, (void **)&got, &n_got);
-        free(served);
+        else
+            free(served);
         /* 3. this rank's sequences of the round into its shards */
         if (st == PREP_OK)
             st = write_round(o, tok, y, rank, t, done, got, n_got, &out, msg, sizeof msg);
@@ -908,6 +919,7 @@ int prep_pack(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, const pre
         pieces_t p = {0};
         layout_t y = {.L = L, .n_ranks = n_ranks};
         uint8_t *done = NULL;
+        const double t0 = cluster_now();
         if ((st = copies_by_key(comm, sel, n_sel, R->seed, &c, &n_c, &total)) != PREP_OK) {
             snprintf(err, err_bytes, "out of memory dealing the copies by key");
             break;
@@ -958,10 +970,13 @@ int prep_pack(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, const pre
                 n_done += done[k];
             if (rank == 0)
                 LOG_INFO("L%llu: %llu sequences in %llu shards (%llu from an earlier run), "
-                         "%llu round%s of %llu sequences per rank",
-                         (ull)L, (ull)y.n_seqs, (ull)y.n_shards, (ull)n_done, (ull)y.n_rounds,
-                         y.n_rounds == 1 ? "" : "s", (ull)y.spr);
+                         "planned in %.1f s; %llu round%s of %llu sequences per rank",
+                         (ull)L, (ull)y.n_seqs, (ull)y.n_shards, (ull)n_done, cluster_now() - t0,
+                         (ull)y.n_rounds, y.n_rounds == 1 ? "" : "s", (ull)y.spr);
+            const double t1 = cluster_now();
             st = write_shards(comm, o, tok, &y, p.v, p.n, done, n_units, err, err_bytes);
+            if (st == PREP_OK && rank == 0)
+                LOG_INFO("L%llu: shards written in %.1f s", (ull)L, cluster_now() - t1);
         }
         n_seqs_out[li] = y.n_seqs;
         n_shards_out[li] = y.n_shards;
