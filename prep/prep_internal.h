@@ -122,11 +122,10 @@ int prep_select(MPI_Comm comm, const prep_opts *o, size_t n_inputs, const prep_u
 
 /*! prep_pack() :
  *  Collective. Plans the sequences of every length over the ranks from each rank's selected
- *  documents (prep_pack.c says how) and writes their shards; n_seqs / n_shards (per length)
- *  are set on every rank. */
-int prep_pack(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, const prep_sel *sel,
-              size_t n_sel, size_t n_units, uint64_t *n_seqs, uint64_t *n_shards, char *err,
-              size_t err_bytes);
+ *  documents (*sel, n_sel: taken, freed early and set to NULL, for the memory; prep_pack.c
+ *  says how) and writes their shards; n_seqs / n_shards (per length) are set on every rank. */
+int prep_pack(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, prep_sel **sel, size_t n_sel,
+              size_t n_units, uint64_t *n_seqs, uint64_t *n_shards, char *err, size_t err_bytes);
 
 /*! prep_manifest_write() :
  *  Collective. DIR/manifest.tsv: a header, then every rank's selected documents at its prefix

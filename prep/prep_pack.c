@@ -44,8 +44,9 @@ typedef struct {
 
 /* A piece of a copy in a sequence. */
 typedef struct {
-    uint64_t seq, start; /* global sequence number; first token in the sequence */
-    uint64_t doc_id, doc_offset, len;
+    uint64_t seq; /* global sequence number */
+    uint64_t doc_id, doc_offset;
+    uint32_t start, len; /* in the sequence: L <= 2^30 (the recipe's limit) */
     uint32_t unit, useq;
 } piece_t;
 
@@ -248,7 +249,13 @@ static int plan_concat(const copy_t *c, size_t n, uint64_t L, pieces_t *p) {
         for (uint64_t off = 0; off < c[i].n_tokens;) {
             uint64_t at = c[i].start + off, in_seq = at % L;
             uint64_t take = c[i].n_tokens - off < L - in_seq ? c[i].n_tokens - off : L - in_seq;
-            piece_t x = {at / L, in_seq, c[i].doc_id, off, take, c[i].unit, c[i].useq};
+            piece_t x = {.seq = at / L,
+                         .doc_id = c[i].doc_id,
+                         .doc_offset = off,
+                         .start = (uint32_t)in_seq,
+                         .len = (uint32_t)take,
+                         .unit = c[i].unit,
+                         .useq = c[i].useq};
             if (piece_add(p, &x))
                 return -1;
             off += take;
@@ -439,7 +446,13 @@ static int plan_bestfit(const copy_t *c, size_t n, uint64_t L, uint64_t seed, ui
         uint64_t at = 0;
         for (int64_t x = B.head[order[k].bin]; st == 0 && x >= 0; x = B.pcs[x].next) {
             const copy_t *y = &c[B.pcs[x].idx];
-            piece_t q = {k, at, y->doc_id, B.pcs[x].off, B.pcs[x].len, y->unit, y->useq};
+            piece_t q = {.seq = k,
+                         .doc_id = y->doc_id,
+                         .doc_offset = B.pcs[x].off,
+                         .start = (uint32_t)at,
+                         .len = (uint32_t)B.pcs[x].len,
+                         .unit = y->unit,
+                         .useq = y->useq};
             if (piece_add(p, &q))
                 st = -1;
             at += B.pcs[x].len;
@@ -902,28 +915,32 @@ static int write_shards(MPI_Comm comm, const prep_opts *o, const tokenizer *tok,
     return cluster_agree_msg(comm, st, msg, err, err_bytes, NULL);
 }
 
-int prep_pack(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, const prep_sel *sel,
-              size_t n_sel, size_t n_units, uint64_t *n_seqs_out, uint64_t *n_shards_out, char *err,
+int prep_pack(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, prep_sel **sel, size_t n_sel,
+              size_t n_units, uint64_t *n_seqs_out, uint64_t *n_shards_out, char *err,
               size_t err_bytes) {
     int rank, n_ranks;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &n_ranks);
     const prep_recipe *R = &o->recipe;
     char msg[PREP_ERRMSG_BYTES] = "";
-    int st = PREP_OK;
+    /* the copies and their order are the same at every length: dealt once, and the selected
+     * documents are not needed after that */
+    copy_t *c = NULL;
+    size_t n_c = 0;
+    uint64_t total = 0;
+    double t0 = cluster_now();
+    int st = copies_by_key(comm, *sel, n_sel, R->seed, &c, &n_c, &total);
+    free(*sel);
+    *sel = NULL;
+    if (st != PREP_OK)
+        snprintf(err, err_bytes, "out of memory dealing the copies by key");
     for (int li = 0; li < R->n_seq_lens && st == PREP_OK; li++) {
         const uint64_t L = R->seq_lens[li];
-        copy_t *c = NULL;
-        size_t n_c = 0;
-        uint64_t total = 0;
         pieces_t p = {0};
         layout_t y = {.L = L, .n_ranks = n_ranks};
         uint8_t *done = NULL;
-        const double t0 = cluster_now();
-        if ((st = copies_by_key(comm, sel, n_sel, R->seed, &c, &n_c, &total)) != PREP_OK) {
-            snprintf(err, err_bytes, "out of memory dealing the copies by key");
-            break;
-        }
+        if (li > 0)
+            t0 = cluster_now();
         if (R->packing == PREP_PACK_CONCAT) {
             if (plan_concat(c, n_c, L, &p)) {
                 snprintf(msg, sizeof msg, "out of memory planning %llu-token sequences", (ull)L);
@@ -937,10 +954,18 @@ int prep_pack(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, const pre
             if (st != PREP_OK)
                 st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL);
         }
-        free(c);
+        if (li == R->n_seq_lens - 1) { /* the plan of the last length: the copies are done */
+            free(c);
+            c = NULL;
+        }
         if (st != PREP_OK) {
             free(p.v);
             break;
+        }
+        if (p.n > 0 && p.n < p.cap) { /* the plan is kept through the rounds: exactly */
+            piece_t *q = realloc(p.v, p.n * sizeof *q);
+            if (q)
+                p.v = q;
         }
 
         /* the layout: shards, writers, rounds */
@@ -983,5 +1008,6 @@ int prep_pack(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, const pre
         free(p.v);
         free(done);
     }
+    free(c);
     return st;
 }

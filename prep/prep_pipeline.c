@@ -545,17 +545,21 @@ int prep_run(MPI_Comm comm, const prep_opts *o, char *err, size_t err_bytes) {
     if ((st = stage_check_selection(rank, o, &R, err, err_bytes)) != PREP_OK)
         goto done;
 
-    /* 5-6. packing and shards (resumable per shard) */
-    if ((st = prep_pack(comm, o, R.tok, R.sel, R.n_sel, R.n_units, R.n_seqs, R.n_shards, err,
+    /* 5. the manifest of the selection (every rank: its documents) */
+    if ((st = prep_manifest_write(comm, o, R.in, R.units, R.sel, R.n_sel, &R.S, err, err_bytes)) !=
+        PREP_OK)
+        goto done;
+    if (rank == 0)
+        LOG_INFO("manifest written in %.1f s", cluster_now() - t0);
+
+    /* 6. packing and shards (resumable per shard; prep_pack frees R.sel) */
+    if ((st = prep_pack(comm, o, R.tok, &R.sel, R.n_sel, R.n_units, R.n_seqs, R.n_shards, err,
                         err_bytes)) != PREP_OK)
         goto done;
     if (rank == 0)
         LOG_INFO("packed and written in %.1f s", cluster_now() - t0);
 
-    /* 7. manifest (every rank), stats, report */
-    if ((st = prep_manifest_write(comm, o, R.in, R.units, R.sel, R.n_sel, &R.S, err, err_bytes)) !=
-        PREP_OK)
-        goto done;
+    /* 7. stats, report */
     if (rank == 0)
         st = stage_write_outputs(o, &R, msg, sizeof msg);
     if ((st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL)) != PREP_OK)

@@ -54,7 +54,38 @@ static int buf_printf(char **s, size_t *n, size_t *cap, const char *fmt, ...) {
     }
 }
 
-/* This rank's rows (rank 0: the header first). */
+/* Room for k more bytes; -1 when out of memory. */
+static int buf_room(char **s, size_t n, size_t *cap, size_t k) {
+    if (n + k <= *cap)
+        return 0;
+    size_t want = 2 * *cap + k + (1 << 16);
+    char *q = realloc(*s, want);
+    if (!q)
+        return -1;
+    *s = q;
+    *cap = want;
+    return 0;
+}
+
+static char *put_u64(char *p, uint64_t v) {
+    char d[20];
+    int k = 0;
+    do
+        d[k++] = (char)('0' + v % 10);
+    while ((v /= 10) > 0);
+    while (k > 0)
+        *p++ = d[--k];
+    return p;
+}
+
+static char *put_str(char *p, const char *str, size_t len, char end) {
+    memcpy(p, str, len);
+    p[len] = end;
+    return p + len + 1;
+}
+
+/* This rank's rows (rank 0: the header first). One row is a few field copies and integer
+ * conversions: printf took 2 of the 2.5 s of 4M rows. */
 static int manifest_rows(int rank, const prep_opts *o, const prep_input *in, const prep_unit *units,
                          const prep_sel *sel, size_t n_sel, const prep_stats *S, char **out,
                          size_t *n_out, char *err, size_t err_bytes) {
@@ -81,11 +112,28 @@ static int manifest_rows(int rank, const prep_opts *o, const prep_input *in, con
             if (st == PREP_OK && x->member < m.n_strings)
                 member = m.strings[x->member];
         }
-        if (st == PREP_OK &&
-            buf_printf(&s, &n, &cap, "%llu\t%s\t%s\t%llu\t%s\t%llu\t%u\n", (ull)x->doc_id,
-                       in[units[x->unit].input].path, member, (ull)x->record, S->domain[x->domain],
-                       (ull)x->n_tokens, x->copies))
+        if (st != PREP_OK)
+            break;
+        /* doc_id input member record domain tokens copies */
+        const char *path = in[units[x->unit].input].path, *dom = S->domain[x->domain];
+        const size_t lp = strlen(path), lm = strlen(member), ld = strlen(dom);
+        if (buf_room(&s, n, &cap, lp + lm + ld + 4 * 21 + 8)) {
             st = PREP_ERR_NOMEM;
+            break;
+        }
+        char *p = s + n;
+        p = put_u64(p, x->doc_id);
+        *p++ = '\t';
+        p = put_str(p, path, lp, '\t');
+        p = put_str(p, member, lm, '\t');
+        p = put_u64(p, x->record);
+        *p++ = '\t';
+        p = put_str(p, dom, ld, '\t');
+        p = put_u64(p, x->n_tokens);
+        *p++ = '\t';
+        p = put_u64(p, x->copies);
+        *p++ = '\n';
+        n = (size_t)(p - s);
     }
     prep_unit_meta_free(&m);
     if (st == PREP_ERR_NOMEM)

@@ -2,10 +2,10 @@
 # prep at scale on short documents (issue 13): SIZES million synthetic documents of about 19
 # Llama 2 tokens each (tests/bench/gen_short_docs.py: six random words and a counter, four
 # domains in meta.redpajama_set_name), everything selected, bestfit at 8192:
-#   longctx prep --tokenizer llama2/tokenizer.model --domain-json meta.redpajama_set_name --unit-bytes 16777216
+#   longctx prep --tokenizer llama2/tokenizer.model --domain-json meta.redpajama_set_name --unit-bytes 16777216 --shard-tokens 4194304
 #       --seq-len 8192 --packing bestfit
 # at -np NPS (1 thread per rank). Per run: the time of each stage from prep's log (scan = read
-# and tokenize; select; pack = plan + shards; manifest + stats + report), the peak RSS of every
+# and tokenize; select; the manifest; pack = plan + shards; stats + report), the peak RSS of every
 # rank (/usr/bin/time inside mpirun), and whether the output is byte-identical to the -np 1 run.
 # One markdown row per run on stdout, for BENCHMARKS.md.
 # usage: bench_prep_scale.sh [SIZES="1 4 16"] [NPS="1 2 4"] [WORKDIR=/tmp/longctx-bench-scale]
@@ -19,12 +19,12 @@ LONGCTX=${LONGCTX:-$ROOT/build/longctx}
 ASSETS=${LONGCTX_ASSETS:-$(cd "$ROOT/.." && pwd)/shared/assets}
 TOK=$ASSETS/tokenizers/llama2/tokenizer.model
 MPIEXEC=${MPIEXEC:-mpiexec}
-EXTRA=${EXTRA:---unit-bytes 16777216}
+EXTRA=${EXTRA:---unit-bytes 16777216 --shard-tokens 4194304}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 [ -f "$TOK" ] || { echo "SKIP: $TOK missing"; exit 0; }
 mkdir -p "$W"
-echo "| documents | ranks | scan s | select s | pack s | manifest+report s | total s | peak RSS per rank (MB) | bytes/doc/rank | same as -np 1 |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| documents | ranks | scan s | select s | manifest s | pack s | stats+report s | total s | peak RSS per rank (MB) | bytes/doc/rank | same as -np 1 |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for m in $SIZES; do
   n=$((m * 1000000))
   corpus=$W/corpus-${m}M
@@ -38,16 +38,17 @@ for m in $SIZES; do
       --packing bestfit --progress-seconds 600 $EXTRA "$corpus" 2> "$out.log" ||
       { tail -n 20 "$out.log"; exit 1; }
     t() { sed -n "s/.* $1 in \([0-9.]*\) s.*/\1/p" "$out.log" | head -n 1; }
-    scan=$(t "read and tokenized") sel=$(t "selected") pack=$(t "packed and written") all=$(t "done")
-    rss=$(sed -n 's/^rss_kb \([0-9]*\)/\1/p' "$out.log" | sort -n | awk '{a[NR]=$1} END {printf "%.0f", a[NR] / 1024}')
-    rss_all=$(sed -n 's/^rss_kb \([0-9]*\)/\1/p' "$out.log" | sort -n | awk '{printf "%s%.0f", (NR > 1 ? " " : ""), $1 / 1024}')
+    scan=$(t "read and tokenized") sel=$(t "selected") man=$(t "manifest written")
+    pack=$(t "packed and written") all=$(t "done")
+    rss=$(grep -o 'rss_kb [0-9]*' "$out.log" | cut -d' ' -f2 | sort -n | awk '{a[NR]=$1} END {printf "%.0f", a[NR] / 1024}')
+    rss_all=$(grep -o 'rss_kb [0-9]*' "$out.log" | cut -d' ' -f2 | sort -n | awk '{printf "%s%.0f", (NR > 1 ? " " : ""), $1 / 1024}')
     same=-
     if [ "$np" != 1 ] && [ -d "$W/out-${m}M-np1" ]; then
       if diff -r -x work -x prep.lock -x '*.log' "$W/out-${m}M-np1" "$out" > /dev/null; then same=yes; else same=NO; fi
     fi
     per_doc=$(awk -v r="$rss" -v n="$n" -v p="$np" 'BEGIN {printf "%.0f", r * 1048576 / (n / p)}')
-    awk -v m="$m" -v np="$np" -v a="$scan" -v b="$sel" -v c="$pack" -v d="$all" -v rss="$rss_all" -v pd="$per_doc" -v same="$same" \
-      'BEGIN {printf "| %dM | %d | %.1f | %.1f | %.1f | %.1f | %.1f | %s | %s | %s |\n", m, np, a, b - a, c - b, d - c, d, rss, pd, same}'
+    awk -v m="$m" -v np="$np" -v a="$scan" -v b="$sel" -v mm="$man" -v c="$pack" -v d="$all" -v rss="$rss_all" -v pd="$per_doc" -v same="$same" \
+      'BEGIN {printf "| %dM | %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %s | %s | %s |\n", m, np, a, b - a, mm - b, c - mm, d - c, d, rss, pd, same}'
     [ "$np" = 1 ] || rm -rf "$out"
   done
   rm -rf "$W/out-${m}M-np1"
