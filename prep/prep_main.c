@@ -331,6 +331,14 @@ int prep_main(int argc, char **argv) {
     }
     if (rc < 0)
         rc = apply_overrides(&o.recipe, &ov, why, sizeof why);
+    size_t chunk = 0; /* collective: every rank gets here with the same rc */
+    if (rc < 0 && cluster_chunk_bytes_setup(MPI_COMM_WORLD, &chunk) != CLUSTER_OK) {
+        snprintf(why, sizeof why, "%s must be a number of bytes in 1..%zu", CLUSTER_CHUNK_ENV,
+                 (size_t)CLUSTER_CHUNK_BYTES_DEFAULT);
+        rc = EXIT_USAGE;
+    }
+    if (rc < 0 && rank == 0 && chunk != CLUSTER_CHUNK_BYTES_DEFAULT)
+        LOG_INFO("MPI collectives in pieces of at most %zu bytes (%s)", chunk, CLUSTER_CHUNK_ENV);
     if (rc == EXIT_USAGE && rank == 0) {
         if (why[0])
             fprintf(stderr, "longctx prep: %s\n\n", why);

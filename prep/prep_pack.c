@@ -477,10 +477,7 @@ int prep_pack(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, prep_sel 
         snprintf(err, err_bytes, "out of memory for %llu selected documents", (ull)n_sel);
         return st;
     }
-    for (uint64_t off = 0; off < n_sel; off += 1u << 20) { /* counts are ints */
-        uint64_t m = n_sel - off < (1u << 20) ? n_sel - off : (1u << 20);
-        MPI_Bcast(sel + off, (int)(m * sizeof *sel), MPI_BYTE, 0, comm);
-    }
+    cluster_bcast_big(sel, n_sel * sizeof *sel, 0, comm);
     reader_cache rc;
     memset(&rc, 0, sizeof rc);
     uint32_t *buf = NULL, buf_sel = UINT32_MAX; /* buf holds the copy of sel[buf_sel] */
@@ -522,14 +519,8 @@ int prep_pack(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, prep_sel 
             free(p.seq_begin);
             break;
         }
-        for (uint64_t off = 0; off < p.n_pieces; off += 1u << 20) {
-            uint64_t m = p.n_pieces - off < (1u << 20) ? p.n_pieces - off : (1u << 20);
-            MPI_Bcast(p.pieces + off, (int)(m * sizeof *p.pieces), MPI_BYTE, 0, comm);
-        }
-        for (uint64_t off = 0; off < p.n_seqs + 1; off += 1u << 20) {
-            uint64_t m = p.n_seqs + 1 - off < (1u << 20) ? p.n_seqs + 1 - off : (1u << 20);
-            MPI_Bcast(p.seq_begin + off, (int)m, MPI_UINT64_T, 0, comm);
-        }
+        cluster_bcast_big(p.pieces, p.n_pieces * sizeof *p.pieces, 0, comm);
+        cluster_bcast_big(p.seq_begin, (p.n_seqs + 1) * sizeof *p.seq_begin, 0, comm);
         char dir[4200];
         snprintf(dir, sizeof dir, "%s/L%llu", o->output, (ull)L);
         if (rank == 0 && mkdir(dir, 0755) != 0 && errno != EEXIST) {
