@@ -4,7 +4,7 @@
  * Logging with time, level and rank/size; error agreement so that no rank hangs after another
  * failed; a progress reporter that never makes workers wait; a dynamic work queue; Slurm
  * awareness and signal hooks for requeue; collectives with 64-bit counts (chunked for an MPI
- * whose counts are ints).
+ * whose counts are ints); a check that a folder is shared by every rank.
  *
  * Every function takes the communicator it works on; the world communicator appears only in
  * *_main.c. Collective functions say so. Library code never exits, and prints only through the
@@ -23,8 +23,10 @@ typedef enum {
     CLUSTER_ERR_MPI = -1, /* an MPI call failed */
     CLUSTER_ERR_NOMEM = -2,
     CLUSTER_ERR_ARG = -3,
-    CLUSTER_ERR_REMOTE = -4,  /* another rank failed; see cluster_agree_msg */
-    CLUSTER_ERR_STOPPED = -5, /* a stop was requested (SIGTERM/SIGUSR1) */
+    CLUSTER_ERR_REMOTE = -4,     /* another rank failed; see cluster_agree_msg */
+    CLUSTER_ERR_STOPPED = -5,    /* a stop was requested (SIGTERM/SIGUSR1) */
+    CLUSTER_ERR_IO = -6,         /* a file could not be written or read */
+    CLUSTER_ERR_NOT_SHARED = -7, /* a folder is not on a file system every rank sees */
 } cluster_status;
 
 const char *cluster_strerror(int status); /* static string, never NULL */
@@ -243,6 +245,18 @@ int cluster_gatherv_big(const void *send, uint64_t send_count, void *recv,
 int cluster_allreduce_big(void *buf, uint64_t count, MPI_Datatype type, MPI_Op op, MPI_Comm comm);
 /* The same, summing n uint64_t in place. */
 int cluster_allreduce_u64_big(uint64_t *buf, uint64_t n, MPI_Comm comm);
+
+/* ---- shared folders (cluster_shared.c) ---------------------------------------------------- */
+
+/*! cluster_check_shared_dir() :
+ *  Collective over comm. Whether every rank sees the folder `dir` (which must exist on rank 0)
+ *  as rank 0 does: rank 0 writes dir/.longctx-shared-<random token> holding the token, every
+ *  rank reads it back (allowing about a second for a slow file system), and rank 0 removes it.
+ *  `dir` may differ between ranks (tests do that); a program passes the same path everywhere.
+ *  @return CLUSTER_OK; CLUSTER_ERR_NOT_SHARED with err (err_bytes, NUL-terminated, the same on
+ *  every rank) naming the ranks and hosts that do not see it; CLUSTER_ERR_IO when rank 0 cannot
+ *  write the marker (err: path and reason); CLUSTER_ERR_NOMEM, CLUSTER_ERR_MPI. */
+int cluster_check_shared_dir(MPI_Comm comm, const char *dir, char *err, size_t err_bytes);
 
 /* ---- Slurm and signals -------------------------------------------------------------------- */
 
