@@ -3,7 +3,8 @@
  *
  * Logging with time, level and rank/size; error agreement so that no rank hangs after another
  * failed; a progress reporter that never makes workers wait; a dynamic work queue; Slurm
- * awareness and signal hooks for requeue.
+ * awareness and signal hooks for requeue; collectives with 64-bit counts (chunked for an MPI
+ * whose counts are ints); a check that a folder is shared by every rank.
  *
  * Every function takes the communicator it works on; the world communicator appears only in
  * *_main.c. Collective functions say so. Library code never exits, and prints only through the
@@ -22,8 +23,10 @@ typedef enum {
     CLUSTER_ERR_MPI = -1, /* an MPI call failed */
     CLUSTER_ERR_NOMEM = -2,
     CLUSTER_ERR_ARG = -3,
-    CLUSTER_ERR_REMOTE = -4,  /* another rank failed; see cluster_agree_msg */
-    CLUSTER_ERR_STOPPED = -5, /* a stop was requested (SIGTERM/SIGUSR1) */
+    CLUSTER_ERR_REMOTE = -4,     /* another rank failed; see cluster_agree_msg */
+    CLUSTER_ERR_STOPPED = -5,    /* a stop was requested (SIGTERM/SIGUSR1) */
+    CLUSTER_ERR_IO = -6,         /* a file could not be written or read */
+    CLUSTER_ERR_NOT_SHARED = -7, /* a folder is not on a file system every rank sees */
 } cluster_status;
 
 const char *cluster_strerror(int status); /* static string, never NULL */
@@ -176,6 +179,84 @@ int cluster_records_gather(MPI_Comm comm, const cluster_records *mine, char **al
 int cluster_records_index(const char *all, size_t n_all, uint64_t n_items, const char ***rec);
 /* The bytes of a record (*n of them), borrowed from the record's buffer. */
 const char *cluster_record_bytes(const char *rec, uint64_t *n);
+
+/* ---- collectives with 64-bit counts (cluster_big.c) ----------------------------------------
+ * Open MPI 4.1 has no MPI-4 large-count (_c) calls: MPI sees int counts and int displacements.
+ * These helpers take uint64_t counts and displacements and hand MPI pieces of at most the chunk
+ * size (cluster_chunk_bytes()) each. When every count and displacement of a call fits the chunk,
+ * they make the one native call (MPI_Alltoallv, ...), so nothing changes at ordinary sizes;
+ * otherwise the v-variants exchange with nonblocking point-to-point messages of at most a chunk
+ * each on a duplicate of comm (see cluster_big.c for why not rounds of MPI_Alltoallv).
+ * Every function is collective over comm, returns the same status on every rank (CLUSTER_OK,
+ * CLUSTER_ERR_ARG, CLUSTER_ERR_NOMEM, CLUSTER_ERR_MPI) and never hangs a rank after another's
+ * local failure. Every rank of comm must use the same chunk size. */
+
+/* INT_MAX rounded down to 4 KiB: the largest piece MPI is ever handed. */
+#define CLUSTER_CHUNK_BYTES_DEFAULT ((size_t)2147479552)
+#define CLUSTER_CHUNK_ENV           "LONGCTX_MPI_CHUNK_BYTES"
+
+/*! cluster_set_chunk_bytes() :
+ *  Process-wide setting, like the log sink: set it from main (or a test) before threads start
+ *  and only between collectives. 0 restores the default. Small values (1, 3, 7 bytes) exist
+ *  for tests that force chunking. @return CLUSTER_OK, CLUSTER_ERR_ARG (over the default). */
+int cluster_set_chunk_bytes(size_t bytes);
+size_t cluster_chunk_bytes(void); /* the current chunk size in bytes */
+
+/*! cluster_chunk_bytes_setup() :
+ *  Collective over comm; call once from main. Rank 0 reads $LONGCTX_MPI_CHUNK_BYTES (unset or
+ *  empty: the default) and broadcasts it, so that every rank uses rank 0's value even where a
+ *  launcher does not pass the environment on. *bytes_out (may be NULL) gets the value in
+ *  force. @return CLUSTER_OK, CLUSTER_ERR_ARG (not a number in 1..CLUSTER_CHUNK_BYTES_DEFAULT;
+ *  the setting is unchanged), CLUSTER_ERR_MPI; the same on every rank. */
+int cluster_chunk_bytes_setup(MPI_Comm comm, size_t *bytes_out);
+
+/*! cluster_bcast_big() :
+ *  Collective over comm. MPI_Bcast of `bytes` bytes (the same value on every rank) from root. */
+int cluster_bcast_big(void *buf, uint64_t bytes, int root, MPI_Comm comm);
+
+/*! cluster_alltoallv_big() :
+ *  Collective over comm. MPI_Alltoallv with counts and displacements in units of unit_bytes
+ *  bytes (1: bytes), all uint64_t: send_counts[r] units from send + send_displs[r] go to rank
+ *  r, which receives them at recv + recv_displs[this rank]. The arrays have one entry per rank
+ *  of comm; send and recv must not overlap. Counts must match pairwise as in MPI. */
+int cluster_alltoallv_big(const void *send, const uint64_t *send_counts,
+                          const uint64_t *send_displs, void *recv, const uint64_t *recv_counts,
+                          const uint64_t *recv_displs, size_t unit_bytes, MPI_Comm comm);
+
+/*! cluster_allgatherv_big() :
+ *  Collective over comm. MPI_Allgatherv in units of unit_bytes: every rank's send_count units
+ *  land on every rank at recv + displs[r]; recv_counts[r] (= rank r's send_count) and displs
+ *  on every rank. */
+int cluster_allgatherv_big(const void *send, uint64_t send_count, void *recv,
+                           const uint64_t *recv_counts, const uint64_t *displs, size_t unit_bytes,
+                           MPI_Comm comm);
+
+/*! cluster_gatherv_big() :
+ *  Collective over comm. MPI_Gatherv in units of unit_bytes: every rank's send_count units land
+ *  on root at recv + displs[r]. recv, recv_counts and displs matter on root only (may be NULL
+ *  elsewhere). */
+int cluster_gatherv_big(const void *send, uint64_t send_count, void *recv,
+                        const uint64_t *recv_counts, const uint64_t *displs, size_t unit_bytes,
+                        int root, MPI_Comm comm);
+
+/*! cluster_allreduce_big() :
+ *  Collective over comm. MPI_Allreduce in place on count elements of a predefined type (the
+ *  same count on every rank), in pieces of at most a chunk (at least one element each). */
+int cluster_allreduce_big(void *buf, uint64_t count, MPI_Datatype type, MPI_Op op, MPI_Comm comm);
+/* The same, summing n uint64_t in place. */
+int cluster_allreduce_u64_big(uint64_t *buf, uint64_t n, MPI_Comm comm);
+
+/* ---- shared folders (cluster_shared.c) ---------------------------------------------------- */
+
+/*! cluster_check_shared_dir() :
+ *  Collective over comm. Whether every rank sees the folder `dir` (which must exist on rank 0)
+ *  as rank 0 does: rank 0 writes dir/.longctx-shared-<random token> holding the token, every
+ *  rank reads it back (allowing about a second for a slow file system), and rank 0 removes it.
+ *  `dir` may differ between ranks (tests do that); a program passes the same path everywhere.
+ *  @return CLUSTER_OK; CLUSTER_ERR_NOT_SHARED with err (err_bytes, NUL-terminated, the same on
+ *  every rank) naming the ranks and hosts that do not see it; CLUSTER_ERR_IO when rank 0 cannot
+ *  write the marker (err: path and reason); CLUSTER_ERR_NOMEM, CLUSTER_ERR_MPI. */
+int cluster_check_shared_dir(MPI_Comm comm, const char *dir, char *err, size_t err_bytes);
 
 /* ---- Slurm and signals -------------------------------------------------------------------- */
 

@@ -28,6 +28,10 @@ const char *cluster_strerror(int status) {
         return "another rank failed";
     case CLUSTER_ERR_STOPPED:
         return "stop requested by signal";
+    case CLUSTER_ERR_IO:
+        return "I/O error";
+    case CLUSTER_ERR_NOT_SHARED:
+        return "folder not shared by all ranks";
     default:
         return status > 0 ? "done" : "unknown cluster status";
     }

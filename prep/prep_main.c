@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
@@ -82,6 +83,11 @@ static void usage(FILE *f) {
         "it (so budgets hold to within one document). Shortfalls are reported (fatal with\n"
         "--strict). concat runs documents across sequence boundaries (Fu et al.); bestfit keeps\n"
         "documents whole where they fit and cuts longer ones at L.\n");
+    fprintf(f,
+            "\nEvery rank writes into DIR: it must be on a file system all ranks see (checked\n"
+            "at the start, exit 2 if not). LONGCTX_MPI_CHUNK_BYTES=N (rank 0's environment)\n"
+            "cuts every MPI message to at most N bytes (for tests; default %zu).\n",
+            (size_t)CLUSTER_CHUNK_BYTES_DEFAULT);
 }
 
 static int parse_u64(const char *s, uint64_t *out) {
@@ -325,6 +331,19 @@ static int apply_overrides(prep_recipe *R, const recipe_overrides *ov, char *why
     return rc;
 }
 
+/* DIR (made by rank 0 if missing, as prep_run would) must be the same folder on every rank.
+ * Collective. @return -1 to go on, EXIT_USAGE when some rank does not see it, EXIT_RUNTIME when
+ * rank 0 cannot write it. */
+static int check_output_shared(int rank, const char *dir) {
+    char err[1024];
+    if (rank == 0 && mkdir(dir, 0755) != 0 && errno != EEXIST)
+        LOG_DEBUG("%s: %s (the check says more)", dir, strerror(errno));
+    int st = cluster_check_shared_dir(MPI_COMM_WORLD, dir, err, sizeof err);
+    if (st != CLUSTER_OK && rank == 0)
+        LOG_ERROR("%s", err[0] ? err : cluster_strerror(st));
+    return st == CLUSTER_OK ? -1 : st == CLUSTER_ERR_NOT_SHARED ? EXIT_USAGE : EXIT_RUNTIME;
+}
+
 int prep_main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
     int rank, n_ranks;
@@ -343,12 +362,22 @@ int prep_main(int argc, char **argv) {
     }
     if (rc < 0)
         rc = apply_overrides(&o.recipe, &ov, why, sizeof why);
+    size_t chunk = 0; /* collective: every rank gets here with the same rc */
+    if (rc < 0 && cluster_chunk_bytes_setup(MPI_COMM_WORLD, &chunk) != CLUSTER_OK) {
+        snprintf(why, sizeof why, "%s must be a number of bytes in 1..%zu", CLUSTER_CHUNK_ENV,
+                 (size_t)CLUSTER_CHUNK_BYTES_DEFAULT);
+        rc = EXIT_USAGE;
+    }
+    if (rc < 0 && rank == 0 && chunk != CLUSTER_CHUNK_BYTES_DEFAULT)
+        LOG_INFO("MPI collectives in pieces of at most %zu bytes (%s)", chunk, CLUSTER_CHUNK_ENV);
     if (rc == EXIT_USAGE && rank == 0) {
         if (why[0])
             fprintf(stderr, "longctx prep: %s\n\n", why);
         fprintf(stderr, "usage: longctx prep --tokenizer PATH --output DIR [options] INPUT... "
                         "(longctx prep --help)\n");
     }
+    if (rc < 0) /* every rank writes into DIR: refuse a folder not every rank sees */
+        rc = check_output_shared(rank, o.output);
     if (rc < 0) {
         o.inputs = argv + optind;
         o.n_inputs = argc - optind;

@@ -101,66 +101,50 @@ static int group_by_dest(const void *items, size_t n, size_t sz, const int *dest
 
 /* Collective: sbuf (malloc'd, taken: exchange frees it) holds count[r] items of sz bytes for
  * each rank r, in rank order; *rbuf (malloc'd) gets what every rank sent here, in rank order,
- * *n_recv items. The agreed status. Point-to-point in pieces of at most 1 GiB: counts and
- * displacements of any size. One rank keeps its buffer: no copy. */
+ * *n_recv items. The agreed status. Counts of any size (cluster_alltoallv_big). One rank keeps
+ * its buffer: no copy. */
 static int exchange(MPI_Comm comm, void *sbuf, const uint64_t *count, size_t sz, void **rbuf,
                     size_t *n_recv) {
     int n_ranks;
     MPI_Comm_size(comm, &n_ranks);
+    *rbuf = NULL;
+    *n_recv = 0;
     if (n_ranks == 1) {
         *rbuf = sbuf;
         *n_recv = (size_t)count[0];
         return PREP_OK;
     }
-    const uint64_t chunk = 1u << 30;
-    uint64_t *sbytes = malloc((size_t)n_ranks * sizeof *sbytes);
-    uint64_t *rbytes = malloc((size_t)n_ranks * sizeof *rbytes);
-    MPI_Request *req = NULL;
-    int st = sbytes && rbytes ? PREP_OK : PREP_ERR_NOMEM;
-    *rbuf = NULL;
-    *n_recv = 0;
+    uint64_t *sdisp = malloc((size_t)n_ranks * sizeof *sdisp);
+    uint64_t *rcount = malloc((size_t)n_ranks * sizeof *rcount);
+    uint64_t *rdisp = malloc((size_t)n_ranks * sizeof *rdisp);
+    uint8_t *in = NULL;
+    int st = sdisp && rcount && rdisp ? PREP_OK : PREP_ERR_NOMEM;
     if ((st = cluster_agree(comm, st)) != PREP_OK)
         goto done;
-    for (int r = 0; r < n_ranks; r++)
-        sbytes[r] = count[r] * sz;
-    MPI_Alltoall(sbytes, 1, MPI_UINT64_T, rbytes, 1, MPI_UINT64_T, comm);
-    uint64_t total = 0, n_req = 0;
-    for (int r = 0; r < n_ranks; r++) {
-        total += rbytes[r];
-        n_req += (sbytes[r] + chunk - 1) / chunk + (rbytes[r] + chunk - 1) / chunk;
-    }
-    uint8_t *in = malloc(total ? total : 1);
-    req = malloc((n_req ? n_req : 1) * sizeof *req);
-    if (!in || !req)
-        st = PREP_ERR_NOMEM;
-    if ((st = cluster_agree(comm, st)) != PREP_OK) {
-        free(in);
-        goto done;
-    }
-    int k = 0;
+    MPI_Alltoall(count, 1, MPI_UINT64_T, rcount, 1, MPI_UINT64_T, comm);
     uint64_t so = 0, ro = 0;
     for (int r = 0; r < n_ranks; r++) {
-        for (uint64_t off = 0; off < rbytes[r]; off += chunk) {
-            int m = (int)(rbytes[r] - off < chunk ? rbytes[r] - off : chunk);
-            MPI_Irecv(in + ro + off, m, MPI_BYTE, r, 0x5041, comm, &req[k++]);
-        }
-        ro += rbytes[r];
+        sdisp[r] = so;
+        rdisp[r] = ro;
+        so += count[r];
+        ro += rcount[r];
     }
-    for (int r = 0; r < n_ranks; r++) {
-        for (uint64_t off = 0; off < sbytes[r]; off += chunk) {
-            int m = (int)(sbytes[r] - off < chunk ? sbytes[r] - off : chunk);
-            MPI_Isend((const uint8_t *)sbuf + so + off, m, MPI_BYTE, r, 0x5041, comm, &req[k++]);
-        }
-        so += sbytes[r];
+    in = malloc(ro ? ro * sz : 1);
+    if ((st = cluster_agree(comm, in ? PREP_OK : PREP_ERR_NOMEM)) != PREP_OK)
+        goto done;
+    if (cluster_alltoallv_big(sbuf, count, sdisp, in, rcount, rdisp, sz, comm) != CLUSTER_OK)
+        st = PREP_ERR_MPI;
+    if ((st = cluster_agree(comm, st)) == PREP_OK) {
+        *rbuf = in;
+        *n_recv = (size_t)ro;
+        in = NULL;
     }
-    MPI_Waitall(k, req, MPI_STATUSES_IGNORE);
-    *rbuf = in;
-    *n_recv = (size_t)(total / sz);
 done:
     free(sbuf);
-    free(sbytes);
-    free(rbytes);
-    free(req);
+    free(sdisp);
+    free(rcount);
+    free(rdisp);
+    free(in);
     return st;
 }
 
@@ -534,10 +518,7 @@ static int plan_windows(MPI_Comm comm, copy_t *c, size_t n, uint64_t total, uint
     }
     if ((st = cluster_agree(comm, st)) != PREP_OK)
         goto done;
-    for (uint64_t j = 0; j < n_win; j += 1u << 28) {
-        uint64_t m = n_win - j < (1u << 28) ? n_win - j : (1u << 28);
-        MPI_Allreduce(MPI_IN_PLACE, bins + j, (int)m, MPI_UINT64_T, MPI_SUM, comm);
-    }
+    cluster_allreduce_u64_big(bins, n_win, comm);
     uint64_t base = 0;
     for (uint64_t j = 0; j < n_win; j++) { /* bins[j]: the sequences before window j */
         uint64_t b = bins[j];
@@ -841,11 +822,9 @@ static int find_done(MPI_Comm comm, const prep_opts *o, const layout_t *y, uint8
         shard_path(path, sizeof path, o, y->L, k);
         done[k] = file_exists(path) && shard_verify(path, NULL, NULL, 0) == SHARD_OK;
     }
-    for (uint64_t k = 0; k < y->n_shards; k += 1u << 30) {
-        uint64_t m = y->n_shards - k < (1u << 30) ? y->n_shards - k : (1u << 30);
-        MPI_Allreduce(MPI_IN_PLACE, done + k, (int)m, MPI_UINT8_T, MPI_MAX, comm);
-    }
-    return PREP_OK;
+    return cluster_allreduce_big(done, y->n_shards, MPI_UINT8_T, MPI_MAX, comm) == CLUSTER_OK
+               ? PREP_OK
+               : PREP_ERR_MPI;
 }
 
 /* Collective. The pieces pc[0, n_pc) written, round by round (each round picks its own from

@@ -330,8 +330,7 @@ static int scan_check_done(MPI_Comm comm, const prep_opts *o, const prep_input *
     }
     if ((st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL)) != PREP_OK)
         goto done;
-    if (MPI_Allreduce(MPI_IN_PLACE, changed, (int)n_units, MPI_UNSIGNED_CHAR, MPI_MAX, comm) !=
-            MPI_SUCCESS ||
+    if (cluster_allreduce_big(changed, n_units, MPI_UNSIGNED_CHAR, MPI_MAX, comm) != CLUSTER_OK ||
         MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_UINT64_T, MPI_SUM, comm) != MPI_SUCCESS) {
         snprintf(err, err_bytes, "fingerprint check: MPI_Allreduce failed");
         st = PREP_ERR_MPI;

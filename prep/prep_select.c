@@ -74,10 +74,10 @@ static int dedup(MPI_Comm comm, doc_t *docs, size_t n) {
     int rank, n_ranks;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &n_ranks);
-    int *scount = calloc((size_t)n_ranks, sizeof(int)),
-        *rcount = calloc((size_t)n_ranks, sizeof(int));
-    int *sdisp = calloc((size_t)n_ranks, sizeof(int)),
-        *rdisp = calloc((size_t)n_ranks, sizeof(int));
+    uint64_t *scount = calloc((size_t)n_ranks, sizeof(uint64_t)),
+             *rcount = calloc((size_t)n_ranks, sizeof(uint64_t));
+    uint64_t *sdisp = calloc((size_t)n_ranks, sizeof(uint64_t)),
+             *rdisp = calloc((size_t)n_ranks, sizeof(uint64_t));
     hash_rec *sbuf = malloc((n ? n : 1) * sizeof *sbuf), *rbuf = NULL;
     uint64_t *back = NULL, *got = NULL;
     int st = scount && rcount && sdisp && rdisp && sbuf ? PREP_OK : PREP_ERR_NOMEM;
@@ -100,10 +100,10 @@ static int dedup(MPI_Comm comm, doc_t *docs, size_t n) {
         h->pad = 0;
     }
     free(fill);
-    MPI_Alltoall(scount, 1, MPI_INT, rcount, 1, MPI_INT, comm);
+    MPI_Alltoall(scount, 1, MPI_UINT64_T, rcount, 1, MPI_UINT64_T, comm);
     size_t n_recv = 0;
     for (int r = 0; r < n_ranks; r++) {
-        rdisp[r] = (int)n_recv;
+        rdisp[r] = n_recv;
         n_recv += (size_t)rcount[r];
     }
     rbuf = malloc((n_recv ? n_recv : 1) * sizeof *rbuf);
@@ -111,15 +111,14 @@ static int dedup(MPI_Comm comm, doc_t *docs, size_t n) {
         st = PREP_ERR_NOMEM;
     if (cluster_agree(comm, st) != PREP_OK)
         goto done;
-    MPI_Datatype rec_type;
-    MPI_Type_contiguous((int)sizeof(hash_rec), MPI_BYTE, &rec_type);
-    MPI_Type_commit(&rec_type);
-    MPI_Alltoallv(sbuf, scount, sdisp, rec_type, rbuf, rcount, rdisp, rec_type, comm);
-    MPI_Type_free(&rec_type);
+    if (cluster_alltoallv_big(sbuf, scount, sdisp, rbuf, rcount, rdisp, sizeof(hash_rec), comm)) {
+        st = PREP_ERR_NOMEM; /* the same on every rank */
+        goto done;
+    }
     qsort(rbuf, n_recv, sizeof *rbuf, cmp_hash_rec);
 
     /* every copy after the first (smallest doc_id) of a hash goes back to its holder */
-    memset(scount, 0, (size_t)n_ranks * sizeof(int));
+    memset(scount, 0, (size_t)n_ranks * sizeof(uint64_t));
     for (size_t i = 1; i < n_recv; i++)
         if (rbuf[i].h0 == rbuf[i - 1].h0 && rbuf[i].h1 == rbuf[i - 1].h1)
             scount[rbuf[i].src]++;
@@ -134,10 +133,10 @@ static int dedup(MPI_Comm comm, doc_t *docs, size_t n) {
         if (rbuf[i].h0 == rbuf[i - 1].h0 && rbuf[i].h1 == rbuf[i - 1].h1)
             back[sdisp[rbuf[i].src] + fill2[rbuf[i].src]++] = rbuf[i].doc_id;
     free(fill2);
-    MPI_Alltoall(scount, 1, MPI_INT, rcount, 1, MPI_INT, comm);
+    MPI_Alltoall(scount, 1, MPI_UINT64_T, rcount, 1, MPI_UINT64_T, comm);
     size_t n_got = 0;
     for (int r = 0; r < n_ranks; r++) {
-        rdisp[r] = (int)n_got;
+        rdisp[r] = n_got;
         n_got += (size_t)rcount[r];
     }
     got = malloc((n_got ? n_got : 1) * sizeof *got);
@@ -145,7 +144,10 @@ static int dedup(MPI_Comm comm, doc_t *docs, size_t n) {
         st = PREP_ERR_NOMEM;
     if (cluster_agree(comm, st) != PREP_OK)
         goto done;
-    MPI_Alltoallv(back, scount, sdisp, MPI_UINT64_T, got, rcount, rdisp, MPI_UINT64_T, comm);
+    if (cluster_alltoallv_big(back, scount, sdisp, got, rcount, rdisp, sizeof(uint64_t), comm)) {
+        st = PREP_ERR_NOMEM;
+        goto done;
+    }
     qsort(got, n_got, sizeof *got, cmp_u64);
     /* docs are in doc_id order: walk both lists */
     for (size_t i = 0, k = 0; i < n && k < n_got; i++) {
@@ -284,7 +286,7 @@ int prep_select(MPI_Comm comm, const prep_opts *o, size_t n_inputs, const prep_u
     }
     if ((st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL)) != PREP_OK)
         goto done;
-    MPI_Allreduce(MPI_IN_PLACE, counts, (int)n_units, MPI_UINT64_T, MPI_SUM, comm);
+    cluster_allreduce_u64_big(counts, n_units, comm);
 
     /* 2. document ids: records numbered in input order; record numbers inside each file */
     uint64_t first = 0, *rec_base = calloc(n_units ? n_units : 1, sizeof *rec_base);
@@ -322,16 +324,21 @@ int prep_select(MPI_Comm comm, const prep_opts *o, size_t n_inputs, const prep_u
             }
         free(used);
     }
-    int my_bytes = mine ? (int)(p - mine) : 0, *all_bytes = calloc((size_t)n_ranks, sizeof(int));
-    int *disp = calloc((size_t)n_ranks, sizeof(int));
-    MPI_Allgather(&my_bytes, 1, MPI_INT, all_bytes, 1, MPI_INT, comm);
+    uint64_t my_bytes = mine ? (uint64_t)(p - mine) : 0,
+             *all_bytes = calloc((size_t)n_ranks, sizeof(uint64_t));
+    uint64_t *disp = calloc((size_t)n_ranks, sizeof(uint64_t));
+    MPI_Allgather(&my_bytes, 1, MPI_UINT64_T, all_bytes, 1, MPI_UINT64_T, comm);
     size_t total = 0;
     for (int r = 0; r < n_ranks; r++) {
-        disp[r] = (int)total;
+        disp[r] = total;
         total += (size_t)all_bytes[r];
     }
     all = malloc(total ? total : 1);
-    MPI_Allgatherv(mine, my_bytes, MPI_CHAR, all, all_bytes, disp, MPI_CHAR, comm);
+    if (cluster_allgatherv_big(mine, my_bytes, all, all_bytes, disp, 1, comm) != CLUSTER_OK) {
+        snprintf(msg, sizeof msg, "gathering the domain names failed (out of memory?)");
+        st = PREP_ERR_NOMEM;
+        total = 0;
+    }
     free(mine);
     free(all_bytes);
     free(disp);
@@ -440,9 +447,8 @@ int prep_select(MPI_Comm comm, const prep_opts *o, size_t n_inputs, const prep_u
 agree:
     if ((st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL)) != PREP_OK)
         goto done;
-    MPI_Allreduce(MPI_IN_PLACE, S->file_records, (int)n_inputs, MPI_UINT64_T, MPI_SUM, comm);
-    MPI_Allreduce(MPI_IN_PLACE, S->file_rejects, (int)n_inputs * PREP_REJECT_N, MPI_UINT64_T,
-                  MPI_SUM, comm);
+    cluster_allreduce_u64_big(S->file_records, n_inputs, comm);
+    cluster_allreduce_u64_big(S->file_rejects, (uint64_t)n_inputs * PREP_REJECT_N, comm);
     for (size_t f = 0; f < n_inputs; f++) {
         S->n_records += S->file_records[f];
         for (int r = 0; r < PREP_REJECT_N; r++)
@@ -466,13 +472,11 @@ agree:
         S->hist_docs_before[d->domain * nb + d->bucket]++;
         S->hist_tokens_before[d->domain * nb + d->bucket] += d->n_tokens;
     }
-    MPI_Allreduce(MPI_IN_PLACE, S->docs, (int)n_dom, MPI_UINT64_T, MPI_SUM, comm);
-    MPI_Allreduce(MPI_IN_PLACE, S->dups, (int)n_dom, MPI_UINT64_T, MPI_SUM, comm);
-    MPI_Allreduce(MPI_IN_PLACE, S->supply, (int)n_dom, MPI_UINT64_T, MPI_SUM, comm);
-    MPI_Allreduce(MPI_IN_PLACE, S->hist_docs_before, (int)(n_dom * nb), MPI_UINT64_T, MPI_SUM,
-                  comm);
-    MPI_Allreduce(MPI_IN_PLACE, S->hist_tokens_before, (int)(n_dom * nb), MPI_UINT64_T, MPI_SUM,
-                  comm);
+    cluster_allreduce_u64_big(S->docs, n_dom, comm);
+    cluster_allreduce_u64_big(S->dups, n_dom, comm);
+    cluster_allreduce_u64_big(S->supply, n_dom, comm);
+    cluster_allreduce_u64_big(S->hist_docs_before, n_dom * nb, comm);
+    cluster_allreduce_u64_big(S->hist_tokens_before, n_dom * nb, comm);
 
     /* 6. budgets: per domain, and per (domain, bucket) with bucket shares */
     uint64_t supply_all = 0;
@@ -623,12 +627,11 @@ selected:
         snprintf(err, err_bytes, "selection ran out of memory");
         goto done;
     }
-    MPI_Allreduce(MPI_IN_PLACE, S->sel_docs, (int)n_dom, MPI_UINT64_T, MPI_SUM, comm);
-    MPI_Allreduce(MPI_IN_PLACE, S->sel_copies, (int)n_dom, MPI_UINT64_T, MPI_SUM, comm);
-    MPI_Allreduce(MPI_IN_PLACE, S->sel_tokens, (int)n_dom, MPI_UINT64_T, MPI_SUM, comm);
-    MPI_Allreduce(MPI_IN_PLACE, S->hist_docs_after, (int)(n_dom * nb), MPI_UINT64_T, MPI_SUM, comm);
-    MPI_Allreduce(MPI_IN_PLACE, S->hist_tokens_after, (int)(n_dom * nb), MPI_UINT64_T, MPI_SUM,
-                  comm);
+    cluster_allreduce_u64_big(S->sel_docs, n_dom, comm);
+    cluster_allreduce_u64_big(S->sel_copies, n_dom, comm);
+    cluster_allreduce_u64_big(S->sel_tokens, n_dom, comm);
+    cluster_allreduce_u64_big(S->hist_docs_after, n_dom * nb, comm);
+    cluster_allreduce_u64_big(S->hist_tokens_after, n_dom * nb, comm);
     *sel_out = sel;
     *n_sel_out = n_sel;
     sel = NULL;

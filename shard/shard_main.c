@@ -266,6 +266,21 @@ static const char *export_why(const char *format, const char *dtype, const char 
     return NULL;
 }
 
+/* The folder of PREFIX must be the same on every rank. Collective. @return -1 to go on,
+ * EXIT_USAGE when some rank does not see it, EXIT_RUNTIME when rank 0 cannot write there. */
+static int export_dir_shared(int rank, const char *prefix) {
+    char dir[4096], err[1024];
+    const char *slash = strrchr(prefix, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else
+        snprintf(dir, sizeof dir, "%.*s", slash == prefix ? 1 : (int)(slash - prefix), prefix);
+    int st = cluster_check_shared_dir(MPI_COMM_WORLD, dir, err, sizeof err);
+    if (st != CLUSTER_OK && rank == 0)
+        LOG_ERROR("export refused: %s", err[0] ? err : cluster_strerror(st));
+    return st == CLUSTER_OK ? -1 : st == CLUSTER_ERR_NOT_SHARED ? EXIT_USAGE : EXIT_RUNTIME;
+}
+
 static int cmd_export(int argc, char **argv) {
     static const struct option opts[] = {
         {"format", required_argument, NULL, 'f'}, {"output", required_argument, NULL, 'o'},
@@ -314,6 +329,8 @@ static int cmd_export(int argc, char **argv) {
             rc = EXIT_USAGE;
         }
     }
+    if (rc < 0) /* every rank writes the files (MPI-IO): their folder must be one all ranks see */
+        rc = export_dir_shared(rank, o.prefix);
     if (rc < 0) {
         o.dtype = !strcmp(dtype, "uint16")  ? MEGATRON_DTYPE_UINT16
                   : !strcmp(dtype, "int32") ? MEGATRON_DTYPE_INT32
