@@ -55,15 +55,6 @@ typedef struct {
     uint32_t src, pad;
 } hash_rec;
 
-static int cmp_hash_rec(const void *a, const void *b) {
-    const hash_rec *x = a, *y = b;
-    if (x->h0 != y->h0)
-        return x->h0 < y->h0 ? -1 : 1;
-    if (x->h1 != y->h1)
-        return x->h1 < y->h1 ? -1 : 1;
-    return x->doc_id < y->doc_id ? -1 : x->doc_id > y->doc_id;
-}
-
 static int cmp_u64(const void *a, const void *b) {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
@@ -115,7 +106,21 @@ static int dedup(MPI_Comm comm, doc_t *docs, size_t n) {
         st = PREP_ERR_NOMEM; /* the same on every rank */
         goto done;
     }
-    qsort(rbuf, n_recv, sizeof *rbuf, cmp_hash_rec);
+    free(sbuf);
+    sbuf = NULL;
+    { /* by (h0, h1, doc_id): rbuf holds the ranks' records in rank order, each rank's in
+       * doc_id order (ranks hold increasing ranges), so a stable sort by h1 and then by h0 */
+        uint64_t *keys = malloc((n_recv ? n_recv : 1) * sizeof *keys);
+        for (size_t i = 0; keys && i < n_recv; i++)
+            keys[i] = rbuf[i].h1;
+        int ok = keys && prep_sort_by_key(rbuf, n_recv, sizeof *rbuf, keys) == 0;
+        for (size_t i = 0; ok && i < n_recv; i++)
+            keys[i] = rbuf[i].h0;
+        ok = ok && prep_sort_by_key(rbuf, n_recv, sizeof *rbuf, keys) == 0;
+        free(keys);
+        if (!ok)
+            st = PREP_ERR_NOMEM;
+    }
 
     /* every copy after the first (smallest doc_id) of a hash goes back to its holder */
     memset(scount, 0, (size_t)n_ranks * sizeof(uint64_t));
@@ -133,6 +138,8 @@ static int dedup(MPI_Comm comm, doc_t *docs, size_t n) {
         if (rbuf[i].h0 == rbuf[i - 1].h0 && rbuf[i].h1 == rbuf[i - 1].h1)
             back[sdisp[rbuf[i].src] + fill2[rbuf[i].src]++] = rbuf[i].doc_id;
     free(fill2);
+    free(rbuf);
+    rbuf = NULL;
     MPI_Alltoall(scount, 1, MPI_UINT64_T, rcount, 1, MPI_UINT64_T, comm);
     size_t n_got = 0;
     for (int r = 0; r < n_ranks; r++) {
@@ -442,6 +449,8 @@ int prep_select(MPI_Comm comm, const prep_opts *o, size_t n_inputs, const prep_u
             d->bucket = bucket_of(R, d->n_tokens);
         }
     }
+    for (size_t k = 0; k < n_mine; k++) /* the documents hold what is needed from here on */
+        prep_unit_meta_free(&meta[k]);
     free(rec_base);
     free(unit_first);
 agree:
