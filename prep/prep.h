@@ -101,7 +101,7 @@ typedef struct {
                               .zst files at frames about this far apart (256 MiB) */
     uint64_t shard_tokens; /* tokens per output shard file (default 1 << 28) */
     uint64_t max_doc_bytes;
-    uint64_t pack_bytes; /* token buffer per rank while writing shards (default 64 MiB); the
+    uint64_t pack_bytes; /* token buffer per rank while writing shards (default 256 MiB); the
                             output does not depend on it */
     double progress_seconds;
 } prep_opts;

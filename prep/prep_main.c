@@ -50,7 +50,7 @@ static void usage(FILE *f) {
         "                        .zst files at the first frame past every N bytes (268435456)\n"
         "  --shard-tokens N      tokens per output shard file (33554432)\n"
         "  --max-doc-bytes N     longer records are rejected as too_long (67108864)\n"
-        "  --pack-memory N       bytes of tokens per rank while shards are written (67108864);\n"
+        "  --pack-memory N       bytes of tokens per rank while shards are written (268435456);\n"
         "                        less memory means more passes over the work files, the same\n"
         "                        output\n"
         "  --progress-seconds S  progress line interval on rank 0 (5)\n"

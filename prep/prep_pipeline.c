@@ -49,7 +49,7 @@ prep_opts prep_opts_default(void) {
     o.unit_bytes = 256u << 20;
     o.shard_tokens = 1u << 25; /* 64 MiB of uint16 tokens a file: many files keep ranks busy */
     o.max_doc_bytes = 64u << 20;
-    o.pack_bytes = 64u << 20;
+    o.pack_bytes = 256u << 20;
     o.progress_seconds = 5;
     char err[8];
     prep_recipe_load("keep", &o.recipe, err, sizeof err);
