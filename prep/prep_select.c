@@ -252,6 +252,130 @@ static double uniform(uint64_t seed, uint64_t doc_id, uint64_t salt) {
     return (double)(z >> 11) * 0x1.0p-53;
 }
 
+/* ---- domains ------------------------------------------------------------------------------- */
+
+/* Collective. The domains: the union of every rank's names (of strings its records use as
+ * domains), sorted, in *names (n_dom, pointing into *all; both malloc'd). A local status
+ * (msg set), agreed by the caller. */
+static int select_domains(MPI_Comm comm, const prep_unit_meta *meta, size_t n_mine, char **all_out,
+                          char ***names_out, size_t *n_dom_out, char *msg, size_t msg_bytes) {
+    int n_ranks;
+    MPI_Comm_size(comm, &n_ranks);
+    int st = PREP_OK;
+    char *all = NULL, **names = NULL;
+    size_t n_dom = 0;
+    size_t local_bytes = 0;
+    for (size_t k = 0; k < n_mine; k++)
+        for (uint32_t s = 0; s < meta[k].n_strings; s++)
+            local_bytes += strlen(meta[k].strings[s]) + 1;
+    char *mine = malloc(local_bytes ? local_bytes : 1), *p = mine;
+    for (size_t k = 0; mine && k < n_mine; k++) {
+        /* only strings used as domains */
+        uint8_t *used = calloc(meta[k].n_strings ? meta[k].n_strings : 1, 1);
+        for (uint64_t i = 0; used && i < meta[k].n_records; i++)
+            if (meta[k].recs[i].domain != PREP_NO_SEQ)
+                used[meta[k].recs[i].domain] = 1;
+        for (uint32_t s = 0; used && s < meta[k].n_strings; s++)
+            if (used[s]) {
+                size_t len = strlen(meta[k].strings[s]) + 1;
+                memcpy(p, meta[k].strings[s], len);
+                p += len;
+            }
+        free(used);
+    }
+    uint64_t my_bytes = mine ? (uint64_t)(p - mine) : 0,
+             *all_bytes = calloc((size_t)n_ranks, sizeof(uint64_t));
+    uint64_t *disp = calloc((size_t)n_ranks, sizeof(uint64_t));
+    MPI_Allgather(&my_bytes, 1, MPI_UINT64_T, all_bytes, 1, MPI_UINT64_T, comm);
+    size_t total = 0;
+    for (int r = 0; r < n_ranks; r++) {
+        disp[r] = total;
+        total += (size_t)all_bytes[r];
+    }
+    all = malloc(total ? total : 1);
+    if (cluster_allgatherv_big(mine, my_bytes, all, all_bytes, disp, 1, comm) != CLUSTER_OK) {
+        snprintf(msg, msg_bytes, "gathering the domain names failed (out of memory?)");
+        st = PREP_ERR_NOMEM;
+        total = 0;
+    }
+    free(mine);
+    free(all_bytes);
+    free(disp);
+    size_t n_names = 0;
+    for (size_t i = 0; i < total; i++)
+        n_names += all[i] == '\0';
+    names = malloc((n_names ? n_names : 1) * sizeof *names);
+    for (size_t i = 0, k = 0; i < total; i += strlen(all + i) + 1)
+        names[k++] = all + i;
+    qsort(names, n_names, sizeof *names, cmp_str);
+    for (size_t i = 0; i < n_names; i++)
+        if (n_dom == 0 || strcmp(names[i], names[n_dom - 1]) != 0)
+            names[n_dom++] = names[i];
+    if (n_dom > PREP_MAX_DOMAINS) {
+        snprintf(msg, msg_bytes, "%zu domains in the data; at most %d", n_dom, PREP_MAX_DOMAINS);
+        st = PREP_ERR_RECIPE;
+    }
+    *all_out = all;
+    *names_out = names;
+    *n_dom_out = n_dom;
+    return st;
+}
+
+/* The recipe's explicit shares must match the data's domains exactly. PREP_OK, or
+ * PREP_ERR_RECIPE with msg set. */
+static int check_shares(const prep_recipe *R, char *const *names, size_t n_dom, char *msg,
+                        size_t msg_bytes) {
+    int st = PREP_OK;
+    for (size_t d = 0; d < n_dom && st == PREP_OK; d++) {
+        int found = 0;
+        for (int k = 0; k < R->n_domains; k++)
+            found |= !strcmp(R->domains[k].name, names[d]) && R->domains[k].share >= 0;
+        if (!found) {
+            snprintf(msg, msg_bytes,
+                     "the data has domain \"%s\", which the recipe's shares "
+                     "do not name",
+                     names[d]);
+            st = PREP_ERR_RECIPE;
+        }
+    }
+    for (int k = 0; k < R->n_domains && st == PREP_OK; k++) {
+        int found = 0;
+        for (size_t d = 0; d < n_dom; d++)
+            found |= !strcmp(R->domains[k].name, names[d]);
+        if (!found && R->domains[k].share > 0) {
+            snprintf(msg, msg_bytes,
+                     "the recipe gives domain \"%s\" a share, but no input "
+                     "document has it",
+                     R->domains[k].name);
+            st = PREP_ERR_RECIPE;
+        }
+    }
+    return st;
+}
+
+/* ---- budgets ------------------------------------------------------------------------------ */
+
+/* Each domain's share of the target (the recipe's, or the input's own mixture) and its token
+ * budget (UINT64_MAX: no target), from the global supply. Local; the same on every rank. */
+static void select_budgets(const prep_recipe *R, char *const *names, prep_stats *S) {
+    const size_t n_dom = (size_t)S->n_domains;
+    uint64_t supply_all = 0;
+    for (size_t d = 0; d < n_dom; d++)
+        supply_all += S->supply[d];
+    for (size_t d = 0; d < n_dom; d++) {
+        double share = 0;
+        if (R->shares_as_input)
+            share = supply_all ? (double)S->supply[d] / (double)supply_all : 0;
+        else
+            for (int k = 0; k < R->n_domains; k++)
+                if (!strcmp(R->domains[k].name, names[d]))
+                    share = R->domains[k].share;
+        S->share_target[d] = share;
+        S->budget[d] =
+            R->target_tokens ? (uint64_t)llround((double)R->target_tokens * share) : UINT64_MAX;
+    }
+}
+
 /* ---- the stage ----------------------------------------------------------------------------- */
 
 int prep_select(MPI_Comm comm, const prep_opts *o, size_t n_inputs, const prep_unit *units,
@@ -311,85 +435,10 @@ int prep_select(MPI_Comm comm, const prep_opts *o, size_t n_inputs, const prep_u
             (u > 0 && units[u].input == units[u - 1].input) ? rec_base[u - 1] + counts[u - 1] : 0;
     }
 
-    /* 3. domains: the union of every rank's names, sorted */
-    size_t local_bytes = 0;
-    for (size_t k = 0; k < n_mine; k++)
-        for (uint32_t s = 0; s < meta[k].n_strings; s++)
-            local_bytes += strlen(meta[k].strings[s]) + 1;
-    char *mine = malloc(local_bytes ? local_bytes : 1), *p = mine;
-    for (size_t k = 0; mine && k < n_mine; k++) {
-        /* only strings used as domains */
-        uint8_t *used = calloc(meta[k].n_strings ? meta[k].n_strings : 1, 1);
-        for (uint64_t i = 0; used && i < meta[k].n_records; i++)
-            if (meta[k].recs[i].domain != PREP_NO_SEQ)
-                used[meta[k].recs[i].domain] = 1;
-        for (uint32_t s = 0; used && s < meta[k].n_strings; s++)
-            if (used[s]) {
-                size_t len = strlen(meta[k].strings[s]) + 1;
-                memcpy(p, meta[k].strings[s], len);
-                p += len;
-            }
-        free(used);
-    }
-    uint64_t my_bytes = mine ? (uint64_t)(p - mine) : 0,
-             *all_bytes = calloc((size_t)n_ranks, sizeof(uint64_t));
-    uint64_t *disp = calloc((size_t)n_ranks, sizeof(uint64_t));
-    MPI_Allgather(&my_bytes, 1, MPI_UINT64_T, all_bytes, 1, MPI_UINT64_T, comm);
-    size_t total = 0;
-    for (int r = 0; r < n_ranks; r++) {
-        disp[r] = total;
-        total += (size_t)all_bytes[r];
-    }
-    all = malloc(total ? total : 1);
-    if (cluster_allgatherv_big(mine, my_bytes, all, all_bytes, disp, 1, comm) != CLUSTER_OK) {
-        snprintf(msg, sizeof msg, "gathering the domain names failed (out of memory?)");
-        st = PREP_ERR_NOMEM;
-        total = 0;
-    }
-    free(mine);
-    free(all_bytes);
-    free(disp);
-    size_t n_names = 0;
-    for (size_t i = 0; i < total; i++)
-        n_names += all[i] == '\0';
-    names = malloc((n_names ? n_names : 1) * sizeof *names);
-    for (size_t i = 0, k = 0; i < total; i += strlen(all + i) + 1)
-        names[k++] = all + i;
-    qsort(names, n_names, sizeof *names, cmp_str);
-    for (size_t i = 0; i < n_names; i++)
-        if (n_dom == 0 || strcmp(names[i], names[n_dom - 1]) != 0)
-            names[n_dom++] = names[i];
-    if (n_dom > PREP_MAX_DOMAINS) {
-        snprintf(msg, sizeof msg, "%zu domains in the data; at most %d", n_dom, PREP_MAX_DOMAINS);
-        st = PREP_ERR_RECIPE;
-    }
-    /* the recipe's explicit shares must match the data's domains exactly */
-    if (st == PREP_OK && !R->shares_as_input) {
-        for (size_t d = 0; d < n_dom && st == PREP_OK; d++) {
-            int found = 0;
-            for (int k = 0; k < R->n_domains; k++)
-                found |= !strcmp(R->domains[k].name, names[d]) && R->domains[k].share >= 0;
-            if (!found) {
-                snprintf(msg, sizeof msg,
-                         "the data has domain \"%s\", which the recipe's shares "
-                         "do not name",
-                         names[d]);
-                st = PREP_ERR_RECIPE;
-            }
-        }
-        for (int k = 0; k < R->n_domains && st == PREP_OK; k++) {
-            int found = 0;
-            for (size_t d = 0; d < n_dom; d++)
-                found |= !strcmp(R->domains[k].name, names[d]);
-            if (!found && R->domains[k].share > 0) {
-                snprintf(msg, sizeof msg,
-                         "the recipe gives domain \"%s\" a share, but no input "
-                         "document has it",
-                         R->domains[k].name);
-                st = PREP_ERR_RECIPE;
-            }
-        }
-    }
+    /* 3. domains: the union of every rank's names, sorted; the recipe's shares checked */
+    st = select_domains(comm, meta, n_mine, &all, &names, &n_dom, msg, sizeof msg);
+    if (st == PREP_OK && !R->shares_as_input)
+        st = check_shares(R, names, n_dom, msg, sizeof msg);
     S->n_domains = (int)n_dom;
     S->n_buckets = R->n_edges;
     S->domain = calloc(n_dom ? n_dom : 1, sizeof *S->domain);
@@ -488,21 +537,7 @@ agree:
     cluster_allreduce_u64_big(S->hist_tokens_before, n_dom * nb, comm);
 
     /* 6. budgets: per domain, and per (domain, bucket) with bucket shares */
-    uint64_t supply_all = 0;
-    for (size_t d = 0; d < n_dom; d++)
-        supply_all += S->supply[d];
-    for (size_t d = 0; d < n_dom; d++) {
-        double share = 0;
-        if (R->shares_as_input)
-            share = supply_all ? (double)S->supply[d] / (double)supply_all : 0;
-        else
-            for (int k = 0; k < R->n_domains; k++)
-                if (!strcmp(R->domains[k].name, names[d]))
-                    share = R->domains[k].share;
-        S->share_target[d] = share;
-        S->budget[d] =
-            R->target_tokens ? (uint64_t)llround((double)R->target_tokens * share) : UINT64_MAX;
-    }
+    select_budgets(R, names, S);
     const int by_bucket = R->use_bucket_shares;
     const int n_groups = (int)n_dom * (by_bucket ? nb : 1);
     uint64_t *need = calloc((size_t)(n_groups ? n_groups : 1), sizeof *need);
