@@ -82,16 +82,19 @@ int main(int argc, char **argv) {
     /* several curves: each series' colour is drawn (the first three of the palette) */
     const char *names[] = {"niah_single", "vt", "fwe"};
     const double cv[] = {100, 80, 40, 90, 50, 10, NAN, 30, 20};
-    const plot_data dc = {3, x, 3, NULL, cv, 2500};
+    plot_series dc = {3, x, 3, names, cv, 2500};
     snprintf(stem, sizeof stem, "%s/curves", dir);
-    CHECK_EQ_INT(plot_curves(&dc, names, 100, "%", "t", "length", "score", stem, err, sizeof err),
+    CHECK_EQ_INT(plot_lines(&dc, PLOT_X_COLUMNS, PLOT_Y_RANGE, 100, "%", "t", "length", "score",
+                            stem, err, sizeof err),
                  PLOT_OK);
     snprintf(path, sizeof path, "%s.png", stem);
     CHECK(count_rgb(path, 0x4878a8) > 100 && count_rgb(path, 0xe3894b) > 100 &&
           count_rgb(path, 0x59a14f) > 100);
     snprintf(path, sizeof path, "%s.svg", stem);
     CHECK(file_size(path) > 1000);
-    CHECK_EQ_INT(plot_curves(&dc, NULL, 100, "%", "t", "x", "y", stem, err, sizeof err),
+    dc.n_series = 0;
+    CHECK_EQ_INT(plot_lines(&dc, PLOT_X_COLUMNS, PLOT_Y_RANGE, 100, "%", "t", "x", "y", stem, err,
+                            sizeof err),
                  PLOT_ERR_ARG);
     CHECK(strstr(err, "curves") != NULL);
 
