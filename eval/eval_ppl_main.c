@@ -354,7 +354,8 @@ static int write_outputs(const ppl_args *a, const item_space *sp, char *const *l
         char *stem = eval_path(a->j.output, TASK), err[512] = "";
         plot_series ps = {
             .n_x = L, .x = x, .n_series = M, .names = a->model, .v = mean, .train = train};
-        const int st = stem ? plot_lines(&ps, "Loss of the last tokens against context length",
+        const int st = stem ? plot_lines(&ps, PLOT_X_LOG2, PLOT_Y_FIT, 0, NULL,
+                                         "Loss of the last tokens against context length",
                                          "context length (tokens, log2 scale)",
                                          "loss of the last N tokens (nats)", stem, err, sizeof err)
                             : PLOT_ERR_NOMEM;

@@ -350,7 +350,6 @@ static int run_item(runner *r, uint64_t i, const ruler_item *it, char **line) {
     return rc;
 }
 
-/* ==== summary =================================================================================*/
 static int run_one(void *ctx, uint64_t i, char **line) {
     runner *r = ctx;
     return run_item(r, i, &r->g->items[i], line);
@@ -429,12 +428,14 @@ static int write_summary(const ruler_args *a, const grid *g, char *const *lines,
     for (size_t t = 0; t < T; t++)
         series[t] = eval_ruler_task_name(g->tasks[t]);
     if (rc == 0) {
-        const plot_data pd = {.n_x = L, .x = xs, .n_y = T, .v = all, .train = train};
+        const plot_series pd = {
+            .n_x = L, .x = xs, .n_series = T, .names = series, .v = all, .train = train};
         char err[512] = "";
         char *stem = eval_path(a->j.output, "ruler");
-        const int st = stem ? plot_curves(&pd, series, 100, "%", "RULER", "prompt length (tokens)",
-                                          "string_match_all", stem, err, sizeof err)
-                            : PLOT_ERR_NOMEM;
+        const int st =
+            stem ? plot_lines(&pd, PLOT_X_COLUMNS, PLOT_Y_RANGE, 100, "%", "RULER",
+                              "prompt length (tokens)", "string_match_all", stem, err, sizeof err)
+                 : PLOT_ERR_NOMEM;
         if (st != PLOT_OK) {
             LOG_ERROR("plot: %s: %s", plot_strerror(st), err);
             rc = EXIT_RUNTIME;

@@ -29,36 +29,17 @@ const char *plot_strerror(int status) {
 
 /* ==== layout ==================================================================================*/
 
-typedef struct {
-    const plot_data *d;
-    const char *title, *x_label, *y_label;
-    int heatmap;
-    double W, H, left, top, cw, ch, pw, ph; /* canvas, plot origin, cell and plot sizes */
-} chart;
-
-static void layout(chart *c) {
-    const double n_x = (double)c->d->n_x, n_y = c->heatmap ? (double)c->d->n_y : 1;
-    c->left = 80;
-    c->top = 50;
-    c->cw = fmax(c->heatmap ? 18.0 : 40.0, 720.0 / n_x);
-    c->pw = c->cw * n_x;
-    c->ch = c->heatmap ? fmax(18.0, 360.0 / n_y) : 0;
-    c->ph = c->heatmap ? c->ch * n_y : 320;
-    c->W = c->left + c->pw + (c->heatmap ? 120 : 40);
-    c->H = c->top + c->ph + 95;
-}
-
-/* the x of a value: column centres, log-interpolated between them; NAN outside the columns */
-static double x_at(const chart *c, double x) {
-    const plot_data *d = c->d;
-    for (size_t j = 0; j < d->n_x; j++) {
-        const double cj = c->left + ((double)j + 0.5) * c->cw;
-        if (x == d->x[j])
+/* the x of a value over n_x equally spaced columns of width cw from left: column centres,
+ * log-interpolated between them; NAN outside the columns */
+static double x_at(const double *xs, size_t n_x, double left, double cw, double x) {
+    for (size_t j = 0; j < n_x; j++) {
+        const double cj = left + ((double)j + 0.5) * cw;
+        if (x == xs[j])
             return cj;
-        if (j + 1 < d->n_x && x > d->x[j] && x < d->x[j + 1]) {
-            const double t = d->x[j] > 0 ? log(x / d->x[j]) / log(d->x[j + 1] / d->x[j])
-                                         : (x - d->x[j]) / (d->x[j + 1] - d->x[j]);
-            return cj + t * c->cw;
+        if (j + 1 < n_x && x > xs[j] && x < xs[j + 1]) {
+            const double t = xs[j] > 0 ? log(x / xs[j]) / log(xs[j + 1] / xs[j])
+                                       : (x - xs[j]) / (xs[j + 1] - xs[j]);
+            return cj + t * cw;
         }
     }
     return NAN;
@@ -93,10 +74,16 @@ static void fmt_num(char *buf, size_t n, double v) {
     snprintf(buf, n, "%.6g", v);
 }
 
-/* ==== drawing =================================================================================*/
+/* ==== the heatmap =============================================================================*/
 
-static void draw(cairo_t *cr, const void *ctx) {
-    const chart *c = ctx;
+typedef struct {
+    const plot_data *d;
+    const char *title, *x_label, *y_label;
+    double W, H, left, top, cw, ch, pw, ph; /* canvas, plot origin, cell and plot sizes */
+} heatmap;
+
+static void draw_heatmap(cairo_t *cr, const void *ctx) {
+    const heatmap *c = ctx;
     const plot_data *d = c->d;
     char buf[64];
     cairo_set_source_rgb(cr, 1, 1, 1);
@@ -105,72 +92,35 @@ static void draw(cairo_t *cr, const void *ctx) {
     cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
     text(cr, c->left, 28, 16, 0, 0, c->title);
     const double bottom = c->top + c->ph;
-    if (c->heatmap) {
-        for (size_t i = 0; i < d->n_y; i++)
-            for (size_t j = 0; j < d->n_x; j++) {
-                const double v = d->v[i * d->n_x + j];
-                double r = 0.85, g = 0.85, b = 0.85; /* no value: grey */
-                if (!isnan(v))
-                    colour(v, &r, &g, &b);
-                cairo_set_source_rgb(cr, r, g, b);
-                cairo_rectangle(cr, c->left + (double)j * c->cw, c->top + (double)i * c->ch, c->cw,
-                                c->ch);
-                cairo_fill(cr);
-            }
-        cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
-        for (size_t i = 0; i < d->n_y; i++) {
-            fmt_num(buf, sizeof buf, d->y[i]);
-            text(cr, c->left - 6, c->top + ((double)i + 0.5) * c->ch + 4, 11, 1, 0, buf);
-        }
-        /* the colour bar */
-        const double bx = c->left + c->pw + 30;
-        for (int k = 0; k < 100; k++) {
-            double r, g, b;
-            colour(1.0 - k / 99.0, &r, &g, &b);
+    for (size_t i = 0; i < d->n_y; i++)
+        for (size_t j = 0; j < d->n_x; j++) {
+            const double v = d->v[i * d->n_x + j];
+            double r = 0.85, g = 0.85, b = 0.85; /* no value: grey */
+            if (!isnan(v))
+                colour(v, &r, &g, &b);
             cairo_set_source_rgb(cr, r, g, b);
-            cairo_rectangle(cr, bx, c->top + c->ph * k / 100.0, 16, c->ph / 100.0 + 0.5);
+            cairo_rectangle(cr, c->left + (double)j * c->cw, c->top + (double)i * c->ch, c->cw,
+                            c->ch);
             cairo_fill(cr);
         }
-        cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
-        for (int k = 0; k <= 4; k++) {
-            snprintf(buf, sizeof buf, "%.2g", k / 4.0);
-            text(cr, bx + 22, bottom - c->ph * k / 4.0 + 4, 11, 0, 0, buf);
-        }
-    } else {
-        cairo_set_line_width(cr, 1);
-        for (int k = 0; k <= 4; k++) { /* the grid and the y axis */
-            const double y = bottom - c->ph * k / 4.0;
-            cairo_set_source_rgb(cr, 0.87, 0.87, 0.87);
-            cairo_move_to(cr, c->left, y);
-            cairo_line_to(cr, c->left + c->pw, y);
-            cairo_stroke(cr);
-            cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
-            snprintf(buf, sizeof buf, "%.2g", k / 4.0);
-            text(cr, c->left - 6, y + 4, 11, 1, 0, buf);
-        }
-        cairo_set_source_rgb(cr, 0.28, 0.47, 0.66);
-        cairo_set_line_width(cr, 2);
-        int pen = 0;
-        for (size_t j = 0; j < d->n_x; j++) {
-            const double v = d->v[j], x = c->left + ((double)j + 0.5) * c->cw;
-            if (isnan(v)) {
-                pen = 0;
-                continue;
-            }
-            const double y = bottom - c->ph * fmin(1.0, fmax(0.0, v));
-            if (pen)
-                cairo_line_to(cr, x, y);
-            else
-                cairo_move_to(cr, x, y);
-            pen = 1;
-        }
-        cairo_stroke(cr);
-        for (size_t j = 0; j < d->n_x; j++)
-            if (!isnan(d->v[j])) {
-                cairo_arc(cr, c->left + ((double)j + 0.5) * c->cw,
-                          bottom - c->ph * fmin(1.0, fmax(0.0, d->v[j])), 4, 0, 2 * M_PI);
-                cairo_fill(cr);
-            }
+    cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+    for (size_t i = 0; i < d->n_y; i++) {
+        fmt_num(buf, sizeof buf, d->y[i]);
+        text(cr, c->left - 6, c->top + ((double)i + 0.5) * c->ch + 4, 11, 1, 0, buf);
+    }
+    /* the colour bar */
+    const double bx = c->left + c->pw + 30;
+    for (int k = 0; k < 100; k++) {
+        double r, g, b;
+        colour(1.0 - k / 99.0, &r, &g, &b);
+        cairo_set_source_rgb(cr, r, g, b);
+        cairo_rectangle(cr, bx, c->top + c->ph * k / 100.0, 16, c->ph / 100.0 + 0.5);
+        cairo_fill(cr);
+    }
+    cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+    for (int k = 0; k <= 4; k++) {
+        snprintf(buf, sizeof buf, "%.2g", k / 4.0);
+        text(cr, bx + 22, bottom - c->ph * k / 4.0 + 4, 11, 0, 0, buf);
     }
     /* the x labels, slanted when crowded */
     cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
@@ -183,7 +133,7 @@ static void draw(cairo_t *cr, const void *ctx) {
     text(cr, c->left + c->pw / 2, c->H - 12, 13, 0.5, 0, c->x_label);
     text(cr, 20, c->top + c->ph / 2, 13, 0.5, -M_PI / 2, c->y_label);
     /* the training length */
-    const double tx = d->train > 0 ? x_at(c, d->train) : NAN;
+    const double tx = d->train > 0 ? x_at(d->x, d->n_x, c->left, c->cw, d->train) : NAN;
     if (!isnan(tx)) {
         const double dash[] = {6, 4};
         cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
@@ -236,25 +186,20 @@ static int render(draw_fn fn, const void *ctx, double W, double H, const char *s
     return PLOT_OK;
 }
 
-static int plot(const plot_data *d, int heatmap, const char *title, const char *x_label,
-                const char *y_label, const char *stem, char *err, size_t err_bytes) {
-    if (!d->n_x || !d->x || !d->v || (heatmap && (!d->n_y || !d->y))) {
+int plot_heatmap(const plot_data *d, const char *title, const char *x_label, const char *y_label,
+                 const char *stem, char *err, size_t err_bytes) {
+    if (!d->n_x || !d->x || !d->v || !d->n_y || !d->y) {
         snprintf(err, err_bytes, "%s: no values to plot", stem);
         return PLOT_ERR_ARG;
     }
-    chart c = {d, title, x_label, y_label, heatmap, 0, 0, 0, 0, 0, 0, 0, 0};
-    layout(&c);
-    return render(draw, &c, c.W, c.H, stem, err, err_bytes);
-}
-
-int plot_curve(const plot_data *d, const char *title, const char *x_label, const char *y_label,
-               const char *stem, char *err, size_t err_bytes) {
-    return plot(d, 0, title, x_label, y_label, stem, err, err_bytes);
-}
-
-int plot_heatmap(const plot_data *d, const char *title, const char *x_label, const char *y_label,
-                 const char *stem, char *err, size_t err_bytes) {
-    return plot(d, 1, title, x_label, y_label, stem, err, err_bytes);
+    heatmap c = {d, title, x_label, y_label, 0, 0, 80, 50, 0, 0, 0, 0};
+    c.cw = fmax(18.0, 720.0 / (double)d->n_x);
+    c.pw = c.cw * (double)d->n_x;
+    c.ch = fmax(18.0, 360.0 / (double)d->n_y);
+    c.ph = c.ch * (double)d->n_y;
+    c.W = c.left + c.pw + 120;
+    c.H = c.top + c.ph + 95;
+    return render(draw_heatmap, &c, c.W, c.H, stem, err, err_bytes);
 }
 
 /* ==== bars ====================================================================================*/
@@ -331,149 +276,47 @@ int plot_bars(const char *title, size_t n_groups, const char *const *groups, siz
     return render(draw_bars, &b, b.W, b.H, stem, err, err_bytes);
 }
 
-/* ==== several curves on a log2 axis ===========================================================*/
+/* ==== curves ================================================================================*/
 
 typedef struct {
     const plot_series *d;
-    const char *title, *x_label, *y_label;
-    double lo, hi, W, H, left, top, pw, ph;
+    plot_x_axis x_axis;
+    plot_y_axis y_axis;
+    const char *unit, *title, *x_label, *y_label;
+    double lo, hi;                      /* the y axis */
+    double W, H, left, top, cw, pw, ph; /* canvas, plot origin, column and plot sizes */
 } lines;
 
+/* the x of a value on the axis; NAN outside x[0]..x[n_x - 1] */
 static double lines_x(const lines *c, double x) {
-    const double a = log2(c->d->x[0]), b = log2(c->d->x[c->d->n_x - 1]);
+    const plot_series *d = c->d;
+    if (c->x_axis == PLOT_X_COLUMNS)
+        return x_at(d->x, d->n_x, c->left, c->cw, x);
+    if (!(x >= d->x[0] && x <= d->x[d->n_x - 1]))
+        return NAN;
+    const double a = log2(d->x[0]), b = log2(d->x[d->n_x - 1]);
     return c->left + (b > a ? (log2(x) - a) / (b - a) : 0.5) * c->pw;
 }
 
+/* the x of column j */
+static double lines_xj(const lines *c, size_t j) {
+    return c->x_axis == PLOT_X_COLUMNS ? c->left + ((double)j + 0.5) * c->cw
+                                       : lines_x(c, c->d->x[j]);
+}
+
 static double lines_y(const lines *c, double v) {
-    return c->top + c->ph - (v - c->lo) / (c->hi - c->lo) * c->ph;
+    const double bottom = c->top + c->ph;
+    if (c->y_axis == PLOT_Y_RANGE)
+        return bottom - c->ph * fmin(1.0, fmax(0.0, v / c->hi));
+    return bottom - (v - c->lo) / (c->hi - c->lo) * c->ph;
 }
 
 static void draw_lines(cairo_t *cr, const void *ctx) {
-    static const double colours[6][3] = {{0x48, 0x78, 0xa8}, {0xe3, 0x89, 0x4b},
-                                         {0x59, 0xa1, 0x4f}, {0xb0, 0x7a, 0xa1},
-                                         {0x9c, 0x75, 0x5f}, {0xd6, 0x4f, 0x4f}};
-    const lines *c = ctx;
-    const plot_series *d = c->d;
-    char buf[160];
-    const double bottom = c->top + c->ph;
-    cairo_set_source_rgb(cr, 1, 1, 1);
-    cairo_paint(cr);
-    cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
-    cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
-    text(cr, c->left, 28, 16, 0, 0, c->title);
-    cairo_set_line_width(cr, 1);
-    for (int k = 0; k <= 5; k++) { /* the grid and the y axis */
-        const double v = c->lo + (c->hi - c->lo) * k / 5.0, y = lines_y(c, v);
-        cairo_set_source_rgb(cr, 0.87, 0.87, 0.87);
-        cairo_move_to(cr, c->left, y);
-        cairo_line_to(cr, c->left + c->pw, y);
-        cairo_stroke(cr);
-        cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
-        snprintf(buf, sizeof buf, "%.4g", v);
-        text(cr, c->left - 6, y + 4, 11, 1, 0, buf);
-    }
-    for (size_t j = 0; j < d->n_x; j++) { /* the x ticks */
-        const double x = lines_x(c, d->x[j]);
-        cairo_set_source_rgb(cr, 0.87, 0.87, 0.87);
-        cairo_move_to(cr, x, c->top);
-        cairo_line_to(cr, x, bottom);
-        cairo_stroke(cr);
-        cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
-        fmt_num(buf, sizeof buf, d->x[j]);
-        text(cr, x, bottom + 16, 11, 0.5, 0, buf);
-    }
-    text(cr, c->left + c->pw / 2, c->H - 12, 13, 0.5, 0, c->x_label);
-    text(cr, 20, c->top + c->ph / 2, 13, 0.5, -M_PI / 2, c->y_label);
-    for (size_t s = 0; s < d->n_series; s++) {
-        const double *col = colours[s % 6], *v = d->v + s * d->n_x;
-        cairo_set_source_rgb(cr, col[0] / 255, col[1] / 255, col[2] / 255);
-        cairo_set_line_width(cr, 2);
-        int pen = 0;
-        for (size_t j = 0; j < d->n_x; j++) {
-            if (!isfinite(v[j])) {
-                pen = 0;
-                continue;
-            }
-            const double x = lines_x(c, d->x[j]), y = lines_y(c, v[j]);
-            if (pen)
-                cairo_line_to(cr, x, y);
-            else
-                cairo_move_to(cr, x, y);
-            pen = 1;
-        }
-        cairo_stroke(cr);
-        for (size_t j = 0; j < d->n_x; j++)
-            if (isfinite(v[j])) {
-                cairo_arc(cr, lines_x(c, d->x[j]), lines_y(c, v[j]), 3.5, 0, 2 * M_PI);
-                cairo_fill(cr);
-            }
-        /* the legend, top right, a line each */
-        const double ly = c->top + 14 + 16 * (double)s, lx = c->left + c->pw - 250;
-        cairo_rectangle(cr, lx, ly - 9, 18, 10);
-        cairo_fill(cr);
-        cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
-        snprintf(buf, sizeof buf, "%.40s", d->names[s]);
-        text(cr, lx + 24, ly, 11, 0, 0, buf);
-    }
-    if (d->train > 0) {
-        cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
-        if (d->train >= d->x[0] && d->train <= d->x[d->n_x - 1]) {
-            const double dash[] = {6, 4}, tx = lines_x(c, d->train);
-            cairo_set_line_width(cr, 2);
-            cairo_set_dash(cr, dash, 2, 0);
-            cairo_move_to(cr, tx, c->top);
-            cairo_line_to(cr, tx, bottom);
-            cairo_stroke(cr);
-            cairo_set_dash(cr, NULL, 0, 0);
-            snprintf(buf, sizeof buf, "training length %.0f", d->train);
-            text(cr, tx + 4, c->top - 4, 11, 0, 0, buf);
-        } else {
-            snprintf(buf, sizeof buf, "training length %.0f: outside the lengths shown", d->train);
-            text(cr, c->left + c->pw, c->top - 4, 11, 1, 0, buf);
-        }
-    }
-}
-
-int plot_lines(const plot_series *d, const char *title, const char *x_label, const char *y_label,
-               const char *stem, char *err, size_t err_bytes) {
-    int ok = d->n_x && d->x && d->n_series && d->names && d->v;
-    for (size_t j = 0; ok && j < d->n_x; j++)
-        ok = d->x[j] > 0 && (j == 0 || d->x[j] > d->x[j - 1]);
-    double lo = INFINITY, hi = -INFINITY;
-    for (size_t i = 0; ok && i < d->n_x * d->n_series; i++)
-        if (isfinite(d->v[i])) {
-            lo = fmin(lo, d->v[i]);
-            hi = fmax(hi, d->v[i]);
-        }
-    if (!ok || !(lo <= hi)) {
-        snprintf(err, err_bytes, "%s: no values to plot", stem);
-        return PLOT_ERR_ARG;
-    }
-    const double pad = hi > lo ? 0.08 * (hi - lo) : fmax(0.05 * fabs(lo), 0.05);
-    lines c = {d, title, x_label, y_label, lo - pad, hi + pad, 0, 0, 80, 50, 0, 0};
-    c.pw = fmax(480.0, 90.0 * (double)d->n_x);
-    c.ph = 340 + 16.0 * (double)(d->n_series > 4 ? d->n_series - 4 : 0);
-    c.W = c.left + c.pw + 40;
-    c.H = c.top + c.ph + 60;
-    return render(draw_lines, &c, c.W, c.H, stem, err, err_bytes);
-}
-
-/* ==== several curves ==========================================================================*/
-
-typedef struct {
-    chart c;
-    const char *const *names;
-    double vmax;
-    const char *unit;
-} curves;
-
-static void draw_curves(cairo_t *cr, const void *ctx) {
     static const double colours[8][3] = {{0x48, 0x78, 0xa8}, {0xe3, 0x89, 0x4b}, {0x59, 0xa1, 0x4f},
                                          {0xd6, 0x4f, 0x53}, {0xb0, 0x7a, 0xa1}, {0x9c, 0x75, 0x5f},
                                          {0xed, 0xc9, 0x48}, {0x76, 0xb7, 0xb2}};
-    const curves *k = ctx;
-    const chart *c = &k->c;
-    const plot_data *d = c->d;
+    const lines *c = ctx;
+    const plot_series *d = c->d;
     const double bottom = c->top + c->ph;
     char buf[96];
     cairo_set_source_rgb(cr, 1, 1, 1);
@@ -482,60 +325,72 @@ static void draw_curves(cairo_t *cr, const void *ctx) {
     cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
     text(cr, c->left, 28, 16, 0, 0, c->title);
     cairo_set_line_width(cr, 1);
-    for (int q = 0; q <= 4; q++) { /* the grid and the y axis */
-        const double y = bottom - c->ph * q / 4.0;
+    const int n_ticks = c->y_axis == PLOT_Y_RANGE ? 4 : 5;
+    for (int q = 0; q <= n_ticks; q++) { /* the grid and the y axis */
+        const double y = bottom - c->ph * q / n_ticks;
         cairo_set_source_rgb(cr, 0.87, 0.87, 0.87);
         cairo_move_to(cr, c->left, y);
         cairo_line_to(cr, c->left + c->pw, y);
         cairo_stroke(cr);
         cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
-        snprintf(buf, sizeof buf, "%.3g%s", k->vmax * q / 4.0, k->unit);
+        if (c->y_axis == PLOT_Y_RANGE)
+            snprintf(buf, sizeof buf, "%.3g%s", c->hi * q / 4.0, c->unit);
+        else
+            snprintf(buf, sizeof buf, "%.4g", c->lo + (c->hi - c->lo) * q / n_ticks);
         text(cr, c->left - 6, y + 4, 11, 1, 0, buf);
     }
-    for (size_t s = 0; s < d->n_y; s++) {
+    if (c->x_axis == PLOT_X_LOG2) /* a grid line at each x */
+        for (size_t j = 0; j < d->n_x; j++) {
+            cairo_set_source_rgb(cr, 0.87, 0.87, 0.87);
+            cairo_move_to(cr, lines_xj(c, j), c->top);
+            cairo_line_to(cr, lines_xj(c, j), bottom);
+            cairo_stroke(cr);
+        }
+    for (size_t s = 0; s < d->n_series; s++) {
         const double *col = colours[s % 8];
         const double *v = d->v + s * d->n_x;
         cairo_set_source_rgb(cr, col[0] / 255, col[1] / 255, col[2] / 255);
         cairo_set_line_width(cr, 2);
         int pen = 0;
         for (size_t j = 0; j < d->n_x; j++) {
-            const double x = c->left + ((double)j + 0.5) * c->cw;
-            if (isnan(v[j])) {
+            if (!isfinite(v[j])) {
                 pen = 0;
                 continue;
             }
-            const double y = bottom - c->ph * fmin(1.0, fmax(0.0, v[j] / k->vmax));
             if (pen)
-                cairo_line_to(cr, x, y);
+                cairo_line_to(cr, lines_xj(c, j), lines_y(c, v[j]));
             else
-                cairo_move_to(cr, x, y);
+                cairo_move_to(cr, lines_xj(c, j), lines_y(c, v[j]));
             pen = 1;
         }
         cairo_stroke(cr);
         for (size_t j = 0; j < d->n_x; j++)
-            if (!isnan(v[j])) {
-                cairo_arc(cr, c->left + ((double)j + 0.5) * c->cw,
-                          bottom - c->ph * fmin(1.0, fmax(0.0, v[j] / k->vmax)), 4, 0, 2 * M_PI);
+            if (isfinite(v[j])) {
+                cairo_arc(cr, lines_xj(c, j), lines_y(c, v[j]), 4, 0, 2 * M_PI);
                 cairo_fill(cr);
             }
+        if (!d->names)
+            continue;
         /* the legend, right of the plot */
         const double lx = c->left + c->pw + 20, ly = c->top + 10 + 20 * (double)s;
         cairo_rectangle(cr, lx, ly - 9, 12, 12);
         cairo_fill(cr);
         cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
-        snprintf(buf, sizeof buf, "%.40s", k->names[s]);
+        snprintf(buf, sizeof buf, "%.40s", d->names[s]);
         text(cr, lx + 18, ly + 2, 11, 0, 0, buf);
     }
+    /* the x labels, on columns slanted when crowded */
     cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
-    const int slant = c->cw < 44;
+    const int slant = c->x_axis == PLOT_X_COLUMNS && c->cw < 44;
     for (size_t j = 0; j < d->n_x; j++) {
         fmt_num(buf, sizeof buf, d->x[j]);
-        text(cr, c->left + ((double)j + 0.5) * c->cw + (slant ? -4 : 0), bottom + (slant ? 10 : 16),
-             11, slant ? 1 : 0.5, slant ? -M_PI / 4 : 0, buf);
+        text(cr, lines_xj(c, j) + (slant ? -4 : 0), bottom + (slant ? 10 : 16), 11, slant ? 1 : 0.5,
+             slant ? -M_PI / 4 : 0, buf);
     }
     text(cr, c->left + c->pw / 2, c->H - 12, 13, 0.5, 0, c->x_label);
     text(cr, 20, c->top + c->ph / 2, 13, 0.5, -M_PI / 2, c->y_label);
-    const double tx = d->train > 0 ? x_at(c, d->train) : NAN;
+    /* the training length */
+    const double tx = d->train > 0 ? lines_x(c, d->train) : NAN;
     if (!isnan(tx)) {
         const double dash[] = {6, 4};
         cairo_set_line_width(cr, 2);
@@ -552,19 +407,45 @@ static void draw_curves(cairo_t *cr, const void *ctx) {
     }
 }
 
-int plot_curves(const plot_data *d, const char *const *names, double vmax, const char *unit,
-                const char *title, const char *x_label, const char *y_label, const char *stem,
-                char *err, size_t err_bytes) {
-    if (!d->n_x || !d->x || !d->v || !d->n_y || !names) {
+int plot_lines(const plot_series *d, plot_x_axis x_axis, plot_y_axis y_axis, double vmax,
+               const char *unit, const char *title, const char *x_label, const char *y_label,
+               const char *stem, char *err, size_t err_bytes) {
+    int ok = d->n_x && d->x && d->n_series && d->v;
+    for (size_t j = 0; ok && x_axis == PLOT_X_LOG2 && j < d->n_x; j++)
+        ok = d->x[j] > 0 && (j == 0 || d->x[j] > d->x[j - 1]);
+    double lo = 0, hi = vmax > 0 ? vmax : 1;
+    if (ok && y_axis == PLOT_Y_FIT) {
+        lo = INFINITY;
+        hi = -INFINITY;
+        for (size_t i = 0; i < d->n_x * d->n_series; i++)
+            if (isfinite(d->v[i])) {
+                lo = fmin(lo, d->v[i]);
+                hi = fmax(hi, d->v[i]);
+            }
+        ok = lo <= hi;
+        const double pad = hi > lo ? 0.08 * (hi - lo) : fmax(0.05 * fabs(lo), 0.05);
+        lo -= pad;
+        hi += pad;
+    }
+    if (!ok) {
         snprintf(err, err_bytes, "%s: no values to plot", stem);
         return PLOT_ERR_ARG;
     }
-    curves k = {{d, title, x_label, y_label, 0, 0, 0, 0, 0, 0, 0, 0, 0},
-                names,
-                vmax > 0 ? vmax : 1,
-                unit ? unit : ""};
-    layout(&k.c);
-    k.c.W += 150; /* the legend */
-    k.c.H = fmax(k.c.H, k.c.top + 30 + 20 * (double)d->n_y);
-    return render(draw_curves, &k, k.c.W, k.c.H, stem, err, err_bytes);
+    lines c = {d, x_axis, y_axis, unit ? unit : "", title, x_label, y_label, lo, hi, 0, 0, 80, 50,
+               0, 0,      320};
+    const double n_x = (double)d->n_x;
+    c.cw = fmax(40.0, 720.0 / n_x);
+    c.pw = x_axis == PLOT_X_COLUMNS ? c.cw * n_x : fmax(480.0, 90.0 * n_x);
+    c.W = c.left + c.pw + 40 + (d->names ? 150 : 0);           /* the legend */
+    c.H = c.top + c.ph + (x_axis == PLOT_X_COLUMNS ? 95 : 60); /* room for slanted labels */
+    if (d->names)
+        c.H = fmax(c.H, c.top + 30 + 20 * (double)d->n_series);
+    return render(draw_lines, &c, c.W, c.H, stem, err, err_bytes);
+}
+
+int plot_curve(const plot_data *d, const char *title, const char *x_label, const char *y_label,
+               const char *stem, char *err, size_t err_bytes) {
+    const plot_series s = {d->n_x, d->x, 1, NULL, d->v, d->train};
+    return plot_lines(&s, PLOT_X_COLUMNS, PLOT_Y_RANGE, 1, "", title, x_label, y_label, stem, err,
+                      err_bytes);
 }

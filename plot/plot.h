@@ -1,7 +1,7 @@
 /*
- * plot.h - the charts longctx writes for people: a curve (a score against length), a heatmap
- * (depth x length, Fu et al.'s style) and grouped bars (prep's report), each as <stem>.svg and
- * <stem>.png from one drawing.
+ * plot.h - the charts longctx writes for people: curves (a score or a loss against length), a
+ * heatmap (depth x length, Fu et al.'s style) and grouped bars (prep's report), each as
+ * <stem>.svg and <stem>.png from one drawing.
  *
  * Drawn with cairo (Debian's libcairo2-dev): one drawing gives both the SVG and the PNG, with
  * real text from the system's fonts. By hand, PNG alone would need an encoder and a rasteriser
@@ -55,31 +55,36 @@ int plot_bars(const char *title, size_t n_groups, const char *const *groups, siz
               const char *const *series, const double *v, double vmax, const char *unit,
               const char *stem, char *err, size_t err_bytes);
 
-/* Several curves over one x axis (ppl-vs-length: a model each). All borrowed for the call. */
+/* Several curves over one x axis (RULER: a task each; ppl-vs-length: a model each). All
+ * borrowed for the call. */
 typedef struct {
     size_t n_x;
-    const double *x; /* (n_x) increasing, > 0: drawn at log2(x) */
+    const double *x; /* (n_x) increasing (> 0 on a log2 axis) */
     size_t n_series;
-    const char *const *names; /* (n_series) the legend */
-    const double *v;          /* (n_series, n_x) row-major, any finite range; NaN: no value */
+    const char *const *names; /* (n_series) the legend, right of the plot; NULL: none */
+    const double *v;          /* (n_series, n_x) row-major; NaN or infinite: no point */
     double train;             /* a dashed vertical line at this x; 0: none */
 } plot_series;
 
-/*! plot_lines() :
- *  One curve per series against x on a log2 axis (ticks at the x values), the y axis fitted to
- *  the values with a margin, a legend of names, into <stem>.svg and <stem>.png. @return
- *  PLOT_OK, PLOT_ERR_ARG (no columns or series, an x not positive and increasing, no finite
- *  value), PLOT_ERR_IO (err: the file and why), PLOT_ERR_NOMEM. */
-int plot_lines(const plot_series *d, const char *title, const char *x_label, const char *y_label,
-               const char *stem, char *err, size_t err_bytes);
+typedef enum {
+    PLOT_X_COLUMNS = 0, /* equally spaced columns labelled by x (slanted when crowded); an x
+                           between two columns (train) log-interpolated */
+    PLOT_X_LOG2 = 1,    /* at log2(x), a tick and a grid line at each x */
+} plot_x_axis;
 
-/*! plot_curves() :
- *  d->n_y curves over the columns: row s of d->v, values in [0, vmax] (vmax <= 0: 1; NaN: no
- *  point), named names[s] in a legend at the right, the y axis 0..vmax with unit after each
- *  tick, d->y ignored, d->train as plot_curve's, into <stem>.svg and <stem>.png. @return
- *  PLOT_OK, PLOT_ERR_ARG (no columns or no curves), PLOT_ERR_IO, PLOT_ERR_NOMEM. */
-int plot_curves(const plot_data *d, const char *const *names, double vmax, const char *unit,
-                const char *title, const char *x_label, const char *y_label, const char *stem,
-                char *err, size_t err_bytes);
+typedef enum {
+    PLOT_Y_RANGE = 0, /* 0..vmax (vmax <= 0: 1), values clamped, unit after each tick */
+    PLOT_Y_FIT = 1,   /* fitted to the finite values with a margin; vmax and unit unused */
+} plot_y_axis;
+
+/*! plot_lines() :
+ *  One curve per series of d against x, the axes of the kinds x_axis and y_axis, a legend of
+ *  d->names, d->train as plot_curve's, into <stem>.svg and <stem>.png. plot_curve is this with
+ *  one series, no legend, PLOT_X_COLUMNS and PLOT_Y_RANGE over 0..1. @return PLOT_OK,
+ *  PLOT_ERR_ARG (no columns or series; on a log2 axis an x not positive and increasing; fitted,
+ *  no finite value), PLOT_ERR_IO (err: the file and why), PLOT_ERR_NOMEM. */
+int plot_lines(const plot_series *d, plot_x_axis x_axis, plot_y_axis y_axis, double vmax,
+               const char *unit, const char *title, const char *x_label, const char *y_label,
+               const char *stem, char *err, size_t err_bytes);
 
 #endif

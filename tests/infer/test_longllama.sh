@@ -2,11 +2,19 @@
 # LongLLaMA memory layers (REFERENCE.md 1.3) against the float64 reference hf/ref_longllama.py:
 # random LongLLaMA-layout models (gen_hf_model.py --mem-layers), prompts several windows long,
 # then generated tokens past the eviction of the local context; every --logits-out row (prompt
-# and generated) compared, at TP 1 and 2, dense memory and top-k (--mem-topk).
+# and generated) compared, dense memory and top-k (--mem-topk), each at TP 1 and 2, with
+# --threads 2 (bit-identical to 1 thread, too), with a bf16 KV cache (--kv-dtype bf16, TP 1,
+# and TP 2 with 2 threads), and at TP 4 where the heads allow it (the 4-head model).
 # Tolerance 1e-3: the memory is bf16, and fp32 noise flips a bf16 rounding now and then (one
 # flip moves the reference's own logits by up to 3.7e-4 on the head_dim 100 model); rows before
-# any memory exist agree to ~5e-7, the others measure 1e-5..1e-4. Controls that must fail:
-# top-k against dense, and the model run as a plain Llama (memory off), each > 1e-2.
+# any memory exist agree to ~5e-7, the others measure 1e-5..1e-4. A bf16 KV cache is the same
+# case: the reference rounds the local context's rotated keys and its values to bf16 where
+# attention reads them (ref_longllama.py --kv-dtype bf16), so only such flips remain, more of
+# them (every local key and value, not only the memory's): measured 5e-5..7e-4, the same 1e-3.
+# Controls that must fail: top-k against dense, and the model run as a plain Llama (memory
+# off), each > 1e-2; the bf16 KV cache's prompt rows against the unrounded reference, > 1e-3
+# (bf16 keeps 8 bits: each rounding moves a key or value by up to 2^-9 relative, which moves
+# these logits by ~3e-3, where an f32 cache agrees to 1e-4).
 # usage: test_longllama.sh LONGCTX [MPIEXEC]
 set -uo pipefail
 LONGCTX=$1
@@ -32,21 +40,32 @@ for line in "${CASES[@]}"; do
     # shellcheck disable=SC2086
     $PY "$HERE/gen_hf_model.py" "$D/m" $gen > /dev/null || { bad "$name: gen"; continue; }
     ids=$($PY -c "import numpy as np; print(','.join(map(str, np.random.default_rng(7).integers(3, 512, $T))))")
+    # TP | infer options | the reference's options | the name of the run
+    RUNS=("1|||np1" "2|||np2" "1|--threads 2||np1_t2" "1|--kv-dtype bf16|--kv-dtype bf16|np1_bf16"
+          "2|--kv-dtype bf16 --threads 2|--kv-dtype bf16|np2_bf16_t2")
+    [ "$name" = hd64_chunk7 ] && RUNS+=("4|||np4") # 4 heads: TP 4
     for k in 0 "$K"; do
-        for np in 1 2; do
+        for run in "${RUNS[@]}"; do
+            IFS='|' read -r np opts refopts r <<< "$run"
             # shellcheck disable=SC2086
             out=$("$MPIEXEC" --oversubscribe -np $np "$LONGCTX" infer --model "$D/m" --prompt-ids "$ids" \
-                --generate "$G" --ignore-eos --mem-topk "$k" $extra --logits-out "$D/got_${k}_$np.f32" 2> "$D/err")
-            if [ $? -ne 0 ]; then bad "$name topk $k np $np: infer failed: $(tail -n 2 "$D/err")"; continue; fi
+                --generate "$G" --ignore-eos --mem-topk "$k" $extra $opts --logits-out "$D/got_${k}_$r.f32" 2> "$D/err")
+            if [ $? -ne 0 ]; then bad "$name topk $k $r: infer failed: $(tail -n 2 "$D/err")"; continue; fi
             all="$ids,$(echo "$out" | tail -n 1 | tr ' ' ',' | cut -d, -f1-$((G - 1)))"
+            # shellcheck disable=SC2086
             $PY "$HERE/ref_longllama.py" "$D/m" --prompt-ids "$all" --decode-from "$T" --topk "$k" \
-                --out "$D/want_${k}_$np.f32"
-            msg=$($PY "$HERE/compare_logits.py" "$D/got_${k}_$np.f32" "$D/want_${k}_$np.f32" --vocab 512 --rel 1e-3)
-            if [ $? -eq 0 ]; then ok "$name topk $k np $np ($T + $G tokens): $msg"; else bad "$name topk $k np $np: $msg"; fi
+                $refopts --out "$D/want_${k}_$r.f32"
+            msg=$($PY "$HERE/compare_logits.py" "$D/got_${k}_$r.f32" "$D/want_${k}_$r.f32" --vocab 512 --rel 1e-3)
+            if [ $? -eq 0 ]; then ok "$name topk $k $r ($T + $G tokens): $msg"; else bad "$name topk $k $r: $msg"; fi
         done
+        if cmp -s "$D/got_${k}_np1.f32" "$D/got_${k}_np1_t2.f32"; then ok "$name topk $k: 2 threads = 1 thread, bit for bit"
+        else bad "$name topk $k: 2 threads differ from 1 thread"; fi
     done
+    if $PY "$HERE/compare_logits.py" "$D/got_0_np1_bf16.f32" "$D/want_0_np1.f32" --vocab 512 --rel 1e-3 --rows "$(seq -s, 0 $((T - 1)))" > /dev/null; then
+        bad "$name: a bf16 KV cache agrees with an unrounded reference (the test cannot tell them apart)"
+    else ok "$name: a bf16 KV cache differs from the unrounded reference"; fi
     # controls: the reference's top-k differs from dense; dense memory differs from no memory
-    if $PY "$HERE/compare_logits.py" "$D/want_${K}_1.f32" "$D/want_0_1.f32" --vocab 512 --rel 1e-2 > /dev/null; then
+    if $PY "$HERE/compare_logits.py" "$D/want_${K}_np1.f32" "$D/want_0_np1.f32" --vocab 512 --rel 1e-2 > /dev/null; then
         bad "$name: top-k $K equals dense (the test cannot tell them apart)"
     else ok "$name: top-k $K differs from dense"; fi
     $PY - "$D/m/config.json" <<'PY'
@@ -54,7 +73,7 @@ import json, sys
 c = json.load(open(sys.argv[1])); c["mem_layers"] = []; json.dump(c, open(sys.argv[1], "w"))
 PY
     $PY "$HERE/ref_longllama.py" "$D/m" --prompt-ids "$ids" --out "$D/nomem.f32"
-    if $PY "$HERE/compare_logits.py" "$D/got_0_1.f32" "$D/nomem.f32" --vocab 512 --rel 1e-2 --rows "$(seq -s, 0 $((T - 1)))" > /dev/null; then
+    if $PY "$HERE/compare_logits.py" "$D/got_0_np1.f32" "$D/nomem.f32" --vocab 512 --rel 1e-2 --rows "$(seq -s, 0 $((T - 1)))" > /dev/null; then
         bad "$name: memory layers change nothing"
     else ok "$name: memory off differs"; fi
 done

@@ -2,7 +2,8 @@
 """ref_longllama.py - float64 numpy reference of LongLLaMA (Focused Transformer) inference.
 
 usage: ref_longllama.py MODELDIR (--prompt-ids 1,2,3 | --ids-file F.u32) --out LOGITS.f32
-                        [--decode-from P] [--topk K] [--positions all|last|i,j,k]
+                        [--decode-from P] [--topk K] [--kv-dtype f32|bf16]
+                        [--positions all|last|i,j,k]
        ref_longllama.py --selftest
 
 Written from REFERENCE.md section 1.3 (the algorithm of CStanKonrad/long_llama's
@@ -30,6 +31,9 @@ C = last_context_length, d = head_dim, L_mem = mem_layers:
   local = [local ; new]; if its length exceeds W, the whole old local context goes to memory
   (rounded) in memory layers, before this step's attention, and is dropped in the others; the
   local context becomes just the new token.
+  --kv-dtype bf16 (the engine's --kv-dtype bf16, a KV cache of bf16): the local context's keys,
+  rotated at their positions 0 .. n-1, and its values are rounded to bfloat16 where attention
+  reads them (the memory is unchanged: it takes the un-rotated keys and values, rounded once).
 
 Output: float32 little-endian, one row of vocab_size logits per selected position, in order.
 """
@@ -77,6 +81,7 @@ class Model:
         self.win = c["max_position_embeddings"]
         self.last = c["last_context_length"]
         self.mem_layers = set(c["mem_layers"])
+        self.kv_bf16 = False  # --kv-dtype bf16
         dt = c.get("mem_dtype", "bfloat16")
         self.round = round_bf16 if dt == "bfloat16" else (
             lambda a: np.asarray(a, np.float32).astype(np.float64))
@@ -121,6 +126,8 @@ def attention(m, st, li, q, k, v, topk):
     n, T = lk.shape[0], q.shape[0]
     qr = rope(q, m.inv_freq, np.arange(n - T, n))
     kr = rope(lk, m.inv_freq, np.arange(n))
+    if m.kv_bf16:  # a bf16 KV cache holds the rotated keys
+        kr, lv = round_bf16(kr), round_bf16(lv)
     scale = 1.0 / math.sqrt(m.hd)
     mem = li in m.mem_layers and st.mk[li].shape[0] > 0
     out = np.empty_like(q)
@@ -208,7 +215,7 @@ def selftest():
           r.tolist() == [1.0, 1 + 2 ** -6, 1 + 2 ** -7, -2.5], str(r.tolist()))
 
     class M:  # a bare model for the attention: 1 head, d 4, one memory layer
-        nh, hd, mem_layers = 1, 4, {0}
+        nh, hd, mem_layers, kv_bf16 = 1, 4, {0}, False
         inv_freq = np.array([1.0, 0.1])
     rng = np.random.default_rng(3)
     st = State.__new__(State)
@@ -242,6 +249,16 @@ def selftest():
     p /= p.sum()
     want = p @ np.concatenate([st.lv[0][:, 0], st.mv[0][keep, 0]])
     check("top-k 2", np.allclose(g2[1, 0], want) and not np.allclose(g2[1, 0], got[1, 0]))
+    # a bf16 KV cache: the rotated local keys and the local values rounded, the memory not
+    M.kv_bf16 = True
+    g3 = attention(M, st, 0, q, None, None, 0)
+    M.kv_bf16 = False
+    krb = round_bf16(kr)
+    s = np.concatenate([krb @ qr, st.mk[0][:, 0] @ qr]) / 2.0
+    p = np.exp(s - s.max())
+    p /= p.sum()
+    want = p @ np.concatenate([round_bf16(st.lv[0][:, 0]), st.mv[0][:, 0]])
+    check("bf16 KV cache", np.allclose(g3[1, 0], want) and not np.allclose(g3[1, 0], got[1, 0]))
     print("selftest: %d failed" % len(fails))
     return 1 if fails else 0
 
@@ -257,6 +274,8 @@ def main():
                     "steps, one token each, after the prompt ids[0, P)")
     ap.add_argument("--topk", type=int, default=0, help="kNN memory: the K best memory keys "
                     "per query (0: dense, all memory)")
+    ap.add_argument("--kv-dtype", choices=("f32", "bf16"), default="f32",
+                    help="the engine's KV cache: bf16 rounds the local keys and values")
     ap.add_argument("--selftest", action="store_true")
     a = ap.parse_args()
     if a.selftest:
@@ -267,7 +286,9 @@ def main():
         ids = np.fromfile(a.ids_file, dtype="<u4").astype(np.int64)
     else:
         ids = [int(s) for s in a.prompt_ids.split(",") if s.strip()]
-    logits = forward(Model(a.model), ids, a.decode_from, a.topk)
+    m = Model(a.model)
+    m.kv_bf16 = a.kv_dtype == "bf16"
+    logits = forward(m, ids, a.decode_from, a.topk)
     logits[parse_positions(a.positions, len(ids))].astype("<f4").tofile(a.out)
 
 

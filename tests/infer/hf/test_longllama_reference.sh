@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # ref_longllama.py checked on its own (no engine): its selftest (bf16 rounding by hand, one
-# softmax over [local ; memory] by hand, top-k), and against ref_forward.py (HF Llama) on a
-# LongLLaMA-layout model: in the first window the two must agree (1e-6: LongLLaMA's fp32
-# inv_freq), after it they must differ (> 1e-2: memory layers see earlier windows).
+# softmax over [local ; memory] by hand, top-k, a bf16 KV cache), and against ref_forward.py
+# (HF Llama) on a LongLLaMA-layout model: in the first window the two must agree (1e-6:
+# LongLLaMA's fp32 inv_freq), after it they must differ (> 1e-2: memory layers see earlier windows).
 # usage: test_longllama_reference.sh
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
