@@ -143,6 +143,18 @@ int prep_report_write(const prep_opts *o, const prep_stats *S, const uint64_t *n
  * order. 0, or -1 when out of memory (items unchanged). */
 int prep_sort_by_key(void *items, size_t n, size_t sz, const uint64_t *keys);
 
+/* The items (n of sz bytes) grouped by destination rank dest[i], keeping their order inside
+ * each group, into *out (malloc'd); count[r] (n_ranks entries) items for rank r. 0, or -1 when
+ * out of memory. Local. */
+int prep_group_by_dest(const void *items, size_t n, size_t sz, const int *dest, int n_ranks,
+                       void **out, uint64_t *count);
+/* Collective: sbuf (malloc'd, taken: freed here) holds count[r] items of sz bytes for each rank
+ * r, in rank order; *rbuf (malloc'd) gets what every rank sent here, in rank order, *n_recv
+ * items. Counts of any size (cluster_alltoallv_big); one rank keeps its buffer, no copy.
+ * @return the status agreed over comm. */
+int prep_exchange(MPI_Comm comm, void *sbuf, const uint64_t *count, size_t sz, void **rbuf,
+                  size_t *n_recv);
+
 /* splitmix64's finaliser: a bijection of 64-bit values (so keys of distinct ids differ). */
 static inline uint64_t prep_mix64(uint64_t z) {
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;

@@ -74,80 +74,6 @@ static int piece_add(pieces_t *p, const piece_t *x) {
     return 0;
 }
 
-/* ---- moving items between ranks ---------------------------------------------------------- */
-
-/* The items (n of sz bytes) grouped by destination rank dest[i], in their order inside each
- * group, into *out (malloc'd), count[r] items for rank r. */
-static int group_by_dest(const void *items, size_t n, size_t sz, const int *dest, int n_ranks,
-                         void **out, uint64_t *count) {
-    uint64_t *fill = calloc((size_t)n_ranks, sizeof *fill);
-    char *o = malloc((n ? n : 1) * sz);
-    if (!fill || !o) {
-        free(fill);
-        free(o);
-        return -1;
-    }
-    memset(count, 0, (size_t)n_ranks * sizeof *count);
-    for (size_t i = 0; i < n; i++)
-        count[dest[i]]++;
-    for (int r = 1; r < n_ranks; r++)
-        fill[r] = fill[r - 1] + count[r - 1];
-    for (size_t i = 0; i < n; i++)
-        memcpy(o + fill[dest[i]]++ * sz, (const char *)items + i * sz, sz);
-    free(fill);
-    *out = o;
-    return 0;
-}
-
-/* Collective: sbuf (malloc'd, taken: exchange frees it) holds count[r] items of sz bytes for
- * each rank r, in rank order; *rbuf (malloc'd) gets what every rank sent here, in rank order,
- * *n_recv items. The agreed status. Counts of any size (cluster_alltoallv_big). One rank keeps
- * its buffer: no copy. */
-static int exchange(MPI_Comm comm, void *sbuf, const uint64_t *count, size_t sz, void **rbuf,
-                    size_t *n_recv) {
-    int n_ranks;
-    MPI_Comm_size(comm, &n_ranks);
-    *rbuf = NULL;
-    *n_recv = 0;
-    if (n_ranks == 1) {
-        *rbuf = sbuf;
-        *n_recv = (size_t)count[0];
-        return PREP_OK;
-    }
-    uint64_t *sdisp = malloc((size_t)n_ranks * sizeof *sdisp);
-    uint64_t *rcount = malloc((size_t)n_ranks * sizeof *rcount);
-    uint64_t *rdisp = malloc((size_t)n_ranks * sizeof *rdisp);
-    uint8_t *in = NULL;
-    int st = sdisp && rcount && rdisp ? PREP_OK : PREP_ERR_NOMEM;
-    if ((st = cluster_agree(comm, st)) != PREP_OK)
-        goto done;
-    MPI_Alltoall(count, 1, MPI_UINT64_T, rcount, 1, MPI_UINT64_T, comm);
-    uint64_t so = 0, ro = 0;
-    for (int r = 0; r < n_ranks; r++) {
-        sdisp[r] = so;
-        rdisp[r] = ro;
-        so += count[r];
-        ro += rcount[r];
-    }
-    in = malloc(ro ? ro * sz : 1);
-    if ((st = cluster_agree(comm, in ? PREP_OK : PREP_ERR_NOMEM)) != PREP_OK)
-        goto done;
-    if (cluster_alltoallv_big(sbuf, count, sdisp, in, rcount, rdisp, sz, comm) != CLUSTER_OK)
-        st = PREP_ERR_MPI;
-    if ((st = cluster_agree(comm, st)) == PREP_OK) {
-        *rbuf = in;
-        *n_recv = (size_t)ro;
-        in = NULL;
-    }
-done:
-    free(sbuf);
-    free(sdisp);
-    free(rcount);
-    free(rdisp);
-    free(in);
-    return st;
-}
-
 /* ---- the plan: copies by key ------------------------------------------------------------- */
 
 /* The rank of key's range: floor(key x n_ranks / 2^64), exactly, in 64-bit arithmetic. */
@@ -183,13 +109,14 @@ static int copies_by_key(MPI_Comm comm, const prep_sel *sel, size_t n_sel, uint6
             x->useq = sel[i].seq;
             dest[k] = key_owner(x->key, n_ranks);
         }
-    if (st == PREP_OK && group_by_dest(c, n, sizeof *c, dest, n_ranks, (void **)&grouped, count))
+    if (st == PREP_OK &&
+        prep_group_by_dest(c, n, sizeof *c, dest, n_ranks, (void **)&grouped, count))
         st = PREP_ERR_NOMEM;
     free(c);
     free(dest);
     size_t n_got = 0;
     if ((st = cluster_agree(comm, st)) == PREP_OK)
-        st = exchange(comm, grouped, count, sizeof *grouped, (void **)&got, &n_got);
+        st = prep_exchange(comm, grouped, count, sizeof *grouped, (void **)&got, &n_got);
     else
         free(grouped);
     free(count);
@@ -488,10 +415,11 @@ static int plan_windows(MPI_Comm comm, copy_t *c, size_t n, uint64_t total, uint
     int st = dest && count && bins ? PREP_OK : PREP_ERR_NOMEM;
     for (size_t i = 0; st == PREP_OK && i < n; i++)
         dest[i] = (int)(window_of(&c[i], W) % (uint64_t)n_ranks);
-    if (st == PREP_OK && group_by_dest(c, n, sizeof *c, dest, n_ranks, (void **)&grouped, count))
+    if (st == PREP_OK &&
+        prep_group_by_dest(c, n, sizeof *c, dest, n_ranks, (void **)&grouped, count))
         st = PREP_ERR_NOMEM;
     if ((st = cluster_agree(comm, st)) == PREP_OK)
-        st = exchange(comm, grouped, count, sizeof *grouped, (void **)&w, &n_w);
+        st = prep_exchange(comm, grouped, count, sizeof *grouped, (void **)&w, &n_w);
     else
         free(grouped);
     if (st != PREP_OK)
@@ -856,13 +784,13 @@ static int write_shards(MPI_Comm comm, const prep_opts *o, const tokenizer *tok,
         piece_t *grouped = NULL, *asked = NULL;
         size_t n_asked = 0;
         if (st == PREP_OK &&
-            group_by_dest(mine, n, sizeof *mine, dest, y->n_ranks, (void **)&grouped, count))
+            prep_group_by_dest(mine, n, sizeof *mine, dest, y->n_ranks, (void **)&grouped, count))
             st = PREP_ERR_NOMEM;
         free(mine);
         free(dest);
         dest = NULL;
         if ((st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL)) == PREP_OK)
-            st = exchange(comm, grouped, count, sizeof *grouped, (void **)&asked, &n_asked);
+            st = prep_exchange(comm, grouped, count, sizeof *grouped, (void **)&asked, &n_asked);
         else
             free(grouped);
         if (st != PREP_OK) {
@@ -875,7 +803,7 @@ static int write_shards(MPI_Comm comm, const prep_opts *o, const tokenizer *tok,
         free(asked);
         size_t n_got = 0;
         if ((st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL)) == PREP_OK)
-            st = exchange(comm, served, count, 1, (void **)&got, &n_got);
+            st = prep_exchange(comm, served, count, 1, (void **)&got, &n_got);
         else
             free(served);
         /* 3. this rank's sequences of the round into its shards */

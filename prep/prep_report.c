@@ -5,7 +5,6 @@
 #include "prep_internal.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,28 +30,6 @@ static int close_tmp(FILE *f, const char *tmp, const char *path, char *err, size
 }
 
 /* ---- manifest ------------------------------------------------------------------------------ */
-
-/* Appends printf output to a growable buffer; -1 when out of memory. */
-static int buf_printf(char **s, size_t *n, size_t *cap, const char *fmt, ...) {
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vsnprintf(*s ? *s + *n : NULL, *s ? *cap - *n : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0)
-            return -1;
-        if (*s && *n + (size_t)k < *cap) {
-            *n += (size_t)k;
-            return 0;
-        }
-        size_t want = (*cap ? 2 * *cap : 1 << 16) + (size_t)k + 1;
-        char *q = realloc(*s, want);
-        if (!q)
-            return -1;
-        *s = q;
-        *cap = want;
-    }
-}
 
 /* Room for k more bytes; -1 when out of memory. */
 static int buf_room(char **s, size_t n, size_t *cap, size_t k) {
@@ -92,9 +69,13 @@ static int manifest_rows(int rank, const prep_opts *o, const prep_input *in, con
     char *s = NULL;
     size_t n = 0, cap = 0;
     int st = PREP_OK;
-    if (rank == 0 &&
-        buf_printf(&s, &n, &cap, "doc_id\tinput\tmember\trecord\tdomain\ttokens\tcopies\n"))
-        st = PREP_ERR_NOMEM;
+    static const char header[] = "doc_id\tinput\tmember\trecord\tdomain\ttokens\tcopies\n";
+    if (rank == 0) {
+        if (buf_room(&s, n, &cap, sizeof header))
+            st = PREP_ERR_NOMEM;
+        else
+            n = (size_t)(put_str(s, header, sizeof header - 2, '\n') - s);
+    }
     prep_unit_meta m;
     memset(&m, 0, sizeof m);
     uint32_t loaded = UINT32_MAX;

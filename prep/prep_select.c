@@ -65,49 +65,28 @@ static int dedup(MPI_Comm comm, doc_t *docs, size_t n) {
     int rank, n_ranks;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &n_ranks);
-    uint64_t *scount = calloc((size_t)n_ranks, sizeof(uint64_t)),
-             *rcount = calloc((size_t)n_ranks, sizeof(uint64_t));
-    uint64_t *sdisp = calloc((size_t)n_ranks, sizeof(uint64_t)),
-             *rdisp = calloc((size_t)n_ranks, sizeof(uint64_t));
-    hash_rec *sbuf = malloc((n ? n : 1) * sizeof *sbuf), *rbuf = NULL;
-    uint64_t *back = NULL, *got = NULL;
-    int st = scount && rcount && sdisp && rdisp && sbuf ? PREP_OK : PREP_ERR_NOMEM;
-    if (cluster_agree(comm, st) != PREP_OK)
-        goto done;
-    for (size_t i = 0; i < n; i++)
-        scount[docs[i].hash[0] % (uint64_t)n_ranks]++;
-    for (int r = 1; r < n_ranks; r++)
-        sdisp[r] = sdisp[r - 1] + scount[r - 1];
-    int *fill = calloc((size_t)n_ranks, sizeof(int));
-    if (!fill)
+    uint64_t *count = malloc((size_t)n_ranks * sizeof *count);
+    hash_rec *recs = malloc((n ? n : 1) * sizeof *recs), *grouped = NULL, *rbuf = NULL;
+    int *dest = malloc((n ? n : 1) * sizeof *dest);
+    uint64_t *back = NULL, *back_grouped = NULL, *got = NULL;
+    size_t n_recv = 0, n_back = 0, n_got = 0;
+    int st = count && recs && dest ? PREP_OK : PREP_ERR_NOMEM;
+    for (size_t i = 0; st == PREP_OK && i < n; i++) {
+        recs[i] = (hash_rec){docs[i].hash[0], docs[i].hash[1], docs[i].doc_id, (uint32_t)rank, 0};
+        dest[i] = (int)(docs[i].hash[0] % (uint64_t)n_ranks);
+    }
+    if (st == PREP_OK &&
+        prep_group_by_dest(recs, n, sizeof *recs, dest, n_ranks, (void **)&grouped, count))
         st = PREP_ERR_NOMEM;
-    for (size_t i = 0; fill && i < n; i++) {
-        int r = (int)(docs[i].hash[0] % (uint64_t)n_ranks);
-        hash_rec *h = &sbuf[sdisp[r] + fill[r]++];
-        h->h0 = docs[i].hash[0];
-        h->h1 = docs[i].hash[1];
-        h->doc_id = docs[i].doc_id;
-        h->src = (uint32_t)rank;
-        h->pad = 0;
-    }
-    free(fill);
-    MPI_Alltoall(scount, 1, MPI_UINT64_T, rcount, 1, MPI_UINT64_T, comm);
-    size_t n_recv = 0;
-    for (int r = 0; r < n_ranks; r++) {
-        rdisp[r] = n_recv;
-        n_recv += (size_t)rcount[r];
-    }
-    rbuf = malloc((n_recv ? n_recv : 1) * sizeof *rbuf);
-    if (!rbuf)
-        st = PREP_ERR_NOMEM;
-    if (cluster_agree(comm, st) != PREP_OK)
+    free(recs);
+    free(dest);
+    dest = NULL;
+    if ((st = cluster_agree(comm, st)) == PREP_OK)
+        st = prep_exchange(comm, grouped, count, sizeof *grouped, (void **)&rbuf, &n_recv);
+    else
+        free(grouped);
+    if (st != PREP_OK)
         goto done;
-    if (cluster_alltoallv_big(sbuf, scount, sdisp, rbuf, rcount, rdisp, sizeof(hash_rec), comm)) {
-        st = PREP_ERR_NOMEM; /* the same on every rank */
-        goto done;
-    }
-    free(sbuf);
-    sbuf = NULL;
     { /* by (h0, h1, doc_id): rbuf holds the ranks' records in rank order, each rank's in
        * doc_id order (ranks hold increasing ranges), so a stable sort by h1 and then by h0 */
         uint64_t *keys = malloc((n_recv ? n_recv : 1) * sizeof *keys);
@@ -123,38 +102,25 @@ static int dedup(MPI_Comm comm, doc_t *docs, size_t n) {
     }
 
     /* every copy after the first (smallest doc_id) of a hash goes back to its holder */
-    memset(scount, 0, (size_t)n_ranks * sizeof(uint64_t));
-    for (size_t i = 1; i < n_recv; i++)
-        if (rbuf[i].h0 == rbuf[i - 1].h0 && rbuf[i].h1 == rbuf[i - 1].h1)
-            scount[rbuf[i].src]++;
-    for (int r = 1; r < n_ranks; r++)
-        sdisp[r] = sdisp[r - 1] + scount[r - 1];
-    size_t n_back = (size_t)sdisp[n_ranks - 1] + (size_t)scount[n_ranks - 1];
-    back = malloc((n_back ? n_back : 1) * sizeof *back);
-    int *fill2 = calloc((size_t)n_ranks, sizeof(int));
-    if (!back || !fill2)
+    back = malloc((n_recv ? n_recv : 1) * sizeof *back);
+    dest = malloc((n_recv ? n_recv : 1) * sizeof *dest);
+    if (!back || !dest)
         st = PREP_ERR_NOMEM;
     for (size_t i = 1; st == PREP_OK && i < n_recv; i++)
-        if (rbuf[i].h0 == rbuf[i - 1].h0 && rbuf[i].h1 == rbuf[i - 1].h1)
-            back[sdisp[rbuf[i].src] + fill2[rbuf[i].src]++] = rbuf[i].doc_id;
-    free(fill2);
+        if (rbuf[i].h0 == rbuf[i - 1].h0 && rbuf[i].h1 == rbuf[i - 1].h1) {
+            back[n_back] = rbuf[i].doc_id;
+            dest[n_back++] = (int)rbuf[i].src;
+        }
     free(rbuf);
-    rbuf = NULL;
-    MPI_Alltoall(scount, 1, MPI_UINT64_T, rcount, 1, MPI_UINT64_T, comm);
-    size_t n_got = 0;
-    for (int r = 0; r < n_ranks; r++) {
-        rdisp[r] = n_got;
-        n_got += (size_t)rcount[r];
-    }
-    got = malloc((n_got ? n_got : 1) * sizeof *got);
-    if (!got)
+    if (st == PREP_OK && prep_group_by_dest(back, n_back, sizeof *back, dest, n_ranks,
+                                            (void **)&back_grouped, count))
         st = PREP_ERR_NOMEM;
-    if (cluster_agree(comm, st) != PREP_OK)
+    if ((st = cluster_agree(comm, st)) == PREP_OK)
+        st = prep_exchange(comm, back_grouped, count, sizeof *back_grouped, (void **)&got, &n_got);
+    else
+        free(back_grouped);
+    if (st != PREP_OK)
         goto done;
-    if (cluster_alltoallv_big(back, scount, sdisp, got, rcount, rdisp, sizeof(uint64_t), comm)) {
-        st = PREP_ERR_NOMEM;
-        goto done;
-    }
     qsort(got, n_got, sizeof *got, cmp_u64);
     /* docs are in doc_id order: walk both lists */
     for (size_t i = 0, k = 0; i < n && k < n_got; i++) {
@@ -164,15 +130,11 @@ static int dedup(MPI_Comm comm, doc_t *docs, size_t n) {
             docs[i].dup = 1;
     }
 done:
-    free(scount);
-    free(rcount);
-    free(sdisp);
-    free(rdisp);
-    free(sbuf);
-    free(rbuf);
+    free(count);
+    free(dest);
     free(back);
     free(got);
-    return cluster_agree(comm, st);
+    return st;
 }
 
 /* ---- selection ----------------------------------------------------------------------------- */
