@@ -17,17 +17,21 @@
  *    in window order. Window j is planned by rank j mod ranks. A selection under W tokens is
  *    one window: the same bytes as the global best fit of earlier versions.
  * The shards. Sequence s is in shard s / per (per = shard_tokens / L), written by rank
- * (shard mod ranks). The tokens move in rounds: in a round every rank writes its next spr
- * sequences (spr x L tokens of buffer: --pack-memory); the pieces of those sequences go to
- * the ranks that own their work units (the select stage's unit ranges), which read them in
- * unit and sequence order, each block decompressed once per round, and send the tokens to the
- * writers. A shard that already exists and verifies is kept (resume).
+ * (shard mod ranks). Every piece goes once to the rank that owns its work unit (the select
+ * stage's unit ranges), which reads its units once, in order (serve_all). The tokens move to
+ * the writers in rounds: in round t every rank writes its next spr sequences (spr x L tokens
+ * of tw bytes, the shards' width: --pack-memory). The owner sends round 0 as it reads and
+ * spills the later rounds' messages to one file in DIR/work, a segment per round, read back
+ * when their round comes (spill_round): the work files are read once whatever the number of
+ * rounds (before, every round read them all: 93 passes at Llama 2 Long's scale). A shard that
+ * already exists and verifies is kept (resume).
  * The bytes depend on the selection, the seed, L, bestfit_window and shard_tokens, never on
  * the rank count or --pack-memory. */
 #include "prep_internal.h"
 #include "shard.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -50,9 +54,11 @@ typedef struct {
     uint32_t unit, useq;
 } piece_t;
 
-/* What a unit's owner sends a writer before a piece's len tokens (uint32). */
+/* What a unit's owner sends a writer before a piece's len tokens (the layout's tw bytes
+ * each: the shards' width). */
 typedef struct {
-    uint64_t seq, start, doc_id, doc_offset, len;
+    uint64_t seq, doc_id, doc_offset;
+    uint32_t start, len;
 } piece_hdr;
 
 /* A growable array of pieces. */
@@ -470,6 +476,7 @@ done:
 
 typedef struct {
     uint64_t L, n_seqs, per, n_shards, spr, n_rounds;
+    uint32_t tw; /* bytes per token in the messages: the shards' width */
     int n_ranks;
 } layout_t;
 
@@ -548,38 +555,237 @@ static int out_close(out_t *x, char *err, size_t err_bytes) {
     return st;
 }
 
-/* ---- a round: pieces to the unit owners, tokens to the writers ---------------------------- */
+/* ---- the unit owners: each work unit read once, the later rounds spilled ------------------ */
 
-/* The unit owner's part: the pieces asked of its units (sorted here by unit and sequence: the
- * order inside a document does not matter, the writers order by place), read in order, as
- * (piece_hdr, tokens) messages grouped by writer into *out, bytes[r] for rank r. */
-static int serve_pieces(const prep_opts *o, const tokenizer *tok, const layout_t *y, piece_t *q,
-                        size_t n, uint8_t **out, uint64_t *bytes, char *err, size_t err_bytes) {
+/* The size of a piece's message: its header and its tokens, tw bytes each. */
+static uint64_t msg_size(const layout_t *y, uint64_t len) {
+    return sizeof(piece_hdr) + len * y->tw;
+}
+
+static uint64_t round_of(const layout_t *y, uint64_t s) {
+    return local_index(y, s) / y->spr;
+}
+
+static int pwrite_all(int fd, const void *p, size_t n, uint64_t at) {
+    for (const uint8_t *b = p; n > 0;) {
+        ssize_t k = pwrite(fd, b, n, (off_t)at);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        b += k;
+        n -= (size_t)k;
+        at += (uint64_t)k;
+    }
+    return 0;
+}
+
+static int pread_all(int fd, void *p, size_t n, uint64_t at) {
+    for (uint8_t *b = p; n > 0;) {
+        ssize_t k = pread(fd, b, n, (off_t)at);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            if (k == 0)
+                errno = EIO; /* shorter than written: truncated under us */
+            return -1;
+        }
+        b += k;
+        n -= (size_t)k;
+        at += (uint64_t)k;
+    }
+    return 0;
+}
+
+/* The spill of a unit owner: the messages of rounds 1.. (round 0 is sent as the units are
+ * read), round t in segment [seg[t], seg[t + 1]) of one file in DIR/work, each round appended
+ * through a buffer of its own. */
+typedef struct {
+    int fd; /* -1: no file (one round, or nothing to spill) */
+    char path[4200];
+    uint64_t n_rounds;
+    uint64_t *seg; /* (n_rounds + 1) */
+    uint64_t *at;  /* (n_rounds) the next byte of round t's segment */
+    uint8_t *buf;  /* (n_rounds x cap) */
+    size_t *used;  /* (n_rounds) */
+    size_t cap;
+} spill_t;
+
+/* The spill buffers take about this much in all, each between 4 KiB and 1 MiB. */
+#define SPILL_BUFFERS_BYTES (64u << 20)
+
+static int spill_flush(spill_t *s, uint64_t t) {
+    size_t u = s->used[t];
+    if (u > 0 && pwrite_all(s->fd, s->buf + t * s->cap, u, s->at[t]) != 0)
+        return -1;
+    s->at[t] += u;
+    s->used[t] = 0;
+    return 0;
+}
+
+static int spill_put(spill_t *s, uint64_t t, const void *p, size_t n) {
+    if (s->used[t] + n > s->cap && spill_flush(s, t) != 0)
+        return -1;
+    if (n > s->cap) {
+        if (pwrite_all(s->fd, p, n, s->at[t]) != 0)
+            return -1;
+        s->at[t] += n;
+        return 0;
+    }
+    memcpy(s->buf + t * s->cap + s->used[t], p, n);
+    s->used[t] += n;
+    return 0;
+}
+
+static void spill_free(spill_t *s) {
+    if (s->fd >= 0) {
+        close(s->fd);
+        unlink(s->path);
+    }
+    s->fd = -1;
+    free(s->seg);
+    free(s->at);
+    free(s->buf);
+    free(s->used);
+    s->seg = s->at = NULL;
+    s->buf = NULL;
+    s->used = NULL;
+}
+
+/* The spill for rounds whose bytes (all writers) are round_bytes[t]; no file if only round 0
+ * has any. */
+static int spill_open(spill_t *s, const prep_opts *o, const layout_t *y, int rank,
+                      const uint64_t *round_bytes, char *err, size_t err_bytes) {
+    memset(s, 0, sizeof *s);
+    s->fd = -1;
+    s->n_rounds = y->n_rounds;
+    s->seg = calloc(y->n_rounds + 1, sizeof *s->seg);
+    if (!s->seg)
+        return PREP_ERR_NOMEM;
+    for (uint64_t t = 1; t < y->n_rounds; t++)
+        s->seg[t + 1] = s->seg[t] + round_bytes[t];
+    s->seg[0] = 0;
+    if (y->n_rounds < 2 || s->seg[y->n_rounds] == 0)
+        return PREP_OK;
+    size_t cap = SPILL_BUFFERS_BYTES / y->n_rounds;
+    s->cap = cap < 4096 ? 4096 : cap > (1u << 20) ? 1u << 20 : cap;
+    s->at = malloc(y->n_rounds * sizeof *s->at);
+    s->used = calloc(y->n_rounds, sizeof *s->used);
+    s->buf = malloc(y->n_rounds * s->cap);
+    if (!s->at || !s->used || !s->buf)
+        return PREP_ERR_NOMEM;
+    for (uint64_t t = 0; t < y->n_rounds; t++)
+        s->at[t] = s->seg[t];
+    snprintf(s->path, sizeof s->path, "%s/work/spill-L%llu-rank%d.tmp", o->output, (ull)y->L, rank);
+    s->fd = open(s->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (s->fd < 0) {
+        snprintf(err, err_bytes, "%s: %s", s->path, strerror(errno));
+        return PREP_ERR_IO;
+    }
+    return PREP_OK;
+}
+
+/* A document of a work unit as the sequences hold it: [bos] text [eos], tw bytes a token. */
+typedef struct {
+    uint8_t *v;
+    size_t cap;
+    uint64_t n;
+    uint32_t unit, seq;
+} doc_t;
+
+static void put_token(uint8_t *p, uint32_t tw, uint32_t id) {
+    if (tw == 2) {
+        uint16_t v = (uint16_t)id;
+        memcpy(p, &v, 2);
+    } else {
+        memcpy(p, &id, 4);
+    }
+}
+
+static int doc_load(doc_t *d, shard_reader *rd, const prep_recipe *R, const tokenizer *tok,
+                    uint32_t tw, uint32_t useq) {
+    shard_seq s;
+    if (shard_reader_read(rd, useq, &s) != SHARD_OK)
+        return PREP_ERR_IO;
+    const uint64_t need = (s.n_tokens + 2) * tw;
+    if (need > d->cap) {
+        uint8_t *v = realloc(d->v, need);
+        if (!v)
+            return PREP_ERR_NOMEM;
+        d->v = v;
+        d->cap = need;
+    }
+    const uint32_t tb = shard_reader_info(rd)->token_bytes;
+    uint64_t n = 0;
+    if (R->bos)
+        put_token(d->v, tw, (uint32_t)tokenizer_bos_id(tok)), n++;
+    if (tb == tw) {
+        memcpy(d->v + n * tw, s.tokens, s.n_tokens * tw);
+    } else { /* a unit of another width (never written so: both follow the vocabulary) */
+        for (uint64_t i = 0; i < s.n_tokens; i++) {
+            uint32_t id;
+            if (tb == 2) {
+                uint16_t v;
+                memcpy(&v, (const uint8_t *)s.tokens + 2 * i, 2);
+                id = v;
+            } else {
+                memcpy(&id, (const uint8_t *)s.tokens + 4 * i, 4);
+            }
+            put_token(d->v + (n + i) * tw, tw, id);
+        }
+    }
+    n += s.n_tokens;
+    if (R->eos)
+        put_token(d->v + n * tw, tw, (uint32_t)tokenizer_eos_id(tok)), n++;
+    d->n = n;
+    return PREP_OK;
+}
+
+/* The unit owner's pass over q[0, n), every piece asked of this rank's units: sorted here by
+ * unit and sequence (the order inside a document does not matter, the writers order by
+ * place), each unit's work shard read once, in order. bytes[t x n_ranks + r]: the message
+ * bytes of round t for writer r (filled here). Round 0's messages go into *first, grouped by
+ * writer; the later rounds' into the spill (opened here). */
+static int serve_all(const prep_opts *o, const tokenizer *tok, const layout_t *y, int rank,
+                     piece_t *q, size_t n, uint64_t *bytes, uint8_t **first, spill_t *sp, char *err,
+                     size_t err_bytes) {
     const prep_recipe *R = &o->recipe;
-    uint64_t *fill = calloc((size_t)y->n_ranks, sizeof *fill), *keys = malloc((n ? n : 1) * 8);
+    const int P = y->n_ranks;
+    *first = NULL;
+    sp->fd = -1;
+    uint64_t *keys = malloc((n ? n : 1) * sizeof *keys);
     for (size_t i = 0; keys && i < n; i++)
         keys[i] = (uint64_t)q[i].unit << 32 | q[i].useq;
     int sorted = keys && prep_sort_by_key(q, n, sizeof *q, keys) == 0;
     free(keys);
-    memset(bytes, 0, (size_t)y->n_ranks * sizeof *bytes);
-    for (size_t i = 0; i < n; i++)
-        bytes[writer_of(y, q[i].seq)] += sizeof(piece_hdr) + q[i].len * sizeof(uint32_t);
-    uint64_t total = 0;
-    for (int r = 0; r < y->n_ranks; r++) {
-        if (fill)
-            fill[r] = total;
-        total += bytes[r];
+    uint64_t *round_bytes = calloc(y->n_rounds, sizeof *round_bytes);
+    uint64_t *fill = calloc((size_t)P, sizeof *fill);
+    if (!sorted || !round_bytes || !fill) {
+        free(round_bytes);
+        free(fill);
+        memset(sp, 0, sizeof *sp);
+        sp->fd = -1;
+        return PREP_ERR_NOMEM;
     }
-    uint8_t *buf = malloc(total ? total : 1);
-    uint32_t *doc = NULL;
-    size_t doc_cap = 0;
-    uint64_t doc_n = 0;
+    memset(bytes, 0, y->n_rounds * (size_t)P * sizeof *bytes);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t t = round_of(y, q[i].seq), m = msg_size(y, q[i].len);
+        bytes[t * (uint64_t)P + (uint64_t)writer_of(y, q[i].seq)] += m;
+        round_bytes[t] += m;
+    }
+    for (int r = 1; r < P; r++)
+        fill[r] = fill[r - 1] + bytes[r - 1];
+    int st = spill_open(sp, o, y, rank, round_bytes, err, err_bytes);
+    uint8_t *buf = st == PREP_OK ? malloc(round_bytes[0] ? round_bytes[0] : 1) : NULL;
+    if (st == PREP_OK && !buf)
+        st = PREP_ERR_NOMEM;
+    free(round_bytes);
+    doc_t d = {NULL, 0, 0, UINT32_MAX, UINT32_MAX};
     shard_reader *rd = NULL;
-    uint32_t rd_unit = UINT32_MAX, doc_unit = UINT32_MAX, doc_seq = UINT32_MAX;
-    int st = fill && buf && sorted ? PREP_OK : PREP_ERR_NOMEM;
+    uint32_t rd_unit = UINT32_MAX;
     for (size_t i = 0; st == PREP_OK && i < n; i++) {
         const piece_t *x = &q[i];
-        if (x->unit != doc_unit || x->useq != doc_seq) { /* [bos] text [eos] of the document */
+        if (x->unit != d.unit || x->useq != d.seq) {
             if (x->unit != rd_unit) {
                 shard_reader_free(rd);
                 rd = NULL;
@@ -592,58 +798,129 @@ static int serve_pieces(const prep_opts *o, const tokenizer *tok, const layout_t
                 }
                 rd_unit = x->unit;
             }
-            shard_seq s;
-            if (shard_reader_read(rd, x->useq, &s) != SHARD_OK) {
-                snprintf(err, err_bytes, "%s", shard_reader_errmsg(rd));
-                st = PREP_ERR_IO;
+            if ((st = doc_load(&d, rd, R, tok, y->tw, x->useq)) != PREP_OK) {
+                if (st == PREP_ERR_IO)
+                    snprintf(err, err_bytes, "%s", shard_reader_errmsg(rd));
                 break;
             }
-            uint64_t need = s.n_tokens + 2;
-            if (need > doc_cap) {
-                uint32_t *nd = realloc(doc, need * sizeof *nd);
-                if (!nd) {
-                    st = PREP_ERR_NOMEM;
-                    break;
-                }
-                doc = nd;
-                doc_cap = need;
-            }
-            doc_n = 0;
-            if (R->bos)
-                doc[doc_n++] = (uint32_t)tokenizer_bos_id(tok);
-            shard_tokens_to_u32(s.tokens, shard_reader_info(rd)->token_bytes, s.n_tokens,
-                                doc + doc_n);
-            doc_n += s.n_tokens;
-            if (R->eos)
-                doc[doc_n++] = (uint32_t)tokenizer_eos_id(tok);
-            doc_unit = x->unit;
-            doc_seq = x->useq;
+            d.unit = x->unit;
+            d.seq = x->useq;
         }
-        if (x->doc_offset + x->len > doc_n) {
+        if (x->doc_offset + x->len > d.n) {
             snprintf(err, err_bytes,
                      "unit %u sequence %u: %llu tokens, the plan asks for [%llu, %llu) of "
                      "document %llu",
-                     x->unit, x->useq, (ull)doc_n, (ull)x->doc_offset,
-                     (ull)(x->doc_offset + x->len), (ull)x->doc_id);
+                     x->unit, x->useq, (ull)d.n, (ull)x->doc_offset, (ull)(x->doc_offset + x->len),
+                     (ull)x->doc_id);
             st = PREP_ERR_INPUT;
             break;
         }
-        int r = writer_of(y, x->seq);
-        piece_hdr h = {x->seq, x->start, x->doc_id, x->doc_offset, x->len};
-        memcpy(buf + fill[r], &h, sizeof h);
-        memcpy(buf + fill[r] + sizeof h, doc + x->doc_offset, x->len * sizeof(uint32_t));
-        fill[r] += sizeof h + x->len * sizeof(uint32_t);
+        const piece_hdr h = {x->seq, x->doc_id, x->doc_offset, x->start, x->len};
+        const uint8_t *tokens = d.v + x->doc_offset * y->tw;
+        const uint64_t t = round_of(y, x->seq);
+        if (t == 0) {
+            int r = writer_of(y, x->seq);
+            memcpy(buf + fill[r], &h, sizeof h);
+            memcpy(buf + fill[r] + sizeof h, tokens, (size_t)x->len * y->tw);
+            fill[r] += msg_size(y, x->len);
+        } else if (spill_put(sp, t, &h, sizeof h) != 0 ||
+                   spill_put(sp, t, tokens, (size_t)x->len * y->tw) != 0) {
+            snprintf(err, err_bytes, "%s: %s", sp->path, strerror(errno));
+            st = PREP_ERR_IO;
+        }
     }
+    for (uint64_t t = 1; st == PREP_OK && sp->fd >= 0 && t < y->n_rounds; t++)
+        if (spill_flush(sp, t) != 0) {
+            snprintf(err, err_bytes, "%s: %s", sp->path, strerror(errno));
+            st = PREP_ERR_IO;
+        }
+    free(sp->buf); /* the appends are over */
+    sp->buf = NULL;
     shard_reader_free(rd);
-    free(doc);
+    free(d.v);
     free(fill);
     if (st != PREP_OK) {
         free(buf);
         buf = NULL;
     }
-    *out = buf;
+    *first = buf;
     return st;
 }
+
+/* Round t (>= 1) from the spill, grouped by writer as round 0 was: bytes[r] for writer r. */
+static int spill_round(spill_t *s, const layout_t *y, uint64_t t, const uint64_t *bytes,
+                       uint8_t **out, char *err, size_t err_bytes) {
+    const int P = y->n_ranks;
+    const uint64_t total = s->seg[t + 1] - s->seg[t];
+    *out = NULL;
+    uint64_t *fill = calloc(2 * (size_t)P, sizeof *fill), *end = fill ? fill + P : NULL;
+    uint8_t *buf = malloc(total ? total : 1);
+    /* read in chunks of at least one message */
+    size_t cap = (size_t)msg_size(y, y->L);
+    if (cap < (4u << 20))
+        cap = 4u << 20;
+    uint8_t *chunk = total ? malloc(cap) : NULL;
+    if (!fill || !buf || (total && !chunk)) {
+        free(fill);
+        free(buf);
+        free(chunk);
+        return PREP_ERR_NOMEM;
+    }
+    for (int r = 0; r < P; r++) {
+        fill[r] = r ? end[r - 1] : 0;
+        end[r] = fill[r] + bytes[r];
+    }
+    int st = PREP_OK;
+    size_t have = 0;
+    for (uint64_t at = s->seg[t]; st == PREP_OK && (at < s->seg[t + 1] || have > 0);) {
+        size_t take = cap - have;
+        if (take > s->seg[t + 1] - at)
+            take = (size_t)(s->seg[t + 1] - at);
+        if (take > 0 && pread_all(s->fd, chunk + have, take, at) != 0) {
+            snprintf(err, err_bytes, "%s: %s", s->path, strerror(errno));
+            st = PREP_ERR_IO;
+            break;
+        }
+        at += take;
+        have += take;
+        size_t used = 0;
+        while (have - used >= sizeof(piece_hdr)) {
+            piece_hdr h;
+            memcpy(&h, chunk + used, sizeof h);
+            const uint64_t m = msg_size(y, h.len);
+            if (have - used < m)
+                break;
+            int r = writer_of(y, h.seq);
+            if (round_of(y, h.seq) != t || fill[r] + m > end[r]) {
+                snprintf(err, err_bytes, "%s: round %llu: a message of another place (damaged)",
+                         s->path, (ull)t);
+                st = PREP_ERR_IO;
+                break;
+            }
+            memcpy(buf + fill[r], chunk + used, m);
+            fill[r] += m;
+            used += m;
+        }
+        if (st == PREP_OK && used == 0 && at == s->seg[t + 1]) {
+            snprintf(err, err_bytes, "%s: round %llu ends inside a message (damaged)", s->path,
+                     (ull)t);
+            st = PREP_ERR_IO;
+        }
+        memmove(chunk, chunk + used, have - used);
+        have -= used;
+    }
+    free(chunk);
+    free(fill);
+    if (st != PREP_OK) {
+        free(buf);
+        return st;
+    }
+    *out = buf;
+    return PREP_OK;
+}
+
+/* How many pieces ahead write_round prefetches. */
+#define PREFETCH_AHEAD 16
 
 typedef struct {
     uint64_t slot, start;
@@ -659,7 +936,7 @@ static int write_round(const prep_opts *o, const tokenizer *tok, const layout_t 
     for (size_t at = 0; at + sizeof(piece_hdr) <= bytes; n++) {
         piece_hdr h;
         memcpy(&h, msg + at, sizeof h);
-        at += sizeof h + h.len * sizeof(uint32_t);
+        at += msg_size(y, h.len);
     }
     got_t *g = malloc((n ? n : 1) * sizeof *g);
     if (!g)
@@ -672,12 +949,19 @@ static int write_round(const prep_opts *o, const tokenizer *tok, const layout_t 
         g[k].slot = local_index(y, h.seq) - j0;
         g[k].start = h.start;
         g[k].at = at;
-        at += sizeof h + h.len * sizeof(uint32_t);
+        at += msg_size(y, h.len);
     }
-    uint64_t *keys = malloc((n ? n : 1) * sizeof *keys); /* (slot, start): start < L <= 2^30 */
+    /* by (slot, start): in order already from one owner (the only one at one rank); from
+     * several, their parts merged */
+    int sorted = 1;
+    for (size_t i = 1; sorted && i < n; i++)
+        sorted = g[i - 1].slot < g[i].slot ||
+                 (g[i - 1].slot == g[i].slot && g[i - 1].start <= g[i].start);
+    uint64_t *keys = sorted ? NULL : malloc((n ? n : 1) * sizeof *keys); /* start < L <= 2^30 */
     for (size_t i = 0; keys && i < n; i++)
         keys[i] = g[i].slot << 31 | g[i].start;
-    int sorted = keys && prep_sort_by_key(g, n, sizeof *g, keys) == 0;
+    if (!sorted)
+        sorted = keys && prep_sort_by_key(g, n, sizeof *g, keys) == 0;
     free(keys);
     if (!sorted) {
         free(g);
@@ -699,6 +983,12 @@ static int write_round(const prep_opts *o, const tokenizer *tok, const layout_t 
         uint64_t fill = 0;
         size_t i0 = i;
         for (; st == PREP_OK && i < n && g[i].slot == j - j0; i++) {
+            if (i + PREFETCH_AHEAD < n) { /* the pieces are scattered over msg */
+                const uint8_t *ahead = msg + g[i + PREFETCH_AHEAD].at;
+                __builtin_prefetch(ahead);
+                __builtin_prefetch(ahead + 64);
+                __builtin_prefetch(ahead + 128);
+            }
             piece_hdr h;
             memcpy(&h, msg + g[i].at, sizeof h);
             if (h.start != fill || h.start + h.len > y->L) {
@@ -710,9 +1000,10 @@ static int write_round(const prep_opts *o, const tokenizer *tok, const layout_t 
                 break;
             }
             shard_doc d = {h.start, h.doc_id, h.doc_offset};
-            const uint32_t *tokens = (const uint32_t *)(const void *)(msg + g[i].at + sizeof h);
+            const void *tokens = msg + g[i].at + sizeof h; /* aligned: messages are */
             if (shard_writer_seq_doc(out->w, &d) != SHARD_OK ||
-                shard_writer_seq_tokens(out->w, tokens, h.len) != SHARD_OK)
+                (y->tw == 2 ? shard_writer_seq_tokens16(out->w, tokens, h.len)
+                            : shard_writer_seq_tokens(out->w, tokens, h.len)) != SHARD_OK)
                 st = PREP_ERR_IO;
             fill += h.len;
         }
@@ -755,66 +1046,76 @@ static int find_done(MPI_Comm comm, const prep_opts *o, const layout_t *y, uint8
                : PREP_ERR_MPI;
 }
 
-/* Collective. The pieces pc[0, n_pc) written, round by round (each round picks its own from
- * them: rounds are few, and a sorted copy would double the plan's memory). */
+/* Collective. The pieces p (freed here) written: each sent once to the owner of its unit,
+ * which reads its units once (serve_all), and round by round to the writers. */
 static int write_shards(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, const layout_t *y,
-                        const piece_t *pc, size_t n_pc, const uint8_t *done, size_t n_units,
-                        char *err, size_t err_bytes) {
+                        pieces_t *p, const uint8_t *done, size_t n_units, char *err,
+                        size_t err_bytes) {
     int rank;
     MPI_Comm_rank(comm, &rank);
+    const int P = y->n_ranks;
     char msg[PREP_ERRMSG_BYTES] = "";
     out_t out = {NULL, UINT64_MAX};
-    int *dest = NULL;
-    uint64_t *count = malloc((size_t)y->n_ranks * sizeof *count);
-    int st = cluster_agree(comm, count ? PREP_OK : PREP_ERR_NOMEM);
+    /* 1. the pieces of shards not done to their units' owners */
+    size_t n = 0;
+    for (size_t i = 0; i < p->n; i++)
+        if (!done[p->v[i].seq / y->per])
+            p->v[n++] = p->v[i];
+    int *dest = malloc((n ? n : 1) * sizeof *dest);
+    uint64_t *count = malloc((size_t)P * sizeof *count);
+    uint64_t *bytes = calloc(y->n_rounds * (size_t)P, sizeof *bytes);
+    piece_t *grouped = NULL, *asked = NULL;
+    size_t n_asked = 0;
+    int st = dest && count && bytes ? PREP_OK : PREP_ERR_NOMEM;
+    for (size_t i = 0; st == PREP_OK && i < n; i++)
+        dest[i] = prep_unit_owner(p->v[i].unit, n_units, P);
+    if (st == PREP_OK &&
+        prep_group_by_dest(p->v, n, sizeof *p->v, dest, P, (void **)&grouped, count))
+        st = PREP_ERR_NOMEM;
+    free(dest);
+    free(p->v);
+    p->v = NULL;
+    p->n = p->cap = 0;
+    if (st == PREP_ERR_NOMEM)
+        snprintf(msg, sizeof msg, "out of memory for the %llu-token pieces", (ull)y->L);
+    if ((st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL)) == PREP_OK)
+        st = prep_exchange(comm, grouped, count, sizeof *grouped, (void **)&asked, &n_asked);
+    else
+        free(grouped);
+    /* 2. every unit read once: round 0 at hand, the others spilled */
+    uint8_t *send = NULL;
+    spill_t sp = {.fd = -1};
+    if (st == PREP_OK) {
+        st = serve_all(o, tok, y, rank, asked, n_asked, bytes, &send, &sp, msg, sizeof msg);
+        if (st == PREP_ERR_NOMEM)
+            snprintf(msg, sizeof msg, "out of memory serving the %llu-token pieces", (ull)y->L);
+        st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL);
+    }
+    free(asked);
+    /* 3. round by round, the tokens to the writers, and their sequences into the shards */
     for (uint64_t t = 0; st == PREP_OK && t < y->n_rounds; t++) {
-        /* 1. this round's pieces (of shards not done) to their units' owners */
-        size_t n = 0, n_round = 0;
-        for (size_t i = 0; i < n_pc; i++)
-            n_round += local_index(y, pc[i].seq) / y->spr == t && !done[pc[i].seq / y->per];
-        piece_t *mine = malloc((n_round ? n_round : 1) * sizeof *mine);
-        dest = malloc((n_round ? n_round : 1) * sizeof *dest);
-        if (st == PREP_OK && (!mine || !dest))
-            st = PREP_ERR_NOMEM;
-        for (size_t i = 0; st == PREP_OK && i < n_pc; i++)
-            if (local_index(y, pc[i].seq) / y->spr == t && !done[pc[i].seq / y->per]) {
-                mine[n] = pc[i];
-                dest[n++] = prep_unit_owner(pc[i].unit, n_units, y->n_ranks);
-            }
-        piece_t *grouped = NULL, *asked = NULL;
-        size_t n_asked = 0;
-        if (st == PREP_OK &&
-            prep_group_by_dest(mine, n, sizeof *mine, dest, y->n_ranks, (void **)&grouped, count))
-            st = PREP_ERR_NOMEM;
-        free(mine);
-        free(dest);
-        dest = NULL;
-        if ((st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL)) == PREP_OK)
-            st = prep_exchange(comm, grouped, count, sizeof *grouped, (void **)&asked, &n_asked);
-        else
-            free(grouped);
-        if (st != PREP_OK) {
-            free(asked);
-            break;
+        if (t > 0) {
+            st = spill_round(&sp, y, t, bytes + t * (uint64_t)P, &send, msg, sizeof msg);
+            if (st == PREP_ERR_NOMEM)
+                snprintf(msg, sizeof msg, "out of memory for round %llu of L%llu", (ull)t,
+                         (ull)y->L);
+            if ((st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL)) != PREP_OK)
+                break;
         }
-        /* 2. the tokens, read in unit order, to the writers */
-        uint8_t *served = NULL, *got = NULL;
-        st = serve_pieces(o, tok, y, asked, n_asked, &served, count, msg, sizeof msg);
-        free(asked);
+        uint8_t *got = NULL;
         size_t n_got = 0;
-        if ((st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL)) == PREP_OK)
-            st = prep_exchange(comm, served, count, 1, (void **)&got, &n_got);
-        else
-            free(served);
-        /* 3. this rank's sequences of the round into its shards */
+        st = prep_exchange(comm, send, bytes + t * (uint64_t)P, 1, (void **)&got, &n_got);
+        send = NULL;
         if (st == PREP_OK)
             st = write_round(o, tok, y, rank, t, done, got, n_got, &out, msg, sizeof msg);
         free(got);
-        if ((st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL)) != PREP_OK)
-            break;
+        st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL);
     }
+    free(send);
+    spill_free(&sp);
     free(count);
-    if (st != PREP_OK) {          /* agreed: every rank left the loop at the same step */
+    free(bytes);
+    if (st != PREP_OK) {          /* agreed: every rank left at the same step */
         shard_writer_free(out.w); /* leaves FILE.tmp, never a shard under its final name */
         return st;
     }
@@ -878,7 +1179,8 @@ int prep_pack(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, prep_sel 
         /* the layout: shards, writers, rounds */
         y.per = o->shard_tokens / L ? o->shard_tokens / L : 1;
         y.n_shards = (y.n_seqs + y.per - 1) / y.per;
-        y.spr = o->pack_bytes / (L * sizeof(uint32_t));
+        y.tw = shard_token_bytes(tokenizer_vocab_size(tok));
+        y.spr = o->pack_bytes / (L * y.tw);
         if (y.spr == 0)
             y.spr = 1;
         const uint64_t most = local_count(&y, 0); /* rank 0 writes the most sequences */
@@ -906,7 +1208,7 @@ int prep_pack(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, prep_sel 
                          (ull)L, (ull)y.n_seqs, (ull)y.n_shards, (ull)n_done, cluster_now() - t0,
                          (ull)y.n_rounds, y.n_rounds == 1 ? "" : "s", (ull)y.spr);
             const double t1 = cluster_now();
-            st = write_shards(comm, o, tok, &y, p.v, p.n, done, n_units, err, err_bytes);
+            st = write_shards(comm, o, tok, &y, &p, done, n_units, err, err_bytes);
             if (st == PREP_OK && rank == 0)
                 LOG_INFO("L%llu: shards written in %.1f s", (ull)L, cluster_now() - t1);
         }

@@ -16,43 +16,156 @@ typedef struct {
     uint64_t idx;
 } kv_t;
 
-int prep_sort_by_key(void *items, size_t n, size_t sz, const uint64_t *keys) {
-    if (n < 2)
-        return 0;
-    kv_t *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
-    char *tmp = malloc(n * sz);
-    if (!a || !b || !tmp) {
-        free(a);
-        free(b);
-        free(tmp);
-        return -1;
+/* Digits of 11 bits: 2048 buckets stay in L1, and six passes cover 64-bit keys (eight of 8
+ * bits took 1.3x as long on 4M random keys). */
+#define DIGIT_BITS 11
+#define N_BUCKETS  (1u << DIGIT_BITS)
+/* Below this many items one LSD sort of (key, index) pairs and one gather; above, the items
+ * are first dealt by their top digit (MSD) and each bucket, a cache's worth, is sorted on its
+ * own: 16M items of 48 bytes with random keys took 1.77 s the first way (half of it the
+ * gather's cache misses over the whole array), 1.05 s this way; 4M, 0.42 and 0.24 s. */
+#define MSD_MIN_ITEMS 65536
+
+static inline void copy_item(void *dst, const void *src, size_t sz) {
+    switch (sz) { /* constant sizes: inlined moves, not a call per item */
+    case 8:
+        memcpy(dst, src, 8);
+        break;
+    case 16:
+        memcpy(dst, src, 16);
+        break;
+    case 24:
+        memcpy(dst, src, 24);
+        break;
+    case 32:
+        memcpy(dst, src, 32);
+        break;
+    case 40:
+        memcpy(dst, src, 40);
+        break;
+    case 48:
+        memcpy(dst, src, 48);
+        break;
+    default:
+        memcpy(dst, src, sz);
     }
-    uint64_t all_or = 0, all_and = UINT64_MAX;
-    for (size_t i = 0; i < n; i++) {
-        a[i].key = keys[i];
-        a[i].idx = i;
-        all_or |= keys[i];
-        all_and &= keys[i];
-    }
-    for (int shift = 0; shift < 64; shift += 8) {
-        if ((((all_or ^ all_and) >> shift) & 0xff) == 0)
-            continue; /* every key has the same byte here */
-        size_t count[257] = {0};
+}
+
+/* Sorts a[0, n) stably by the key bits set in `bits` (the others equal in all of a), with b
+ * as room; returns the sorted array (a or b). */
+static kv_t *lsd_pairs(kv_t *a, kv_t *b, size_t n, uint64_t bits) {
+    for (int shift = 0; shift < 64; shift += DIGIT_BITS) {
+        const uint64_t mask = N_BUCKETS - 1;
+        if (((bits >> shift) & mask) == 0)
+            continue; /* every key has the same digit here */
+        size_t count[N_BUCKETS + 1] = {0};
         for (size_t i = 0; i < n; i++)
-            count[((a[i].key >> shift) & 0xff) + 1]++;
-        for (int d = 0; d < 256; d++)
+            count[((a[i].key >> shift) & mask) + 1]++;
+        if (count[((a[0].key >> shift) & mask) + 1] == n)
+            continue;
+        for (unsigned d = 0; d < N_BUCKETS; d++)
             count[d + 1] += count[d];
         for (size_t i = 0; i < n; i++)
-            b[count[(a[i].key >> shift) & 0xff]++] = a[i];
+            b[count[(a[i].key >> shift) & mask]++] = a[i];
         kv_t *t = a;
         a = b;
         b = t;
     }
+    return a;
+}
+
+int prep_sort_by_key(void *items, size_t n, size_t sz, const uint64_t *keys) {
+    if (n < 2)
+        return 0;
+    uint64_t all_or = 0, all_and = UINT64_MAX;
+    for (size_t i = 0; i < n; i++) {
+        all_or |= keys[i];
+        all_and &= keys[i];
+    }
+    const uint64_t bits = all_or ^ all_and; /* the bits that differ somewhere */
+    if (bits == 0)
+        return 0; /* all keys equal: stable is as they are */
+    char *it = items, *tmp = malloc(n * sz);
+    if (!tmp)
+        return -1;
+    if (n < MSD_MIN_ITEMS) {
+        kv_t *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+        if (!a || !b) {
+            free(a);
+            free(b);
+            free(tmp);
+            return -1;
+        }
+        for (size_t i = 0; i < n; i++) {
+            a[i].key = keys[i];
+            a[i].idx = i;
+        }
+        kv_t *s = lsd_pairs(a, b, n, bits);
+        for (size_t i = 0; i < n; i++)
+            copy_item(tmp + i * sz, it + s[i].idx * sz, sz);
+        memcpy(items, tmp, n * sz);
+        free(a);
+        free(b);
+        free(tmp);
+        return 0;
+    }
+    /* MSD: the items dealt into tmp by the top digit of the bits that differ */
+    const int hi = 63 - __builtin_clzll(bits);
+    const int lo = hi + 1 > DIGIT_BITS ? hi + 1 - DIGIT_BITS : 0;
+    const uint64_t mask = N_BUCKETS - 1;
+    size_t *start = calloc(N_BUCKETS + 1, sizeof *start);
+    size_t *fill = malloc(N_BUCKETS * sizeof *fill);
+    uint64_t *tkeys = malloc(n * sizeof *tkeys);
+    if (!start || !fill || !tkeys) {
+        free(start);
+        free(fill);
+        free(tkeys);
+        free(tmp);
+        return -1;
+    }
     for (size_t i = 0; i < n; i++)
-        memcpy(tmp + i * sz, (const char *)items + a[i].idx * sz, sz);
-    memcpy(items, tmp, n * sz);
+        start[((keys[i] >> lo) & mask) + 1]++;
+    size_t most = 0;
+    for (unsigned d = 0; d < N_BUCKETS; d++) {
+        most = start[d + 1] > most ? start[d + 1] : most;
+        start[d + 1] += start[d];
+        fill[d] = start[d];
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t at = fill[(keys[i] >> lo) & mask]++;
+        copy_item(tmp + at * sz, it + i * sz, sz);
+        tkeys[at] = keys[i];
+    }
+    free(fill);
+    /* each bucket by the bits below the digit, back into items */
+    const uint64_t low = lo > 0 ? bits & ((UINT64_C(1) << lo) - 1) : 0;
+    kv_t *a = low ? malloc(most * sizeof *a) : NULL, *b = low ? malloc(most * sizeof *b) : NULL;
+    if (low && (!a || !b)) {
+        free(a);
+        free(b);
+        free(start);
+        free(tkeys);
+        free(tmp);
+        return -1;
+    }
+    for (unsigned d = 0; d < N_BUCKETS; d++) {
+        const size_t s0 = start[d], m = start[d + 1] - s0;
+        if (m < 2 || low == 0) {
+            memcpy(it + s0 * sz, tmp + s0 * sz, m * sz);
+            continue;
+        }
+        for (size_t i = 0; i < m; i++) {
+            a[i].key = tkeys[s0 + i];
+            a[i].idx = s0 + i;
+        }
+        kv_t *s = lsd_pairs(a, b, m, low);
+        for (size_t i = 0; i < m; i++)
+            copy_item(it + (s0 + i) * sz, tmp + s[i].idx * sz, sz);
+    }
     free(a);
     free(b);
+    free(start);
+    free(tkeys);
     free(tmp);
     return 0;
 }
@@ -73,8 +186,19 @@ int prep_group_by_dest(const void *items, size_t n, size_t sz, const int *dest, 
         count[dest[i]]++;
     for (int r = 1; r < n_ranks; r++)
         fill[r] = fill[r - 1] + count[r - 1];
-    for (size_t i = 0; i < n; i++)
-        memcpy(o + fill[dest[i]]++ * sz, (const char *)items + i * sz, sz);
+    if (sz % 8 == 0) { /* whole words, as in prep_sort_by_key */
+        const size_t w = sz / 8;
+        uint64_t *dst = (uint64_t *)(void *)o;
+        const uint64_t *src = items;
+        for (size_t i = 0; i < n; i++) {
+            uint64_t *d = dst + fill[dest[i]]++ * w;
+            for (size_t k = 0; k < w; k++)
+                d[k] = src[i * w + k];
+        }
+    } else {
+        for (size_t i = 0; i < n; i++)
+            memcpy(o + fill[dest[i]]++ * sz, (const char *)items + i * sz, sz);
+    }
     free(fill);
     *out = o;
     return 0;

@@ -105,6 +105,8 @@ int shard_writer_append(shard_writer *w, const uint32_t *tokens, uint64_t n_toke
 
 /* Streaming form of _append(): a sequence built in parts gives the same bytes. */
 int shard_writer_seq_tokens(shard_writer *w, const uint32_t *tokens, uint64_t n_tokens);
+/* The same from 16-bit ids (any vocabulary: they are widened for a 4-byte shard). */
+int shard_writer_seq_tokens16(shard_writer *w, const uint16_t *tokens, uint64_t n_tokens);
 int shard_writer_seq_doc(shard_writer *w, const shard_doc *doc); /* start is absolute */
 int shard_writer_seq_end(shard_writer *w);
 
@@ -158,6 +160,9 @@ int shard_reader_seq_size(const shard_reader *r, uint64_t i, uint64_t *n_tokens,
  *  @return SHARD_OK, SHARD_ERR_ARG (i >= n_seqs), SHARD_ERR_CORRUPT (errmsg names file, block
  *  and byte offset), SHARD_ERR_IO, SHARD_ERR_NOMEM. */
 int shard_reader_read(shard_reader *r, uint64_t i, shard_seq *out);
+
+/* The bytes per token of a shard of this vocabulary: 2 up to SHARD_U16_MAX_VOCAB, else 4. */
+uint32_t shard_token_bytes(uint32_t vocab_size);
 
 /* Copies sequence tokens to uint32 (works for both widths). */
 void shard_tokens_to_u32(const void *tokens, uint32_t token_bytes, uint64_t n, uint32_t *out);

@@ -102,6 +102,10 @@ int shard_write_full(int fd, const void *buf, size_t n) {
     return 0;
 }
 
+uint32_t shard_token_bytes(uint32_t vocab_size) {
+    return shard_token_bytes_for_vocab(vocab_size);
+}
+
 void shard_tokens_to_u32(const void *tokens, uint32_t token_bytes, uint64_t n, uint32_t *out) {
     if (token_bytes == 4) {
         memcpy(out, tokens, n * 4);

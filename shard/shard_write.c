@@ -278,6 +278,40 @@ int shard_writer_seq_tokens(shard_writer *w, const uint32_t *tokens, uint64_t n_
     return SHARD_OK;
 }
 
+int shard_writer_seq_tokens16(shard_writer *w, const uint16_t *tokens, uint64_t n_tokens) {
+    int st = check_open(w);
+    if (st != SHARD_OK || n_tokens == 0)
+        return st;
+    if (grow((void **)&w->tok, &w->tok_cap, w->blk_tokens + n_tokens, w->token_bytes) != 0)
+        FAIL(w, SHARD_ERR_NOMEM, "%s: out of memory for %llu tokens", w->path,
+             (unsigned long long)(w->blk_tokens + n_tokens));
+    uint16_t m[8] = {0}; /* the largest id, eight lanes (see shard_max_u32) */
+    uint64_t i = 0;
+    for (; i + 8 <= n_tokens; i += 8)
+        for (int k = 0; k < 8; k++)
+            m[k] = tokens[i + k] > m[k] ? tokens[i + k] : m[k];
+    uint32_t max = 0;
+    for (int k = 0; k < 8; k++)
+        max = m[k] > max ? m[k] : max;
+    for (; i < n_tokens; i++)
+        max = tokens[i] > max ? tokens[i] : max;
+    for (i = 0; max >= w->vocab_size && i < n_tokens; i++)
+        if (tokens[i] >= w->vocab_size)
+            FAIL(w, SHARD_ERR_ARG, "%s: sequence %llu token %llu: id %u >= vocab_size %u", w->path,
+                 (unsigned long long)w->n_seqs, (unsigned long long)(w->seq_tokens + i),
+                 (unsigned)tokens[i], w->vocab_size);
+    if (w->token_bytes == 2) {
+        memcpy(w->tok + w->blk_tokens * 2, tokens, n_tokens * 2);
+    } else {
+        uint32_t *dst = (uint32_t *)(void *)w->tok + w->blk_tokens;
+        for (i = 0; i < n_tokens; i++)
+            dst[i] = tokens[i];
+    }
+    w->blk_tokens += n_tokens;
+    w->seq_tokens += n_tokens;
+    return SHARD_OK;
+}
+
 int shard_writer_seq_doc(shard_writer *w, const shard_doc *doc) {
     int st = check_open(w);
     if (st != SHARD_OK)

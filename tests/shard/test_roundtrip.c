@@ -60,7 +60,7 @@ static void free_seqs(seq_t *s, int n) {
     free(s);
 }
 
-enum { ONE_SHOT, STREAMING, TOKEN_AT_A_TIME };
+enum { ONE_SHOT, STREAMING, TOKEN_AT_A_TIME, STREAMING16 };
 
 static int write_shard(const char *path, uint32_t vocab, uint64_t block_bytes, int mode,
                        const seq_t *s, int n) {
@@ -81,7 +81,14 @@ static int write_shard(const char *path, uint32_t vocab, uint64_t block_bytes, i
         uint64_t step = mode == TOKEN_AT_A_TIME ? 1 : 977;
         for (uint64_t k = 0; st == SHARD_OK && k < s[i].n_tokens; k += step) {
             uint64_t m = s[i].n_tokens - k < step ? s[i].n_tokens - k : step;
-            st = shard_writer_seq_tokens(w, s[i].tokens + k, m);
+            if (mode != STREAMING16) {
+                st = shard_writer_seq_tokens(w, s[i].tokens + k, m);
+                continue;
+            }
+            uint16_t t16[977]; /* the 16-bit form (ids below 65536 only) */
+            for (uint64_t j = 0; j < m; j++)
+                t16[j] = (uint16_t)s[i].tokens[k + j];
+            st = shard_writer_seq_tokens16(w, t16, m);
         }
         if (st == SHARD_OK)
             st = shard_writer_seq_end(w);
@@ -179,6 +186,10 @@ static void test_corpus(const char *dir, uint32_t vocab, int n, uint64_t long_le
         CHECK_EQ_INT(write_shard(p2, vocab, blocks[b], STREAMING, s, n), SHARD_OK);
         check_read_back(p1, vocab, s, n, &rng);
         CHECK(same_file(p1, p2));
+        if (vocab <= SHARD_U16_MAX_VOCAB) { /* 16-bit input: the same bytes */
+            CHECK_EQ_INT(write_shard(p2, vocab, blocks[b], STREAMING16, s, n), SHARD_OK);
+            CHECK(same_file(p1, p2));
+        }
         if (long_len == 0) { /* token-at-a-time is slow on 131072-token sequences */
             CHECK_EQ_INT(write_shard(p3, vocab, blocks[b], TOKEN_AT_A_TIME, s, n), SHARD_OK);
             CHECK(same_file(p1, p3));
@@ -235,6 +246,31 @@ static void test_writer_errors(const char *dir) {
     CHECK_EQ_INT(shard_writer_create(p, &o, &w), SHARD_OK);
     CHECK_EQ_INT(shard_writer_append(w, ids, 1, d, 1), SHARD_ERR_ARG); /* start past end */
     shard_writer_free(w);
+
+    /* 16-bit ids: checked against the vocabulary too, into a 4-byte shard widened */
+    uint16_t ids16[3] = {1, 99, 100};
+    CHECK_EQ_INT(shard_writer_create(p, &o, &w), SHARD_OK);
+    CHECK_EQ_INT(shard_writer_seq_tokens16(w, ids16, 2), SHARD_OK);
+    CHECK_EQ_INT(shard_writer_seq_tokens16(w, ids16, 3), SHARD_ERR_ARG);
+    CHECK(strstr(shard_writer_errmsg(w), "token 4: id 100 >= vocab_size 100") != NULL);
+    shard_writer_free(w);
+    o.vocab_size = 128256;
+    CHECK_EQ_INT(shard_writer_create(p, &o, &w), SHARD_OK);
+    uint32_t wide[3] = {1, 99, 100};
+    CHECK_EQ_INT(shard_writer_seq_tokens16(w, ids16, 3), SHARD_OK);
+    CHECK_EQ_INT(shard_writer_seq_end(w), SHARD_OK);
+    CHECK_EQ_INT(shard_writer_close(w), SHARD_OK);
+    shard_writer_free(w);
+    shard_reader *rw;
+    shard_seq sq;
+    CHECK_EQ_INT(shard_reader_open(p, &rw), SHARD_OK);
+    CHECK_EQ_INT(shard_reader_read(rw, 0, &sq), SHARD_OK);
+    CHECK_EQ_U64(sq.n_tokens, 3);
+    CHECK(shard_reader_info(rw)->token_bytes == 4 && memcmp(sq.tokens, wide, sizeof wide) == 0);
+    shard_reader_free(rw);
+    CHECK_EQ_INT(shard_token_bytes(SHARD_U16_MAX_VOCAB), 2);
+    CHECK_EQ_INT(shard_token_bytes(SHARD_U16_MAX_VOCAB + 1), 4);
+    o.vocab_size = 100;
 
     /* close with an unfinished streamed sequence */
     CHECK_EQ_INT(shard_writer_create(p, &o, &w), SHARD_OK);
