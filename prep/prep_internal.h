@@ -148,6 +148,10 @@ int prep_sort_by_key(void *items, size_t n, size_t sz, const uint64_t *keys);
  * out of memory. Local. */
 int prep_group_by_dest(const void *items, size_t n, size_t sz, const int *dest, int n_ranks,
                        void **out, uint64_t *count);
+/* The same from a malloc'd *items that is taken (freed, or passed on: *items = NULL): when
+ * every item goes to one rank, as always at one rank, *out is *items itself, no copy. */
+int prep_group_take(void **items, size_t n, size_t sz, const int *dest, int n_ranks, void **out,
+                    uint64_t *count);
 /* Collective: sbuf (malloc'd, taken: freed here) holds count[r] items of sz bytes for each rank
  * r, in rank order; *rbuf (malloc'd) gets what every rank sent here, in rank order, *n_recv
  * items. Counts of any size (cluster_alltoallv_big); one rank keeps its buffer, no copy.

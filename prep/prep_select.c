@@ -76,7 +76,7 @@ static int dedup(MPI_Comm comm, doc_t *docs, size_t n) {
         dest[i] = (int)(docs[i].hash[0] % (uint64_t)n_ranks);
     }
     if (st == PREP_OK &&
-        prep_group_by_dest(recs, n, sizeof *recs, dest, n_ranks, (void **)&grouped, count))
+        prep_group_take((void **)&recs, n, sizeof *recs, dest, n_ranks, (void **)&grouped, count))
         st = PREP_ERR_NOMEM;
     free(recs);
     free(dest);
@@ -88,15 +88,25 @@ static int dedup(MPI_Comm comm, doc_t *docs, size_t n) {
     if (st != PREP_OK)
         goto done;
     { /* by (h0, h1, doc_id): rbuf holds the ranks' records in rank order, each rank's in
-       * doc_id order (ranks hold increasing ranges), so a stable sort by h1 and then by h0 */
+       * doc_id order (ranks hold increasing ranges), so a stable sort by h0, then each run of
+       * equal h0 (a duplicate, or a 64-bit collision: short) by h1, stably (one sort instead
+       * of one by h1 and one by h0) */
         uint64_t *keys = malloc((n_recv ? n_recv : 1) * sizeof *keys);
         for (size_t i = 0; keys && i < n_recv; i++)
-            keys[i] = rbuf[i].h1;
-        int ok = keys && prep_sort_by_key(rbuf, n_recv, sizeof *rbuf, keys) == 0;
-        for (size_t i = 0; ok && i < n_recv; i++)
             keys[i] = rbuf[i].h0;
-        ok = ok && prep_sort_by_key(rbuf, n_recv, sizeof *rbuf, keys) == 0;
+        int ok = keys && prep_sort_by_key(rbuf, n_recv, sizeof *rbuf, keys) == 0;
         free(keys);
+        for (size_t a = 0, b; ok && a < n_recv; a = b) {
+            for (b = a + 1; b < n_recv && rbuf[b].h0 == rbuf[a].h0; b++)
+                ;
+            for (size_t i = a + 1; i < b; i++) { /* insertion: stable */
+                hash_rec x = rbuf[i];
+                size_t j = i;
+                for (; j > a && rbuf[j - 1].h1 > x.h1; j--)
+                    rbuf[j] = rbuf[j - 1];
+                rbuf[j] = x;
+            }
+        }
         if (!ok)
             st = PREP_ERR_NOMEM;
     }

@@ -204,6 +204,25 @@ int prep_group_by_dest(const void *items, size_t n, size_t sz, const int *dest, 
     return 0;
 }
 
+int prep_group_take(void **items, size_t n, size_t sz, const int *dest, int n_ranks, void **out,
+                    uint64_t *count) {
+    int one = *items != NULL && n > 0;
+    for (size_t i = 1; one && i < n; i++)
+        one = dest[i] == dest[0];
+    if (one) { /* all to one rank (every time at one rank): the buffer as it is */
+        memset(count, 0, (size_t)n_ranks * sizeof *count);
+        count[dest[0]] = n;
+        *out = *items;
+        *items = NULL;
+        return 0;
+    }
+    if (prep_group_by_dest(*items, n, sz, dest, n_ranks, out, count) != 0)
+        return -1;
+    free(*items);
+    *items = NULL;
+    return 0;
+}
+
 int prep_exchange(MPI_Comm comm, void *sbuf, const uint64_t *count, size_t sz, void **rbuf,
                   size_t *n_recv) {
     int n_ranks;

@@ -106,7 +106,33 @@ static void test_group(size_t n, size_t sz, int n_ranks, uint64_t seed) {
     free(count);
 }
 
+/* prep_group_take: one destination passes the buffer on, several group a copy as
+ * prep_group_by_dest does and free the input. */
+static void test_group_take(void) {
+    enum { N = 1000 };
+    uint64_t *v = malloc(N * sizeof *v), *keep = v, *out = NULL, count[4];
+    int dest[N];
+    for (int i = 0; i < N; i++) {
+        v[i] = (uint64_t)i;
+        dest[i] = 2;
+    }
+    CHECK_EQ_INT(prep_group_take((void **)&v, N, sizeof *v, dest, 4, (void **)&out, count), 0);
+    CHECK(v == NULL && out == keep);
+    CHECK(count[0] == 0 && count[1] == 0 && count[2] == N && count[3] == 0);
+    for (int i = 0; i < N; i++)
+        dest[i] = i % 4 == 1 ? 0 : 3;
+    v = out;
+    out = NULL;
+    CHECK_EQ_INT(prep_group_take((void **)&v, N, sizeof *v, dest, 4, (void **)&out, count), 0);
+    CHECK(v == NULL && out != NULL);
+    CHECK_EQ_U64(count[0], N / 4);
+    CHECK_EQ_U64(count[3], N - N / 4);
+    CHECK(out[0] == 1 && out[1] == 5 && out[N / 4] == 0 && out[N / 4 + 1] == 2);
+    free(out);
+}
+
 int main(void) {
+    test_group_take();
     const size_t ns[] = {0, 1, 2, 3, 100, 5000, 200000};
     const size_t szs[] = {8, 12, 24, 48, 5};
     for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
