@@ -103,6 +103,7 @@ typedef struct {
     uint64_t max_doc_bytes;
     uint64_t pack_bytes; /* token buffer per rank while writing shards (default 256 MiB); the
                             output does not depend on it */
+    int zstd_level;      /* of the output shards (default 3, shard_writer_opts_default's) */
     double progress_seconds;
 } prep_opts;
 

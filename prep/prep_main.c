@@ -54,6 +54,8 @@ static void usage(FILE *f) {
         "                        less memory means more rounds through the spill file in\n"
         "                        DIR/work (the work files are read once either way), the\n"
         "                        same output\n"
+        "  --zstd-level L        zstd level of the output shards (3); the shards' bytes depend\n"
+        "                        on it, their tokens do not\n"
         "  --progress-seconds S  progress line interval on rank 0 (5)\n"
         "  -v, --verbose         debug logging\n"
         "  --help, --version\n"
@@ -155,6 +157,7 @@ static int parse_args(int argc, char **argv, int rank, int n_ranks, prep_opts *o
                                          {"shard-tokens", required_argument, NULL, 'k'},
                                          {"max-doc-bytes", required_argument, NULL, 'm'},
                                          {"pack-memory", required_argument, NULL, 'M'},
+                                         {"zstd-level", required_argument, NULL, 'Z'},
                                          {"progress-seconds", required_argument, NULL, 'p'},
                                          {"show-recipe", required_argument, NULL, 'R'},
                                          {"verbose", no_argument, NULL, 'v'},
@@ -196,6 +199,19 @@ static int parse_args(int argc, char **argv, int rank, int n_ranks, prep_opts *o
         case 'S':
             o->strict = 1;
             break;
+        case 'Z': {
+            char *end = NULL;
+            long lv = strtol(optarg, &end, 10);
+            if (!*optarg || *end || lv < -131072 || lv > 22 || lv == 0) {
+                snprintf(why, why_bytes,
+                         "bad --zstd-level '%s' (1..22, or negative for zstd's fast levels)",
+                         optarg);
+                rc = EXIT_USAGE;
+                break;
+            }
+            o->zstd_level = (int)lv;
+            break;
+        }
         case 'v':
             cluster_log_setup("prep", rank, n_ranks, CLUSTER_LOG_DEBUG);
             break;

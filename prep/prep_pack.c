@@ -553,6 +553,7 @@ static int out_open(out_t *x, const prep_opts *o, const tokenizer *tok, const la
              R->eos ? "true" : "false");
     shard_writer_opts wo = shard_writer_opts_default();
     wo.vocab_size = tokenizer_vocab_size(tok);
+    wo.level = o->zstd_level;
     wo.meta_json = meta;
     if (shard_writer_create(path, &wo, &x->w) != SHARD_OK) {
         snprintf(err, err_bytes, "%s", shard_writer_errmsg(x->w));

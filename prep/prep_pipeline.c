@@ -1,6 +1,7 @@
 /* prep_pipeline.c - prep_run(): the stages in the order the data moves through them. */
 #define _XOPEN_SOURCE 700 /* realpath */
 #include "prep_internal.h"
+#include "shard.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -50,6 +51,7 @@ prep_opts prep_opts_default(void) {
     o.shard_tokens = 1u << 25; /* 64 MiB of uint16 tokens a file: many files keep ranks busy */
     o.max_doc_bytes = 64u << 20;
     o.pack_bytes = 256u << 20;
+    o.zstd_level = shard_writer_opts_default().level;
     o.progress_seconds = 5;
     char err[8];
     prep_recipe_load("keep", &o.recipe, err, sizeof err);

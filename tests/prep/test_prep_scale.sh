@@ -43,6 +43,7 @@ for pack in concat w3; do
   run 3 "$W/$pack-m" "${A[@]}" --pack-memory 1
   grep -q "rounds of 1 sequences per rank" "$W/$pack-m.log" || { cat "$W/$pack-m.log"; exit 1; }
   same "$W/$pack-1" "$W/$pack-m" "$pack with one sequence per round"
+  ! ls "$W/$pack-m"/work/spill-* > /dev/null 2>&1 || { echo "FAIL: a spill file was left"; exit 1; }
   echo "ok: $pack: the same bytes at -np 1, 2, 3, 4, --threads 2 and --pack-memory 1"
 done
 $PY "$HERE/data/check_prep_output.py" --corpus-dir "$W/c" --out "$W/concat-1" --tokenizer "$TOK" \
@@ -62,6 +63,14 @@ for w in (1024, 100000):
     json.dump(r, open(sys.argv[1] + "/w%d.json" % w, "w"))' "$W"
 run 2 "$W/w1024" --recipe "$W/w1024.json" --seq-len 2048
 run 2 "$W/w100000" --recipe "$W/w100000.json" --seq-len 2048
+# --zstd-level: other shard bytes, the same sequences
+run 2 "$W/z1" --seq-len 2048 --packing concat --zstd-level 1
+for f in "$W"/concat-1/L2048/*.shard; do "$LONGCTX" shard cat --docs "$f"; done > "$W/z3.txt"
+for f in "$W"/z1/L2048/*.shard; do "$LONGCTX" shard cat --docs "$f"; done > "$W/z1.txt"
+cmp -s "$W/z3.txt" "$W/z1.txt" || { echo "FAIL: --zstd-level 1 changed the sequences"; exit 1; }
+! cmp -s "$W/concat-1/L2048/part-00000.shard" "$W/z1/L2048/part-00000.shard" ||
+  { echo "FAIL: --zstd-level 1 wrote level 3's bytes"; exit 1; }
+echo "ok: --zstd-level 1: other shard bytes, the same sequences and documents"
 n1=$(sed -n 's/.*L2048: \([0-9]*\) sequences.*/\1/p' "$W/w1024.log")
 [ "$n1" -lt 1024 ] || { echo "FAIL: the selection is $n1 sequences, not under one window"; exit 1; }
 diff -r -x work -x prep.lock -x recipe.txt -x '*.shard' "$W/w1024" "$W/w100000" > /dev/null || { echo "FAIL: manifests differ"; exit 1; }
