@@ -297,4 +297,14 @@ int cluster_file_write_at(MPI_File fh, uint64_t off, const void *buf, uint64_t n
 
 double cluster_now(void); /* monotonic seconds */
 
+/*! cluster_cpus_usable() :
+ *  Local. The CPUs this process may run on (its affinity mask; the online CPUs if unknown). */
+int cluster_cpus_usable(void);
+
+/*! cluster_warn_threads() :
+ *  Collective. Rank 0 logs a warning, saying how to fix the launch, when some rank may run on
+ *  fewer CPUs than `threads` (mpirun binds ranks to one core by default). @return the least
+ *  number of usable CPUs over the ranks. */
+int cluster_warn_threads(MPI_Comm comm, int threads);
+
 #endif

@@ -307,6 +307,7 @@ int infer_state_create(const infer_model *m, const infer_opts *o, MPI_Comm comm,
     const size_t segs = ((size_t)local + SEG - 1) / SEG;
     const size_t G = (size_t)s->group, HD = (size_t)s->hd, half = HD / 2;
     int nt = o->threads ? o->threads : 1;
+    cluster_warn_threads(comm, nt); /* mpirun binds a rank to one core by default */
     s->inv_freq = zalloc(s, half, sizeof(double));
     s->kcache = zalloc(s, cache, s->kv_elt);
     s->vcache = zalloc(s, cache, s->kv_elt);

@@ -525,6 +525,7 @@ int prep_run(MPI_Comm comm, const prep_opts *o, char *err, size_t err_bytes) {
                  "thread%s",
                  R.n_in, R.n_units, o->recipe.name, (ull)o->recipe.seed, n_ranks,
                  n_ranks > 1 ? "s" : "", o->threads, o->threads > 1 ? "s" : "");
+    cluster_warn_threads(comm, o->threads);
 
     /* 1. read + tokenize (resumable per unit) */
     if ((st = prep_scan(comm, o, R.tok, R.in, R.units, R.n_units, err, err_bytes)) != PREP_OK)

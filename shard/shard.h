@@ -84,6 +84,10 @@ typedef struct {
     uint64_t block_bytes;  /* a block is closed once its raw size reaches this (default 1 MiB);
                               a sequence is never split across blocks */
     const char *meta_json; /* a JSON object (NULL = {}); "longctx_version" is added if absent */
+    int threads;           /* > 1: blocks are compressed on this many threads while the caller
+                              fills the next ones (default 1: compressed in the caller's
+                              thread). Every block is compressed on its own, so the file's bytes
+                              do not depend on it. */
 } shard_writer_opts;
 
 shard_writer_opts shard_writer_opts_default(void);

@@ -4,10 +4,26 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <xxhash.h>
 #include <zstd.h>
+
+/* One block on its way through the compression threads (opts.threads > 1). Only the
+ * caller's thread fills a slot (and grows its buffers) and writes it; a worker only compresses. */
+typedef struct {
+    uint8_t *raw; /* (raw_cap) */
+    uint64_t raw_cap;
+    uint64_t raw_bytes;
+    uint8_t *comp; /* (comp_cap) SHARD_BLOCK_HDR_BYTES + compressed payload */
+    uint64_t comp_cap;
+    size_t comp_bytes; /* or a zstd error code */
+    uint64_t first_seq;
+    uint64_t n_seqs;
+    int done;
+    int nomem; /* the worker had no compression context */
+} wslot;
 
 struct shard_writer {
     char path[4096];
@@ -52,6 +68,18 @@ struct shard_writer {
     uint8_t *comp; /* (comp_cap) SHARD_BLOCK_HDR_BYTES + compressed payload */
     uint64_t comp_cap;
 
+    /* compression threads (n_thr > 0): blocks [head, tail) are in slots[i % n_slots], those
+     * below next_job are taken by a worker; written in order by the caller's thread */
+    int n_thr;
+    int n_slots;
+    int stop;
+    pthread_t *thr;
+    wslot *slots;
+    uint64_t head, tail, next_job;
+    pthread_mutex_t mu;
+    pthread_cond_t cv_job, cv_done;
+    int pool_up;
+
     char errmsg[SHARD_ERRMSG_BYTES];
 };
 
@@ -68,8 +96,12 @@ shard_writer_opts shard_writer_opts_default(void) {
     o.level = 3;
     o.block_bytes = 1u << 20;
     o.meta_json = NULL;
+    o.threads = 1;
     return o;
 }
+
+static ZSTD_CCtx *new_cctx(int level);
+static int pool_start(shard_writer *w, int threads);
 
 /* Grows *buf to hold at least `need` elements of `size` bytes. */
 static int grow(void **buf, uint64_t *cap, uint64_t need, size_t size) {
@@ -149,13 +181,15 @@ int shard_writer_create(const char *path, const shard_writer_opts *opts, shard_w
     if (st != SHARD_OK)
         return st;
 
-    w->cctx = ZSTD_createCCtx();
+    w->cctx = new_cctx(w->level);
     if (!w->cctx) {
         free(meta);
         FAIL(w, SHARD_ERR_NOMEM, "%s: out of memory", path);
     }
-    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, w->level);
-    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_contentSizeFlag, 1);
+    if (opts->threads > 1 && (st = pool_start(w, opts->threads)) != SHARD_OK) {
+        free(meta);
+        return st;
+    }
 
     w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (w->fd < 0) {
@@ -184,57 +218,190 @@ int shard_writer_create(const char *path, const shard_writer_opts *opts, shard_w
     return st;
 }
 
+/* The open block's raw form (tokens, zero padding to 8 bytes, pieces) into dst. */
+static void assemble_raw(const shard_writer *w, uint8_t *dst) {
+    uint64_t tok_bytes = w->blk_tokens * w->token_bytes;
+    if (tok_bytes)
+        memcpy(dst, w->tok, tok_bytes);
+    memset(dst + tok_bytes, 0, shard_pad8(tok_bytes) - tok_bytes);
+    uint8_t *d = dst + shard_pad8(tok_bytes);
+    for (uint64_t i = 0; i < w->blk_docs; i++, d += SHARD_DOC_BYTES) {
+        shard_put_u64(d, w->docs[i].start);
+        shard_put_u64(d + 8, w->docs[i].doc_id);
+        shard_put_u64(d + 16, w->docs[i].doc_offset);
+    }
+}
+
+static ZSTD_CCtx *new_cctx(int level) {
+    ZSTD_CCtx *c = ZSTD_createCCtx();
+    if (c) {
+        ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level);
+        ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 1);
+    }
+    return c;
+}
+
+/* One block compressed on its own: the same bytes on any thread, with any context. */
+static size_t compress_block(ZSTD_CCtx *c, uint8_t *comp, size_t bound, const uint8_t *raw,
+                             uint64_t raw_bytes) {
+    ZSTD_CCtx_reset(c, ZSTD_reset_session_only);
+    ZSTD_CCtx_setPledgedSrcSize(c, raw_bytes);
+    return ZSTD_compress2(c, comp + SHARD_BLOCK_HDR_BYTES, bound, raw, raw_bytes);
+}
+
+/* Heads, records and writes a compressed block (comp: SHARD_BLOCK_HDR_BYTES + payload). */
+static int emit_block(shard_writer *w, uint8_t *comp, size_t comp_bytes, uint64_t raw_bytes,
+                      uint64_t first_seq, uint64_t n_seqs) {
+    if (ZSTD_isError(comp_bytes))
+        FAIL(w, SHARD_ERR_NOMEM, "%s: zstd: %s", w->path, ZSTD_getErrorName(comp_bytes));
+    shard_block_entry e;
+    e.offset = w->file_offset;
+    e.comp_bytes = comp_bytes;
+    e.raw_bytes = raw_bytes;
+    e.first_seq = first_seq;
+    e.n_seqs = n_seqs;
+    e.checksum = XXH3_64bits(comp + SHARD_BLOCK_HDR_BYTES, comp_bytes);
+    shard_put_u32(comp, SHARD_BLOCK_MAGIC);
+    shard_put_u32(comp + 4, (uint32_t)n_seqs);
+    shard_put_u64(comp + 8, e.comp_bytes);
+    shard_put_u64(comp + 16, e.raw_bytes);
+    shard_put_u64(comp + 24, e.checksum);
+    if (grow((void **)&w->blocks, &w->blocks_cap, w->n_blocks + 1, sizeof *w->blocks) != 0)
+        FAIL(w, SHARD_ERR_NOMEM, "%s: out of memory", w->path);
+    w->blocks[w->n_blocks++] = e;
+    return write_bytes(w, comp, SHARD_BLOCK_HDR_BYTES + comp_bytes);
+}
+
+/* ---- compression threads ------------------------------------------------------------------ */
+
+static void *compress_worker(void *arg) {
+    shard_writer *w = arg;
+    ZSTD_CCtx *c = new_cctx(w->level);
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->stop && w->next_job == w->tail)
+            pthread_cond_wait(&w->cv_job, &w->mu);
+        if (w->next_job == w->tail)
+            break; /* stopped, and nothing left queued */
+        wslot *sl = &w->slots[w->next_job++ % (uint64_t)w->n_slots];
+        pthread_mutex_unlock(&w->mu);
+        size_t bound = ZSTD_compressBound(sl->raw_bytes);
+        sl->nomem = !c;
+        sl->comp_bytes = c ? compress_block(c, sl->comp, bound, sl->raw, sl->raw_bytes) : 0;
+        pthread_mutex_lock(&w->mu);
+        sl->done = 1;
+        pthread_cond_broadcast(&w->cv_done);
+    }
+    pthread_mutex_unlock(&w->mu);
+    ZSTD_freeCCtx(c);
+    return NULL;
+}
+
+static int pool_start(shard_writer *w, int threads) {
+    w->n_slots = 2 * threads;
+    w->slots = calloc((size_t)w->n_slots, sizeof *w->slots);
+    w->thr = calloc((size_t)threads, sizeof *w->thr);
+    if (!w->slots || !w->thr)
+        FAIL(w, SHARD_ERR_NOMEM, "%s: out of memory", w->path);
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv_job, NULL);
+    pthread_cond_init(&w->cv_done, NULL);
+    w->pool_up = 1;
+    for (int t = 0; t < threads; t++) {
+        if (pthread_create(&w->thr[t], NULL, compress_worker, w) != 0)
+            FAIL(w, SHARD_ERR_NOMEM, "%s: cannot start compression thread %d of %d", w->path, t + 1,
+                 threads);
+        w->n_thr++;
+    }
+    return SHARD_OK;
+}
+
+/* Lets the workers finish what is queued, and joins them. */
+static void pool_stop(shard_writer *w) {
+    if (!w->pool_up)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->stop = 1;
+    pthread_cond_broadcast(&w->cv_job);
+    pthread_mutex_unlock(&w->mu);
+    for (int t = 0; t < w->n_thr; t++)
+        pthread_join(w->thr[t], NULL);
+    w->n_thr = 0;
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv_job);
+    pthread_cond_destroy(&w->cv_done);
+    w->pool_up = 0;
+}
+
+/* Writes the compressed blocks at the head, in order, until at most `keep` are still pending
+ * (waiting for the workers only while more than `keep` are). */
+static int write_ready(shard_writer *w, uint64_t keep) {
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        if (w->head == w->tail) {
+            pthread_mutex_unlock(&w->mu);
+            return SHARD_OK;
+        }
+        wslot *sl = &w->slots[w->head % (uint64_t)w->n_slots];
+        if (!sl->done && w->tail - w->head <= keep) {
+            pthread_mutex_unlock(&w->mu);
+            return SHARD_OK;
+        }
+        while (!sl->done)
+            pthread_cond_wait(&w->cv_done, &w->mu);
+        pthread_mutex_unlock(&w->mu);
+        if (sl->nomem)
+            FAIL(w, SHARD_ERR_NOMEM, "%s: out of memory for a compression context", w->path);
+        int st = emit_block(w, sl->comp, sl->comp_bytes, sl->raw_bytes, sl->first_seq, sl->n_seqs);
+        pthread_mutex_lock(&w->mu);
+        sl->done = 0;
+        w->head++;
+        pthread_mutex_unlock(&w->mu);
+        if (st != SHARD_OK)
+            return st;
+    }
+}
+
 /* ---- blocks -------------------------------------------------------------------------------- */
 
 static int flush_block(shard_writer *w) {
     uint64_t n_seqs = w->n_seqs - w->blk_first_seq;
     if (n_seqs == 0)
         return SHARD_OK;
-    uint64_t tok_bytes = w->blk_tokens * w->token_bytes;
     uint64_t raw_bytes = shard_raw_bytes(w->blk_tokens, w->blk_docs, w->token_bytes);
-    if (grow((void **)&w->raw, &w->raw_cap, raw_bytes ? raw_bytes : 1, 1) != 0)
+    uint64_t bound = ZSTD_compressBound(raw_bytes);
+    uint64_t first_seq = w->blk_first_seq;
+    w->blk_first_seq = w->n_seqs;
+    if (w->n_thr > 0) {
+        int st = write_ready(w, (uint64_t)w->n_slots - 1); /* a free slot */
+        if (st != SHARD_OK)
+            return st;
+        wslot *sl = &w->slots[w->tail % (uint64_t)w->n_slots];
+        if (grow((void **)&sl->raw, &sl->raw_cap, raw_bytes ? raw_bytes : 1, 1) != 0 ||
+            grow((void **)&sl->comp, &sl->comp_cap, SHARD_BLOCK_HDR_BYTES + bound, 1) != 0)
+            FAIL(w, SHARD_ERR_NOMEM, "%s: out of memory for a block of %llu bytes", w->path,
+                 (unsigned long long)raw_bytes);
+        assemble_raw(w, sl->raw);
+        sl->raw_bytes = raw_bytes;
+        sl->first_seq = first_seq;
+        sl->n_seqs = n_seqs;
+        w->blk_tokens = 0;
+        w->blk_docs = 0;
+        pthread_mutex_lock(&w->mu);
+        w->tail++;
+        pthread_cond_signal(&w->cv_job);
+        pthread_mutex_unlock(&w->mu);
+        return write_ready(w, (uint64_t)w->n_slots); /* what is done, without waiting */
+    }
+    if (grow((void **)&w->raw, &w->raw_cap, raw_bytes ? raw_bytes : 1, 1) != 0 ||
+        grow((void **)&w->comp, &w->comp_cap, SHARD_BLOCK_HDR_BYTES + bound, 1) != 0)
         FAIL(w, SHARD_ERR_NOMEM, "%s: out of memory for a block of %llu bytes", w->path,
              (unsigned long long)raw_bytes);
-    if (tok_bytes)
-        memcpy(w->raw, w->tok, tok_bytes);
-    memset(w->raw + tok_bytes, 0, shard_pad8(tok_bytes) - tok_bytes);
-    uint8_t *d = w->raw + shard_pad8(tok_bytes);
-    for (uint64_t i = 0; i < w->blk_docs; i++, d += SHARD_DOC_BYTES) {
-        shard_put_u64(d, w->docs[i].start);
-        shard_put_u64(d + 8, w->docs[i].doc_id);
-        shard_put_u64(d + 16, w->docs[i].doc_offset);
-    }
-
-    uint64_t bound = ZSTD_compressBound(raw_bytes);
-    if (grow((void **)&w->comp, &w->comp_cap, SHARD_BLOCK_HDR_BYTES + bound, 1) != 0)
-        FAIL(w, SHARD_ERR_NOMEM, "%s: out of memory", w->path);
-    ZSTD_CCtx_reset(w->cctx, ZSTD_reset_session_only);
-    ZSTD_CCtx_setPledgedSrcSize(w->cctx, raw_bytes);
-    size_t comp_bytes =
-        ZSTD_compress2(w->cctx, w->comp + SHARD_BLOCK_HDR_BYTES, bound, w->raw, raw_bytes);
-    if (ZSTD_isError(comp_bytes))
-        FAIL(w, SHARD_ERR_NOMEM, "%s: zstd: %s", w->path, ZSTD_getErrorName(comp_bytes));
-
-    shard_block_entry e;
-    e.offset = w->file_offset;
-    e.comp_bytes = comp_bytes;
-    e.raw_bytes = raw_bytes;
-    e.first_seq = w->blk_first_seq;
-    e.n_seqs = n_seqs;
-    e.checksum = XXH3_64bits(w->comp + SHARD_BLOCK_HDR_BYTES, comp_bytes);
-    shard_put_u32(w->comp, SHARD_BLOCK_MAGIC);
-    shard_put_u32(w->comp + 4, (uint32_t)n_seqs);
-    shard_put_u64(w->comp + 8, e.comp_bytes);
-    shard_put_u64(w->comp + 16, e.raw_bytes);
-    shard_put_u64(w->comp + 24, e.checksum);
-    if (grow((void **)&w->blocks, &w->blocks_cap, w->n_blocks + 1, sizeof *w->blocks) != 0)
-        FAIL(w, SHARD_ERR_NOMEM, "%s: out of memory", w->path);
-    w->blocks[w->n_blocks++] = e;
-    int st = write_bytes(w, w->comp, SHARD_BLOCK_HDR_BYTES + comp_bytes);
+    assemble_raw(w, w->raw);
     w->blk_tokens = 0;
     w->blk_docs = 0;
-    w->blk_first_seq = w->n_seqs;
-    return st;
+    size_t comp_bytes = compress_block(w->cctx, w->comp, bound, w->raw, raw_bytes);
+    return emit_block(w, w->comp, comp_bytes, raw_bytes, first_seq, n_seqs);
 }
 
 /* ---- sequences ----------------------------------------------------------------------------- */
@@ -390,6 +557,9 @@ int shard_writer_close(shard_writer *w) {
         FAIL(w, SHARD_ERR_ARG, "%s: close with an unfinished sequence (call seq_end)", w->path);
     if ((st = flush_block(w)) != SHARD_OK)
         return st;
+    if (w->n_thr > 0 && (st = write_ready(w, 0)) != SHARD_OK)
+        return st;
+    pool_stop(w);
 
     uint64_t index_offset = w->file_offset;
     uint64_t index_bytes = w->n_blocks * SHARD_BLOCK_ENTRY_BYTES +
@@ -444,6 +614,13 @@ int shard_writer_close(shard_writer *w) {
 void shard_writer_free(shard_writer *w) {
     if (!w)
         return;
+    pool_stop(w);
+    for (int i = 0; w->slots && i < w->n_slots; i++) {
+        free(w->slots[i].raw);
+        free(w->slots[i].comp);
+    }
+    free(w->slots);
+    free(w->thr);
     if (w->fd >= 0) {
         close(w->fd);
         unlink(w->tmp_path);

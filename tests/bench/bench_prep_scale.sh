@@ -4,9 +4,9 @@
 # domains in meta.redpajama_set_name), everything selected, bestfit at 8192:
 #   longctx prep --tokenizer llama2/tokenizer.model --domain-json meta.redpajama_set_name --unit-bytes 16777216 --shard-tokens 4194304
 #       --seq-len 8192 --packing bestfit
-# at -np NPS (1 thread per rank). Per run: the time of each stage from prep's log (scan = read
-# and tokenize; select; the manifest; pack = plan + shards; stats + report), the peak RSS of every
-# rank (/usr/bin/time inside mpirun), and whether the output is byte-identical to the -np 1 run.
+# at -np NPS (1 thread per rank; EXTRA adds prep options, MPIARGS mpiexec's). Per run: the
+# time of each stage from prep's log (scan = read and tokenize; select; the manifest; pack =
+# plan + shards; stats + report), the peak RSS of every rank (/usr/bin/time inside mpirun), and whether the output is byte-identical to the -np 1 run.
 # One markdown row per run on stdout, for BENCHMARKS.md.
 # usage: bench_prep_scale.sh [SIZES="1 4 16"] [NPS="1 2 4"] [WORKDIR=/tmp/longctx-bench-scale]
 set -euo pipefail
@@ -19,6 +19,7 @@ LONGCTX=${LONGCTX:-$ROOT/build/longctx}
 ASSETS=${LONGCTX_ASSETS:-$(cd "$ROOT/.." && pwd)/shared/assets}
 TOK=$ASSETS/tokenizers/llama2/tokenizer.model
 MPIEXEC=${MPIEXEC:-mpiexec}
+MPIARGS=${MPIARGS:-} # e.g. "--bind-to none" with EXTRA="... --threads 2"
 EXTRA=${EXTRA:---unit-bytes 16777216 --shard-tokens 4194304}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 [ -f "$TOK" ] || { echo "SKIP: $TOK missing"; exit 0; }
@@ -33,7 +34,7 @@ for m in $SIZES; do
     out=$W/out-${m}M-np$np
     rm -rf "$out"
     # shellcheck disable=SC2086
-    "$MPIEXEC" -np "$np" --oversubscribe /usr/bin/time -f "rss_kb %M" "$LONGCTX" prep \
+    "$MPIEXEC" -np "$np" --oversubscribe $MPIARGS /usr/bin/time -f "rss_kb %M" "$LONGCTX" prep \
       --tokenizer "$TOK" --output "$out" --domain-json meta.redpajama_set_name --seq-len 8192 \
       --packing bestfit --progress-seconds 600 $EXTRA "$corpus" 2> "$out.log" ||
       { tail -n 20 "$out.log"; exit 1; }

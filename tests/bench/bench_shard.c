@@ -1,7 +1,8 @@
 /* bench_shard.c - shard write and read throughput (tokens/s) and compression ratio on real token
  * data at several zstd levels, beside a plain copy of the same bytes (the limit).
  *
- * usage: bench_shard IDS.txt OUTDIR [vocab_size] [seq_len] [levels...]
+ * usage: [BENCH_SHARD_THREADS=T] bench_shard IDS.txt OUTDIR [vocab_size] [seq_len] [levels...]
+ *   BENCH_SHARD_THREADS: shard_writer_opts.threads (default 1)
  *   IDS.txt: one document per line, token ids separated by spaces (spm_encode
  *   --output_format=id writes this; see tests/bench/make_tokens.sh).
  * Prints one markdown table row per configuration. */
@@ -138,6 +139,7 @@ int main(int argc, char **argv) {
         shard_writer_opts o = shard_writer_opts_default();
         o.vocab_size = vocab;
         o.level = levels[li];
+        o.threads = getenv("BENCH_SHARD_THREADS") ? atoi(getenv("BENCH_SHARD_THREADS")) : 1;
         shard_writer *w;
         t0 = now();
         int st = shard_writer_create(path, &o, &w);

@@ -43,6 +43,23 @@ diff -r "$W/np1" "$W/np2" > /dev/null && diff -r "$W/np1" "$W/np4" > /dev/null |
   { echo "output depends on the rank count"; diff -rq "$W/np1" "$W/np4" | head; exit 1; }
 ok "np 1, 2, 4 (threads 2) give byte-identical output"
 
+# --threads 3 on a rank bound to one CPU: the same bytes (the shards compressed on 3 threads),
+# and a warning that says how to give the rank its CPUs
+taskset -c 0 "$LONGCTX" prep --tokenizer "$TOK" --output "$W/t3" --unit-bytes 200000 \
+  --shard-tokens 50000 --progress-seconds 60 "${FU[@]}" --threads 3 "$W/sp/train" 2> "$W/t3.log" ||
+  { cat "$W/t3.log"; exit 1; }
+diff -r -x '*.log' "$W/np1" "$W/t3" > /dev/null || { echo "--threads 3 changed the output"; exit 1; }
+grep -q -- "--threads 3, but a rank may run on only 1 CPU.*--bind-to none" "$W/t3.log" ||
+  { echo "no warning for 3 threads on 1 CPU"; cat "$W/t3.log"; exit 1; }
+if [ "$(nproc)" -ge 2 ]; then # on two CPUs, two threads: no warning
+  taskset -c 0,1 "$LONGCTX" prep --tokenizer "$TOK" --output "$W/t2" --unit-bytes 200000 \
+    --shard-tokens 50000 --progress-seconds 60 "${FU[@]}" --threads 2 "$W/sp/train" \
+    2> "$W/t2.log" || { cat "$W/t2.log"; exit 1; }
+  grep -q "may run on only" "$W/t2.log" && { echo "a warning on 2 CPUs"; exit 1; }
+  rm -rf "$W/t2"
+fi
+ok "--threads 3 on one CPU: the same output, and a warning naming the fix"
+
 # an output folder inside the input folder is not read as input, also on a rerun
 for k in 1 2; do
   "$MPIEXEC" -np 2 --oversubscribe "$LONGCTX" prep --tokenizer "$TOK" --output "$W/sp/train/out" \

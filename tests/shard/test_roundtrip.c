@@ -62,11 +62,14 @@ static void free_seqs(seq_t *s, int n) {
 
 enum { ONE_SHOT, STREAMING, TOKEN_AT_A_TIME, STREAMING16 };
 
+static int g_threads = 1; /* shard_writer_opts.threads of write_shard */
+
 static int write_shard(const char *path, uint32_t vocab, uint64_t block_bytes, int mode,
                        const seq_t *s, int n) {
     shard_writer_opts o = shard_writer_opts_default();
     o.vocab_size = vocab;
     o.block_bytes = block_bytes;
+    o.threads = g_threads;
     o.meta_json = "{\"recipe\":\"test\",\"seed\":7}";
     shard_writer *w;
     int st = shard_writer_create(path, &o, &w);
@@ -190,6 +193,14 @@ static void test_corpus(const char *dir, uint32_t vocab, int n, uint64_t long_le
             CHECK_EQ_INT(write_shard(p2, vocab, blocks[b], STREAMING16, s, n), SHARD_OK);
             CHECK(same_file(p1, p2));
         }
+        /* compressed on 2 and 5 threads (one block per sequence at block_bytes 1, many
+           sequences per block at 4096): the same bytes */
+        for (int t = 2; t <= 5; t += 3) {
+            g_threads = t;
+            CHECK_EQ_INT(write_shard(p2, vocab, blocks[b], STREAMING, s, n), SHARD_OK);
+            CHECK(same_file(p1, p2));
+            g_threads = 1;
+        }
         if (long_len == 0) { /* token-at-a-time is slow on 131072-token sequences */
             CHECK_EQ_INT(write_shard(p3, vocab, blocks[b], TOKEN_AT_A_TIME, s, n), SHARD_OK);
             CHECK(same_file(p1, p3));
@@ -208,6 +219,13 @@ static void test_empty_shard(const char *dir) {
     snprintf(p, sizeof p, "%s/empty_seqs.shard", dir);
     CHECK_EQ_INT(write_shard(p, 128256, 1, ONE_SHOT, e, 3), SHARD_OK);
     check_read_back(p, 128256, e, 3, &(uint64_t){1});
+    g_threads = 3;
+    CHECK_EQ_INT(write_shard(p, 128256, 1, ONE_SHOT, e, 3), SHARD_OK);
+    check_read_back(p, 128256, e, 3, &(uint64_t){1});
+    snprintf(p, sizeof p, "%s/empty_t.shard", dir);
+    CHECK_EQ_INT(write_shard(p, 32000, 1u << 20, ONE_SHOT, NULL, 0), SHARD_OK);
+    check_read_back(p, 32000, NULL, 0, &(uint64_t){1});
+    g_threads = 1;
 }
 
 static void test_writer_errors(const char *dir) {
