@@ -14,6 +14,7 @@ PACKAGES=(
   libscalapack-openmpi-dev libopenblas-dev   # linear algebra
   clang clang-format zstd libarchive-tools   # fuzzing, formatting, tools
   python3-numpy sentencepiece python3-sentencepiece   # independent references in tests
+  slurm-wlm munge                            # the Slurm tests run a real single-node Slurm
 )
 cd "$(dirname "$0")"
 if [ "${SKIP_APT:-0}" != 1 ]; then

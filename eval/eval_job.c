@@ -593,7 +593,7 @@ int eval_out_rounds(eval_out *o, const cluster_groups *cg, const int64_t *sched,
         if (rc == 0 && cluster_stop_agreed(cg->world)) {
             LOG_WARN("stopped by a signal after %zu of %zu items; rerun to resume",
                      o->n_done + *n_ran, o->n_items);
-            rc = EXIT_RUNTIME;
+            rc = EXIT_STOPPED;
         }
     }
     return rc;

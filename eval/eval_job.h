@@ -18,7 +18,7 @@
 
 struct json_object;
 
-enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_STOPPED = 75 /* = LONGCTX_EXIT_STOPPED */ };
 
 /* ---- options --------------------------------------------------------------------------------*/
 

@@ -28,9 +28,11 @@ typedef enum {
     PREP_ERR_RECIPE = -4, /* the recipe is invalid or names a domain the data lacks */
     PREP_ERR_ARG = -5,
     PREP_ERR_MPI = -6,
-    PREP_ERR_SHORT = -7,  /* a domain could not reach its budget (--strict) */
-    PREP_ERR_REMOTE = -8, /* another rank failed */
-    PREP_ERR_BUSY = -9,   /* another prep run holds the output folder's lock */
+    PREP_ERR_SHORT = -7,    /* a domain could not reach its budget (--strict) */
+    PREP_ERR_REMOTE = -8,   /* another rank failed */
+    PREP_ERR_BUSY = -9,     /* another prep run holds the output folder's lock */
+    PREP_ERR_STOPPED = -10, /* SIGTERM or SIGUSR1: stopped between work units, the finished ones
+                               kept; the same command resumes */
 } prep_status;
 
 const char *prep_strerror(int status);

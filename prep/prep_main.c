@@ -23,6 +23,8 @@ static void usage(FILE *f) {
         "stats.json, report.md). The output is byte-identical for any number of ranks and\n"
         "threads. Run the same command again after a kill: finished work is kept (DIR/work),\n"
         "except where an input's bytes changed. One run at a time per DIR (DIR/prep.lock).\n"
+        "SIGTERM or SIGUSR1 (Slurm's --signal, a time limit) stops every rank after its work\n"
+        "unit of the scan, with exit code 75: run again to resume (jobs/prep.sbatch requeues).\n"
         "\n"
         "INPUT: files or directories (searched recursively, taken in byte order of path):\n"
         "  .jsonl/.json, .jsonl.zst/.gz/.xz/.bz2, tar/tar.gz/tar.zst/zip/7z archives (members:\n"
@@ -400,9 +402,11 @@ int prep_main(int argc, char **argv) {
         o.n_inputs = argc - optind;
         cluster_log_job(MPI_COMM_WORLD);
         int st = prep_run(MPI_COMM_WORLD, &o, err, sizeof err);
-        if (st != PREP_OK && rank == 0)
+        if (st == PREP_ERR_STOPPED && rank == 0)
+            LOG_WARN("%s: %s", prep_strerror(st), err);
+        else if (st != PREP_OK && rank == 0)
             LOG_ERROR("%s: %s", prep_strerror(st), err);
-        rc = st == PREP_OK ? 0 : EXIT_RUNTIME;
+        rc = st == PREP_OK ? 0 : st == PREP_ERR_STOPPED ? LONGCTX_EXIT_STOPPED : EXIT_RUNTIME;
     }
     MPI_Finalize();
     return rc;

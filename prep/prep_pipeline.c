@@ -38,6 +38,8 @@ const char *prep_strerror(int status) {
         return "another rank failed";
     case PREP_ERR_BUSY:
         return "output folder in use";
+    case PREP_ERR_STOPPED:
+        return "stopped by a signal";
     default:
         return "unknown status";
     }

@@ -711,7 +711,7 @@ done:
 
 int prep_scan(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, const prep_input *in,
               const prep_unit *units, size_t n_units, char *err, size_t err_bytes) {
-    int rank;
+    int rank, stopped = 0;
     MPI_Comm_rank(comm, &rank);
     scan_state s;
     memset(&s, 0, sizeof s);
@@ -773,11 +773,9 @@ int prep_scan(MPI_Comm comm, const prep_opts *o, const tokenizer *tok, const pre
         snprintf(err, err_bytes, "%s", cerr);
         st = cst;
     }
-    if (cluster_stop_signal() && st == PREP_OK) {
-        snprintf(err, err_bytes, "stopped by signal %d after %llu units; run again to resume",
-                 cluster_stop_signal(), (ull)n_done);
-        st = PREP_ERR_REMOTE;
-    }
+    /* a stop anywhere stops every rank here (the others finished the queue meanwhile); a
+     * failure elsewhere is reported over it */
+    stopped = cluster_stop_agreed(comm);
     LOG_DEBUG("scan: %llu units tokenized, %llu already done", (ull)n_done, (ull)n_skipped);
     uint64_t totals[3];
     cluster_progress_finish(s.progress, totals);
@@ -792,5 +790,13 @@ done:
     free(s.docs);
     char msg[PREP_ERRMSG_BYTES];
     snprintf(msg, sizeof msg, "%s", err);
-    return cluster_agree_msg(comm, st, msg, err, err_bytes, NULL);
+    st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL);
+    if (st == PREP_OK && stopped) {
+        snprintf(err, err_bytes,
+                 "stopped by SIGTERM or SIGUSR1 during the scan; the finished work units are "
+                 "kept in %s/work: run the same command again to resume",
+                 o->output);
+        st = PREP_ERR_STOPPED;
+    }
+    return st;
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls exactly this):
 #   1. install the Debian packages and build (setup.sh), warnings as errors
-#   2. ctest on that build: unit, mpi (1, 2 and 4 ranks), golden, fuzz-corpus replay
+#   2. ctest on that build: unit, mpi (1, 2 and 4 ranks), golden, fuzz-corpus replay, slurm
 #   3. an ASan+UBSan build (clang) running the suite again, less the label "long"
 #   4. a ThreadSanitizer build (clang) running the threaded tests
 #   5. the libFuzzer targets built and run briefly (clang)
@@ -44,9 +44,10 @@ step "sanitizer build (address,undefined)"
 cmake -S . -B build-asan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
   -DSANITIZE=address,undefined -DWERROR=ON >/dev/null
 cmake --build build-asan -j "$JOBS" >/dev/null
-# label long (tests/CMakeLists.txt: six suites of 20-60 s here) runs in the release build only
+# labels long (tests/CMakeLists.txt: six suites of 20-60 s here) and slurm (a real Slurm, its
+# daemons started by the test) run in the release build only
 ( cd build-asan && UBSAN_OPTIONS=print_stacktrace=1 ctest -j "$JOBS" --output-on-failure \
-    --timeout 600 -LE long )
+    --timeout 600 -LE "long|slurm" )
 
 step "thread sanitizer build (the threaded tests, label threads)"
 cmake -S . -B build-tsan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DSANITIZE=thread \
