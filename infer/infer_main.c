@@ -98,8 +98,9 @@ static void usage(FILE *f) {
         "                      \"temperature\", \"top_k\", \"top_p\", \"seed\"; writes per line\n"
         "                      {\"index\", \"prompt_tokens\", \"ids\", \"logprobs\" (natural log\n"
         "                      of each generated id under the model, temperature 1), \"text\",\n"
-        "                      \"finish_reason\": \"eos\" | \"length\"}; FILE is never "
-        "overwritten\n"
+        "                      \"finish_reason\": \"eos\" | \"length\"}; FILE is never\n"
+        "                      overwritten; the results go to OUT.tmp, renamed to OUT once\n"
+        "                      all are in (a failed or killed run leaves no partial OUT)\n"
         "Non-finite logits (NaN or infinite weights) stop the run with exit 1.\n");
 }
 
@@ -945,8 +946,12 @@ static int run_batch(const infer_args *a, infer_model *m, tokenizer *tok) {
     if (rc == 0)
         rc = state_create(m, &o, a->rr.tp, &s);
     const ranks *rr = &a->rr;
-    if (rc == 0 && rr->rank == 0 && !(out = fopen(a->batch_out, "wb"))) {
-        LOG_ERROR("%s: %s", a->batch_out, strerror(errno));
+    /* written as OUT.tmp and renamed when every result is in: a killed or failed run leaves
+     * no partial OUT (nor replaces an earlier one) */
+    char tmp_out[4200];
+    snprintf(tmp_out, sizeof tmp_out, "%s.tmp", a->batch_out);
+    if (rc == 0 && rr->rank == 0 && !(out = fopen(tmp_out, "wb"))) {
+        LOG_ERROR("%s: %s", tmp_out, strerror(errno));
         rc = EXIT_RUNTIME;
     }
     rc = world_rc(rc);
@@ -1001,10 +1006,20 @@ static int run_batch(const infer_args *a, infer_model *m, tokenizer *tok) {
         free(all);
     }
     cluster_records_free(&mine);
-    if (out && fclose(out) != 0 && rc == 0) {
-        LOG_ERROR("%s: %s", a->batch_out, strerror(errno));
+    if (out && (fflush(out) != 0 || fsync(fileno(out)) != 0) && rc == 0) {
+        LOG_ERROR("%s: %s", tmp_out, strerror(errno));
         rc = EXIT_RUNTIME;
     }
+    if (out && fclose(out) != 0 && rc == 0) {
+        LOG_ERROR("%s: %s", tmp_out, strerror(errno));
+        rc = EXIT_RUNTIME;
+    }
+    if (out && rc == 0 && rename(tmp_out, a->batch_out) != 0) {
+        LOG_ERROR("%s: rename to %s: %s", tmp_out, a->batch_out, strerror(errno));
+        rc = EXIT_RUNTIME;
+    }
+    if (out && rc != 0)
+        unlink(tmp_out);
     rc = world_rc(rc);
     if (rc == 0)
         LOG_INFO("%zu prompts from %s, results in %s (%d replica%s of tensor-parallel size %d)",
