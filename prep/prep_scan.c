@@ -321,8 +321,22 @@ static int scan_check_done(MPI_Comm comm, const prep_opts *o, const prep_input *
                      u, f->path, (ull)units[u].begin, (ull)units[u].end, why, (ull)now.raw_xxh3,
                      (ull)old.raw_xxh3,
                      old.input_mtime_ns != now.input_mtime_ns ? "; mtime changed" : "");
-        } else if (st == PREP_OK && old.input_mtime_ns != now.input_mtime_ns) {
-            LOG_DEBUG("unit %zu: %s has another mtime, the same bytes: kept", u, f->path);
+        } else if (st == PREP_OK) {
+            if (old.input_mtime_ns != now.input_mtime_ns)
+                LOG_DEBUG("unit %zu: %s has another mtime, the same bytes: kept", u, f->path);
+            /* the work file itself: damaged since (a disk, a copy cut short) means redone */
+            char sp[4200], vmsg[512];
+            prep_unit_path(sp, sizeof sp, o->output, u, "shard");
+            shard_verify_report vr;
+            int vst = shard_verify(sp, &vr, vmsg, sizeof vmsg);
+            if (vst == SHARD_ERR_NOMEM) {
+                snprintf(msg, sizeof msg, "out of memory verifying %s", sp);
+                st = PREP_ERR_NOMEM;
+            } else if (vst != SHARD_OK) {
+                changed[u] = 1;
+                sums[2]++;
+                LOG_WARN("unit %zu is tokenized again: its work file is damaged: %s", u, vmsg);
+            }
         }
         sums[0]++;
         sums[1] += now.raw_end - now.raw_begin;
