@@ -62,20 +62,8 @@ cmake -S . -B build-scalar -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLONGCTX_SIMD=OFF 
 cmake --build build-scalar -j "$JOBS" --target test_kernels >/dev/null
 ( cd build-scalar && ctest -R '^test_kernels$' --output-on-failure )
 
-step "fuzz targets (libFuzzer, ${FUZZ_SECONDS}s each)"
-cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DFUZZ=ON -DSANITIZE=address,undefined \
-  -DBUILD_TESTING=ON >/dev/null
-cmake --build build-fuzz -j "$JOBS" --target fuzz_shard_read fuzz_tokenize fuzz_safetensors fuzz_config fuzz_prep_json >/dev/null
-for t in fuzz_shard_read fuzz_tokenize fuzz_safetensors fuzz_config fuzz_prep_json; do
-  corpus=$(mktemp -d); cp tests/fuzz/corpus/$t/* "$corpus"/
-  if ! ./build-fuzz/tests/fuzz/$t -max_total_time="$FUZZ_SECONDS" -max_len=8192 "$corpus" \
-      > "$corpus.log" 2>&1; then
-    # the finding: the sanitizer's report and the input (add it to tests/fuzz/corpus/$t)
-    echo "fuzz target $t failed:"; tail -n 40 "$corpus.log"; exit 1
-  fi
-  tail -n 1 "$corpus.log"
-  rm -rf "$corpus" "$corpus.log"
-done
+step "fuzz targets (libFuzzer, ${FUZZ_SECONDS}s each): tests/fuzz/run_fuzz.sh"
+tests/fuzz/run_fuzz.sh "$FUZZ_SECONDS"
 
 step "full suite (release build)"
 cd build && ctest -j "$JOBS" --output-on-failure --timeout 600
