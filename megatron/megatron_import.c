@@ -140,6 +140,9 @@ static int check_bin(const dataset *s, uint32_t *max_id, char *err, size_t err_b
                      s->mb.n);
             return SHARD_ERR_CORRUPT;
         }
+        if (len == 0)
+            continue; /* an empty .bin is not mapped: no pointer arithmetic on NULL (UBSan,
+                         found by fuzz_megatron_idx) */
         const uint8_t *t = s->mb.p + ptr;
         for (int32_t k = 0; k < len; k++) {
             uint32_t v;

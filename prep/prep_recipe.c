@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <json-c/json.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,11 +113,13 @@ static int get_u64(json_object *v, uint64_t *out) {
     return -1;
 }
 
+/* A finite number: json-c reads 1e999 as infinity (found by fuzz_recipe: a share of inf made
+ * every share NaN after the normalisation) */
 static int get_num(json_object *v, double *out) {
     if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double))
         return -1;
     *out = json_object_get_double(v);
-    return 0;
+    return isfinite(*out) ? 0 : -1;
 }
 
 static int copy_str(char *dst, size_t n, json_object *v) {
@@ -224,8 +227,8 @@ static int parse_shares(json_object *val, const char *origin, prep_recipe *r, ch
             r->domains[d].share = s;
             sum += s;
         }
-        if (!(sum > 0))
-            BAD("%s: shares must not all be 0", origin);
+        if (!(sum > 0) || !isfinite(sum))
+            BAD("%s: shares must not all be 0, and their sum must be finite", origin);
         for (int d = 0; d < r->n_domains; d++)
             r->domains[d].share /= sum;
     } else {
@@ -388,8 +391,8 @@ static int recipe_finish(const char *origin, prep_recipe *r, const recipe_pendin
         double sum = 0;
         for (int b = 0; b < r->n_edges; b++)
             sum += pend->bshares[b];
-        if (!(sum > 0))
-            BAD("%s: bucket_shares must not all be 0", origin);
+        if (!(sum > 0) || !isfinite(sum))
+            BAD("%s: bucket_shares must not all be 0, and their sum must be finite", origin);
         r->use_bucket_shares = 1;
         for (int b = 0; b < r->n_edges; b++)
             r->bucket_shares[b] = pend->bshares[b] / sum;
