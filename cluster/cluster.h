@@ -307,4 +307,12 @@ int cluster_cpus_usable(void);
  *  number of usable CPUs over the ranks. */
 int cluster_warn_threads(MPI_Comm comm, int threads);
 
+/*! cluster_malloc_reuse() :
+ *  Local; once, early in main. Tells glibc's malloc to keep freed memory for reuse instead of
+ *  unmapping big blocks (cluster_memory.c says why and what it measured). Skipped when the
+ *  environment sets CLUSTER_MALLOC_REUSE_ENV to 0. @return 1 if set, 0 if not (another C
+ *  library, or skipped). */
+#define CLUSTER_MALLOC_REUSE_ENV "LONGCTX_MALLOC_REUSE"
+int cluster_malloc_reuse(void);
+
 #endif

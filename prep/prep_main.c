@@ -364,6 +364,7 @@ static int check_output_shared(int rank, const char *dir) {
 }
 
 int prep_main(int argc, char **argv) {
+    cluster_malloc_reuse(); /* big arrays freed and allocated stage after stage */
     MPI_Init(&argc, &argv);
     int rank, n_ranks;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);

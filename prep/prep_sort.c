@@ -25,6 +25,8 @@ typedef struct {
  * own: 16M items of 48 bytes with random keys took 1.77 s the first way (half of it the
  * gather's cache misses over the whole array), 1.05 s this way; 4M, 0.42 and 0.24 s. */
 #define MSD_MIN_ITEMS 65536
+/* Buckets of the MSD pass up to this many items may be sorted by counting and insertion. */
+#define SMALL_MAX 4096
 
 static inline void copy_item(void *dst, const void *src, size_t sz) {
     switch (sz) { /* constant sizes: inlined moves, not a call per item */
@@ -70,6 +72,51 @@ static kv_t *lsd_pairs(kv_t *a, kv_t *b, size_t n, uint64_t bits) {
         kv_t *t = a;
         a = b;
         b = t;
+    }
+    return a;
+}
+
+/* Sorts a[0, m) stably by key, as lsd_pairs does, for the buckets of the MSD pass. When the
+ * keys' top differing bits are dense (random keys: the copies', dedup's hashes) and the bucket
+ * small: one counting pass on a top digit of about log2(m) bits, then insertion by the whole
+ * key, which has little left to do (random keys: about m / 4 moves). Should the insertion do
+ * more than 8 moves an item (keys crowded), lsd_pairs finishes: both are stable, so that is
+ * too. Otherwise lsd_pairs, whose passes skip the digits that do not differ. 2M items of 48
+ * bytes with random keys (bench_sort): 80 ms by lsd_pairs alone, 70 this way; a bucket of 1000
+ * keys took five 11-bit passes, most of each spent on its 2048 counters. */
+static kv_t *bucket_pairs(kv_t *a, kv_t *b, size_t m, uint64_t bits) {
+    if (m > SMALL_MAX)
+        return lsd_pairs(a, b, m, bits);
+    if (m > 32) {
+        int d = 1;
+        while (d < DIGIT_BITS && ((size_t)1 << d) < m)
+            d++;
+        const int hi = 63 - __builtin_clzll(bits);
+        const int lo = hi + 1 > d ? hi + 1 - d : 0;
+        const uint64_t mask = ((uint64_t)1 << d) - 1;
+        if (__builtin_popcountll((bits >> lo) & mask) < d - 1)
+            return lsd_pairs(a, b, m, bits); /* sparse: the digit would not spread them */
+        size_t count[N_BUCKETS + 1];
+        memset(count, 0, (mask + 2) * sizeof *count);
+        for (size_t i = 0; i < m; i++)
+            count[((a[i].key >> lo) & mask) + 1]++;
+        for (uint64_t k = 0; k <= mask; k++)
+            count[k + 1] += count[k];
+        for (size_t i = 0; i < m; i++)
+            b[count[(a[i].key >> lo) & mask]++] = a[i];
+        kv_t *t = a;
+        a = b;
+        b = t;
+    }
+    size_t moves = 0, budget = 8 * m;
+    for (size_t i = 1; i < m; i++) {
+        kv_t x = a[i];
+        size_t j = i;
+        for (; j > 0 && a[j - 1].key > x.key; j--)
+            a[j] = a[j - 1];
+        a[j] = x;
+        if ((moves += i - j) > budget)
+            return lsd_pairs(a, b, m, bits);
     }
     return a;
 }
@@ -158,7 +205,7 @@ int prep_sort_by_key(void *items, size_t n, size_t sz, const uint64_t *keys) {
             a[i].key = tkeys[s0 + i];
             a[i].idx = s0 + i;
         }
-        kv_t *s = lsd_pairs(a, b, m, low);
+        kv_t *s = bucket_pairs(a, b, m, low);
         for (size_t i = 0; i < m; i++)
             copy_item(it + (s0 + i) * sz, tmp + s[i].idx * sz, sz);
     }

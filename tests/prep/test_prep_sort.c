@@ -25,7 +25,16 @@ static int cmp_ref(const void *a, const void *b) {
     return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
-enum { KEYS_RANDOM, KEYS_FEW, KEYS_EQUAL, KEYS_HIGH, KEYS_TOP_DIGIT, KEYS_SORTED, KEYS_REVERSED };
+enum {
+    KEYS_RANDOM,
+    KEYS_FEW,
+    KEYS_EQUAL,
+    KEYS_HIGH,
+    KEYS_TOP_DIGIT,
+    KEYS_SORTED,
+    KEYS_REVERSED,
+    KEYS_CROWDED
+};
 
 static uint64_t make_key(int kind, uint64_t i, uint64_t n, uint64_t *s) {
     switch (kind) {
@@ -41,6 +50,11 @@ static uint64_t make_key(int kind, uint64_t i, uint64_t n, uint64_t *s) {
         return (rng_next(s) >> 55) << 55;
     case KEYS_SORTED:
         return i * 3;
+    case KEYS_CROWDED: { /* dense-looking digit below the top one, two values of it: the
+                          * bucket sort's insertion gives up and LSD finishes */
+        uint64_t r = rng_next(s);
+        return (r >> 53) << 53 | (r & 1 ? 0x7full << 46 : 0) | (rng_next(s) & 0xffffffffull);
+    }
     default:
         return (n - i) << 20;
     }
@@ -137,7 +151,7 @@ int main(void) {
     const size_t szs[] = {8, 12, 24, 48, 5};
     for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
         for (size_t b = 0; b < sizeof szs / sizeof *szs; b++)
-            for (int kind = KEYS_RANDOM; kind <= KEYS_REVERSED; kind++)
+            for (int kind = KEYS_RANDOM; kind <= KEYS_CROWDED; kind++)
                 test_sort(ns[a], szs[b], kind, 1000 * a + 10 * b + (uint64_t)kind);
     for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
         for (size_t b = 0; b < sizeof szs / sizeof *szs; b++)
