@@ -14,8 +14,9 @@
  *    than L give full L-token sequences of their own, what is left of them and the shorter
  *    copies are placed longest first into the fullest sequence that still has room, and the
  *    window's sequences are put in a seeded order. The windows' sequences follow one another
- *    in window order. Window j is planned by rank j mod ranks. A selection under W tokens is
- *    one window: the same bytes as the global best fit of earlier versions.
+ *    in window order. Window j is planned by the first rank holding a copy of it. A
+ *    selection under W tokens is one window: the same bytes as the global best fit of earlier
+ *    versions.
  * The shards. Sequence s is in shard s / per (per = shard_tokens / L), written by rank
  * (shard mod ranks). Every piece goes once to the rank that owns its work unit (the select
  * stage's unit ranges), which reads its units once, in order (serve_all). The tokens move to
