@@ -203,7 +203,77 @@ static int plan_concat(const copy_t *c, size_t n, uint64_t L, pieces_t *p) {
     return 0;
 }
 
-/* ---- bestfit inside a window: the fullest bin with room, by a segment tree over rooms ----- */
+/* ---- bestfit inside a window: the fullest bin with room, by a bitmap of rooms ------------- */
+
+/* A set of rooms 0..L as bits, each level's word w set where word w of the level below is
+ * not empty: the smallest room >= x is a few word reads away (ctz) whatever L. A segment tree
+ * of counts did this before, a walk of 14 levels up and down for L = 8192, an eighth of the
+ * bestfit plan's time. */
+enum { ROOM_LEVELS = 6 }; /* 64^6 rooms: over the recipe's limit of 2^30 */
+typedef struct {
+    uint64_t *w[ROOM_LEVELS];
+    size_t n[ROOM_LEVELS]; /* words per level */
+    int levels;
+} roomset_t;
+
+static int roomset_init(roomset_t *b, uint64_t n_bits) {
+    memset(b, 0, sizeof *b);
+    for (uint64_t n = n_bits; b->levels < ROOM_LEVELS; b->levels++) {
+        const size_t words = (size_t)((n + 63) / 64);
+        b->n[b->levels] = words;
+        b->w[b->levels] = calloc(words, sizeof(uint64_t));
+        if (!b->w[b->levels])
+            return -1;
+        if (words == 1) {
+            b->levels++;
+            return 0;
+        }
+        n = words;
+    }
+    return -1;
+}
+
+static void roomset_free(roomset_t *b) {
+    for (int l = 0; l < ROOM_LEVELS; l++)
+        free(b->w[l]);
+}
+
+static void roomset_add(roomset_t *b, uint64_t x) {
+    for (int l = 0; l < b->levels; l++, x >>= 6) {
+        uint64_t *w = &b->w[l][x >> 6];
+        const int was = *w != 0;
+        *w |= 1ull << (x & 63);
+        if (was)
+            return; /* the levels above know already */
+    }
+}
+
+static void roomset_remove(roomset_t *b, uint64_t x) {
+    for (int l = 0; l < b->levels; l++, x >>= 6) {
+        uint64_t *w = &b->w[l][x >> 6];
+        *w &= ~(1ull << (x & 63));
+        if (*w)
+            return;
+    }
+}
+
+/* The smallest member >= x, or UINT64_MAX. */
+static uint64_t roomset_next(const roomset_t *b, uint64_t x) {
+    int l = 0;
+    for (;; l++) { /* up until a word holds a member at or after x */
+        if (l == b->levels || (x >> 6) >= b->n[l])
+            return UINT64_MAX;
+        const uint64_t word = b->w[l][x >> 6] & (~0ull << (x & 63));
+        if (word) {
+            x = (x & ~63ull) + (uint64_t)__builtin_ctzll(word);
+            break;
+        }
+        x = (x >> 6) + 1; /* the next word of this level, as a member of the one above */
+    }
+    for (; l > 0; l--) /* down to the first member under it */
+        x = x * 64 + (uint64_t)__builtin_ctzll(b->w[l - 1][x]);
+    return x;
+}
 
 typedef struct {
     uint64_t len, off; /* what is left of the copy after its full sequences: [off, off + len) */
@@ -233,11 +303,10 @@ typedef struct {
     size_t n, cap;
     bin_piece *pcs; /* (n_pcs) */
     size_t n_pcs, cap_pcs;
-    /* bins with room r > 0, by room, and their count summed up a segment tree */
+    /* bins with room r > 0, by room, and the rooms that have some */
     int64_t **by_room; /* (L + 1) */
     size_t *n_room, *cap_room;
-    uint32_t *tree; /* (2 * tree_n) */
-    size_t tree_n;
+    roomset_t rooms;
 } bins_t;
 
 static int64_t bin_new(bins_t *B, uint64_t room) {
@@ -292,32 +361,20 @@ static int room_add(bins_t *B, int64_t b) {
         B->by_room[r] = p;
         B->cap_room[r] = cap;
     }
-    B->by_room[r][B->n_room[r]++] = b;
-    for (size_t x = r + B->tree_n; x >= 1; x >>= 1)
-        B->tree[x]++;
+    if (B->n_room[r]++ == 0)
+        roomset_add(&B->rooms, r);
+    B->by_room[r][B->n_room[r] - 1] = b;
     return 0;
 }
 
-/* Takes the bin with the smallest room >= need; -1 if none. */
+/* Takes the bin with the smallest room >= need (the last filed of that room); -1 if none. */
 static int64_t room_take(bins_t *B, uint64_t need) {
-    size_t idx = need + B->tree_n, node = 0;
-    if (B->tree[idx] > 0) {
-        node = idx;
-    } else { /* climb until a right sibling holds a bin, then descend to its leftmost */
-        for (; idx > 1; idx >>= 1)
-            if ((idx & 1) == 0 && B->tree[idx + 1] > 0) {
-                node = idx + 1;
-                break;
-            }
-        if (!node)
-            return -1;
-        while (node < B->tree_n)
-            node = B->tree[2 * node] > 0 ? 2 * node : 2 * node + 1;
-    }
-    size_t r = node - B->tree_n;
+    const uint64_t r = roomset_next(&B->rooms, need);
+    if (r == UINT64_MAX)
+        return -1;
     int64_t b = B->by_room[r][--B->n_room[r]];
-    for (size_t x = node; x >= 1; x >>= 1)
-        B->tree[x]--;
+    if (B->n_room[r] == 0)
+        roomset_remove(&B->rooms, r);
     return b;
 }
 
@@ -327,17 +384,14 @@ static int plan_bestfit(const copy_t *c, size_t n, uint64_t L, uint64_t seed, ui
                         pieces_t *p, uint64_t *n_bins) {
     bins_t B;
     memset(&B, 0, sizeof B);
-    B.tree_n = 1;
-    while (B.tree_n < L + 1)
-        B.tree_n *= 2;
-    B.tree = calloc(2 * B.tree_n, sizeof *B.tree);
+    const int rooms_ok = roomset_init(&B.rooms, L + 1) == 0;
     B.by_room = calloc(L + 1, sizeof *B.by_room);
     B.n_room = calloc(L + 1, sizeof *B.n_room);
     B.cap_room = calloc(L + 1, sizeof *B.cap_room);
     fit_t *f = malloc((n ? n : 1) * sizeof *f);
     binkey_t *order = NULL;
     size_t n_f = 0;
-    int st = f && B.tree && B.by_room && B.n_room && B.cap_room ? 0 : -1;
+    int st = f && rooms_ok && B.by_room && B.n_room && B.cap_room ? 0 : -1;
 
     /* copies longer than L give full L-token sequences of their own; what is left (or the
      * whole copy) is placed below, longest first */
@@ -403,7 +457,7 @@ static int plan_bestfit(const copy_t *c, size_t n, uint64_t L, uint64_t seed, ui
     free(B.by_room);
     free(B.n_room);
     free(B.cap_room);
-    free(B.tree);
+    roomset_free(&B.rooms);
     free(B.room);
     free(B.head);
     free(B.tail);
@@ -648,11 +702,14 @@ static uint64_t n_bins(const layout_t *y) {
     return y->spr < SLOT_BINS ? y->spr : SLOT_BINS;
 }
 
-/* The index of sequence s's (round, writer, range) in a rounds x ranks x n_bins array. */
+/* The index of sequence s's (round, writer, range) in a rounds x ranks x n_bins array (the
+ * divisions written out once each: a piece's bin took a tenth of the unit owners' pass). */
 static uint64_t bin_index(const layout_t *y, uint64_t s) {
-    const uint64_t j = local_index(y, s), nb = n_bins(y);
-    const uint64_t t = j / y->spr, slot = j % y->spr;
-    return (t * (uint64_t)y->n_ranks + (uint64_t)writer_of(y, s)) * nb + slot * nb / y->spr;
+    const uint64_t P = (uint64_t)y->n_ranks, nb = n_bins(y);
+    const uint64_t k = s / y->per, kw = k / P, w = k - kw * P;
+    const uint64_t j = kw * y->per + (s - k * y->per);
+    const uint64_t t = j / y->spr, slot = j - t * y->spr;
+    return (t * P + w) * nb + slot * nb / y->spr;
 }
 
 static int pwrite_all(int fd, const void *p, size_t n, uint64_t at) {
@@ -846,11 +903,12 @@ static int serve_all(const prep_opts *o, const tokenizer *tok, const layout_t *y
     for (size_t i = 0; keys && i < n; i++)
         keys[i] = (uint64_t)q[i].unit << 32 | q[i].useq;
     int sorted = keys && prep_sort_by_key(q, n, sizeof *q, keys) == 0;
-    free(keys);
     const uint64_t nb = n_bins(y), per_round = (uint64_t)P * nb;
     uint64_t *round_bytes = calloc(y->n_rounds ? y->n_rounds : 1, sizeof *round_bytes);
     uint64_t *fill = calloc(per_round, sizeof *fill);
+    uint64_t *bin = keys; /* the sort's keys are done with: each piece's bin_index */
     if (!sorted || !round_bytes || !fill) {
+        free(keys);
         free(round_bytes);
         free(fill);
         memset(sp, 0, sizeof *sp);
@@ -860,8 +918,9 @@ static int serve_all(const prep_opts *o, const tokenizer *tok, const layout_t *y
     memset(bytes, 0, y->n_rounds * per_round * sizeof *bytes);
     for (size_t i = 0; i < n; i++) {
         uint64_t m = msg_size(y, q[i].len);
-        bytes[bin_index(y, q[i].seq)] += m;
-        round_bytes[round_of(y, q[i].seq)] += m;
+        bin[i] = bin_index(y, q[i].seq);
+        bytes[bin[i]] += m;
+        round_bytes[bin[i] / per_round] += m;
     }
     for (uint64_t k = 1; k < per_round; k++) /* round 0's places */
         fill[k] = fill[k - 1] + bytes[k - 1];
@@ -907,9 +966,9 @@ static int serve_all(const prep_opts *o, const tokenizer *tok, const layout_t *y
         }
         const piece_hdr h = {x->seq, x->doc_id, x->doc_offset, x->start, x->len};
         const uint8_t *tokens = d.v + x->doc_offset * y->tw;
-        const uint64_t t = round_of(y, x->seq);
+        const uint64_t t = bin[i] / per_round;
         if (t == 0) {
-            uint64_t *f = &fill[bin_index(y, x->seq)];
+            uint64_t *f = &fill[bin[i]];
             memcpy(buf + *f, &h, sizeof h);
             memcpy(buf + *f + sizeof h, tokens, (size_t)x->len * y->tw);
             *f += msg_size(y, x->len);
@@ -929,6 +988,7 @@ static int serve_all(const prep_opts *o, const tokenizer *tok, const layout_t *y
     shard_reader_free(rd);
     free(d.v);
     free(fill);
+    free(bin);
     if (st != PREP_OK) {
         free(buf);
         buf = NULL;
@@ -1016,6 +1076,7 @@ static int spill_round(spill_t *s, const layout_t *y, uint64_t t, const uint64_t
 
 typedef struct {
     uint64_t at;         /* byte offset of its header in the received buffer */
+    uint64_t slot;       /* its sequence among the round's of this rank */
     uint32_t start, len; /* in its sequence */
 } got_t;
 
@@ -1065,7 +1126,10 @@ static int write_round(const prep_opts *o, const tokenizer *tok, const layout_t 
             break;
         }
         first[j - j0 + 1]++;
-        g[k].at = at; /* the slot is found again below */
+        g[k].at = at;
+        g[k].slot = j - j0;
+        g[k].start = h.start;
+        g[k].len = h.len;
         at += msg_size(y, h.len);
     }
     uint64_t most = 0; /* pieces in a slot */
@@ -1083,14 +1147,8 @@ static int write_round(const prep_opts *o, const tokenizer *tok, const layout_t 
     ord = st == PREP_OK ? malloc((size_t)(most ? most : 1) * sizeof *ord) : NULL;
     if (st == PREP_OK && (!d || !ord))
         st = PREP_ERR_NOMEM;
-    for (size_t k = 0; st == PREP_OK && k < n; k++) {
-        piece_hdr h;
-        memcpy(&h, msg + g[k].at, sizeof h);
-        got_t *x = &d[fill[local_index(y, h.seq) - j0]++];
-        x->at = g[k].at;
-        x->start = h.start;
-        x->len = h.len;
-    }
+    for (size_t k = 0; st == PREP_OK && k < n; k++)
+        d[fill[g[k].slot]++] = g[k];
     free(g);
     /* 2. each slot in place order, into its shard */
     for (uint64_t j = j0; st == PREP_OK && j < j1; j++) {
