@@ -7,8 +7,8 @@
  * the kernel. Measured on 4M short documents (tests/bench/bench_prep_scale.sh, -np 1): the
  * pack stage took 3.0 s with the memory reused, against 3.6-4.1 s without; a 2M x 48-byte
  * sort (bench_sort) 66 ms against 111. What it costs: memory freed is kept by the process
- * for the next allocation, not handed back, so RSS stays near its peak; the peak itself is
- * about the same (BENCHMARKS.md, issue 13 fourth session).
+ * for the next allocation, not handed back, so RSS stays near its peak, and the peak rose
+ * at one rank (4M: 645 -> 714 MB; BENCHMARKS.md, issue 13 fourth session).
  * Transparent huge pages (madvise) were tried for the big arrays and are not used: the faults
  * got rarer but the kernel's compaction on fault made the copies' deal twice as slow.
  */

@@ -53,6 +53,22 @@ static inline void copy_item(void *dst, const void *src, size_t sz) {
     }
 }
 
+/* One counting pass: a[0, n) into b stably by the digit (key >> shift) & mask (mask + 1 <=
+ * N_BUCKETS). 0 if every key has the same digit (nothing moved), 1 if b holds the pass. */
+static int deal_pairs(const kv_t *a, kv_t *b, size_t n, int shift, uint64_t mask) {
+    size_t count[N_BUCKETS + 1];
+    memset(count, 0, (mask + 2) * sizeof *count);
+    for (size_t i = 0; i < n; i++)
+        count[((a[i].key >> shift) & mask) + 1]++;
+    if (count[((a[0].key >> shift) & mask) + 1] == n)
+        return 0;
+    for (uint64_t d = 0; d < mask + 1; d++)
+        count[d + 1] += count[d];
+    for (size_t i = 0; i < n; i++)
+        b[count[(a[i].key >> shift) & mask]++] = a[i];
+    return 1;
+}
+
 /* Sorts a[0, n) stably by the key bits set in `bits` (the others equal in all of a), with b
  * as room; returns the sorted array (a or b). */
 static kv_t *lsd_pairs(kv_t *a, kv_t *b, size_t n, uint64_t bits) {
@@ -60,15 +76,8 @@ static kv_t *lsd_pairs(kv_t *a, kv_t *b, size_t n, uint64_t bits) {
         const uint64_t mask = N_BUCKETS - 1;
         if (((bits >> shift) & mask) == 0)
             continue; /* every key has the same digit here */
-        size_t count[N_BUCKETS + 1] = {0};
-        for (size_t i = 0; i < n; i++)
-            count[((a[i].key >> shift) & mask) + 1]++;
-        if (count[((a[0].key >> shift) & mask) + 1] == n)
+        if (!deal_pairs(a, b, n, shift, mask))
             continue;
-        for (unsigned d = 0; d < N_BUCKETS; d++)
-            count[d + 1] += count[d];
-        for (size_t i = 0; i < n; i++)
-            b[count[(a[i].key >> shift) & mask]++] = a[i];
         kv_t *t = a;
         a = b;
         b = t;
@@ -96,17 +105,11 @@ static kv_t *bucket_pairs(kv_t *a, kv_t *b, size_t m, uint64_t bits) {
         const uint64_t mask = ((uint64_t)1 << d) - 1;
         if (__builtin_popcountll((bits >> lo) & mask) < d - 1)
             return lsd_pairs(a, b, m, bits); /* sparse: the digit would not spread them */
-        size_t count[N_BUCKETS + 1];
-        memset(count, 0, (mask + 2) * sizeof *count);
-        for (size_t i = 0; i < m; i++)
-            count[((a[i].key >> lo) & mask) + 1]++;
-        for (uint64_t k = 0; k <= mask; k++)
-            count[k + 1] += count[k];
-        for (size_t i = 0; i < m; i++)
-            b[count[(a[i].key >> lo) & mask]++] = a[i];
-        kv_t *t = a;
-        a = b;
-        b = t;
+        if (deal_pairs(a, b, m, lo, mask)) {
+            kv_t *t = a;
+            a = b;
+            b = t;
+        }
     }
     size_t moves = 0, budget = 8 * m;
     for (size_t i = 1; i < m; i++) {
