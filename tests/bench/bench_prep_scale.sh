@@ -32,17 +32,18 @@ for m in $SIZES; do
   [ -f "$corpus/.done" ] || { rm -rf "$corpus"; /usr/bin/python3 "$HERE/gen_short_docs.py" "$corpus" "$n"; touch "$corpus/.done"; }
   for np in $NPS; do
     out=$W/out-${m}M-np$np
-    rm -rf "$out"
+    rm -rf "$out" "$out.rss"
+    # each rank's peak RSS appended to its own line of $out.rss (on stderr the ranks' lines interleave)
     # shellcheck disable=SC2086
-    "$MPIEXEC" -np "$np" --oversubscribe $MPIARGS /usr/bin/time -f "rss_kb %M" "$LONGCTX" prep \
+    "$MPIEXEC" -np "$np" --oversubscribe $MPIARGS /usr/bin/time -a -o "$out.rss" -f "rss_kb %M" "$LONGCTX" prep \
       --tokenizer "$TOK" --output "$out" --domain-json meta.redpajama_set_name --seq-len 8192 \
       --packing bestfit --progress-seconds 600 $EXTRA "$corpus" 2> "$out.log" ||
       { tail -n 20 "$out.log"; exit 1; }
     t() { sed -n "s/.* $1 in \([0-9.]*\) s.*/\1/p" "$out.log" | head -n 1; }
     scan=$(t "read and tokenized") sel=$(t "selected") man=$(t "manifest written")
     pack=$(t "packed and written") all=$(t "done")
-    rss=$(grep -o 'rss_kb [0-9]*' "$out.log" | cut -d' ' -f2 | sort -n | awk '{a[NR]=$1} END {printf "%.0f", a[NR] / 1024}')
-    rss_all=$(grep -o 'rss_kb [0-9]*' "$out.log" | cut -d' ' -f2 | sort -n | awk '{printf "%s%.0f", (NR > 1 ? " " : ""), $1 / 1024}')
+    rss=$(grep -o 'rss_kb [0-9]*' "$out.rss" | cut -d' ' -f2 | sort -n | awk '{a[NR]=$1} END {printf "%.0f", a[NR] / 1024}')
+    rss_all=$(grep -o 'rss_kb [0-9]*' "$out.rss" | cut -d' ' -f2 | sort -n | awk '{printf "%s%.0f", (NR > 1 ? " " : ""), $1 / 1024}')
     same=-
     if [ "$np" != 1 ] && [ -d "$W/out-${m}M-np1" ]; then
       if diff -r -x work -x prep.lock -x '*.log' "$W/out-${m}M-np1" "$out" > /dev/null; then same=yes; else same=NO; fi
