@@ -143,6 +143,14 @@ int prep_report_write(const prep_opts *o, const prep_stats *S, const uint64_t *n
  * order. 0, or -1 when out of memory (items unchanged). */
 int prep_sort_by_key(void *items, size_t n, size_t sz, const uint64_t *keys);
 
+/* A key and the index of its item. */
+typedef struct {
+    uint64_t key, idx;
+} prep_kv;
+/* Sorts a[0, n) stably by key, b (n pairs) as room, without allocating: for a cache's worth of
+ * pairs (random keys: a counting pass and insertion); returns a or b, whichever holds them. */
+prep_kv *prep_sort_pairs(prep_kv *a, prep_kv *b, size_t n);
+
 /* The items (n of sz bytes) grouped by destination rank dest[i], keeping their order inside
  * each group, into *out (malloc'd); count[r] (n_ranks entries) items for rank r. 0, or -1 when
  * out of memory. Local. */

@@ -31,19 +31,6 @@ static int close_tmp(FILE *f, const char *tmp, const char *path, char *err, size
 
 /* ---- manifest ------------------------------------------------------------------------------ */
 
-/* Room for k more bytes; -1 when out of memory. */
-static int buf_room(char **s, size_t n, size_t *cap, size_t k) {
-    if (n + k <= *cap)
-        return 0;
-    size_t want = 2 * *cap + k + (1 << 16);
-    char *q = realloc(*s, want);
-    if (!q)
-        return -1;
-    *s = q;
-    *cap = want;
-    return 0;
-}
-
 static char *put_u64(char *p, uint64_t v) {
     char d[20];
     int k = 0;
@@ -61,48 +48,89 @@ static char *put_str(char *p, const char *str, size_t len, char end) {
     return p + len + 1;
 }
 
-/* This rank's rows (rank 0: the header first). One row is a few field copies and integer
- * conversions: printf took 2 of the 2.5 s of 4M rows. */
-static int manifest_rows(int rank, const prep_opts *o, const prep_input *in, const prep_unit *units,
-                         const prep_sel *sel, size_t n_sel, const prep_stats *S, char **out,
-                         size_t *n_out, char *err, size_t err_bytes) {
-    char *s = NULL;
-    size_t n = 0, cap = 0;
-    int st = PREP_OK;
-    static const char header[] = "doc_id\tinput\tmember\trecord\tdomain\ttokens\tcopies\n";
-    if (rank == 0) {
-        if (buf_room(&s, n, &cap, sizeof header))
-            st = PREP_ERR_NOMEM;
-        else
-            n = (size_t)(put_str(s, header, sizeof header - 2, '\n') - s);
-    }
+static size_t u64_len(uint64_t v) {
+    size_t k = 1;
+    for (; v >= 10; v /= 10)
+        k++;
+    return k;
+}
+
+/* a row's four numbers (at most 20 digits each), six tabs and the newline */
+#define ROW_NUMBERS (4 * 20 + 7)
+
+static const char manifest_header[] = "doc_id\tinput\tmember\trecord\tdomain\ttokens\tcopies\n";
+
+/* The rows of a rank's documents, made a piece at a time. */
+typedef struct {
+    const prep_opts *o;
+    const prep_input *in;
+    const prep_unit *units;
+    const prep_sel *sel;
+    const prep_stats *S;
+    size_t n_sel, i; /* the next document */
     prep_unit_meta m;
-    memset(&m, 0, sizeof m);
-    uint32_t loaded = UINT32_MAX;
-    for (size_t i = 0; i < n_sel && st == PREP_OK; i++) {
-        const prep_sel *x = &sel[i];
-        const char *member = "-";
-        if (x->member != PREP_NO_SEQ) {
-            if (loaded != x->unit) { /* documents come in unit order: each meta once */
-                prep_unit_meta_free(&m);
-                char mp[4200];
-                prep_unit_path(mp, sizeof mp, o->output, x->unit, "meta");
-                st = prep_unit_meta_read(mp, &m, err, err_bytes);
-                loaded = x->unit;
-            }
-            if (st == PREP_OK && x->member < m.n_strings)
-                member = m.strings[x->member];
-        }
+    uint32_t loaded; /* the unit whose meta m is, UINT32_MAX: none */
+} rows_t;
+
+/* Document x's member name ("-" if none), loading its unit's meta when it is not loaded:
+ * documents come in unit order, so each meta once a pass. */
+static int row_member(rows_t *r, const prep_sel *x, const char **member, char *err,
+                      size_t err_bytes) {
+    *member = "-";
+    if (x->member == PREP_NO_SEQ)
+        return PREP_OK;
+    if (r->loaded != x->unit) {
+        prep_unit_meta_free(&r->m);
+        char mp[4200];
+        prep_unit_path(mp, sizeof mp, r->o->output, x->unit, "meta");
+        r->loaded = x->unit;
+        int st = prep_unit_meta_read(mp, &r->m, err, err_bytes);
         if (st != PREP_OK)
-            break;
+            return st;
+    }
+    if (x->member < r->m.n_strings)
+        *member = r->m.strings[x->member];
+    return PREP_OK;
+}
+
+/* The bytes of all this rank's rows (rank 0: with the header), as rows_put writes them, and
+ * the most rows_put may need for one. */
+static int rows_bytes(rows_t *r, int rank, uint64_t *bytes, size_t *most, char *err,
+                      size_t err_bytes) {
+    uint64_t n = rank == 0 ? sizeof manifest_header - 1 : 0;
+    *most = 0;
+    for (size_t i = 0; i < r->n_sel; i++) {
+        const prep_sel *x = &r->sel[i];
+        const char *member;
+        int st = row_member(r, x, &member, err, err_bytes);
+        if (st != PREP_OK)
+            return st;
+        const size_t ls = strlen(r->in[r->units[x->unit].input].path) + strlen(member) +
+                          strlen(r->S->domain[x->domain]);
+        n += u64_len(x->doc_id) + u64_len(x->record) + u64_len(x->n_tokens) + u64_len(x->copies) +
+             ls + 7; /* six tabs and the newline */
+        *most = ls + ROW_NUMBERS > *most ? ls + ROW_NUMBERS : *most;
+    }
+    *bytes = n;
+    return PREP_OK;
+}
+
+/* The next rows into buf from document r->i on while they end within `limit` bytes (and
+ * always one: buf has room for it); *n: the bytes. One row is a few field copies and integer
+ * conversions: printf took 2 of the 2.5 s of 4M rows. */
+static int rows_put(rows_t *r, char *buf, size_t limit, size_t *n, char *err, size_t err_bytes) {
+    char *p = buf;
+    for (; r->i < r->n_sel; r->i++) {
+        const prep_sel *x = &r->sel[r->i];
+        const char *member;
+        int st = row_member(r, x, &member, err, err_bytes);
+        if (st != PREP_OK)
+            return st;
         /* doc_id input member record domain tokens copies */
-        const char *path = in[units[x->unit].input].path, *dom = S->domain[x->domain];
+        const char *path = r->in[r->units[x->unit].input].path, *dom = r->S->domain[x->domain];
         const size_t lp = strlen(path), lm = strlen(member), ld = strlen(dom);
-        if (buf_room(&s, n, &cap, lp + lm + ld + 4 * 21 + 8)) {
-            st = PREP_ERR_NOMEM;
-            break;
-        }
-        char *p = s + n;
+        if (p > buf && (size_t)(p - buf) + lp + lm + ld + ROW_NUMBERS > limit)
+            break; /* the next piece's first row */
         p = put_u64(p, x->doc_id);
         *p++ = '\t';
         p = put_str(p, path, lp, '\t');
@@ -114,15 +142,16 @@ static int manifest_rows(int rank, const prep_opts *o, const prep_input *in, con
         *p++ = '\t';
         p = put_u64(p, x->copies);
         *p++ = '\n';
-        n = (size_t)(p - s);
     }
-    prep_unit_meta_free(&m);
-    if (st == PREP_ERR_NOMEM)
-        snprintf(err, err_bytes, "out of memory for the manifest's rows");
-    *out = s;
-    *n_out = n;
-    return st;
+    *n = (size_t)(p - buf);
+    return PREP_OK;
 }
+
+/* The manifest is written in pieces of this many bytes at the rank's offset (or of the
+ * collectives' chunk size when that is smaller, which tests make a row a piece): the whole of
+ * a rank's rows in memory was 1.6 GB a rank at 64M short documents on two ranks (about 50
+ * bytes a row), on top of the selection, and the top of that rank's peak. */
+#define MANIFEST_PIECE ((size_t)16 << 20)
 
 int prep_manifest_write(MPI_Comm comm, const prep_opts *o, const prep_input *in,
                         const prep_unit *units, const prep_sel *sel, size_t n_sel,
@@ -132,14 +161,22 @@ int prep_manifest_write(MPI_Comm comm, const prep_opts *o, const prep_input *in,
     char path[4200], tmp[4300], msg[PREP_ERRMSG_BYTES] = "";
     snprintf(path, sizeof path, "%s/manifest.tsv", o->output);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    char *rows = NULL;
-    size_t n_rows = 0;
-    int st = manifest_rows(rank, o, in, units, sel, n_sel, S, &rows, &n_rows, msg, sizeof msg);
+    rows_t r = {.o = o, .in = in, .units = units, .sel = sel, .S = S, .n_sel = n_sel};
+    r.loaded = UINT32_MAX;
+    uint64_t mine = 0, off = 0, total = 0;
+    size_t most = 0, piece = cluster_chunk_bytes();
+    piece = piece < MANIFEST_PIECE ? piece : MANIFEST_PIECE;
+    int st = rows_bytes(&r, rank, &mine, &most, msg, sizeof msg);
+    char *buf = st == PREP_OK ? malloc(piece + most + sizeof manifest_header) : NULL;
+    if (st == PREP_OK && !buf) {
+        snprintf(msg, sizeof msg, "out of memory for the manifest's rows");
+        st = PREP_ERR_NOMEM;
+    }
     if ((st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL)) != PREP_OK) {
-        free(rows);
+        prep_unit_meta_free(&r.m);
+        free(buf);
         return st;
     }
-    uint64_t mine = n_rows, off = 0, total = 0;
     MPI_Exscan(&mine, &off, 1, MPI_UINT64_T, MPI_SUM, comm);
     if (rank == 0)
         off = 0;
@@ -156,17 +193,41 @@ int prep_manifest_write(MPI_Comm comm, const prep_opts *o, const prep_input *in,
         snprintf(msg, sizeof msg, "%s: cannot size to %llu bytes", tmp, (ull)total);
         st = PREP_ERR_IO;
     }
-    if (st == PREP_OK) {
+    uint64_t done = 0;
+    r.loaded = UINT32_MAX; /* the second pass loads the metas again from the first */
+    for (int first = 1; st == PREP_OK && (first || r.i < n_sel); first = 0) {
+        size_t n = 0;
+        if (first && rank == 0) {
+            memcpy(buf, manifest_header, sizeof manifest_header - 1);
+            n = sizeof manifest_header - 1;
+        }
+        size_t more = 0;
+        if ((st = rows_put(&r, buf + n, piece > n ? piece - n : 0, &more, msg, sizeof msg)) !=
+            PREP_OK)
+            break;
+        n += more;
         char why[200];
-        if (cluster_file_write_at(fh, off, rows, n_rows, why, sizeof why) != CLUSTER_OK) {
+        if (done + n > mine) {
+            snprintf(msg, sizeof msg, "%s: the rows came out longer than counted (a bug)", tmp);
+            st = PREP_ERR_IO;
+        } else if (n &&
+                   cluster_file_write_at(fh, off + done, buf, n, why, sizeof why) != CLUSTER_OK) {
             snprintf(msg, sizeof msg, "%s: write: %s", tmp, why);
             st = PREP_ERR_IO;
-        } else if (MPI_File_sync(fh) != MPI_SUCCESS) {
-            snprintf(msg, sizeof msg, "%s: cannot sync", tmp);
-            st = PREP_ERR_IO;
         }
+        done += n;
     }
-    free(rows);
+    if (st == PREP_OK && done != mine) {
+        snprintf(msg, sizeof msg, "%s: %llu bytes of rows written, %llu counted (a bug)", tmp,
+                 (ull)done, (ull)mine);
+        st = PREP_ERR_IO;
+    }
+    if (st == PREP_OK && MPI_File_sync(fh) != MPI_SUCCESS) {
+        snprintf(msg, sizeof msg, "%s: cannot sync", tmp);
+        st = PREP_ERR_IO;
+    }
+    prep_unit_meta_free(&r.m);
+    free(buf);
     if (fh != MPI_FILE_NULL)
         MPI_File_close(&fh);
     st = cluster_agree_msg(comm, st, msg, err, err_bytes, NULL);

@@ -1,5 +1,6 @@
 /* test_prep_sort.c - prep_sort_by_key (the stable radix sort under dedup, selection and
- * packing) against qsort of (key, original position), and prep_group_by_dest against a
+ * packing) and prep_sort_pairs (the bucket sort of copies_by_key) against qsort of (key,
+ * original position), and prep_group_by_dest against a
  * plain stable grouping, over key distributions that skip digits, item sizes that are and
  * are not whole words, and sizes from 0 up. */
 #include "check.h"
@@ -145,8 +146,35 @@ static void test_group_take(void) {
     free(out);
 }
 
+/* prep_sort_pairs: the same order as qsort of (key, position), in whichever buffer it says */
+static void test_pairs(size_t n, int kind, uint64_t seed) {
+    uint64_t s = seed;
+    prep_kv *a = malloc((n + 1) * sizeof *a), *b = malloc((n + 1) * sizeof *b);
+    ref_t *ref = malloc((n + 1) * sizeof *ref);
+    for (size_t i = 0; i < n; i++) {
+        a[i].key = ref[i].key = make_key(kind, i, n, &s);
+        a[i].idx = ref[i].pos = i;
+    }
+    qsort(ref, n, sizeof *ref, cmp_ref);
+    const prep_kv *v = prep_sort_pairs(a, b, n);
+    CHECK(v == a || v == b);
+    int same = 1;
+    for (size_t i = 0; i < n && same; i++)
+        same = v[i].key == ref[i].key && v[i].idx == ref[i].pos;
+    if (!same)
+        fprintf(stderr, "pairs n=%zu kind=%d differ from qsort\n", n, kind);
+    CHECK(same);
+    free(a);
+    free(b);
+    free(ref);
+}
+
 int main(void) {
     test_group_take();
+    const size_t np[] = {0, 1, 2, 33, 1000, 3072, 4096, 4097, 20000};
+    for (size_t a = 0; a < sizeof np / sizeof *np; a++)
+        for (int kind = KEYS_RANDOM; kind <= KEYS_CROWDED; kind++)
+            test_pairs(np[a], kind, 77 * a + (uint64_t)kind);
     const size_t ns[] = {0, 1, 2, 3, 100, 5000, 200000};
     const size_t szs[] = {8, 12, 24, 48, 5};
     for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
