@@ -993,7 +993,7 @@ static int serve_all(const prep_opts *o, const tokenizer *tok, const layout_t *y
                 rd = NULL;
                 char path[4200];
                 prep_unit_path(path, sizeof path, o->output, x->unit, "shard");
-                if (shard_reader_open(path, &rd) != SHARD_OK) {
+                if (shard_reader_open_mapped(path, &rd) != SHARD_OK) {
                     snprintf(err, err_bytes, "%s", shard_reader_errmsg(rd));
                     st = PREP_ERR_IO;
                     break;

@@ -149,6 +149,12 @@ typedef struct {
  *  Blocks are checked when read. @return SHARD_OK, SHARD_ERR_IO, SHARD_ERR_CORRUPT,
  *  SHARD_ERR_NOMEM. On failure *out is a reader holding only the error message (or NULL). */
 int shard_reader_open(const char *path, shard_reader **out);
+/*! shard_reader_open_mapped() :
+ *  The same, reading blocks from a read-only mapping of the file (mmap) instead of pread: no
+ *  copy of the compressed bytes through a buffer (prep's pack reads its work files so). Where
+ *  the file cannot be mapped, pread as shard_reader_open. The file must not shrink while the
+ *  reader is open (reading a page past its new end is SIGBUS): for files this process owns. */
+int shard_reader_open_mapped(const char *path, shard_reader **out);
 void shard_reader_free(shard_reader *r);                /* NULL ok */
 const char *shard_reader_errmsg(const shard_reader *r); /* "" if none; valid until _free */
 

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -21,8 +22,9 @@ struct shard_reader {
     uint64_t *seq_doc_off;     /* (n_seqs) piece offset of each sequence inside its block */
     uint64_t *seq_block;       /* (n_seqs) */
 
+    const uint8_t *map; /* the file mapped read-only (shard_reader_open_mapped), or NULL */
     uint64_t cur_block; /* cached block, UINT64_MAX if none */
-    uint8_t *comp;      /* (comp_cap) block header + payload */
+    uint8_t *comp;      /* (comp_cap) block header + payload, read with pread */
     uint64_t comp_cap;
     uint8_t *raw; /* (raw_cap) decompressed block */
     uint64_t raw_cap;
@@ -328,9 +330,24 @@ int shard_reader_open(const char *path, shard_reader **out) {
     return st;
 }
 
+int shard_reader_open_mapped(const char *path, shard_reader **out) {
+    int st = shard_reader_open(path, out);
+    shard_reader *r = *out;
+    if (st != SHARD_OK || r->info.file_bytes == 0 || r->info.file_bytes > SIZE_MAX)
+        return st;
+    void *m = mmap(NULL, (size_t)r->info.file_bytes, PROT_READ, MAP_PRIVATE, r->fd, 0);
+    if (m == MAP_FAILED)
+        return SHARD_OK; /* pread, as shard_reader_open: the same bytes */
+    (void)posix_madvise(m, (size_t)r->info.file_bytes, POSIX_MADV_SEQUENTIAL);
+    r->map = m;
+    return SHARD_OK;
+}
+
 void shard_reader_free(shard_reader *r) {
     if (!r)
         return;
+    if (r->map)
+        munmap((void *)(uintptr_t)r->map, (size_t)r->info.file_bytes);
     if (r->fd >= 0)
         close(r->fd);
     ZSTD_freeDCtx(r->dctx);
@@ -397,14 +414,17 @@ int shard_reader_load_block(shard_reader *r, uint64_t b) {
     r->cur_block = UINT64_MAX;
     const shard_block_entry *e = &r->blocks[b];
     uint64_t n = SHARD_BLOCK_HDR_BYTES + e->comp_bytes;
-    if (grow_bytes(&r->comp, &r->comp_cap, n) != 0 ||
+    if ((!r->map && grow_bytes(&r->comp, &r->comp_cap, n) != 0) ||
         grow_bytes(&r->raw, &r->raw_cap, e->raw_bytes) != 0)
         FAIL(r, SHARD_ERR_NOMEM, "%s: block %llu: out of memory for %llu bytes", r->path, (ull)b,
              (ull)(n + e->raw_bytes));
-    int st = read_at(r, r->comp, n, e->offset, "block");
+    const uint8_t *h = r->map ? r->map + e->offset : r->comp;
+    if (r->map && (e->offset > r->info.file_bytes || n > r->info.file_bytes - e->offset))
+        FAIL(r, SHARD_ERR_CORRUPT, "%s: block at offset %llu: file ends early (size %llu)", r->path,
+             (ull)e->offset, (ull)r->info.file_bytes);
+    int st = r->map ? SHARD_OK : read_at(r, r->comp, n, e->offset, "block");
     if (st != SHARD_OK)
         return st;
-    const uint8_t *h = r->comp;
     if (shard_get_u32(h) != SHARD_BLOCK_MAGIC || shard_get_u32(h + 4) != e->n_seqs ||
         shard_get_u64(h + 8) != e->comp_bytes || shard_get_u64(h + 16) != e->raw_bytes ||
         shard_get_u64(h + 24) != e->checksum)
@@ -412,12 +432,12 @@ int shard_reader_load_block(shard_reader *r, uint64_t b) {
              "%s: block %llu at offset %llu: block header disagrees with "
              "the index",
              r->path, (ull)b, (ull)e->offset);
-    if (SHARD_SUM_BAD(XXH3_64bits(r->comp + SHARD_BLOCK_HDR_BYTES, e->comp_bytes), e->checksum))
+    if (SHARD_SUM_BAD(XXH3_64bits(h + SHARD_BLOCK_HDR_BYTES, e->comp_bytes), e->checksum))
         FAIL(r, SHARD_ERR_CORRUPT,
              "%s: block %llu at offset %llu: checksum mismatch over %llu "
              "bytes",
              r->path, (ull)b, (ull)(e->offset + SHARD_BLOCK_HDR_BYTES), (ull)e->comp_bytes);
-    size_t got = ZSTD_decompressDCtx(r->dctx, r->raw, e->raw_bytes, r->comp + SHARD_BLOCK_HDR_BYTES,
+    size_t got = ZSTD_decompressDCtx(r->dctx, r->raw, e->raw_bytes, h + SHARD_BLOCK_HDR_BYTES,
                                      e->comp_bytes);
     if (ZSTD_isError(got) || got != e->raw_bytes)
         FAIL(r, SHARD_ERR_CORRUPT, "%s: block %llu at offset %llu: decompression %s", r->path,

@@ -1,6 +1,7 @@
 /* test_corrupt.c - golden failures: every truncation point of a small shard and a sampled set of
  * single-bit flips must be reported as SHARD_ERR_CORRUPT, naming the damaged block when the
- * damage is inside one; nothing may crash (run under ASan in CI). */
+ * damage is inside one (by the pread reader and the mapped one); nothing may crash (run under
+ * ASan in CI). */
 #include "check.h"
 #include "shard.h"
 #include "test_util.h"
@@ -134,6 +135,14 @@ int main(void) {
     CHECK_EQ_INT(shard_reader_open(bad, &r), SHARD_OK);
     shard_seq q;
     int n_corrupt = 0;
+    for (uint64_t i = 0; i < shard_reader_info(r)->n_seqs; i++)
+        n_corrupt += shard_reader_read(r, i, &q) == SHARD_ERR_CORRUPT;
+    CHECK(n_corrupt >= 1);
+    CHECK(strstr(shard_reader_errmsg(r), "block 1") != NULL);
+    shard_reader_free(r);
+    /* and so does the one reading a mapping of the file */
+    CHECK_EQ_INT(shard_reader_open_mapped(bad, &r), SHARD_OK);
+    n_corrupt = 0;
     for (uint64_t i = 0; i < shard_reader_info(r)->n_seqs; i++)
         n_corrupt += shard_reader_read(r, i, &q) == SHARD_ERR_CORRUPT;
     CHECK(n_corrupt >= 1);

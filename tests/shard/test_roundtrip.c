@@ -104,10 +104,11 @@ static int write_shard(const char *path, uint32_t vocab, uint64_t block_bytes, i
     return st;
 }
 
-static void check_read_back(const char *path, uint32_t vocab, const seq_t *s, int n,
-                            uint64_t *rng) {
+/* mapped: through shard_reader_open_mapped (blocks from an mmap of the file), else pread */
+static void check_read_back(const char *path, uint32_t vocab, const seq_t *s, int n, uint64_t *rng,
+                            int mapped) {
     shard_reader *r;
-    int st = shard_reader_open(path, &r);
+    int st = mapped ? shard_reader_open_mapped(path, &r) : shard_reader_open(path, &r);
     CHECK_EQ_INT(st, SHARD_OK);
     if (st != SHARD_OK) {
         fprintf(stderr, "%s\n", shard_reader_errmsg(r));
@@ -187,7 +188,8 @@ static void test_corpus(const char *dir, uint32_t vocab, int n, uint64_t long_le
         snprintf(p3, sizeof p3, "%s/tok_%u_%zu.shard", dir, vocab, b);
         CHECK_EQ_INT(write_shard(p1, vocab, blocks[b], ONE_SHOT, s, n), SHARD_OK);
         CHECK_EQ_INT(write_shard(p2, vocab, blocks[b], STREAMING, s, n), SHARD_OK);
-        check_read_back(p1, vocab, s, n, &rng);
+        check_read_back(p1, vocab, s, n, &rng, 0);
+        check_read_back(p1, vocab, s, n, &rng, 1);
         CHECK(same_file(p1, p2));
         if (vocab <= SHARD_U16_MAX_VOCAB) { /* 16-bit input: the same bytes */
             CHECK_EQ_INT(write_shard(p2, vocab, blocks[b], STREAMING16, s, n), SHARD_OK);
@@ -213,18 +215,18 @@ static void test_empty_shard(const char *dir) {
     char p[4200];
     snprintf(p, sizeof p, "%s/empty.shard", dir);
     CHECK_EQ_INT(write_shard(p, 32000, 1u << 20, ONE_SHOT, NULL, 0), SHARD_OK);
-    check_read_back(p, 32000, NULL, 0, &(uint64_t){1});
+    check_read_back(p, 32000, NULL, 0, &(uint64_t){1}, 0);
     /* a shard of empty sequences only */
     seq_t e[3] = {{NULL, 0, NULL, 0}, {NULL, 0, NULL, 0}, {NULL, 0, NULL, 0}};
     snprintf(p, sizeof p, "%s/empty_seqs.shard", dir);
     CHECK_EQ_INT(write_shard(p, 128256, 1, ONE_SHOT, e, 3), SHARD_OK);
-    check_read_back(p, 128256, e, 3, &(uint64_t){1});
+    check_read_back(p, 128256, e, 3, &(uint64_t){1}, 1);
     g_threads = 3;
     CHECK_EQ_INT(write_shard(p, 128256, 1, ONE_SHOT, e, 3), SHARD_OK);
-    check_read_back(p, 128256, e, 3, &(uint64_t){1});
+    check_read_back(p, 128256, e, 3, &(uint64_t){1}, 0);
     snprintf(p, sizeof p, "%s/empty_t.shard", dir);
     CHECK_EQ_INT(write_shard(p, 32000, 1u << 20, ONE_SHOT, NULL, 0), SHARD_OK);
-    check_read_back(p, 32000, NULL, 0, &(uint64_t){1});
+    check_read_back(p, 32000, NULL, 0, &(uint64_t){1}, 1);
     g_threads = 1;
 }
 
