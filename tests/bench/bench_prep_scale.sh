@@ -33,6 +33,8 @@ for m in $SIZES; do
   for np in $NPS; do
     out=$W/out-${m}M-np$np
     rm -rf "$out" "$out.rss"
+    # the previous run's output (15 GB at 64M) is otherwise still being written back during this one
+    sync
     # each rank's peak RSS appended to its own line of $out.rss (on stderr the ranks' lines interleave)
     # shellcheck disable=SC2086
     "$MPIEXEC" -np "$np" --oversubscribe $MPIARGS /usr/bin/time -a -o "$out.rss" -f "rss_kb %M" "$LONGCTX" prep \
